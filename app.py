@@ -1,0 +1,11 @@
+"""Video XAI workbench: `streamlit run app.py`.
+
+Each page draws the shared sidebar (model, clip, device) itself through xai_core.ui, lays out
+its widgets and calls xai_core; selections live in st.session_state under widget keys, so
+they survive reruns.
+"""
+
+import streamlit as st
+
+page = st.navigation([st.Page("pages/explain.py", title="Explain", icon=":material/visibility:", default=True)])
+page.run()

@@ -1,0 +1,194 @@
+"""Explain page: prediction, frame-importance curve, scrubber, map over the selected frame."""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from xai_core import render, ui
+from xai_core.explanation import TargetError
+from xai_core.methods.registry import MethodError, method_specs
+from xai_core.models.base import ModelError
+from xai_core.video import VideoError
+
+ZOOM = 3  # 112x112 frames shown at 336x336
+
+selection = ui.page_setup()
+st.title("Explain")
+if selection is None:
+    st.info("Pick a model and a clip in the sidebar.")
+    st.stop()
+try:
+    model, clip = ui.model_and_clip(selection)
+except (ModelError, VideoError) as exc:
+    st.error(str(exc), icon=":material/error:")
+    st.stop()
+
+prediction = ui.get_prediction(model, clip, selection.device)
+frames = clip.num_frames
+
+
+def on_curve_select() -> None:
+    """Clicking a point of the importance curve moves the scrubber to that frame."""
+    event = st.session_state.get("importance_curve") or {}
+    points = (event.get("selection") or {}).get("points") or []
+    if points:
+        st.session_state["frame"] = int(round(points[0]["x"]))
+
+
+def target_widget():
+    """The target chosen by the user: None (predicted / output), a class index, or 'ref=VALUE'."""
+    if model.task == "classification":
+        options = [None, *range(len(model.labels))]
+
+        def name(option):
+            if option is None:
+                return f"predicted class ({prediction['label']})"
+            return f"{option}: {model.labels[option]}"
+
+        return st.selectbox("Explain the class", options, format_func=name, key=f"target_{model.name}")
+    kind = st.radio("Explain", ["the output", "the error against a reference value"], key=f"regression_{model.name}")
+    if kind == "the output":
+        return None
+    value = st.number_input("Reference value", value=float(round(prediction["value"])), key=f"reference_{model.name}")
+    return f"ref={value}"
+
+
+def param_widgets(spec) -> dict:
+    """One widget per declared parameter of the method."""
+    params = {}
+    for p in spec.params:
+        key = f"param_{spec.name}_{p.name}_{model.name}"
+        if p.kind == "layer":
+            layers = list(model.conv_layers())
+            default = model.cam_layer_name
+            ordered = [default] + [name for name in layers if name != default] if default else layers
+            chosen = st.selectbox(
+                p.name,
+                ordered,
+                key=key,
+                help=p.help,
+                format_func=lambda n, d=default: f"{n} (default)" if n == d else n,
+            )
+            params[p.name] = None if chosen == default else chosen
+        elif p.kind == "choice":
+            params[p.name] = st.selectbox(
+                p.name, list(p.choices), index=list(p.choices).index(p.default), key=key, help=p.help
+            )
+        elif p.kind == "bool":
+            params[p.name] = st.checkbox(p.name, value=bool(p.default), key=key, help=p.help)
+        elif p.kind in ("int", "float"):
+            cast = int if p.kind == "int" else float
+            params[p.name] = st.number_input(
+                p.name,
+                value=cast(p.default),
+                min_value=None if p.minimum is None else cast(p.minimum),
+                max_value=None if p.maximum is None else cast(p.maximum),
+                key=key,
+                help=p.help,
+            )
+        else:
+            params[p.name] = st.text_input(p.name, value=p.default or "", key=key, help=p.help) or None
+    return params
+
+
+left, right = st.columns([1, 2], gap="large")
+with left:
+    st.subheader("Prediction")
+    if model.task == "classification":
+        p = prediction["probabilities"][prediction["index"]]
+        st.markdown(f"**{prediction['label']}** with probability **{p:.1%}**")
+        st.plotly_chart(render.probabilities_figure(prediction, model.labels), key="probabilities")
+    else:
+        st.metric(prediction["label"], f"{prediction['value']:.1f}")
+    truth = clip.meta
+    if "shape" in truth:
+        st.caption(
+            f"Ground truth: a {truth['shape']} moving at {truth['angle']:.0f}°"
+            + (", with a pause" if truth.get("has_pause") else "")
+        )
+    st.caption(
+        f"{model.name} · {clip.source} · {clip.num_frames} frames"
+        + (f" ({int(clip.padded.sum())} padding)" if clip.padded.any() else "")
+    )
+
+    st.subheader("Method")
+    specs = [s for s in method_specs(model) if s.family == "spatial"]
+    if not specs:
+        st.warning(f"{model.name} supports no spatial method.")
+        st.stop()
+    spec = {s.name: s for s in specs}[
+        st.selectbox(
+            "Method", [s.name for s in specs], key="method", help="Only the methods this model supports are listed"
+        )
+    ]
+    st.caption(spec.description)
+    target = target_widget()
+    params = param_widgets(spec)
+
+with right:
+    try:
+        expl = ui.get_explanation(model, clip, spec.name, target, params, selection.device)
+    except (MethodError, TargetError, ModelError) as exc:
+        st.error(str(exc), icon=":material/error:")
+        st.stop()
+
+    curve_area = st.container()
+    if st.session_state.get("frame", 0) >= frames:
+        st.session_state["frame"] = frames - 1
+    frame = st.slider("Frame", 0, frames - 1, key="frame", help="Scrub through the clip (or click the curve)")
+    with curve_area:
+        figure = render.importance_figure(
+            {spec.name: expl.temporal},
+            selected=frame,
+            padded=clip.padded,
+            frame_indices=clip.frame_indices,
+            title=f"Frame importance ({spec.name}, {expl.meta['target_description']})",
+        )
+        st.plotly_chart(figure, key="importance_curve", on_select=on_curve_select, selection_mode="points")
+
+    c1, c2, c3, c4 = st.columns(4)
+    opacity = c1.slider("Opacity", 0.0, 1.0, 0.6, 0.05, key="opacity")
+    cmap = c2.selectbox("Colour map", list(render.COLORMAPS), key="cmap")
+    mode = c3.selectbox(
+        "Show",
+        list(render.MODES),
+        key="mode",
+        help="positive: evidence for the target; abs: magnitude; signed: for (red) and against (blue)",
+    )
+    outline = c4.checkbox(
+        "Outline the true shape", value=True, key="outline", disabled="target_masks" not in clip.ground_truth
+    )
+
+    scale = render.clip_scale(expl.spatial, mode)
+    original = clip.frames[frame]
+    shown = render.overlay(original, expl.spatial[frame], opacity=opacity, cmap=cmap, mode=mode, scale=scale)
+    if outline and "target_masks" in clip.ground_truth:
+        original = render.outline(original, clip.ground_truth["target_masks"][frame])
+        shown = render.outline(shown, clip.ground_truth["target_masks"][frame])
+    where = int(clip.frame_indices[frame])
+    caption = f"frame {frame} of {frames}" + (f" (video frame {where})" if where >= 0 else " (padding)")
+    img1, img2 = st.columns(2)
+    img1.image(render.upscale(original, ZOOM), caption="original · " + caption)
+    img2.image(render.upscale(shown, ZOOM), caption=f"{spec.name} for {expl.meta['target_description']} · {caption}")
+
+    expl_key = f"{spec.name}|{target}|{sorted(params.items())}"
+    d1, d2 = st.columns(2)
+    d1.download_button(
+        "Download overlay video (mp4)",
+        data=ui.overlay_video_bytes(
+            clip.content_hash(), expl_key, "mp4", opacity, cmap, mode, clip.frames, expl.spatial
+        ),
+        file_name=f"{model.name}_{spec.name}.mp4",
+        mime="video/mp4",
+        key="download_mp4",
+    )
+    d2.download_button(
+        "Download overlay GIF",
+        data=ui.overlay_video_bytes(
+            clip.content_hash(), expl_key, "gif", opacity, cmap, mode, clip.frames, expl.spatial
+        ),
+        file_name=f"{model.name}_{spec.name}.gif",
+        mime="image/gif",
+        key="download_gif",
+    )
+    st.caption(f"Computed in {expl.seconds:.2f} s on {expl.meta['device']}.")

@@ -1,0 +1,47 @@
+"""Shared fixtures: small random models (fast on a 2-core CPU) and the trained zoo when present."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from xai_core.models.base import InputSpec
+from xai_core.models.registry import build_model
+
+SMALL_SPEC = InputSpec(frames=8, height=64, width=64)
+LABELS = ["triangle", "square", "pentagon"]
+
+
+@pytest.fixture(autouse=True)
+def _seed_and_threads():
+    torch.manual_seed(0)
+    np.random.seed(0)
+    yield
+
+
+def small_model(arch: str, task: str = "classification", **config):
+    """A randomly initialised model on 8 frames of 64x64 (eval mode)."""
+    labels = ["angle"] if task == "regression" else LABELS
+    torch.manual_seed(0)
+    return build_model(arch, task=task, labels=labels, input_spec=SMALL_SPEC, config=config).eval()
+
+
+def small_input(batch: int = 1, spec: InputSpec = SMALL_SPEC) -> torch.Tensor:
+    """A normalised random clip [B,T,3,H,W]."""
+    g = torch.Generator().manual_seed(1)
+    return torch.randn(batch, spec.frames, 3, spec.height, spec.width, generator=g)
+
+
+@pytest.fixture
+def tiny_checkpoints(tmp_path, monkeypatch):
+    """A checkpoints folder with one small random cnn_transformer and one r3d (the zoo is swapped
+    for it through $XAI_CHECKPOINTS)."""
+    from xai_core.models.checkpoint import make_card, save_checkpoint
+
+    for arch in ("cnn_transformer", "r3d"):
+        model = small_model(arch)
+        model.info.name = f"tiny_{arch}"
+        save_checkpoint(model, tmp_path / f"tiny_{arch}", make_card(model))
+    monkeypatch.setenv("XAI_CHECKPOINTS", str(tmp_path))
+    return tmp_path

@@ -1,0 +1,192 @@
+"""The app, driven headless with Streamlit's AppTest: what a user does and what the page shows."""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+
+import numpy as np
+import pytest
+from conftest import small_model
+from streamlit.testing.v1 import AppTest
+
+from xai_core.models.checkpoint import make_card, save_checkpoint
+
+pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
+APP = str(Path(__file__).resolve().parents[1] / "app.py")
+
+
+@pytest.fixture
+def zoo(tmp_path, monkeypatch):
+    """A small zoo: a per-frame classifier (the default), a 3D CNN and a regression model."""
+    for name, arch, task in [
+        ("a_cnn_transformer", "cnn_transformer", "classification"),
+        ("b_r3d", "r3d", "classification"),
+        ("c_cnn_lstm-angle", "cnn_lstm", "regression"),
+    ]:
+        model = small_model(arch, task=task)
+        model.info.name = name
+        save_checkpoint(model, tmp_path / name, make_card(model))
+    monkeypatch.setenv("XAI_CHECKPOINTS", str(tmp_path))
+    return tmp_path
+
+
+def start() -> AppTest:
+    at = AppTest.from_file(APP, default_timeout=120)
+    at.run()
+    assert_clean(at)
+    return at
+
+
+def assert_clean(at: AppTest) -> None:
+    assert not at.exception, [e.value for e in at.exception]
+
+
+def image_captions(at: AppTest) -> list[str]:
+    return [img.proto.imgs[0].caption for img in at.get("image")]
+
+
+def captions(at: AppTest) -> list[str]:
+    return [c.value for c in at.caption]
+
+
+def test_first_page_shows_prediction_curve_frames_and_downloads(zoo):
+    at = start()
+    assert at.title[0].value == "Explain"
+    assert re.match(r"\*\*(triangle|square|pentagon)\*\* with probability \*\*\d+\.\d%\*\*", at.markdown[0].value)
+    assert len(at.get("plotly_chart")) == 2  # probabilities + frame importance
+    assert image_captions(at) == [
+        "original · frame 0 of 8 (video frame 2)",
+        "gradcam for class {} · frame 0 of 8 (video frame 2)".format(
+            image_captions(at)[1].split("class ")[1].split(" ·")[0]
+        ),
+    ]
+    assert any(c.startswith("Ground truth: a ") for c in captions(at))
+    assert [b.label for b in at.get("download_button")] == ["Download overlay video (mp4)", "Download overlay GIF"]
+    assert at.slider(key="frame").max == 7
+
+
+def test_scrubber_moves_through_frames(zoo):
+    at = start()
+    at.slider(key="frame").set_value(5).run()
+    assert_clean(at)
+    assert image_captions(at)[0] == "original · frame 5 of 8 (video frame 22)"
+    assert "frame 5 of 8" in image_captions(at)[1]
+
+
+def test_changing_the_target_changes_the_explanation(zoo):
+    at = start()
+    first = at.get("image")[1].proto.imgs[0].url
+    at.selectbox(key="target_a_cnn_transformer").set_value(2).run()
+    assert_clean(at)
+    assert "gradcam for class 2 (pentagon)" in image_captions(at)[1]
+    at.selectbox(key="target_a_cnn_transformer").set_value(0).run()
+    assert "gradcam for class 0 (triangle)" in image_captions(at)[1]
+    assert at.get("image")[1].proto.imgs[0].url != first or "triangle" in first
+
+
+def test_display_controls_change_the_overlay_only(zoo):
+    at = start()
+    overlay_url, original_url = at.get("image")[1].proto.imgs[0].url, at.get("image")[0].proto.imgs[0].url
+    computed = [c for c in captions(at) if c.startswith("Computed in")]
+    at.slider(key="opacity").set_value(1.0).run()
+    at.selectbox(key="cmap").set_value("inferno").run()
+    at.selectbox(key="mode").set_value("signed").run()
+    assert_clean(at)
+    assert at.get("image")[1].proto.imgs[0].url != overlay_url
+    assert at.get("image")[0].proto.imgs[0].url == original_url
+    assert [c for c in captions(at) if c.startswith("Computed in")] == computed  # not recomputed
+
+
+def test_picking_another_shapes_clip(zoo):
+    at = start()
+    truth = [c for c in captions(at) if c.startswith("Ground truth")]
+    at.number_input(key="shapes_seed").set_value(12).run()
+    at.checkbox(key="shapes_pause").check().run()
+    assert_clean(at)
+    new_truth = [c for c in captions(at) if c.startswith("Ground truth")]
+    assert new_truth != truth and new_truth[0].endswith("with a pause")
+
+
+def test_real_sample_clip(zoo):
+    at = start()
+    at.sidebar.radio(key="clip_kind").set_value("Sample clip").run()
+    at.sidebar.selectbox(key="sample_name").set_value("stgcn_ta_chi.mp4").run()
+    assert_clean(at)
+    assert not at.error
+    assert any("stgcn_ta_chi.mp4 · 8 frames" in c for c in captions(at))
+    assert not any(c.startswith("Ground truth") for c in captions(at))
+    assert at.checkbox(key="outline").disabled
+
+
+def test_3d_model_and_layer_choice(zoo):
+    at = start()
+    at.sidebar.selectbox(key="model_name").set_value("b_r3d").run()
+    assert_clean(at)
+    layers = at.selectbox(key="param_gradcam_layer_b_r3d")
+    assert layers.value == "net.layer3" and "net.layer2.conv1" in layers.options
+    at.selectbox(key="param_gradcam_layer_b_r3d").set_value("net.layer2.conv1").run()
+    assert_clean(at)
+    assert len(at.get("image")) == 2
+
+
+def test_regression_model_against_a_reference_value(zoo):
+    at = start()
+    at.sidebar.selectbox(key="model_name").set_value("c_cnn_lstm-angle").run()
+    assert_clean(at)
+    assert at.metric[0].label == "angle"
+    assert "gradcam for regression output" in image_captions(at)[1]
+    at.radio(key="regression_c_cnn_lstm-angle").set_value("the error against a reference value").run()
+    at.number_input(key="reference_c_cnn_lstm-angle").set_value(90.0).run()
+    assert_clean(at)
+    assert "gradcam for -(output - 90)^2" in image_captions(at)[1]
+
+
+def test_corrupt_upload_shows_one_error_and_keeps_the_app_usable(zoo):
+    at = start()
+    computed = [c for c in captions(at) if c.startswith("Computed in")]
+    at.sidebar.radio(key="clip_kind").set_value("Upload").run()
+    assert at.info  # asks for a file
+    at.sidebar.file_uploader(key="upload").upload("holiday.mp4", os.urandom(4096), "video/mp4")
+    at.run()
+    assert_clean(at)
+    assert len(at.error) == 1 and "holiday" in at.error[0].value and "not a readable video" in at.error[0].value
+    assert not at.get("image")
+    # back to the earlier clip: the explanation comes from the cache, nothing was lost
+    at.sidebar.radio(key="clip_kind").set_value("Moving Shapes").run()
+    assert_clean(at)
+    assert not at.error and [c for c in captions(at) if c.startswith("Computed in")] == computed
+
+
+def test_uploading_an_array(zoo):
+    at = start()
+    at.sidebar.radio(key="clip_kind").set_value("Upload").run()
+    frames = np.random.default_rng(0).integers(0, 255, (20, 48, 64, 3), dtype=np.uint8)
+    import io
+
+    buffer = io.BytesIO()
+    np.save(buffer, frames)
+    at.sidebar.file_uploader(key="upload").upload("clip.npy", buffer.getvalue())
+    at.run()
+    assert_clean(at)
+    assert not at.error and any("clip.npy · 8 frames" in c for c in captions(at))
+
+
+def test_cuda_without_gpu_warns_and_runs_on_cpu(zoo):
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("this machine has a GPU")
+    at = start()
+    at.sidebar.selectbox(key="device").set_value("cuda").run()
+    assert_clean(at)
+    assert "No CUDA device" in at.sidebar.warning[0].value
+    assert any(c.endswith("on cpu.") for c in captions(at))
+
+
+def test_empty_zoo_says_how_to_train(tmp_path, monkeypatch):
+    monkeypatch.setenv("XAI_CHECKPOINTS", str(tmp_path))
+    at = AppTest.from_file(APP, default_timeout=60).run()
+    assert_clean(at)
+    assert "python -m xai_core train" in at.sidebar.error[0].value

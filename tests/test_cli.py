@@ -1,0 +1,204 @@
+"""The command line: each command's output, files and one-line errors."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import av
+import numpy as np
+import pytest
+
+from xai_core.cli import main
+from xai_core.data.moving_shapes import generate
+
+
+def run(capsys, *argv) -> tuple[int, str, str]:
+    code = main(list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_models_lists_the_zoo(tiny_checkpoints, capsys):
+    code, out, _ = run(capsys, "models", "--json")
+    names = {m["name"] for m in json.loads(out)}
+    assert code == 0 and names == {"tiny_cnn_transformer", "tiny_r3d"}
+    code, out, _ = run(capsys, "models")
+    assert "tiny_r3d" in out and "classification" in out
+
+
+def test_methods_by_model(tiny_checkpoints, capsys):
+    code, out, _ = run(capsys, "methods", "--json")
+    assert code == 0 and "gradcam" in {m["name"] for m in json.loads(out)}
+    code, out, _ = run(capsys, "methods", "--model", "tiny_r3d", "--json")
+    gradcam = next(m for m in json.loads(out) if m["name"] == "gradcam")
+    assert gradcam["available"] is True and gradcam["params"][0]["name"] == "layer"
+
+
+def test_predict_json(tiny_checkpoints, capsys):
+    code, out, _ = run(capsys, "predict", "--model", "tiny_cnn_transformer", "--video", "shapes:3", "--json")
+    result = json.loads(out)
+    assert code == 0 and result["label"] in result["labels"]
+    assert sum(result["probabilities"]) == pytest.approx(1.0, abs=1e-5)
+    assert len(result["frame_indices"]) == 8  # sampled to the tiny model's 8 frames
+
+
+def test_explain_writes_explanation_and_h264_overlay(tiny_checkpoints, tmp_path, capsys):
+    out_dir, overlay = tmp_path / "e", tmp_path / "overlay.mp4"
+    code, out, err = run(
+        capsys,
+        "explain",
+        "--model",
+        "tiny_r3d",
+        "--video",
+        "shapes:4",
+        "--method",
+        "gradcam",
+        "--target",
+        "square",
+        "--out",
+        str(out_dir),
+        "--overlay",
+        str(overlay),
+    )
+    assert code == 0, err
+    record = json.loads((out_dir / "explanation.json").read_text())
+    assert record["target"]["label"] == "square" and record["method"] == "gradcam"
+    assert len(record["frame_indices"]) == 8
+    with np.load(out_dir / "explanation.npz") as npz:
+        assert npz["spatial"].shape == (8, 64, 64) and npz["temporal"].shape == (8,)
+    with av.open(str(overlay)) as container:
+        stream = container.streams.video[0]
+        assert stream.codec_context.name == "h264"
+        assert sum(1 for _ in container.decode(stream)) == 8
+    assert "wrote" in out
+
+
+def test_explain_gif_and_params(tiny_checkpoints, tmp_path, capsys):
+    code, _, err = run(
+        capsys,
+        "explain",
+        "--model",
+        "tiny_cnn_transformer",
+        "--video",
+        "shapes:4",
+        "--method",
+        "gradcam",
+        "--param",
+        "layer=net.frame_encoder.backbone.features.1",
+        "--out",
+        str(tmp_path / "e"),
+        "--overlay",
+        str(tmp_path / "o.gif"),
+    )
+    assert code == 0, err
+    assert (tmp_path / "o.gif").read_bytes()[:6] in (b"GIF89a", b"GIF87a")
+    record = json.loads((tmp_path / "e" / "explanation.json").read_text())
+    assert record["params"]["layer"] == "net.frame_encoder.backbone.features.1"
+
+
+def test_shapes_writes_clips_and_ground_truth(tmp_path, capsys):
+    code, _, _ = run(
+        capsys, "shapes", "--out", str(tmp_path), "--n", "2", "--seed", "5", "--noise", "8", "--distractors", "2"
+    )
+    assert code == 0
+    reference = generate(6, noise=8, distractors=2)
+    assert np.array_equal(np.load(tmp_path / "shapes_6.npy"), reference.video)
+    with np.load(tmp_path / "shapes_6_truth.npz") as truth:
+        assert np.array_equal(truth["target_masks"], reference.target_masks)
+        assert truth["flow"].shape == (31, 2, 112, 112)
+    meta = json.loads((tmp_path / "shapes_6.json").read_text())
+    assert meta["sides"] == reference.sides and meta["angle"] == pytest.approx(reference.angle)
+    assert [c["seed"] for c in json.loads((tmp_path / "index.json").read_text())] == [5, 6]
+    with av.open(str(tmp_path / "shapes_5.mp4")) as container:
+        assert container.streams.video[0].codec_context.name == "h264"
+
+
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["predict", "--model", "tiny_r3d", "--video", "missing.mp4"], "missing.mp4"),
+        (["predict", "--model", "nope", "--video", "shapes:1"], "unknown model 'nope'"),
+        (
+            ["explain", "--model", "tiny_r3d", "--video", "shapes:1", "--method", "lrp_magic", "--out", "x"],
+            "unknown method 'lrp_magic'",
+        ),
+        (
+            [
+                "explain",
+                "--model",
+                "tiny_r3d",
+                "--video",
+                "shapes:1",
+                "--method",
+                "gradcam",
+                "--target",
+                "9",
+                "--out",
+                "x",
+            ],
+            "out of range",
+        ),
+        (
+            [
+                "explain",
+                "--model",
+                "tiny_r3d",
+                "--video",
+                "shapes:1",
+                "--method",
+                "gradcam",
+                "--param",
+                "layer",
+                "--out",
+                "x",
+            ],
+            "key=value",
+        ),
+        (
+            [
+                "explain",
+                "--model",
+                "tiny_r3d",
+                "--video",
+                "shapes:1",
+                "--method",
+                "gradcam",
+                "--out",
+                "x",
+                "--overlay",
+                "o.avi",
+            ],
+            ".mp4 or .gif",
+        ),
+        (["predict", "--model", "tiny_r3d", "--video", "shapes:x"], "integer"),
+    ],
+)
+def test_errors_are_one_line_with_nonzero_exit(tiny_checkpoints, capsys, tmp_path, monkeypatch, argv, message):
+    monkeypatch.chdir(tmp_path)
+    code, out, err = run(capsys, *argv)
+    assert code == 2
+    assert err.startswith("error: ") and err.count("\n") == 1 and message in err
+
+
+def test_corrupt_video_is_one_line(tiny_checkpoints, capsys, tmp_path):
+    bad = tmp_path / "broken.mp4"
+    bad.write_bytes(os.urandom(5000))
+    code, _, err = run(capsys, "predict", "--model", "tiny_r3d", "--video", str(bad))
+    assert code == 2 and "broken.mp4" in err and err.count("\n") == 1
+
+
+def test_module_entry_point_exit_code(tiny_checkpoints, tmp_path):
+    """The real `python -m xai_core` process: stderr one line, status 2."""
+    env = {**os.environ, "XAI_CHECKPOINTS": str(tiny_checkpoints)}
+    result = subprocess.run(
+        [sys.executable, "-m", "xai_core", "predict", "--model", "tiny_r3d", "--video", str(tmp_path / "none.avi")],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+    )
+    assert result.returncode == 2
+    assert result.stderr.count("\n") == 1 and "none.avi" in result.stderr

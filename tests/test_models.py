@@ -1,0 +1,208 @@
+"""Architectures, the VideoModel adapter, and checkpoints."""
+
+from __future__ import annotations
+
+import json
+import pickle
+
+import numpy as np
+import pytest
+import torch
+from conftest import LABELS, SMALL_SPEC, small_input, small_model
+
+from xai_core.models.base import InputSpec, ModelError
+from xai_core.models.checkpoint import load_checkpoint, make_card, save_checkpoint
+from xai_core.models.registry import ARCHITECTURES, build_model
+from xai_core.models.zoo import load_model
+
+ZOO_ARCHS = ["cnn_transformer", "cnn_lstm", "cnn_lstm_attn", "ica_lstm", "r3d", "convlstm"]
+DECOUPLED = ["cnn_transformer", "cnn_lstm", "cnn_lstm_attn", "ica_lstm", "convlstm"]
+
+
+@pytest.mark.parametrize("arch", ZOO_ARCHS)
+def test_every_architecture_classifies_and_regresses(arch):
+    x = small_input(batch=2)
+    with torch.no_grad():
+        logits = small_model(arch)(x)
+        value = small_model(arch, task="regression")(x)
+    assert logits.shape == (2, len(LABELS)) and torch.isfinite(logits).all()
+    assert value.shape == (2, 1) and torch.isfinite(value).all()
+
+
+@pytest.mark.parametrize("arch", ZOO_ARCHS)
+def test_capabilities(arch):
+    caps = small_model(arch).capabilities
+    assert "cam_layer" in caps
+    assert ("frame_encoder" in caps) == (arch in DECOUPLED)
+    assert ("temporal_head" in caps) == (arch in DECOUPLED)
+    assert ("temporal_attention" in caps) == (arch in ("cnn_transformer", "cnn_lstm_attn"))
+
+
+@pytest.mark.parametrize("arch", DECOUPLED)
+def test_decoupled_models_are_encoder_then_head(arch):
+    model, x = small_model(arch), small_input()
+    with torch.no_grad():
+        whole = model(x)
+        parts = model.temporal_head(model.encode_frames(x))
+    assert torch.allclose(whole, parts, atol=1e-6)
+
+
+@pytest.mark.parametrize("arch", DECOUPLED)
+def test_changing_one_frame_changes_only_the_features_it_feeds(arch):
+    """Frame t's features depend on frames t and t-1 (motion input), no others: what makes
+    masking fast later."""
+    model, x = small_model(arch), small_input()
+    assert model.frame_context == 2
+    t = 3
+    masked = x.clone()
+    masked[:, t] = 0
+    with torch.no_grad():
+        f0, f1 = model.encode_frames(x), model.encode_frames(masked)
+    changed = (f0 - f1).abs().flatten(2).amax(-1)[0] > 1e-6
+    assert changed.tolist() == [i in (t, t + 1) for i in range(SMALL_SPEC.frames)]
+
+
+def test_without_motion_input_each_frame_is_independent():
+    model, x = small_model("cnn_lstm", motion_input=False), small_input()
+    assert model.frame_context == 1
+    masked = x.clone()
+    masked[:, 2] = 0
+    with torch.no_grad():
+        changed = (model.encode_frames(x) - model.encode_frames(masked)).abs().amax(-1)[0] > 1e-6
+    assert changed.nonzero().flatten().tolist() == [2]
+
+
+@pytest.mark.parametrize("arch", ["cnn_transformer", "cnn_lstm_attn"])
+def test_temporal_attention_is_a_distribution_over_frames(arch):
+    model = small_model(arch)
+    with torch.no_grad():
+        a = model.temporal_attention(small_input(batch=2))
+    assert a.shape == (2, SMALL_SPEC.frames)
+    assert torch.all(a >= 0) and torch.allclose(a.sum(1), torch.ones(2), atol=1e-5)
+
+
+def test_cls_attention_matches_the_transformer_weights():
+    """temporal_attention = last layer's CLS row, mean over heads, without the CLS column, renormalised."""
+    model, x = small_model("cnn_transformer"), small_input()
+    with torch.no_grad():
+        maps = model.net.attention_maps(model.encode_frames(x))
+        expected = maps[-1][0, :, 0, 1:].mean(0)
+        got = model.temporal_attention(x)[0]
+    assert len(maps) == 4 and maps[0].shape == (1, 4, SMALL_SPEC.frames + 1, SMALL_SPEC.frames + 1)
+    assert torch.allclose(got, expected / expected.sum(), atol=1e-6)
+
+
+def test_regression_head_answers_in_task_units():
+    model = small_model("cnn_transformer", task="regression", output_offset=135.0, output_scale=135.0)
+    with torch.no_grad():
+        z = model.net.head(model.net.norm(torch.zeros(1, 128)))
+    assert model.net.output_scale(z).item() == pytest.approx(135.0 + 135.0 * z.item())
+
+
+def test_ica_lstm_attends_only_to_the_past():
+    model = small_model("ica_lstm")
+    inputs = torch.randn(1, 6, 64)
+    attention = model.net.input_cell_attention(inputs)  # [B,T,r,T]
+    assert attention.shape == (1, 6, 4, 6)
+    future = torch.ones(6, 6).triu(1).bool()
+    assert torch.all(attention[0].permute(1, 0, 2)[:, future] == 0)
+    assert torch.allclose(attention.sum(-1), torch.ones(1, 6, 4))
+
+
+def test_layout_bcthw_is_transposed_by_the_adapter():
+    spec = InputSpec(frames=8, height=64, width=64)
+    model = build_model("r3d_18", labels=LABELS, input_spec=spec).eval()
+    assert model.layout == "BCTHW" and model.cam_layer_name == "net.layer4"
+    x = small_input()
+    with torch.no_grad():
+        assert torch.allclose(model(x), model.net(x.transpose(1, 2)))
+
+
+def test_preprocess_normalises_and_checks_frame_count():
+    model = small_model("cnn_lstm")
+    frames = np.full((8, 64, 64, 3), 255, np.uint8)
+    x = model.preprocess(frames)
+    spec = model.input_spec
+    assert x.shape == (1, 8, 3, 64, 64)
+    assert torch.allclose(x[0, 0, :, 0, 0], (1 - torch.tensor(spec.mean)) / torch.tensor(spec.std))
+    big = np.zeros((8, 128, 96, 3), np.uint8)
+    assert model.preprocess(big).shape == (1, 8, 3, 64, 64)
+    with pytest.raises(ModelError, match="takes 8"):
+        model.preprocess(np.zeros((5, 64, 64, 3), np.uint8))
+    assert torch.allclose(model.pixel_value(0).flatten(), -torch.tensor(spec.mean) / torch.tensor(spec.std))
+
+
+def test_unknown_architecture_and_bad_config():
+    with pytest.raises(ModelError, match="unknown architecture"):
+        build_model("resnet9000")
+    with pytest.raises(ModelError, match="bad configuration"):
+        build_model("cnn_lstm", config={"wings": 2})
+    assert set(ZOO_ARCHS) <= set(ARCHITECTURES)
+
+
+# ---------------------------------------------------------------------------- checkpoints
+def test_checkpoint_round_trip(tmp_path):
+    model = small_model("cnn_transformer")
+    save_checkpoint(model, tmp_path / "m", make_card(model, metrics={"x": 1}))
+    loaded = load_checkpoint(tmp_path / "m.safetensors")
+    x = small_input()
+    with torch.no_grad():
+        assert torch.equal(model(x), loaded(x))
+    assert loaded.labels == LABELS and loaded.input_spec == SMALL_SPEC and loaded.info.card["metrics"] == {"x": 1}
+    assert not loaded.training
+
+
+def test_card_for_another_architecture_is_refused(tmp_path):
+    model = small_model("cnn_lstm")
+    save_checkpoint(model, tmp_path / "m", make_card(model))
+    card = json.loads((tmp_path / "m.json").read_text())
+    card["arch"] = "cnn_transformer"
+    (tmp_path / "m.json").write_text(json.dumps(card))
+    with pytest.raises(ModelError, match="do not fit architecture 'cnn_transformer'.*missing"):
+        load_checkpoint(tmp_path / "m")
+
+
+def test_card_with_other_sizes_is_refused(tmp_path):
+    model = small_model("cnn_lstm")
+    save_checkpoint(model, tmp_path / "m", make_card(model))
+    card = json.loads((tmp_path / "m.json").read_text())
+    card["labels"] = ["a", "b"]
+    (tmp_path / "m.json").write_text(json.dumps(card))
+    with pytest.raises(ModelError, match="other shapes"):
+        load_checkpoint(tmp_path / "m")
+
+
+def test_broken_checkpoints_give_clear_errors(tmp_path):
+    model = small_model("r3d")
+    save_checkpoint(model, tmp_path / "m", make_card(model))
+    (tmp_path / "m.safetensors").write_bytes(b"not a safetensors file at all")
+    with pytest.raises(ModelError, match="not a readable safetensors"):
+        load_checkpoint(tmp_path / "m")
+    (tmp_path / "m.json").write_text("{broken")
+    with pytest.raises(ModelError, match="not valid JSON"):
+        load_checkpoint(tmp_path / "m")
+    (tmp_path / "m.json").write_text(json.dumps({"arch": "r3d"}))
+    with pytest.raises(ModelError, match="lacks task, labels, input_spec"):
+        load_checkpoint(tmp_path / "m")
+    with pytest.raises(ModelError, match="no model card"):
+        load_checkpoint(tmp_path / "nothing")
+
+
+def test_pickles_are_refused(tmp_path):
+    evil = tmp_path / "evil.pt"
+    evil.write_bytes(pickle.dumps({"weights": [1, 2, 3]}))
+    with pytest.raises(ModelError, match="pickled PyTorch checkpoints are not loaded"):
+        load_model(evil, device="cpu")
+
+
+def test_unknown_model_names_the_zoo(tiny_checkpoints):
+    with pytest.raises(ModelError, match="unknown model 'nope'.*tiny_cnn_transformer"):
+        load_model("nope", device="cpu")
+    assert load_model("tiny_r3d", device="cpu").info.arch == "r3d"
+
+
+def test_cuda_request_without_gpu_is_explained():
+    if torch.cuda.is_available():
+        pytest.skip("this machine has a GPU")
+    with pytest.raises(ModelError, match="no CUDA device"):
+        load_model("anything", device="cuda")

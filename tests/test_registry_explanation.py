@@ -1,0 +1,102 @@
+"""The method registry (capabilities, parameters) and the Explanation record."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from conftest import small_input, small_model
+from torch import nn
+
+from xai_core import Explanation, explain, list_methods
+from xai_core.methods.registry import REGISTRY, MethodError, Param, get_method, method_specs
+from xai_core.models.base import InputSpec, ModelError, VideoModel
+
+
+class FlatModel(nn.Module):
+    """A video model with no conv layer at all: no Grad-CAM possible."""
+
+    def __init__(self):
+        super().__init__()
+        self.fc = nn.Linear(3, 2)
+
+    def forward(self, x):
+        return self.fc(x.mean((1, 3, 4)))
+
+
+def flat_model() -> VideoModel:
+    return VideoModel(FlatModel(), task="classification", labels=["a", "b"], input_spec=InputSpec(8, 64, 64)).eval()
+
+
+def test_methods_are_listed_by_capability():
+    assert "gradcam" in list_methods()
+    assert "gradcam" in list_methods(small_model("cnn_lstm"))
+    assert "gradcam" not in list_methods(flat_model())
+
+
+def test_unsupported_method_says_why():
+    with pytest.raises(MethodError, match="gradcam needs a model with cam layer"):
+        explain(flat_model(), small_input(), "gradcam")
+    with pytest.raises(MethodError, match="unknown method 'gradcom'.*gradcam"):
+        explain(small_model("cnn_lstm"), small_input(), "gradcom")
+
+
+def test_parameters_are_checked_and_converted():
+    spec = get_method("gradcam")
+    assert spec.resolve_params({}) == {"layer": None}
+    with pytest.raises(MethodError, match="has no parameter 'steps'"):
+        spec.resolve_params({"steps": 3})
+    p = Param("steps", "int", 10, minimum=1, maximum=100)
+    assert p.coerce("20", "m") == 20
+    with pytest.raises(MethodError, match=">= 1"):
+        p.coerce(0, "m")
+    with pytest.raises(MethodError, match="must be int"):
+        p.coerce("many", "m")
+    c = Param("baseline", "choice", "black", choices=("black", "blur"))
+    with pytest.raises(MethodError, match="one of black, blur"):
+        c.coerce("white", "m")
+    assert Param("flag", "bool", False).coerce("true", "m") is True
+
+
+def test_every_method_declares_itself():
+    for spec in method_specs():
+        assert spec.family in ("spatial", "temporal", "motion")
+        assert spec.description and spec.to_dict()["name"] == spec.name
+    assert set(REGISTRY) >= {"gradcam"}
+
+
+def test_nan_outputs_are_refused():
+    model = small_model("cnn_lstm")
+    x = small_input()
+    x[0, 0, 0, 0, 0] = float("nan")
+    with pytest.raises(ModelError, match="NaN"):
+        explain(model, x, "gradcam")
+
+
+def test_wrong_input_shapes():
+    model = small_model("cnn_lstm")
+    with pytest.raises(ModelError, match="takes 64x64"):
+        explain(model, torch.zeros(1, 8, 3, 32, 32), "gradcam")
+    with pytest.raises(TypeError, match="takes a Clip"):
+        explain(model, [1, 2, 3], "gradcam")
+
+
+def test_explanation_save_and_load(tmp_path):
+    model = small_model("cnn_transformer")
+    expl = explain(model, small_input(), "gradcam", target=2)
+    expl.save(tmp_path / "e")
+    assert (tmp_path / "e" / "explanation.npz").exists() and (tmp_path / "e" / "explanation.json").exists()
+    back = Explanation.load(tmp_path / "e")
+    assert back.method == "gradcam" and back.target == expl.target and back.prediction == expl.prediction
+    assert np.array_equal(back.spatial, expl.spatial) and np.array_equal(back.temporal, expl.temporal)
+    assert np.array_equal(back.extras["cam_lowres"], expl.extras["cam_lowres"])
+    assert back.params["layer"] == model.cam_layer_name and back.seconds > 0
+    assert back.meta["target_description"] == "class 2 (pentagon)"
+
+
+def test_explanation_checks_shapes():
+    with pytest.raises(ValueError, match=r"\[T,H,W\]"):
+        Explanation("m", {}, {}, "classification", {}, spatial=np.zeros((4, 4)))
+    e = Explanation("m", {}, {}, "classification", {}, temporal=np.arange(5), extras={"spatial": np.zeros(2)})
+    with pytest.raises(ValueError, match="shadow"):
+        e._arrays()

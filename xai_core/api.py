@@ -1,0 +1,95 @@
+"""The Python API: ``explain`` runs a registered method on a clip and fills in the context."""
+
+from __future__ import annotations
+
+import platform
+import time
+
+import numpy as np
+import torch
+
+from .explanation import Explanation, describe_prediction, resolve_target
+from .methods.registry import MethodError, get_method
+from .models.base import ModelError, VideoModel
+from .video import Clip
+
+
+def model_input(model: VideoModel, clip) -> tuple[torch.Tensor, dict]:
+    """A Clip or a tensor [1,T,C,H,W] (or [T,C,H,W]) -> the input on the model's device, and
+    facts about the clip for the explanation's record."""
+    if isinstance(clip, Clip):
+        x = model.preprocess(clip)
+        facts = {
+            "source": clip.source,
+            "clip_hash": clip.content_hash(),
+            "frame_indices": [int(i) for i in clip.frame_indices],
+        }
+        return x, facts
+    if isinstance(clip, torch.Tensor):
+        x = clip if clip.dim() == 5 else clip.unsqueeze(0)
+        spec = model.input_spec
+        if x.shape[0] != 1 or x.shape[2] != 3:
+            raise ModelError(f"expected a tensor [1,T,3,H,W], got {tuple(clip.shape)}")
+        if x.shape[3:] != (spec.height, spec.width):
+            raise ModelError(f"model {model.name!r} takes {spec.height}x{spec.width} frames, got {tuple(x.shape[3:])}")
+        return x.to(model.device).float(), {"source": "tensor", "frame_indices": None}
+    if isinstance(clip, np.ndarray):
+        return model.preprocess(clip), {"source": "array", "frame_indices": None}
+    raise TypeError(f"explain() takes a Clip, a tensor or an array, not {type(clip).__name__}")
+
+
+def predict(model: VideoModel, clip) -> dict:
+    """The model's prediction for a clip: label, index and probabilities (or the value)."""
+    x, _ = model_input(model, clip)
+    with torch.inference_mode():
+        output = model(x)
+    _check_finite(output, model)
+    return describe_prediction(model.task, model.labels, output)
+
+
+def explain(model: VideoModel, clip, method: str, target=None, **params) -> Explanation:
+    """Explain ``model``'s output on ``clip`` with the registered ``method``.
+
+    target: None (the predicted class / the regression output), a class index or label, or
+    for regression "output" / "ref=VALUE"."""
+    spec = get_method(method)
+    reason = spec.unavailable_reason(model)
+    if reason:
+        raise MethodError(reason)
+    resolved = spec.resolve_params(params)
+    x, facts = model_input(model, clip)
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.inference_mode():
+            output = model(x)
+        _check_finite(output, model)
+        target_ = resolve_target(model.task, model.labels, target, output)
+        start = time.perf_counter()
+        expl = spec.fn(model, x, target_, **resolved)
+        if model.device.type == "cuda":
+            torch.cuda.synchronize()
+        seconds = time.perf_counter() - start
+    finally:
+        model.train(was_training)
+    for name, arr in [("spatial", expl.spatial), ("temporal", expl.temporal)]:
+        if arr is not None and not np.isfinite(arr).all():
+            raise MethodError(f"{method} produced non-finite values in its {name} map for this clip")
+    expl.params = {**resolved, **expl.params}
+    expl.prediction = describe_prediction(model.task, model.labels, output)
+    expl.seconds = seconds
+    expl.model = model.name
+    expl.frame_indices = facts.pop("frame_indices")
+    expl.meta.update(
+        facts,
+        device=str(model.device),
+        torch=torch.__version__,
+        python=platform.python_version(),
+        target_description=target_.describe(),
+    )
+    return expl
+
+
+def _check_finite(output: torch.Tensor, model: VideoModel) -> None:
+    if not torch.isfinite(output).all():
+        raise ModelError(f"model {model.name!r} returned NaN or infinite outputs for this clip")

@@ -1,0 +1,307 @@
+"""Command line: ``python -m xai_core COMMAND`` (also the console script ``xai``).
+
+Errors print one line on stderr and exit with status 2 (bad input) or 1 (anything else;
+``XAI_DEBUG=1`` shows the traceback).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+
+EXIT_BAD_INPUT, EXIT_FAILURE = 2, 1
+
+
+def _print_json(data) -> None:
+    print(json.dumps(data, indent=2))
+
+
+def _table(rows: list[list[str]], header: list[str]) -> str:
+    widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(len(header))]
+    lines = ["  ".join(str(c).ljust(w) for c, w in zip(header, widths, strict=True))]
+    lines += ["  ".join(str(c).ljust(w) for c, w in zip(r, widths, strict=True)) for r in rows]
+    return "\n".join(line.rstrip() for line in lines)
+
+
+def headline_metric(card: dict) -> str:
+    """'accuracy 97.2%' / 'MAE 4.1°' from a card's first test condition, or '-'."""
+    test = card.get("metrics", {}).get("test", {})
+    for result in test.values():
+        if "accuracy" in result:
+            return f"accuracy {result['accuracy']:.1%} ({result['clips']} clips)"
+        if "mae_degrees" in result:
+            return f"MAE {result['mae_degrees']:.1f} deg ({result['clips']} clips)"
+    return "-"
+
+
+# ---------------------------------------------------------------------------- commands
+def _cmd_models(args: argparse.Namespace) -> int:
+    from .models.zoo import checkpoints_dir, zoo_cards
+
+    cards = zoo_cards()
+    if args.json:
+        _print_json(
+            [
+                {
+                    k: c.get(k)
+                    for k in ("name", "arch", "task", "labels", "input_spec", "parameters", "file_bytes", "metrics")
+                }
+                for c in cards
+            ]
+        )
+        return 0
+    if not cards:
+        print(f"no models in {checkpoints_dir()}")
+        return 0
+    rows = [
+        [c["name"], c["arch"], c["task"], ", ".join(c["labels"]), headline_metric(c), f"{c['file_bytes'] / 1e6:.1f} MB"]
+        for c in cards
+    ]
+    print(_table(rows, ["name", "arch", "task", "labels", "held-out", "size"]))
+    return 0
+
+
+def _cmd_methods(args: argparse.Namespace) -> int:
+    from .methods.registry import method_specs
+
+    model = _load_model(args.model, "cpu") if args.model else None
+    specs = method_specs()
+    entries = []
+    for spec in specs:
+        entry = spec.to_dict()
+        if model is not None:
+            reason = spec.unavailable_reason(model)
+            entry["available"] = reason is None
+            entry["reason"] = reason
+        entries.append(entry)
+    if args.json:
+        _print_json(entries)
+        return 0
+    rows = []
+    for e in entries:
+        params = ", ".join(f"{p['name']}={p['default']}" for p in e["params"]) or "-"
+        row = [e["name"], e["family"], params, e["description"]]
+        if model is not None:
+            row.insert(1, "yes" if e["available"] else "no: " + e["reason"])
+        rows.append(row)
+    header = ["method", "family", "parameters", "description"]
+    if model is not None:
+        header.insert(1, f"usable with {model.name}")
+    print(_table(rows, header))
+    return 0
+
+
+def _cmd_predict(args: argparse.Namespace) -> int:
+    from .api import predict
+    from .video import load_video
+
+    model = _load_model(args.model, args.device)
+    clip = load_video(args.video, model=model)
+    prediction = predict(model, clip)
+    if args.json:
+        _print_json(
+            {
+                "model": model.name,
+                "video": clip.source,
+                "task": model.task,
+                **prediction,
+                "labels": model.labels,
+                "frame_indices": [int(i) for i in clip.frame_indices],
+            }
+        )
+    elif model.task == "classification":
+        print(f"{prediction['label']} ({prediction['probabilities'][prediction['index']]:.1%})")
+        for label, p in sorted(zip(model.labels, prediction["probabilities"], strict=True), key=lambda lp: -lp[1])[:5]:
+            print(f"  {p:7.2%}  {label}")
+    else:
+        print(f"{prediction['label']}: {prediction['value']:.4g}")
+    return 0
+
+
+def parse_params(items: list[str]) -> dict:
+    """['steps=20', 'baseline=blur'] -> {'steps': '20', 'baseline': 'blur'} (methods convert)."""
+    params = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise ValueError(f"--param takes key=value, got {item!r}")
+        params[key.strip()] = value.strip()
+    return params
+
+
+def _cmd_explain(args: argparse.Namespace) -> int:
+    from .api import explain
+    from .render import overlay_clip
+    from .video import load_video, write_video
+
+    if args.overlay and Path(args.overlay).suffix.lower() not in (".mp4", ".gif"):
+        raise ValueError(f"--overlay must end in .mp4 or .gif, got {args.overlay!r}")
+    model = _load_model(args.model, args.device)
+    clip = load_video(args.video, model=model)
+    expl = explain(model, clip, args.method, target=args.target, **parse_params(args.param))
+    out = expl.save(args.out)
+    written = [str(out / "explanation.npz"), str(out / "explanation.json")]
+    if args.overlay:
+        if expl.spatial is None:
+            raise ValueError(f"{args.method} gives no spatial map to overlay")
+        frames = overlay_clip(clip.frames, expl.spatial, opacity=0.5, cmap="jet", mode="positive")
+        written.append(str(write_video(frames, args.overlay, fps=args.fps)))
+    pred = expl.prediction
+    said = pred["label"] + (
+        f" ({pred['probabilities'][pred['index']]:.1%})" if "index" in pred else f" = {pred['value']:.4g}"
+    )
+    print(
+        f"{model.name} on {clip.source}: {said}; {args.method} for {expl.meta['target_description']} "
+        f"in {expl.seconds:.2f} s"
+    )
+    for path in written:
+        print(f"wrote {path}")
+    return 0
+
+
+def _cmd_shapes(args: argparse.Namespace) -> int:
+    import numpy as np
+
+    from .data.moving_shapes import ShapesOptions, generate
+    from .video import write_video
+
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    options = ShapesOptions(
+        noise=args.noise, distractors=args.distractors, pause=args.pause, white_distractors=args.white_distractors
+    )
+    index = []
+    for i in range(args.n):
+        seed = args.seed + i
+        sample = generate(seed, options)
+        stem = out / f"shapes_{seed}"
+        np.save(f"{stem}.npy", sample.video)
+        write_video(sample.video, f"{stem}.mp4", fps=8)
+        np.savez_compressed(f"{stem}_truth.npz", **sample.ground_truth())
+        meta = sample.metadata()
+        Path(f"{stem}.json").write_text(json.dumps(meta, indent=2) + "\n")
+        index.append(
+            {"file": f"shapes_{seed}.npy", **{k: meta[k] for k in ("seed", "sides", "shape", "angle", "has_pause")}}
+        )
+    (out / "index.json").write_text(json.dumps(index, indent=2) + "\n")
+    print(f"wrote {args.n} clips to {out} (.npy, .mp4, _truth.npz, .json; index.json)")
+    return 0
+
+
+def _cmd_train(args: argparse.Namespace) -> int:
+    from .models.training import TrainSettings, train
+
+    config = json.loads(args.config) if args.config else {}
+    settings = TrainSettings(
+        arch=args.arch,
+        task=args.task,
+        out=args.out,
+        steps=args.steps,
+        batch_size=args.batch_size,
+        lr=args.lr,
+        seed=args.seed,
+        validate_every=args.validate_every,
+        threads=args.threads,
+        config=config,
+        test_clips=args.test_clips,
+        validation_clips=args.validation_clips,
+        robustness_clips=args.robustness_clips,
+    )
+    card = train(settings, log=lambda m: print(m, file=sys.stderr, flush=True))
+    print(f"saved {args.out}.safetensors and {args.out}.json: {headline_metric(card)}")
+    return 0
+
+
+def _load_model(spec: str, device: str):
+    from .models.zoo import load_model
+
+    return load_model(spec, device=device)
+
+
+# ---------------------------------------------------------------------------- parser
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="xai", description="Video XAI workbench: explain video models.")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    p = sub.add_parser("models", help="list the model zoo")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=_cmd_models)
+
+    p = sub.add_parser("methods", help="list explanation methods (those a model supports)")
+    p.add_argument("--model", help="zoo name or checkpoint; marks which methods it supports")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=_cmd_methods)
+
+    def model_video(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--model", required=True, help="zoo name (cnn_transformer-sides) or checkpoint path")
+        p.add_argument("--video", required=True, help="video file, folder of frames, .npy/.npz, or shapes:SEED")
+        p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+
+    p = sub.add_parser("predict", help="a model's prediction on a video")
+    model_video(p)
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=_cmd_predict)
+
+    p = sub.add_parser("explain", help="explain a model's prediction on a video")
+    model_video(p)
+    p.add_argument("--method", required=True)
+    p.add_argument("--target", default=None, help="class index or label; regression: output or ref=VALUE")
+    p.add_argument("--param", action="append", default=[], metavar="KEY=VALUE", help="method parameter (repeatable)")
+    p.add_argument("--out", required=True, help="folder for explanation.npz and explanation.json")
+    p.add_argument("--overlay", help="also write the map over the frames as FILE.mp4 (H.264) or FILE.gif")
+    p.add_argument("--fps", type=float, default=8.0, help="frame rate of the overlay video")
+    p.set_defaults(func=_cmd_explain)
+
+    p = sub.add_parser("shapes", help="write Moving Shapes clips with their ground truth")
+    p.add_argument("--out", required=True)
+    p.add_argument("--n", type=int, required=True)
+    p.add_argument("--seed", type=int, required=True, help="seed of the first clip; clip i uses seed + i")
+    p.add_argument("--noise", type=float, default=0.0, help="Gaussian noise std in grey levels (0-255)")
+    p.add_argument("--distractors", type=int, default=0)
+    p.add_argument("--white-distractors", action="store_true")
+    p.add_argument("--pause", action="store_true", help="the shape stops moving for a while")
+    p.set_defaults(func=_cmd_shapes)
+
+    p = sub.add_parser("train", help="train an architecture on Moving Shapes")
+    p.add_argument("--arch", required=True)
+    p.add_argument("--task", required=True, choices=["sides", "angle", "pause"])
+    p.add_argument("--out", required=True, help="checkpoint stem, e.g. checkpoints/cnn_transformer-sides")
+    p.add_argument("--steps", type=int, default=4000)
+    p.add_argument("--batch-size", type=int, default=16)
+    p.add_argument("--lr", type=float, default=1e-3)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--validate-every", type=int, default=250)
+    p.add_argument("--validation-clips", type=int, default=200)
+    p.add_argument("--test-clips", type=int, default=500)
+    p.add_argument("--robustness-clips", type=int, default=200)
+    p.add_argument("--threads", type=int, default=None)
+    p.add_argument("--config", default=None, help="architecture options as JSON")
+    p.set_defaults(func=_cmd_train)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    from .explanation import TargetError
+    from .methods.registry import MethodError
+    from .models.base import ModelError
+    from .video import VideoError
+
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except (VideoError, ModelError, MethodError, TargetError, ValueError, FileNotFoundError) as exc:
+        if os.environ.get("XAI_DEBUG"):
+            raise
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except KeyboardInterrupt:
+        print("error: interrupted", file=sys.stderr)
+        return EXIT_FAILURE
+    except Exception as exc:  # one line for the user; XAI_DEBUG=1 shows the traceback
+        if os.environ.get("XAI_DEBUG"):
+            raise
+        print(f"error: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return EXIT_FAILURE

@@ -1,0 +1,179 @@
+"""The method registry: every explanation method is one function registered by name.
+
+A method is ``fn(model, x, target, **params) -> Explanation`` with ``x [1,T,C,H,W]`` on the
+model's device and ``target`` a resolved ``Target``.  It declares its family, the model
+capabilities it needs, the tasks it supports and its parameters (with defaults and ranges, so
+that the UI can build widgets from them).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+PARAM_KINDS = ("int", "float", "choice", "bool", "str", "layer")
+FAMILIES = ("spatial", "temporal", "motion")
+
+
+class MethodError(ValueError):
+    """A method that does not exist, does not fit the model, or got bad parameters."""
+
+
+@dataclass(frozen=True)
+class Param:
+    """One parameter of a method.  ``kind`` "layer" takes the name of a model layer (None: the
+    model's default Grad-CAM layer)."""
+
+    name: str
+    kind: str
+    default: object = None
+    minimum: float | None = None
+    maximum: float | None = None
+    choices: tuple = ()
+    help: str = ""
+
+    def coerce(self, value, method: str):
+        """Check and convert a user value (strings from the command line are accepted)."""
+        where = f"parameter {self.name!r} of {method}"
+        if value is None:
+            if self.kind in ("layer", "str") or self.default is None:
+                return None
+            raise MethodError(f"{where} needs a value")
+        try:
+            if self.kind == "int":
+                if isinstance(value, float) and not value.is_integer():
+                    raise ValueError
+                value = int(value)
+            elif self.kind == "float":
+                value = float(value)
+            elif self.kind == "bool":
+                if isinstance(value, str):
+                    if value.lower() not in ("1", "0", "true", "false", "yes", "no"):
+                        raise ValueError
+                    value = value.lower() in ("1", "true", "yes")
+                else:
+                    value = bool(value)
+            else:
+                value = str(value)
+        except (TypeError, ValueError):
+            raise MethodError(f"{where} must be {self.kind}, got {value!r}") from None
+        if self.kind == "choice" and value not in self.choices:
+            raise MethodError(f"{where} must be one of {', '.join(map(str, self.choices))}, got {value!r}")
+        if self.minimum is not None and value < self.minimum:
+            raise MethodError(f"{where} must be >= {self.minimum}, got {value}")
+        if self.maximum is not None and value > self.maximum:
+            raise MethodError(f"{where} must be <= {self.maximum}, got {value}")
+        return value
+
+    def to_dict(self) -> dict:
+        return {
+            "name": self.name,
+            "kind": self.kind,
+            "default": self.default,
+            "minimum": self.minimum,
+            "maximum": self.maximum,
+            "choices": list(self.choices),
+            "help": self.help,
+        }
+
+
+@dataclass(frozen=True)
+class MethodSpec:
+    name: str
+    fn: Callable
+    family: str
+    requires: frozenset[str] = frozenset()
+    tasks: frozenset[str] = frozenset({"classification", "regression"})
+    params: tuple[Param, ...] = ()
+    description: str = ""
+    references: tuple[str, ...] = field(default=())
+
+    def unavailable_reason(self, model) -> str | None:
+        """Why ``model`` cannot use this method, or None when it can."""
+        missing = sorted(self.requires - set(model.capabilities))
+        if missing:
+            what = ", ".join(m.replace("_", " ") for m in missing)
+            return f"{self.name} needs a model with {what}; {model.name} has none"
+        if model.task not in self.tasks:
+            return f"{self.name} does not support {model.task} models"
+        return None
+
+    def resolve_params(self, params: dict) -> dict:
+        """Defaults filled in, user values checked; unknown names are an error."""
+        known = {p.name: p for p in self.params}
+        unknown = sorted(set(params) - set(known))
+        if unknown:
+            names = ", ".join(known) or "none"
+            raise MethodError(f"{self.name} has no parameter {unknown[0]!r} (its parameters: {names})")
+        return {name: p.coerce(params.get(name, p.default), self.name) for name, p in known.items()}
+
+    def to_dict(self) -> dict:
+        return {
+            "name": self.name,
+            "family": self.family,
+            "requires": sorted(self.requires),
+            "tasks": sorted(self.tasks),
+            "params": [p.to_dict() for p in self.params],
+            "description": self.description,
+            "references": list(self.references),
+        }
+
+
+REGISTRY: dict[str, MethodSpec] = {}
+
+
+def register(
+    name: str,
+    *,
+    family: str,
+    requires: tuple[str, ...] = (),
+    tasks: tuple[str, ...] = ("classification", "regression"),
+    params: tuple[Param, ...] = (),
+    description: str = "",
+    references: tuple[str, ...] = (),
+) -> Callable[[Callable], Callable]:
+    """Decorator: add ``fn`` to the registry under ``name``."""
+    if family not in FAMILIES:
+        raise ValueError(f"family must be one of {FAMILIES}")
+
+    def add(fn: Callable) -> Callable:
+        if name in REGISTRY:
+            raise ValueError(f"method {name!r} is registered twice")
+        REGISTRY[name] = MethodSpec(
+            name,
+            fn,
+            family,
+            frozenset(requires),
+            frozenset(tasks),
+            tuple(params),
+            description or (fn.__doc__ or "").strip().split("\n")[0],
+            tuple(references),
+        )
+        return fn
+
+    return add
+
+
+def get_method(name: str) -> MethodSpec:
+    _load_builtin_methods()
+    if name not in REGISTRY:
+        raise MethodError(f"unknown method {name!r}; available: {', '.join(sorted(REGISTRY))}")
+    return REGISTRY[name]
+
+
+def method_specs(model=None) -> list[MethodSpec]:
+    """Every registered method, or only those ``model`` supports."""
+    _load_builtin_methods()
+    specs = sorted(REGISTRY.values(), key=lambda s: (FAMILIES.index(s.family), s.name))
+    if model is None:
+        return specs
+    return [s for s in specs if s.unavailable_reason(model) is None]
+
+
+def list_methods(model=None) -> list[str]:
+    """Names of the methods usable with ``model`` (all of them without a model)."""
+    return [s.name for s in method_specs(model)]
+
+
+def _load_builtin_methods() -> None:
+    from . import cam  # noqa: F401  (registers on import)

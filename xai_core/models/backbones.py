@@ -1,0 +1,153 @@
+"""Per-frame 2D encoders: the zoo's small CNN and torchvision backbones.
+
+A backbone maps one frame's input ``[N, C_in, H, W]`` to a feature vector ``[N, D]``; it has
+``out_dim`` and ``cam_layer_name`` (its last conv block, relative to the backbone).
+``FrameEncoder`` builds the per-frame inputs from a clip: the frame itself and, for the zoo's
+small CNN, the signed difference to the previous frame and two coordinate channels, which make
+motion and position visible to a per-frame network.
+"""
+
+from __future__ import annotations
+
+import torch
+import torchvision
+from torch import nn
+
+BACKBONES = ("small", "resnet18", "resnet50", "vgg16")
+
+
+def _conv_bn(c_in: int, c_out: int, stride: int = 1) -> nn.Sequential:
+    return nn.Sequential(
+        nn.Conv2d(c_in, c_out, 3, stride=stride, padding=1, bias=False),
+        nn.BatchNorm2d(c_out),
+        nn.ReLU(inplace=True),
+    )
+
+
+class SpatialKeypoints(nn.Module):
+    """Feature map [N,C,h,w] -> [N, C + 3K]: average-pooled features, and for K learned
+    heatmaps the soft-argmax position (x, y in [-1, 1]) and the peak logit."""
+
+    def __init__(self, channels: int, keypoints: int) -> None:
+        super().__init__()
+        self.heatmaps = nn.Conv2d(channels, keypoints, 1)
+        self.keypoints = keypoints
+
+    def forward(self, a: torch.Tensor) -> torch.Tensor:
+        n, _, h, w = a.shape
+        logits = self.heatmaps(a).flatten(2)  # [N,K,h*w]
+        prob = logits.softmax(-1)
+        ys = torch.linspace(-1, 1, h, device=a.device, dtype=a.dtype)
+        xs = torch.linspace(-1, 1, w, device=a.device, dtype=a.dtype)
+        grid_y, grid_x = torch.meshgrid(ys, xs, indexing="ij")
+        kx = (prob * grid_x.reshape(1, 1, -1)).sum(-1)
+        ky = (prob * grid_y.reshape(1, 1, -1)).sum(-1)
+        peak = logits.amax(-1)
+        return torch.cat([a.mean((2, 3)), kx, ky, peak], dim=1)
+
+
+class SmallCNN(nn.Module):
+    """The zoo's frame CNN: 112x112 input halved by an average pool, four 3x3 conv blocks (two
+    strided) to a 14x14 map, then ``SpatialKeypoints``.  ~12 M multiply-adds per frame."""
+
+    def __init__(self, in_channels: int = 8, widths: tuple[int, ...] = (32, 48, 64, 64), keypoints: int = 16):
+        super().__init__()
+        w1, w2, w3, w4 = widths
+        self.pool = nn.AvgPool2d(2)
+        self.features = nn.Sequential(
+            _conv_bn(in_channels, w1, stride=2),
+            _conv_bn(w1, w2),
+            _conv_bn(w2, w3, stride=2),
+            _conv_bn(w3, w4),
+        )
+        self.head = SpatialKeypoints(w4, keypoints)
+        self.out_dim = w4 + 3 * keypoints
+        self.cam_layer_name = "features.3"
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.features(self.pool(x)))
+
+
+class TorchvisionBackbone(nn.Module):
+    """resnet18 / resnet50 / vgg16 without their classifier: [N,3,H,W] -> [N,D] (random
+    weights unless the user loads theirs)."""
+
+    def __init__(self, name: str) -> None:
+        super().__init__()
+        if name in ("resnet18", "resnet50"):
+            net = getattr(torchvision.models, name)(weights=None)
+            self.out_dim = net.fc.in_features
+            net.fc = nn.Identity()
+            self.cam_layer_name = "net.layer4"
+        elif name == "vgg16":
+            net = torchvision.models.vgg16(weights=None)
+            net.classifier = nn.Identity()
+            net.avgpool = nn.AdaptiveAvgPool2d(1)
+            self.out_dim = 512
+            self.cam_layer_name = "net.features.28"
+        else:
+            raise ValueError(f"unknown backbone {name!r}; choose one of {', '.join(BACKBONES)}")
+        self.net = net
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(x)
+
+
+class FrameEncoder(nn.Module):
+    """Runs a backbone on every frame: x [B,T,C,H,W] -> feats [B,T,D].
+
+    With ``motion_input`` each frame's input also holds its signed difference to the previous
+    frame (zero for the first), so one frame's features depend on that frame and the one before
+    it (``frame_context = 2``).  With ``coord_channels`` two constant channels give x and y in
+    [-1, 1]."""
+
+    def __init__(self, backbone: str = "small", motion_input: bool = True, coord_channels: bool = True):
+        super().__init__()
+        if backbone != "small" and (motion_input or coord_channels):
+            raise ValueError("torchvision backbones take plain RGB frames (no motion or coordinate channels)")
+        self.motion_input = motion_input
+        self.coord_channels = coord_channels
+        in_channels = 3 + 3 * motion_input + 2 * coord_channels
+        self.backbone = SmallCNN(in_channels) if backbone == "small" else TorchvisionBackbone(backbone)
+        self.out_dim = self.backbone.out_dim
+        self.frame_context = 2 if motion_input else 1
+        self.cam_layer_name = "backbone." + self.backbone.cam_layer_name
+
+    def frame_inputs(self, x: torch.Tensor) -> torch.Tensor:
+        """x [B,T,3,H,W] -> per-frame network inputs [B*T, C_in, H, W]."""
+        b, t, c, h, w = x.shape
+        parts = [x]
+        if self.motion_input:
+            diff = torch.cat([torch.zeros_like(x[:, :1]), x[:, 1:] - x[:, :-1]], dim=1)
+            parts.append(diff)
+        if self.coord_channels:
+            ys = torch.linspace(-1, 1, h, device=x.device, dtype=x.dtype)
+            xs = torch.linspace(-1, 1, w, device=x.device, dtype=x.dtype)
+            gy, gx = torch.meshgrid(ys, xs, indexing="ij")
+            coords = torch.stack([gx, gy]).expand(b, t, 2, h, w)
+            parts.append(coords)
+        return torch.cat(parts, dim=2).reshape(b * t, -1, h, w)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        b, t = x.shape[:2]
+        return self.backbone(self.frame_inputs(x)).reshape(b, t, -1)
+
+
+def output_layer(width: int, num_outputs: int, hidden: int | None = None, dropout: float = 0.1) -> nn.Module:
+    """MLP head: Linear-ReLU-Dropout-Linear (or one Linear when ``hidden`` is None)."""
+    if hidden is None:
+        return nn.Linear(width, num_outputs)
+    return nn.Sequential(nn.Linear(width, hidden), nn.ReLU(), nn.Dropout(dropout), nn.Linear(hidden, num_outputs))
+
+
+class OutputScale(nn.Module):
+    """y = offset + scale * z: lets a regression head work in unit range and answer in the
+    task's units (degrees for ``angle``).  Identity for classification."""
+
+    def __init__(self, offset: float = 0.0, scale: float = 1.0) -> None:
+        super().__init__()
+        self.register_buffer("offset", torch.tensor(float(offset)))
+        self.register_buffer("scale", torch.tensor(float(scale)))
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        return self.offset + self.scale * z

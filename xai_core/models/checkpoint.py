@@ -1,0 +1,138 @@
+"""Checkpoints: ``NAME.safetensors`` (weights) + ``NAME.json`` (the model card).
+
+The card holds everything needed to rebuild the network (architecture, config, task, labels,
+input spec) plus how it was trained and how well it does.  Loading rebuilds the architecture
+from the card and refuses weights that do not fit it, with a message that says what differs.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_file, save_file
+
+from .base import InputSpec, ModelError, VideoModel
+from .registry import ARCHITECTURES, build_model
+
+CARD_VERSION = 1
+REQUIRED_CARD_FIELDS = ("arch", "task", "labels", "input_spec")
+
+
+def card_path(stem: str | Path) -> Path:
+    return Path(f"{stem}.json")
+
+
+def weights_path(stem: str | Path) -> Path:
+    return Path(f"{stem}.safetensors")
+
+
+def checkpoint_stem(path: str | Path) -> Path:
+    """'dir/NAME', 'dir/NAME.json' or 'dir/NAME.safetensors' -> 'dir/NAME'."""
+    path = Path(path)
+    return path.with_suffix("") if path.suffix in (".json", ".safetensors") else path
+
+
+def make_card(model: VideoModel, **extra) -> dict:
+    """The card fields that describe ``model`` itself; ``extra`` adds training facts, metrics."""
+    card = {
+        "card_version": CARD_VERSION,
+        "name": model.name,
+        "arch": model.info.arch,
+        "config": model.info.config,
+        "task": model.task,
+        "labels": model.labels,
+        "input_spec": model.input_spec.to_dict(),
+        "layout": model.layout,
+        "parameters": int(sum(p.numel() for p in model.parameters())),
+    }
+    card.update(extra)
+    return card
+
+
+def save_checkpoint(model: VideoModel, stem: str | Path, card: dict | None = None) -> tuple[Path, Path]:
+    """Write the weights and the card next to each other; returns their paths."""
+    stem = checkpoint_stem(stem)
+    stem.parent.mkdir(parents=True, exist_ok=True)
+    card = card if card is not None else make_card(model)
+    state = {k: v.detach().contiguous().cpu() for k, v in model.net.state_dict().items()}
+    w_path, c_path = weights_path(stem), card_path(stem)
+    tmp_w, tmp_c = Path(f"{w_path}.partial"), Path(f"{c_path}.partial")
+    save_file(state, str(tmp_w), metadata={"arch": str(card.get("arch")), "task": str(card.get("task"))})
+    tmp_c.write_text(json.dumps(card, indent=2) + "\n")
+    tmp_w.replace(w_path)
+    tmp_c.replace(c_path)
+    return w_path, c_path
+
+
+def read_card(stem: str | Path) -> dict:
+    """The model card of a checkpoint, checked for the fields loading needs."""
+    path = card_path(checkpoint_stem(stem))
+    if not path.exists():
+        raise ModelError(f"no model card {path.name} beside the weights (a checkpoint is NAME.safetensors + NAME.json)")
+    try:
+        card = json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise ModelError(f"model card {path} is not valid JSON: {exc}") from None
+    missing = [f for f in REQUIRED_CARD_FIELDS if f not in card]
+    if missing:
+        raise ModelError(f"model card {path.name} lacks {', '.join(missing)}")
+    if card["arch"] not in ARCHITECTURES:
+        raise ModelError(
+            f"model card {path.name} names architecture {card['arch']!r}, "
+            f"which is not one of {', '.join(ARCHITECTURES)}"
+        )
+    return card
+
+
+def load_checkpoint(stem: str | Path, device: str | torch.device = "cpu") -> VideoModel:
+    """Rebuild the card's architecture and load the weights into it (strictly)."""
+    stem = checkpoint_stem(stem)
+    card = read_card(stem)
+    w_path = weights_path(stem)
+    if not w_path.exists():
+        raise ModelError(f"weights file {w_path} not found")
+    try:
+        state = load_file(str(w_path), device="cpu")
+    except (SafetensorError, OSError, ValueError) as exc:
+        raise ModelError(f"{w_path.name} is not a readable safetensors file: {exc}") from None
+    try:
+        spec = InputSpec.from_dict(card["input_spec"])
+        model = build_model(
+            card["arch"],
+            task=card["task"],
+            labels=card["labels"],
+            input_spec=spec,
+            config=card.get("config", {}),
+            name=card.get("name", stem.name),
+        )
+    except (KeyError, TypeError, ValueError) as exc:
+        raise ModelError(f"model card {stem.name}.json cannot build its model: {exc}") from None
+    _check_state(model, state, stem.name)
+    model.net.load_state_dict(state, strict=True)
+    model.info.card = card
+    return model.to(device).eval()
+
+
+def _check_state(model: VideoModel, state: dict[str, torch.Tensor], name: str) -> None:
+    expected = model.net.state_dict()
+    missing = sorted(set(expected) - set(state))
+    unexpected = sorted(set(state) - set(expected))
+    wrong = [k for k in set(expected) & set(state) if tuple(expected[k].shape) != tuple(state[k].shape)]
+    if not (missing or unexpected or wrong):
+        return
+    parts = []
+    if missing:
+        parts.append(f"{len(missing)} missing (e.g. {missing[0]})")
+    if unexpected:
+        parts.append(f"{len(unexpected)} unexpected (e.g. {unexpected[0]})")
+    if wrong:
+        k = sorted(wrong)[0]
+        parts.append(
+            f"{len(wrong)} with other shapes (e.g. {k}: file {tuple(state[k].shape)}, model {tuple(expected[k].shape)})"
+        )
+    raise ModelError(
+        f"weights {name}.safetensors do not fit architecture {model.info.arch!r} of its card: " + "; ".join(parts)
+    )

@@ -1,0 +1,86 @@
+"""3D CNNs (003): the zoo's small 3D ResNet and torchvision's video ResNets.
+
+Both take [B,C,T,H,W] (the adapter transposes).  Their last conv stage has a coarse time
+resolution (T/8 for the small net), so Grad-CAM maps are upsampled in time as well as space.
+"""
+
+from __future__ import annotations
+
+import torch
+import torchvision
+from torch import nn
+
+from .backbones import OutputScale, output_layer
+
+TORCHVISION_VIDEO = ("r3d_18", "mc3_18", "r2plus1d_18")
+
+
+class Block3d(nn.Module):
+    """Residual block: two 3x3x3 convs with batch norm, a 1x1x1 projection when the shape changes."""
+
+    def __init__(self, c_in: int, c_out: int, stride: tuple[int, int, int]) -> None:
+        super().__init__()
+        self.conv1 = nn.Conv3d(c_in, c_out, 3, stride=stride, padding=1, bias=False)
+        self.bn1 = nn.BatchNorm3d(c_out)
+        self.conv2 = nn.Conv3d(c_out, c_out, 3, padding=1, bias=False)
+        self.bn2 = nn.BatchNorm3d(c_out)
+        self.relu = nn.ReLU(inplace=True)
+        self.shortcut = nn.Identity()
+        if c_in != c_out or stride != (1, 1, 1):
+            self.shortcut = nn.Sequential(nn.Conv3d(c_in, c_out, 1, stride=stride, bias=False), nn.BatchNorm3d(c_out))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = self.relu(self.bn1(self.conv1(x)))
+        out = self.bn2(self.conv2(out))
+        return self.relu(out + self.shortcut(x))
+
+
+class SmallR3D(nn.Module):
+    """A small 3D ResNet for 32x112x112 clips.
+
+    An average pool halves H and W; with ``motion_input`` the signed difference to the previous
+    frame is stacked on the channels.  Stem: 3x5x5 conv, stride (2,2,2) -> [16,28,28]; three
+    residual stages to [4,14,14] (the Grad-CAM layer); global average pool; MLP head."""
+
+    def __init__(
+        self,
+        num_outputs: int,
+        widths: tuple[int, int, int, int] = (16, 32, 48, 64),
+        motion_input: bool = True,
+        dropout: float = 0.1,
+        output_offset: float = 0.0,
+        output_scale: float = 1.0,
+    ) -> None:
+        super().__init__()
+        w0, w1, w2, w3 = widths
+        self.motion_input = motion_input
+        c_in = 6 if motion_input else 3
+        self.pool = nn.AvgPool3d((1, 2, 2))
+        self.stem = nn.Sequential(
+            nn.Conv3d(c_in, w0, (3, 5, 5), stride=(2, 2, 2), padding=(1, 2, 2), bias=False),
+            nn.BatchNorm3d(w0),
+            nn.ReLU(inplace=True),
+        )
+        self.layer1 = Block3d(w0, w1, (1, 2, 2))
+        self.layer2 = Block3d(w1, w2, (2, 1, 1))
+        self.layer3 = Block3d(w2, w3, (2, 1, 1))
+        self.head = output_layer(w3, num_outputs, hidden=w3, dropout=dropout)
+        self.output_scale = OutputScale(output_offset, output_scale)
+        self.cam_layer_name = "layer3"
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """x [B,C,T,H,W] -> [B,K]."""
+        if self.motion_input:
+            diff = torch.cat([torch.zeros_like(x[:, :, :1]), x[:, :, 1:] - x[:, :, :-1]], dim=2)
+            x = torch.cat([x, diff], dim=1)
+        a = self.layer3(self.layer2(self.layer1(self.stem(self.pool(x)))))
+        return self.output_scale(self.head(a.mean((2, 3, 4))))
+
+
+def torchvision_video(name: str, num_outputs: int) -> nn.Module:
+    """torchvision's r3d_18 / mc3_18 / r2plus1d_18 with a new final layer, random weights."""
+    if name not in TORCHVISION_VIDEO:
+        raise ValueError(f"unknown torchvision video model {name!r}; choose one of {', '.join(TORCHVISION_VIDEO)}")
+    net = getattr(torchvision.models.video, name)(weights=None, num_classes=num_outputs)
+    net.cam_layer_name = "layer4"
+    return net

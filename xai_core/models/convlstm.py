@@ -1,0 +1,78 @@
+"""ConvLSTM (004): a convolutional LSTM over per-frame feature maps.
+
+The zoo's small CNN turns each frame into a 14x14 map; a 1x1 conv narrows it; a ConvLSTM cell
+(3x3 gate convolutions) runs over time; the last hidden state is pooled into the MLP head.
+``encode_frames`` returns the flattened maps, so the model is decoupled like the others.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from .backbones import FrameEncoder, OutputScale, output_layer
+
+
+class ConvLSTMCell(nn.Module):
+    """Gates i, f, o, g from one 3x3 conv over [input, hidden]; c' = f*c + i*g; h' = o*tanh(c')."""
+
+    def __init__(self, c_in: int, hidden: int) -> None:
+        super().__init__()
+        self.hidden = hidden
+        self.gates = nn.Conv2d(c_in + hidden, 4 * hidden, 3, padding=1)
+
+    def forward(self, x: torch.Tensor, state: tuple[torch.Tensor, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+        h, c = state
+        i, f, o, g = self.gates(torch.cat([x, h], dim=1)).chunk(4, dim=1)
+        c = torch.sigmoid(f) * c + torch.sigmoid(i) * torch.tanh(g)
+        h = torch.sigmoid(o) * torch.tanh(c)
+        return h, c
+
+
+class ConvLSTMNet(nn.Module):
+    def __init__(
+        self,
+        num_outputs: int,
+        narrow: int = 16,
+        hidden: int = 24,
+        motion_input: bool = True,
+        coord_channels: bool = True,
+        dropout: float = 0.1,
+        output_offset: float = 0.0,
+        output_scale: float = 1.0,
+    ) -> None:
+        super().__init__()
+        self.frame_encoder = FrameEncoder("small", motion_input, coord_channels)
+        backbone = self.frame_encoder.backbone
+        self.map_channels = backbone.features[-1][0].out_channels
+        self.narrow = nn.Sequential(nn.Conv2d(self.map_channels, narrow, 1), nn.ReLU())
+        self.cell = ConvLSTMCell(narrow, hidden)
+        self.head = output_layer(hidden, num_outputs, hidden=64, dropout=dropout)
+        self.output_scale = OutputScale(output_offset, output_scale)
+        self.cam_layer_name = "frame_encoder." + self.frame_encoder.cam_layer_name
+
+    @property
+    def frame_context(self) -> int:
+        return self.frame_encoder.frame_context
+
+    def encode_frames(self, x: torch.Tensor) -> torch.Tensor:
+        """x [B,T,C,H,W] -> flattened 14x14 maps [B,T,C*14*14]."""
+        b, t = x.shape[:2]
+        backbone = self.frame_encoder.backbone
+        maps = backbone.features(backbone.pool(self.frame_encoder.frame_inputs(x)))
+        return maps.reshape(b, t, -1)
+
+    def temporal_head(self, feats: torch.Tensor) -> torch.Tensor:
+        """feats [B,T,C*h*w] -> [B,K]."""
+        b, t, d = feats.shape
+        side = int(round((d / self.map_channels) ** 0.5))
+        maps = feats.reshape(b * t, self.map_channels, side, side)
+        inputs = self.narrow(maps).reshape(b, t, -1, side, side)
+        h = inputs.new_zeros(b, self.cell.hidden, side, side)
+        c = torch.zeros_like(h)
+        for step in range(t):
+            h, c = self.cell(inputs[:, step], (h, c))
+        return self.output_scale(self.head(h.mean((2, 3))))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.temporal_head(self.encode_frames(x))

@@ -1,0 +1,71 @@
+"""The model zoo (trained checkpoints in ``checkpoints/``) and ``load_model``."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import torch
+
+from .base import ModelError, VideoModel
+from .checkpoint import checkpoint_stem, load_checkpoint, read_card
+
+REPO_CHECKPOINTS = Path(__file__).resolve().parents[2] / "checkpoints"
+
+
+def checkpoints_dir() -> Path:
+    """Where the zoo lives: $XAI_CHECKPOINTS, else the repository's checkpoints/ folder."""
+    return Path(os.environ.get("XAI_CHECKPOINTS", REPO_CHECKPOINTS))
+
+
+def zoo_names() -> list[str]:
+    """Names of the complete checkpoints (weights and card) in the zoo, sorted."""
+    folder = checkpoints_dir()
+    if not folder.is_dir():
+        return []
+    return sorted(
+        p.name[: -len(".safetensors")]
+        for p in folder.glob("*.safetensors")
+        if (folder / (p.name[: -len(".safetensors")] + ".json")).exists() and not p.name.endswith("-best.safetensors")
+    )
+
+
+def zoo_cards() -> list[dict]:
+    """The card of every zoo model, with its file size in bytes added."""
+    cards = []
+    for name in zoo_names():
+        card = read_card(checkpoints_dir() / name)
+        card["name"] = name
+        card["file_bytes"] = (checkpoints_dir() / f"{name}.safetensors").stat().st_size
+        cards.append(card)
+    return cards
+
+
+def resolve_device(device: str | torch.device | None = "auto") -> torch.device:
+    """ "auto" -> CUDA when available, else CPU; "cuda" without a GPU is an error."""
+    if device is None or str(device) == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    device = torch.device(device)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ModelError("CUDA was asked for, but no CUDA device is available on this machine")
+    return device
+
+
+def load_model(spec: str | Path, device: str | torch.device | None = "auto") -> VideoModel:
+    """A zoo name (``cnn_transformer-sides``) or a checkpoint path (``dir/NAME``,
+    ``dir/NAME.safetensors`` or ``dir/NAME.json``) -> a VideoModel in eval mode."""
+    target = resolve_device(device)
+    text = str(spec)
+    if text in zoo_names():
+        return load_checkpoint(checkpoints_dir() / text, device=target)
+    path = Path(text)
+    if path.suffix in (".pt", ".pth", ".pkl", ".ckpt"):
+        raise ModelError(
+            f"{path.name}: pickled PyTorch checkpoints are not loaded here; save the weights as "
+            "NAME.safetensors with a NAME.json model card"
+        )
+    stem = checkpoint_stem(path)
+    if Path(f"{stem}.safetensors").exists() or Path(f"{stem}.json").exists():
+        return load_checkpoint(stem, device=target)
+    known = ", ".join(zoo_names()) or "none (the checkpoints folder is empty)"
+    raise ModelError(f"unknown model {text!r}: not a zoo name ({known}) nor a checkpoint file")

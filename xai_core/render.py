@@ -1,0 +1,193 @@
+"""Showing explanations: colour maps, overlays, plotly figures.
+
+This is the only place where maps are rescaled.  One scale is used for a whole clip (a high
+percentile of the map's magnitude), so frames can be compared with each other.
+"""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+
+COLORMAPS = {
+    "jet": cv2.COLORMAP_JET,
+    "turbo": cv2.COLORMAP_TURBO,
+    "inferno": cv2.COLORMAP_INFERNO,
+    "viridis": cv2.COLORMAP_VIRIDIS,
+    "magma": cv2.COLORMAP_MAGMA,
+    "hot": cv2.COLORMAP_HOT,
+    "bwr": None,  # diverging blue - white - red, for signed maps
+}
+MODES = ("positive", "abs", "signed")
+
+
+def clip_scale(spatial: np.ndarray, mode: str = "positive", percentile: float = 99.5) -> float:
+    """One scale for a whole map [T,H,W]: the ``percentile`` of the values shown (positive part,
+    magnitude, or magnitude for signed maps); 1.0 when the map is all zero."""
+    values = np.maximum(spatial, 0) if mode == "positive" else np.abs(spatial)
+    nonzero = values[values > 0]
+    if nonzero.size == 0:
+        return 1.0
+    return float(np.percentile(nonzero, percentile)) or float(nonzero.max())
+
+
+def normalise(heat: np.ndarray, mode: str, scale: float) -> np.ndarray:
+    """Map values to [0, 1] for display: positive part / magnitude / signed (0.5 = zero)."""
+    if mode not in MODES:
+        raise ValueError(f"mode must be one of {MODES}, not {mode!r}")
+    scale = scale if scale > 0 else 1.0
+    if mode == "positive":
+        return np.clip(heat / scale, 0, 1)
+    if mode == "abs":
+        return np.clip(np.abs(heat) / scale, 0, 1)
+    return np.clip(0.5 + 0.5 * heat / scale, 0, 1)
+
+
+def colorize(unit: np.ndarray, cmap: str = "jet") -> np.ndarray:
+    """Values in [0, 1] [...,H,W] -> RGB uint8 [...,H,W,3]."""
+    if cmap not in COLORMAPS:
+        raise ValueError(f"unknown colour map {cmap!r}; choose one of {', '.join(COLORMAPS)}")
+    if cmap == "bwr":
+        u = unit[..., None]
+        blue, white, red = np.array([0, 0, 255.0]), np.array([255.0, 255, 255]), np.array([255.0, 0, 0])
+        rgb = np.where(u < 0.5, blue + (white - blue) * (u / 0.5), white + (red - white) * ((u - 0.5) / 0.5))
+        return rgb.round().astype(np.uint8)
+    flat = (unit.reshape(-1, unit.shape[-1]) * 255).round().astype(np.uint8)
+    bgr = cv2.applyColorMap(flat, COLORMAPS[cmap])
+    return bgr[..., ::-1].reshape(*unit.shape, 3).copy()
+
+
+def overlay(
+    frame: np.ndarray,
+    heat: np.ndarray,
+    *,
+    opacity: float = 0.5,
+    cmap: str = "jet",
+    mode: str = "positive",
+    scale: float | None = None,
+) -> np.ndarray:
+    """frame uint8 [H,W,3] + map [H,W] -> uint8 [H,W,3]: the coloured map blended over the frame.
+
+    In "positive" and "abs" modes the blend is weighted by the map's strength, so pixels with no
+    evidence keep the frame's own colours."""
+    if frame.shape[:2] != heat.shape:
+        heat = cv2.resize(heat.astype(np.float32), (frame.shape[1], frame.shape[0]), interpolation=cv2.INTER_LINEAR)
+    scale = clip_scale(heat[None], mode) if scale is None else scale
+    unit = normalise(heat, mode, scale)
+    colour = colorize(unit, cmap).astype(np.float32)
+    if mode == "signed":
+        alpha = opacity * np.abs(unit - 0.5)[..., None] * 2
+    else:
+        alpha = opacity * np.sqrt(unit)[..., None]
+    out = frame.astype(np.float32) * (1 - alpha) + colour * alpha
+    return out.round().clip(0, 255).astype(np.uint8)
+
+
+def overlay_clip(frames: np.ndarray, spatial: np.ndarray, **kwargs) -> np.ndarray:
+    """frames uint8 [T,H,W,3] + maps [T,H,W] -> uint8 [T,H,W,3], one scale for the whole clip."""
+    mode = kwargs.get("mode", "positive")
+    scale = kwargs.pop("scale", None) or clip_scale(spatial, mode)
+    return np.stack([overlay(f, m, scale=scale, **kwargs) for f, m in zip(frames, spatial, strict=True)])
+
+
+def outline(frame: np.ndarray, mask: np.ndarray, colour=(255, 255, 255), thickness: int = 1) -> np.ndarray:
+    """frame uint8 [H,W,3] with the contour of a bool mask [H,W] drawn on a copy."""
+    contours, _ = cv2.findContours(mask.astype(np.uint8), cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_NONE)
+    out = np.ascontiguousarray(frame).copy()
+    cv2.drawContours(out, contours, -1, colour, thickness)
+    return out
+
+
+def side_by_side(*images: np.ndarray, gap: int = 4) -> np.ndarray:
+    """Images [H,W,3] of the same height, left to right with a white gap."""
+    h = images[0].shape[0]
+    spacer = np.full((h, gap, 3), 255, np.uint8)
+    parts = []
+    for i, img in enumerate(images):
+        parts.extend([spacer, img] if i else [img])
+    return np.concatenate(parts, axis=1)
+
+
+def upscale(image: np.ndarray, factor: int) -> np.ndarray:
+    """Nearest-neighbour enlargement (keeps pixels crisp when showing 112x112 frames)."""
+    return np.repeat(np.repeat(image, factor, axis=0), factor, axis=1) if factor > 1 else image
+
+
+# ---------------------------------------------------------------------------- plotly figures
+def probabilities_figure(prediction: dict, labels: list[str], top: int = 10):
+    """Horizontal bars of the class probabilities (the top ``top``), predicted class highlighted."""
+    import plotly.graph_objects as go
+
+    probs = np.asarray(prediction["probabilities"])
+    order = np.argsort(-probs)[:top][::-1]
+    colours = ["#d62728" if i == prediction["index"] else "#1f77b4" for i in order]
+    fig = go.Figure(
+        go.Bar(
+            x=probs[order],
+            y=[labels[i] for i in order],
+            orientation="h",
+            marker_color=colours,
+            text=[f"{p:.1%}" for p in probs[order]],
+            textposition="auto",
+        )
+    )
+    fig.update_layout(
+        xaxis=dict(range=[0, 1], title="probability", tickformat=".0%"),
+        height=60 + 28 * len(order),
+        margin=dict(l=10, r=10, t=10, b=10),
+    )
+    return fig
+
+
+def importance_figure(
+    curves: dict[str, np.ndarray],
+    selected: int | None = None,
+    *,
+    padded: np.ndarray | None = None,
+    frame_indices: np.ndarray | None = None,
+    normalise_curves: bool = True,
+    title: str = "frame importance",
+):
+    """Frame-importance curves on one timeline [T each]; the selected frame marked by a line and
+    a marker; padding frames shaded.  With ``normalise_curves`` every curve is divided by its
+    maximum magnitude so that curves of different methods share one axis."""
+    import plotly.graph_objects as go
+
+    fig = go.Figure()
+    length = len(next(iter(curves.values())))
+    frames = np.arange(length)
+    hover = None
+    if frame_indices is not None:
+        hover = [f"video frame {int(i)}" if i >= 0 else "padding" for i in frame_indices]
+    for name, curve in curves.items():
+        y = np.asarray(curve, dtype=float)
+        if normalise_curves:
+            peak = np.abs(y).max()
+            y = y / peak if peak > 0 else y
+        fig.add_trace(go.Scatter(x=frames, y=y, mode="lines+markers", name=name, hovertext=hover))
+        if selected is not None:
+            fig.add_trace(
+                go.Scatter(
+                    x=[selected],
+                    y=[y[selected]],
+                    mode="markers",
+                    showlegend=False,
+                    hoverinfo="skip",
+                    marker=dict(size=14, color="rgba(0,0,0,0)", line=dict(width=2, color="black")),
+                )
+            )
+    if selected is not None:
+        fig.add_vline(x=selected, line_dash="dash", line_color="gray")
+    if padded is not None and np.any(padded):
+        first = int(np.argmax(padded))
+        fig.add_vrect(x0=first - 0.5, x1=length - 0.5, fillcolor="lightgray", opacity=0.4, line_width=0)
+    fig.update_layout(
+        title=title,
+        xaxis_title="frame (model input)",
+        yaxis_title="importance" + (" (÷ max)" if normalise_curves else ""),
+        height=280,
+        margin=dict(l=10, r=10, t=40, b=10),
+        showlegend=len(curves) > 1,
+        clickmode="event+select",
+    )
+    return fig

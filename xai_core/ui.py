@@ -1,0 +1,182 @@
+"""Streamlit glue: what the app's pages share (the sidebar, cached loaders).
+
+The only module of xai_core that imports Streamlit; the rest of the package never does.
+Every page starts with ``page_setup()``, which draws the shared sidebar (model, clip, device):
+then it is drawn once per run whether Streamlit runs app.py (st.navigation) or the page file
+directly (its legacy pages/ mode, which AppTest uses on reruns).
+Models are cached as resources (one per name and device), clips and explanations as data keyed
+by what determines them (the clip's content hash, the method, the target and the parameters).
+"""
+
+from __future__ import annotations
+
+import json
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import streamlit as st
+import torch
+
+from . import render
+from .api import explain, predict
+from .explanation import Explanation
+from .models.base import VideoModel
+from .models.zoo import checkpoints_dir, load_model, zoo_names
+from .video import Clip, VideoError, encode_video, load_video, sample_clips
+
+DEFAULT_MODEL = "cnn_transformer-sides"
+CLIP_KINDS = {"Moving Shapes": "shapes", "Sample clip": "sample", "Upload": "upload"}
+UPLOAD_TYPES = ["mp4", "avi", "mov", "mkv", "webm", "gif", "npy", "npz"]
+
+
+@dataclass(frozen=True)
+class Selection:
+    """What the sidebar picked: a model, a clip source and a device."""
+
+    model: str
+    clip_kind: str  # "shapes" | "sample" | "upload"
+    clip_source: str  # "shapes:SEED?..." | a sample path | an uploaded file's name
+    device: str = "cpu"
+    upload: bytes | None = None
+
+    @property
+    def clip_label(self) -> str:
+        return Path(self.clip_source).name if self.clip_kind != "shapes" else self.clip_source
+
+
+def page_setup() -> Selection | None:
+    """Page config and the shared sidebar; returns what the sidebar picked (None: nothing yet)."""
+    st.set_page_config(page_title="Video XAI workbench", page_icon=":material/movie:", layout="wide")
+    return sidebar()
+
+
+def _shapes_source() -> str:
+    seed = st.number_input("Seed", min_value=0, max_value=2**31 - 1, value=7, step=1, key="shapes_seed")
+    noise = st.slider("Noise (grey levels)", 0, 40, 8, key="shapes_noise")
+    distractors = st.slider("Distractor shapes", 0, 5, 2, key="shapes_distractors")
+    white = st.checkbox("White distractors", key="shapes_white")
+    pause = st.checkbox("Pause in the movement", key="shapes_pause")
+    query = f"noise={noise}&distractors={distractors}&white_distractors={int(white)}&pause={int(pause)}"
+    return f"shapes:{int(seed)}?{query}"
+
+
+def sidebar() -> Selection | None:
+    """Model, clip (Moving Shapes by seed and options, a bundled sample, an upload) and device."""
+    st.sidebar.title("Video XAI")
+    names = zoo_names()
+    if not names:
+        st.sidebar.error(
+            f"No models in {checkpoints_dir()}. Train one with "
+            "`python -m xai_core train --arch cnn_transformer --task sides --out checkpoints/cnn_transformer-sides`."
+        )
+        return None
+    default = names.index(DEFAULT_MODEL) if DEFAULT_MODEL in names else 0
+    with st.sidebar:
+        model = st.selectbox("Model", names, index=default, key="model_name")
+        kind = CLIP_KINDS[st.radio("Clip", list(CLIP_KINDS), key="clip_kind", horizontal=True)]
+        upload = None
+        if kind == "shapes":
+            source = _shapes_source()
+        elif kind == "sample":
+            samples = sample_clips()
+            name = st.selectbox(
+                "Sample clip",
+                list(samples),
+                key="sample_name",
+                help="Real footage bundled with the package (see its README for licences)",
+            )
+            source = str(samples[name])
+        else:
+            uploaded = st.file_uploader("Video file", type=UPLOAD_TYPES, key="upload")
+            if uploaded is None:
+                st.info("Upload a video (mp4, avi, mov, mkv, webm, gif) or a .npy/.npz array [T,H,W,3].")
+                return None
+            source, upload = uploaded.name, uploaded.getvalue()
+        device = st.selectbox(
+            "Device", ["auto", "cpu", "cuda"], key="device", help="auto: the GPU when there is one, else the CPU"
+        )
+        if device == "cuda" and not torch.cuda.is_available():
+            st.warning("No CUDA device on this machine: running on the CPU.")
+            device = "cpu"
+        if device == "auto":
+            device = "cuda" if torch.cuda.is_available() else "cpu"
+    return Selection(model=model, clip_kind=kind, clip_source=source, device=device, upload=upload)
+
+
+@st.cache_resource(show_spinner="Loading the model…", max_entries=8)
+def cached_model(name: str, device: str) -> VideoModel:
+    return load_model(name, device=device)
+
+
+@st.cache_data(show_spinner="Reading the video…", max_entries=32)
+def cached_clip(kind: str, source: str, frames: int, height: int, width: int, upload: bytes | None = None) -> Clip:
+    """The clip sampled to the model's input; uploads are decoded from a temporary file."""
+    size = (height, width)
+    if kind != "upload":
+        return load_video(source, frames=frames, size=size)
+    name = "".join(c if c.isalnum() or c in "._-" else "_" for c in Path(source).name) or "upload"
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / name
+        path.write_bytes(upload or b"")
+        try:
+            clip = load_video(path, frames=frames, size=size)
+        except VideoError as exc:  # name the user's file, not the temporary copy
+            raise VideoError(str(exc).replace(str(path), Path(source).name)) from None
+    clip.source = Path(source).name
+    return clip
+
+
+def model_and_clip(selection: Selection) -> tuple[VideoModel, Clip]:
+    """Load (cached) the selected model and the selected clip sampled for it.  Raises the
+    package's own errors (ModelError, VideoError) with messages meant for the user."""
+    model = cached_model(selection.model, selection.device)
+    spec = model.input_spec
+    clip = cached_clip(
+        selection.clip_kind, selection.clip_source, spec.frames, spec.height, spec.width, selection.upload
+    )
+    return model, clip
+
+
+@st.cache_data(show_spinner=False, max_entries=64)
+def cached_prediction(model_key: str, clip_hash: str, _model: VideoModel, _clip: Clip) -> dict:
+    return predict(_model, _clip)
+
+
+@st.cache_data(show_spinner="Explaining…", max_entries=64)
+def cached_explanation(
+    model_key: str, clip_hash: str, method: str, target: str | None, params_json: str, _model: VideoModel, _clip: Clip
+) -> Explanation:
+    """explain(), cached by (model, clip content, method, target, parameters)."""
+    return explain(_model, _clip, method, target=target, **json.loads(params_json))
+
+
+def get_explanation(model: VideoModel, clip: Clip, method: str, target, params: dict, device: str) -> Explanation:
+    key = f"{model.name}@{device}"
+    target_key = None if target is None else str(target)
+    return cached_explanation(
+        key, clip.content_hash(), method, target_key, json.dumps(params, sort_keys=True), model, clip
+    )
+
+
+def get_prediction(model: VideoModel, clip: Clip, device: str) -> dict:
+    return cached_prediction(f"{model.name}@{device}", clip.content_hash(), model, clip)
+
+
+@st.cache_data(show_spinner="Encoding the video…", max_entries=16)
+def overlay_video_bytes(
+    clip_hash: str,
+    expl_key: str,
+    fmt: str,
+    opacity: float,
+    cmap: str,
+    mode: str,
+    _frames: np.ndarray,
+    _spatial: np.ndarray,
+    fps: float = 8.0,
+) -> bytes:
+    """The overlay of the whole clip as an H.264 mp4 or a GIF, 3x enlarged."""
+    frames = render.overlay_clip(_frames, _spatial, opacity=opacity, cmap=cmap, mode=mode)
+    frames = np.stack([render.upscale(f, 3) for f in frames])
+    return encode_video(frames, fmt=fmt, fps=fps)
