@@ -107,7 +107,7 @@ with left:
             + (", with a pause" if truth.get("has_pause") else "")
         )
     st.caption(
-        f"{model.name} · {clip.source} · {clip.num_frames} frames"
+        f"{model.name} · {ui.describe_source(clip.source)} · {clip.num_frames} frames"
         + (f" ({int(clip.padded.sum())} padding)" if clip.padded.any() else "")
     )
 
@@ -156,7 +156,11 @@ with right:
         help="positive: evidence for the target; abs: magnitude; signed: for (red) and against (blue)",
     )
     outline = c4.checkbox(
-        "Outline the true shape", value=True, key="outline", disabled="target_masks" not in clip.ground_truth
+        "Outline shape",
+        value=True,
+        key="outline",
+        help="Draw the outline of the true moving shape",
+        disabled="target_masks" not in clip.ground_truth,
     )
 
     scale = render.clip_scale(expl.spatial, mode)
@@ -168,8 +172,13 @@ with right:
     where = int(clip.frame_indices[frame])
     caption = f"frame {frame} of {frames}" + (f" (video frame {where})" if where >= 0 else " (padding)")
     img1, img2 = st.columns(2)
-    img1.image(render.upscale(original, ZOOM), caption="original · " + caption)
-    img2.image(render.upscale(shown, ZOOM), caption=f"{spec.name} for {expl.meta['target_description']} · {caption}")
+    img1.image(render.upscale(original, ZOOM), caption="original · " + caption, width="stretch", output_format="PNG")
+    img2.image(
+        render.upscale(shown, ZOOM),
+        caption=f"{spec.name} for {expl.meta['target_description']} · {caption}",
+        width="stretch",
+        output_format="PNG",
+    )
 
     expl_key = f"{spec.name}|{target}|{sorted(params.items())}"
     d1, d2 = st.columns(2)

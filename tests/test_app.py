@@ -63,6 +63,7 @@ def test_first_page_shows_prediction_curve_frames_and_downloads(zoo):
         ),
     ]
     assert any(c.startswith("Ground truth: a ") for c in captions(at))
+    assert any("Moving Shapes #7 (noise 8, 2 distractors) · 8 frames" in c for c in captions(at))
     assert [b.label for b in at.get("download_button")] == ["Download overlay video (mp4)", "Download overlay GIF"]
     assert at.slider(key="frame").max == 7
 
@@ -77,13 +78,15 @@ def test_scrubber_moves_through_frames(zoo):
 
 def test_changing_the_target_changes_the_explanation(zoo):
     at = start()
-    first = at.get("image")[1].proto.imgs[0].url
+    at.selectbox(key="mode").set_value("signed").run()
+    at.slider(key="frame").set_value(4).run()
     at.selectbox(key="target_a_cnn_transformer").set_value(2).run()
     assert_clean(at)
     assert "gradcam for class 2 (pentagon)" in image_captions(at)[1]
+    pentagon = at.get("image")[1].proto.imgs[0].url
     at.selectbox(key="target_a_cnn_transformer").set_value(0).run()
     assert "gradcam for class 0 (triangle)" in image_captions(at)[1]
-    assert at.get("image")[1].proto.imgs[0].url != first or "triangle" in first
+    assert at.get("image")[1].proto.imgs[0].url != pentagon  # another map on the same frame
 
 
 def test_display_controls_change_the_overlay_only(zoo):
@@ -107,6 +110,7 @@ def test_picking_another_shapes_clip(zoo):
     assert_clean(at)
     new_truth = [c for c in captions(at) if c.startswith("Ground truth")]
     assert new_truth != truth and new_truth[0].endswith("with a pause")
+    assert any("Moving Shapes #12 (noise 8, 2 distractors, a pause)" in c for c in captions(at))
 
 
 def test_real_sample_clip(zoo):

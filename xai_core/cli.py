@@ -215,6 +215,23 @@ def _cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_bench(args: argparse.Namespace) -> int:
+    import importlib.util
+
+    suite_path = Path(__file__).resolve().parents[1] / "benchmarks" / "suite.py"
+    if not suite_path.exists():
+        raise FileNotFoundError(f"no benchmark suite at {suite_path} (it lives in the repository's benchmarks/ folder)")
+    spec = importlib.util.spec_from_file_location("xai_benchmarks_suite", suite_path)
+    suite = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(suite)
+    suite.main(args.out, quick=args.quick, markdown=args.markdown)
+    print(
+        f"wrote {Path(args.out) / 'bench.json'} and {Path(args.out) / 'BENCHMARKS.md'}"
+        + (f" and {args.markdown}" if args.markdown else "")
+    )
+    return 0
+
+
 def _load_model(spec: str, device: str):
     from .models.zoo import load_model
 
@@ -280,6 +297,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--threads", type=int, default=None)
     p.add_argument("--config", default=None, help="architecture options as JSON")
     p.set_defaults(func=_cmd_train)
+
+    p = sub.add_parser("bench", help="measure speed (medians, ratios against peers) into BENCHMARKS.md")
+    p.add_argument("--quick", action="store_true", help="fewer repetitions")
+    p.add_argument("--out", required=True, help="folder for bench.json and BENCHMARKS.md")
+    p.add_argument("--markdown", help="also write the report here (e.g. BENCHMARKS.md at the repository root)")
+    p.set_defaults(func=_cmd_bench)
     return parser
 
 

@@ -46,6 +46,22 @@ class Selection:
         return Path(self.clip_source).name if self.clip_kind != "shapes" else self.clip_source
 
 
+def describe_source(source: str) -> str:
+    """'shapes:7?noise=8&distractors=2&...' -> 'Moving Shapes #7 (noise 8, 2 distractors)'; files keep their name."""
+    if not source.startswith("shapes:"):
+        return source
+    from .data.moving_shapes import parse_source
+
+    seed, options = parse_source(source)
+    parts = [f"noise {options['noise']:g}" if options.get("noise") else "no noise"]
+    count = options.get("distractors", 0)
+    if count:
+        parts.append(f"{count} {'white ' if options.get('white_distractors') else ''}distractor{'s' * (count > 1)}")
+    if options.get("pause"):
+        parts.append("a pause")
+    return f"Moving Shapes #{seed} ({', '.join(parts)})"
+
+
 def page_setup() -> Selection | None:
     """Page config and the shared sidebar; returns what the sidebar picked (None: nothing yet)."""
     st.set_page_config(page_title="Video XAI workbench", page_icon=":material/movie:", layout="wide")

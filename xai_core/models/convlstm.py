@@ -36,7 +36,7 @@ class ConvLSTMNet(nn.Module):
         narrow: int = 16,
         hidden: int = 24,
         motion_input: bool = True,
-        coord_channels: bool = True,
+        coord_channels: bool = False,
         dropout: float = 0.1,
         output_offset: float = 0.0,
         output_scale: float = 1.0,

@@ -29,7 +29,7 @@ class DecoupledVideoNet(nn.Module, ABC):
         num_outputs: int,
         backbone: str = "small",
         motion_input: bool = True,
-        coord_channels: bool = True,
+        coord_channels: bool = False,
         output_offset: float = 0.0,
         output_scale: float = 1.0,
     ) -> None:

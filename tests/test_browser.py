@@ -1,0 +1,261 @@
+"""End-to-end: the app served by `streamlit run`, driven in Debian's Chromium with Playwright.
+
+What the user sees on the Explain page: the frames and their captions, the charts, the
+scrubber, clicking the importance curve, a corrupt upload and another Moving Shapes seed.
+The zoo is a few small random models (fast). Needs /usr/bin/chromium (Debian: apt-get install
+chromium; never `playwright install`); the module is skipped without it.
+Screenshots go to test-artifacts/ (git-ignored); $XAI_README_SCREENSHOT also gets the page.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+CHROMIUM = "/usr/bin/chromium"
+if not Path(CHROMIUM).exists():
+    pytest.skip(f"{CHROMIUM} not found: install Debian's chromium to run the browser tests", allow_module_level=True)
+sync_api = pytest.importorskip("playwright.sync_api", reason="the playwright package is not installed")
+
+from conftest import small_model  # noqa: E402
+
+from xai_core.models.checkpoint import make_card, save_checkpoint  # noqa: E402
+
+pytestmark = pytest.mark.browser
+ROOT = Path(__file__).resolve().parents[1]
+ARTIFACTS = ROOT / "test-artifacts"
+TIMEOUT_MS = 30_000
+FRAMES = 8
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    """`streamlit run app.py` on a free local port, with a small zoo in $XAI_CHECKPOINTS."""
+    zoo = tmp_path_factory.mktemp("zoo")
+    for name, arch, task in [
+        ("a_cnn_transformer", "cnn_transformer", "classification"),
+        ("b_r3d", "r3d", "classification"),
+        ("c_cnn_lstm-angle", "cnn_lstm", "regression"),
+    ]:
+        model = small_model(arch, task=task)
+        model.info.name = name
+        save_checkpoint(model, zoo / name, make_card(model))
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    env = {**os.environ, "STREAMLIT_BROWSER_GATHER_USAGE_STATS": "false", "XAI_CHECKPOINTS": str(zoo)}
+    log_path = tmp_path_factory.mktemp("server") / "streamlit.log"
+    log = open(log_path, "wb")  # closed in teardown
+    # fmt: off
+    command = [
+        sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless", "true",
+        "--server.port", str(port), "--server.address", "127.0.0.1", "--server.fileWatcherType", "none",
+    ]
+    # fmt: on
+    process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            if process.poll() is not None:
+                pytest.fail(f"streamlit exited with {process.returncode}:\n{log_path.read_text()[-3000:]}")
+            try:
+                with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as response:
+                    if response.read().decode().strip() == "ok":
+                        break
+            except OSError:
+                pass
+            if time.monotonic() > deadline:
+                pytest.fail(f"streamlit did not answer in 60 s:\n{log_path.read_text()[-3000:]}")
+            time.sleep(0.25)
+        yield url
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(timeout=10)
+        log.close()
+
+
+@pytest.fixture(scope="module")
+def browser():
+    with sync_api.sync_playwright() as p:
+        chromium = p.chromium.launch(executable_path=CHROMIUM, args=["--disable-gpu"])
+        yield chromium
+        chromium.close()
+
+
+@pytest.fixture
+def page(browser, server, request):
+    """A fresh session on the Explain page, loaded and idle; a screenshot when the test fails."""
+    context = browser.new_context(viewport={"width": 1400, "height": 1000})
+    page = context.new_page()
+    page.set_default_timeout(TIMEOUT_MS)
+    page.page_errors = []
+    page.on("pageerror", lambda error: page.page_errors.append(str(error)))
+    failed_before = request.session.testsfailed
+    failed = True
+    try:
+        page.goto(server)
+        expect(image_captions(page)).to_have_count(2)
+        wait_idle(page)
+        yield page
+        test_failed = request.session.testsfailed > failed_before
+        assert_clean(page)  # nothing went wrong after the test's last wait
+        failed = test_failed
+    finally:
+        if failed:
+            screenshot(page, ARTIFACTS / f"{request.node.name}.png")
+        context.close()
+
+
+def screenshot(page, path: str | Path) -> None:
+    """The whole page: Streamlit scrolls inside its main container, so the viewport is made as
+    tall as the content for the shot (width unchanged, so the layout stays the same)."""
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    viewport = page.viewport_size
+    height = page.evaluate(
+        """() => Math.max(...['stMain', 'stSidebarContent', 'stAppViewContainer'].map(id =>
+            document.querySelector(`[data-testid="${id}"]`)?.scrollHeight || 0))"""
+    )
+    page.set_viewport_size({"width": viewport["width"], "height": max(viewport["height"], height)})
+    try:
+        page.screenshot(path=path, full_page=True, animations="disabled")
+    finally:
+        page.set_viewport_size(viewport)
+
+
+def expect(locator):
+    return sync_api.expect(locator)
+
+
+sync_api.expect.set_options(timeout=TIMEOUT_MS)
+
+
+def wait_idle(page) -> None:
+    """Wait until the script has finished its run and the page shows no stale or loading
+    element; then fail on an exception on the page or an uncaught error in the browser."""
+    page.wait_for_selector('[data-testid="stApp"][data-test-script-state="notRunning"]')
+    for gone in ('[data-testid="stStatusWidget"]', '[data-testid="stSkeleton"]', '[data-stale="true"]'):
+        page.wait_for_selector(gone, state="detached")
+    assert_clean(page)
+
+
+def assert_clean(page) -> None:
+    exceptions = page.locator('[data-testid="stException"]')
+    assert exceptions.count() == 0, exceptions.all_inner_texts()
+    assert not page.page_errors, page.page_errors
+
+
+def image_captions(page):
+    return page.locator('[data-testid="stImageCaption"]')
+
+
+def sidebar(page):
+    return page.locator('[data-testid="stSidebar"]')
+
+
+def ground_truth(page):
+    return page.locator('[data-testid="stCaptionContainer"]').filter(has_text="Ground truth:")
+
+
+def expect_frame(page, frame: int) -> None:
+    """Both images (original and overlay) show `frame` and the scrubber sits on it."""
+    captions = image_captions(page)
+    text = f"frame {frame} of {FRAMES}"
+    expect(captions).to_have_count(2)
+    expect(captions.nth(0)).to_contain_text(f"original · {text}")
+    expect(captions.nth(1)).to_contain_text(text)
+    expect(page.get_by_role("slider", name="Frame")).to_have_value(str(frame))
+
+
+def test_page_loads_with_frames_charts_and_downloads(page):
+    expect(page.get_by_role("heading", name="Explain", exact=True)).to_be_visible()
+    images = page.locator('[data-testid="stImage"] img')
+    expect(images).to_have_count(2)
+    for i in range(2):
+        expect(images.nth(i)).to_be_visible()
+        assert images.nth(i).evaluate("img => img.complete && img.naturalWidth > 0")
+    expect_frame(page, 0)
+    expect(image_captions(page).nth(1)).to_contain_text("gradcam for class")
+    expect(page.locator('[data-testid="stPlotlyChart"]')).to_have_count(2)
+    expect(page.locator('[data-testid="stPlotlyChart"] .main-svg').first).to_be_visible()
+    expect(page.locator(".gtitle").filter(has_text=re.compile(r"^Frame importance"))).to_have_count(1)
+    expect(page.get_by_role("button", name="Download overlay video (mp4)")).to_be_visible()
+    expect(page.get_by_role("button", name="Download overlay GIF")).to_be_visible()
+    expect(ground_truth(page)).to_have_count(1)
+    screenshot(page, ARTIFACTS / "browser_explain.png")
+    if os.environ.get("XAI_README_SCREENSHOT"):
+        screenshot(page, os.environ["XAI_README_SCREENSHOT"])
+
+
+def test_scrubber_steps_through_frames_with_the_keyboard(page):
+    slider = page.get_by_role("slider", name="Frame")
+    slider.focus()
+    for frame in (1, 2, 3):
+        slider.press("ArrowRight")
+        expect_frame(page, frame)
+        wait_idle(page)
+    expect_frame(page, 3)
+
+
+def test_clicking_the_importance_curve_moves_the_scrubber(page):
+    chart = page.locator('[data-testid="stPlotlyChart"]').filter(
+        has=page.locator(".gtitle", has_text=re.compile(r"^Frame importance"))
+    )
+    expect(chart).to_have_count(1)
+    markers = chart.locator(".scatterlayer .trace").first.locator(".points path")
+    expect(markers).to_have_count(FRAMES)
+    box = markers.nth(5).bounding_box()
+    assert box is not None
+    page.mouse.click(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
+    expect_frame(page, 5)
+    wait_idle(page)
+    expect_frame(page, 5)
+
+
+def test_corrupt_upload_shows_one_error_and_keeps_the_app_usable(page, tmp_path):
+    sidebar(page).locator('[data-testid="stRadio"]').get_by_text("Upload", exact=True).click()
+    dropzone = page.locator('[data-testid="stFileUploaderDropzoneInput"]')
+    expect(dropzone).to_have_count(1)
+    wait_idle(page)
+    corrupt = tmp_path / "holiday.mp4"
+    corrupt.write_bytes(os.urandom(4096))
+    dropzone.set_input_files(corrupt)
+    errors = page.locator('[data-testid="stAlertContentError"]')
+    expect(errors).to_have_count(1)
+    wait_idle(page)
+    expect(errors).to_have_count(1)
+    expect(errors).to_contain_text("holiday.mp4")
+    expect(errors).to_contain_text("not a readable video")
+    expect(page.locator('[data-testid="stImage"]')).to_have_count(0)
+    # back to Moving Shapes: the page works again
+    sidebar(page).locator('[data-testid="stRadio"]').get_by_text("Moving Shapes", exact=True).click()
+    expect(errors).to_have_count(0)
+    expect_frame(page, 0)
+    wait_idle(page)
+    expect(page.locator('[data-testid="stImage"] img')).to_have_count(2)
+
+
+def test_another_seed_shows_another_clip(page):
+    truth = ground_truth(page)
+    before = truth.inner_text()
+    assert before.startswith("Ground truth: a ")
+    seed = sidebar(page).get_by_label("Seed")
+    seed.fill("12")
+    seed.press("Enter")
+    expect(truth).not_to_have_text(before)
+    wait_idle(page)
+    expect(truth).to_have_count(1)
+    assert truth.inner_text().startswith("Ground truth: a ") and truth.inner_text() != before
+    expect(image_captions(page)).to_have_count(2)
