@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import json
-import pickle
 
 import numpy as np
 import pytest
 import torch
 from conftest import LABELS, SMALL_SPEC, small_input, small_model
+from safetensors.torch import save_file
 
 from xai_core.models.base import InputSpec, ModelError
 from xai_core.models.checkpoint import load_checkpoint, make_card, save_checkpoint
@@ -188,11 +188,76 @@ def test_broken_checkpoints_give_clear_errors(tmp_path):
         load_checkpoint(tmp_path / "nothing")
 
 
-def test_pickles_are_refused(tmp_path):
-    evil = tmp_path / "evil.pt"
-    evil.write_bytes(pickle.dumps({"weights": [1, 2, 3]}))
-    with pytest.raises(ModelError, match="pickled PyTorch checkpoints are not loaded"):
-        load_model(evil, device="cpu")
+class _Payload:
+    """Unpickling this runs code (it would create a file): what weights_only=True must refuse."""
+
+    def __init__(self, marker):
+        self.marker = marker
+
+    def __reduce__(self):
+        return (open, (str(self.marker), "w"))
+
+
+def test_pickles_that_need_code_are_refused_without_running(tmp_path):
+    marker = tmp_path / "pwned"
+    torch.save({"weights": _Payload(marker)}, tmp_path / "evil.pt")
+    (tmp_path / "evil.json").write_text(json.dumps(make_card(small_model("r3d"))))
+    with pytest.raises(ModelError, match="evil.pt is refused: it is a pickle that needs code"):
+        load_model(tmp_path / "evil.pt", device="cpu")
+    assert not marker.exists()
+    with pytest.raises(ModelError, match="pickled checkpoints are not loaded"):
+        load_model(tmp_path / "model.pkl", device="cpu")
+
+
+def test_pt_without_tensors_is_refused(tmp_path):
+    torch.save({"weights": [1, 2, 3]}, tmp_path / "m.pt")
+    (tmp_path / "m.json").write_text(json.dumps(make_card(small_model("r3d"))))
+    with pytest.raises(ModelError, match="does not hold a state_dict"):
+        load_model(tmp_path / "m.pt", device="cpu")
+
+
+def test_torchvision_video_weights_from_a_pt_file_with_a_card(tmp_path):
+    """A user's own r3d_18 state_dict (torch.save) plus a card: loads strictly, same outputs."""
+    spec = InputSpec(frames=8, height=64, width=64)
+    model = build_model("r3d_18", labels=["a", "b", "c", "d"], input_spec=spec).eval()
+    torch.save(model.net.state_dict(), tmp_path / "mine.pth")
+    (tmp_path / "mine.json").write_text(json.dumps(make_card(model)))
+    loaded = load_model(tmp_path / "mine.pth", device="cpu")
+    x = small_input(spec=spec)
+    with torch.no_grad():
+        assert torch.equal(loaded(x), model(x))
+    assert loaded.info.arch == "r3d_18" and loaded.layout == "BCTHW"
+
+
+def test_torchvision_frame_backbones_take_user_weights(tmp_path):
+    import torchvision
+
+    from xai_core.models.backbones import load_backbone_weights
+
+    reference = torchvision.models.resnet18(weights=None)
+    torch.save(reference.state_dict(), tmp_path / "resnet18.pth")
+    model = small_model("cnn_lstm", backbone="resnet18", motion_input=False)
+    skipped = load_backbone_weights(model.net.frame_encoder, tmp_path / "resnet18.pth")
+    assert skipped == ["fc.weight", "fc.bias"]
+    net = model.net.frame_encoder.backbone.net
+    assert torch.equal(net.conv1.weight, reference.conv1.weight) and torch.equal(
+        net.layer4[1].bn2.bias, reference.layer4[1].bn2.bias
+    )
+    assert model.frame_context == 1 and model.cam_layer_name == "net.frame_encoder.backbone.net.layer4"
+    vgg = torchvision.models.vgg16(weights=None).state_dict()
+    save_file({k: v.contiguous() for k, v in vgg.items()}, str(tmp_path / "vgg.safetensors"))
+    with pytest.raises(ValueError, match="lacks"):
+        load_backbone_weights(model.net.frame_encoder, tmp_path / "vgg.safetensors")
+
+
+@pytest.mark.parametrize("backbone, cam_size", [("resnet18", 2), ("vgg16", 4)])
+def test_per_frame_models_on_torchvision_backbones(backbone, cam_size):
+    from xai_core import explain
+
+    model = small_model("cnn_transformer", backbone=backbone, motion_input=False)
+    expl = explain(model, small_input(), "gradcam", target=1)
+    assert expl.spatial.shape == (8, 64, 64) and expl.extras["cam_lowres"].shape == (8, cam_size, cam_size)
+    assert np.isfinite(expl.spatial).all()
 
 
 def test_unknown_model_names_the_zoo(tiny_checkpoints):

@@ -77,8 +77,9 @@ def test_side_by_side_and_upscale():
 
 def test_importance_figure_marks_the_selected_frame_and_padding():
     curve = np.array([0.0, 2.0, 1.0, 0.0])
-    fig = render.importance_figure({"gradcam": curve}, selected=2, padded=np.array([0, 0, 0, 1], bool),
-                                   frame_indices=np.array([0, 5, 9, -1]))
+    fig = render.importance_figure(
+        {"gradcam": curve}, selected=2, padded=np.array([0, 0, 0, 1], bool), frame_indices=np.array([0, 5, 9, -1])
+    )
     line, marker = fig.data
     assert list(line.y) == [0, 1.0, 0.5, 0]  # normalised by the peak
     assert list(marker.x) == [2] and list(marker.y) == [0.5]

@@ -8,6 +8,7 @@ import time
 import numpy as np
 import torch
 
+from ._version import __version__
 from .explanation import Explanation, describe_prediction, resolve_target
 from .methods.registry import MethodError, get_method
 from .models.base import ModelError, VideoModel
@@ -83,6 +84,7 @@ def explain(model: VideoModel, clip, method: str, target=None, **params) -> Expl
     expl.meta.update(
         facts,
         device=str(model.device),
+        xai_core=__version__,
         torch=torch.__version__,
         python=platform.python_version(),
         target_description=target_.describe(),

@@ -295,7 +295,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--test-clips", type=int, default=500)
     p.add_argument("--robustness-clips", type=int, default=200)
     p.add_argument("--threads", type=int, default=None)
-    p.add_argument("--config", default=None, help="architecture options as JSON")
+    p.add_argument("--config", default=None, help='architecture options as JSON, e.g. {"backbone": "resnet18"}')
+    p.add_argument(
+        "--backbone-weights", default=None, help="weights (.safetensors/.pt) for a torchvision frame backbone"
+    )
     p.set_defaults(func=_cmd_train)
 
     p = sub.add_parser("bench", help="measure speed (medians, ratios against peers) into BENCHMARKS.md")

@@ -9,6 +9,8 @@ per-frame network.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import torch
 import torchvision
 from torch import nn
@@ -69,7 +71,7 @@ class TorchvisionBackbone(nn.Module):
             net.classifier = nn.Identity()
             net.avgpool = nn.AdaptiveAvgPool2d(1)
             self.out_dim = 512
-            self.cam_layer_name = "net.features.28"
+            self.cam_layer_name = "net.features.29"  # the last conv block's (in-place) ReLU output
         else:
             raise ValueError(f"unknown backbone {name!r}; choose one of {', '.join(BACKBONES)}")
         self.net = net
@@ -117,6 +119,27 @@ class FrameEncoder(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         b, t = x.shape[:2]
         return self.backbone(self.frame_inputs(x)).reshape(b, t, -1)
+
+
+def load_backbone_weights(encoder: FrameEncoder, path) -> list[str]:
+    """Load a torchvision backbone's weights (e.g. ImageNet resnet18 from the user's disk) into a
+    FrameEncoder; the classifier's keys (fc / classifier) are skipped.  Returns the skipped keys."""
+    from .checkpoint import read_state_dict
+
+    backbone = encoder.backbone
+    if not isinstance(backbone, TorchvisionBackbone):
+        raise ValueError("backbone weights can only be loaded into a torchvision backbone (resnet18/50, vgg16)")
+    state = read_state_dict(path)
+    own = backbone.net.state_dict()
+    skipped = [k for k in state if k.split(".")[0] in ("fc", "classifier") or k not in own]
+    missing = [k for k in own if k not in state]
+    if missing:
+        raise ValueError(f"{Path(path).name} lacks {len(missing)} of the backbone's weights (e.g. {missing[0]})")
+    wrong = [k for k in own if tuple(state[k].shape) != tuple(own[k].shape)]
+    if wrong:
+        raise ValueError(f"{Path(path).name} has other shapes than the backbone (e.g. {wrong[0]})")
+    backbone.net.load_state_dict({k: state[k] for k in own})
+    return skipped
 
 
 def output_layer(width: int, num_outputs: int, hidden: int | None = None, dropout: float = 0.1) -> nn.Module:

@@ -46,6 +46,14 @@ class InputSpec:
         )
 
 
+def normalise_frames(frames: torch.Tensor, spec: InputSpec) -> torch.Tensor:
+    """uint8 frames [...,H,W,3] -> normalised float [...,3,H,W]: (x / 255 - mean) / std."""
+    x = frames.movedim(-1, -3).float().div_(255.0)
+    mean = torch.tensor(spec.mean, device=x.device).view(3, 1, 1)
+    std = torch.tensor(spec.std, device=x.device).view(3, 1, 1)
+    return (x - mean) / std
+
+
 class ModelError(ValueError):
     """A model cannot be built, loaded or used as asked; the message says why."""
 
@@ -196,15 +204,12 @@ class VideoModel(nn.Module):
                 f"the clip has {frames.shape[0]} frames but model {self.name!r} takes {spec.frames}; "
                 "load it with xai_core.load_video(source, model=model) to sample it"
             )
-        x = torch.from_numpy(np.ascontiguousarray(frames)).to(device or self.device)
-        x = x.permute(0, 3, 1, 2).float().div_(255.0)  # [T,3,H,W]
+        x = normalise_frames(torch.from_numpy(np.ascontiguousarray(frames)).to(device or self.device), spec)
         if x.shape[-2:] != (spec.height, spec.width):
             x = nn.functional.interpolate(
                 x, size=(spec.height, spec.width), mode="bilinear", align_corners=False, antialias=True
             )
-        mean = torch.tensor(spec.mean, device=x.device).view(1, 3, 1, 1)
-        std = torch.tensor(spec.std, device=x.device).view(1, 3, 1, 1)
-        return ((x - mean) / std).unsqueeze(0)
+        return x.unsqueeze(0)
 
     def pixel_value(self, value: float, device=None) -> torch.Tensor:
         """The normalised value [1,1,3,1,1] of a grey level in [0, 255] (e.g. 0 = black)."""

@@ -8,6 +8,7 @@ from the card and refuses weights that do not fit it, with a message that says w
 from __future__ import annotations
 
 import json
+import pickle
 from pathlib import Path
 
 import torch
@@ -29,10 +30,38 @@ def weights_path(stem: str | Path) -> Path:
     return Path(f"{stem}.safetensors")
 
 
+TORCH_SUFFIXES = (".pt", ".pth")
+
+
 def checkpoint_stem(path: str | Path) -> Path:
-    """'dir/NAME', 'dir/NAME.json' or 'dir/NAME.safetensors' -> 'dir/NAME'."""
+    """'dir/NAME', 'dir/NAME.json', 'dir/NAME.safetensors' or 'dir/NAME.pt' -> 'dir/NAME'."""
     path = Path(path)
-    return path.with_suffix("") if path.suffix in (".json", ".safetensors") else path
+    return path.with_suffix("") if path.suffix in (".json", ".safetensors", *TORCH_SUFFIXES) else path
+
+
+def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
+    """Weights from a .safetensors file, or from a .pt/.pth file loaded with weights_only=True
+    (plain tensors only: a pickle that needs code to load is refused)."""
+    path = Path(path)
+    if path.suffix in TORCH_SUFFIXES:
+        try:
+            state = torch.load(path, map_location="cpu", weights_only=True)
+        except pickle.UnpicklingError as exc:
+            raise ModelError(
+                f"{path.name} is refused: it is a pickle that needs code to load, and only plain tensors are "
+                f"loaded here (torch.load with weights_only=True). Save a state_dict or use safetensors. ({exc})"
+            ) from None
+        except (OSError, RuntimeError, EOFError, ValueError) as exc:
+            raise ModelError(f"{path.name} is not a readable PyTorch weights file: {exc}") from None
+        if isinstance(state, dict) and isinstance(state.get("state_dict"), dict):
+            state = state["state_dict"]
+        if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
+            raise ModelError(f"{path.name} does not hold a state_dict (a mapping of names to tensors)")
+        return state
+    try:
+        return load_file(str(path), device="cpu")
+    except (SafetensorError, OSError, ValueError) as exc:
+        raise ModelError(f"{path.name} is not a readable safetensors file: {exc}") from None
 
 
 def make_card(model: VideoModel, **extra) -> dict:
@@ -87,17 +116,18 @@ def read_card(stem: str | Path) -> dict:
     return card
 
 
-def load_checkpoint(stem: str | Path, device: str | torch.device = "cpu") -> VideoModel:
-    """Rebuild the card's architecture and load the weights into it (strictly)."""
-    stem = checkpoint_stem(stem)
+def load_checkpoint(path: str | Path, device: str | torch.device = "cpu") -> VideoModel:
+    """Rebuild the card's architecture and load the weights into it (strictly).
+
+    ``path`` is the stem or either file; the weights are NAME.safetensors, or NAME.pt / NAME.pth
+    (e.g. torchvision's own r3d_18 weights) when that is the file named."""
+    path = Path(path)
+    stem = checkpoint_stem(path)
     card = read_card(stem)
-    w_path = weights_path(stem)
+    w_path = path if path.suffix in TORCH_SUFFIXES else weights_path(stem)
     if not w_path.exists():
         raise ModelError(f"weights file {w_path} not found")
-    try:
-        state = load_file(str(w_path), device="cpu")
-    except (SafetensorError, OSError, ValueError) as exc:
-        raise ModelError(f"{w_path.name} is not a readable safetensors file: {exc}") from None
+    state = read_state_dict(w_path)
     try:
         spec = InputSpec.from_dict(card["input_spec"])
         model = build_model(
@@ -110,7 +140,7 @@ def load_checkpoint(stem: str | Path, device: str | torch.device = "cpu") -> Vid
         )
     except (KeyError, TypeError, ValueError) as exc:
         raise ModelError(f"model card {stem.name}.json cannot build its model: {exc}") from None
-    _check_state(model, state, stem.name)
+    _check_state(model, state, w_path.name)
     model.net.load_state_dict(state, strict=True)
     model.info.card = card
     return model.to(device).eval()
@@ -133,6 +163,4 @@ def _check_state(model: VideoModel, state: dict[str, torch.Tensor], name: str) -
         parts.append(
             f"{len(wrong)} with other shapes (e.g. {k}: file {tuple(state[k].shape)}, model {tuple(expected[k].shape)})"
         )
-    raise ModelError(
-        f"weights {name}.safetensors do not fit architecture {model.info.arch!r} of its card: " + "; ".join(parts)
-    )
+    raise ModelError(f"weights {name} do not fit architecture {model.info.arch!r} of its card: " + "; ".join(parts))

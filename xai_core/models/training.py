@@ -24,7 +24,8 @@ import torch
 from torch.nn import functional as F
 
 from ..data.moving_shapes import TASK_LABELS, ShapesOptions, generate
-from .base import VideoModel
+from .backbones import load_backbone_weights
+from .base import VideoModel, normalise_frames
 from .checkpoint import checkpoint_stem, make_card, save_checkpoint
 from .registry import ARCHITECTURES, build_model
 
@@ -62,6 +63,7 @@ class TrainSettings:
     robustness_clips: int = 200
     threads: int | None = None
     config: dict = field(default_factory=dict)
+    backbone_weights: str | None = None  # torchvision frame backbone weights to start from
 
 
 def model_for_task(arch: str, task: str, config: dict | None = None, name: str | None = None) -> VideoModel:
@@ -122,11 +124,7 @@ def add_noise(clips: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
 
 def to_input(model: VideoModel, clips: torch.Tensor) -> torch.Tensor:
     """uint8 [B,T,H,W,3] -> normalised float [B,T,3,H,W] on the model's device."""
-    spec = model.input_spec
-    x = clips.to(model.device).permute(0, 1, 4, 2, 3).float().div_(255.0)
-    mean = torch.tensor(spec.mean, device=x.device).view(1, 1, 3, 1, 1)
-    std = torch.tensor(spec.std, device=x.device).view(1, 1, 3, 1, 1)
-    return (x - mean) / std
+    return normalise_frames(clips.to(model.device), model.input_spec)
 
 
 def recalibrate_batchnorm(model: VideoModel, task: str, s: TrainSettings, batches: int = 20) -> None:
@@ -197,6 +195,8 @@ def train(s: TrainSettings, command: str | None = None, log=print) -> dict:
     stem = checkpoint_stem(s.out)
     name = stem.name
     model = model_for_task(s.arch, s.task, s.config, name=name)
+    if s.backbone_weights:
+        load_backbone_weights(model.net.frame_encoder, s.backbone_weights)
     opt = torch.optim.AdamW(model.parameters(), lr=s.lr, weight_decay=s.weight_decay)
     schedule = torch.optim.lr_scheduler.LambdaLR(
         opt, lambda i: min(1.0, (i + 1) / 100) * 0.5 * (1 + math.cos(math.pi * min(i, s.steps) / s.steps))
@@ -238,7 +238,6 @@ def train(s: TrainSettings, command: str | None = None, log=print) -> dict:
                 **metrics,
             }
             curve.append(point)
-            log(json.dumps(point))
             if best is None or headline(metrics) >= headline(best):
                 best = point
                 save_checkpoint(model, stem.with_name(name + "-best"), make_card(model))
@@ -254,6 +253,7 @@ def train(s: TrainSettings, command: str | None = None, log=print) -> dict:
                 },
                 resume,
             )
+            log(json.dumps(point))  # after the resume file: an interruption here loses nothing
     wall = time.time() - t0
 
     from .checkpoint import load_checkpoint

@@ -8,7 +8,7 @@ from pathlib import Path
 import torch
 
 from .base import ModelError, VideoModel
-from .checkpoint import checkpoint_stem, load_checkpoint, read_card
+from .checkpoint import TORCH_SUFFIXES, checkpoint_stem, load_checkpoint, read_card
 
 REPO_CHECKPOINTS = Path(__file__).resolve().parents[2] / "checkpoints"
 
@@ -53,18 +53,21 @@ def resolve_device(device: str | torch.device | None = "auto") -> torch.device:
 
 def load_model(spec: str | Path, device: str | torch.device | None = "auto") -> VideoModel:
     """A zoo name (``cnn_transformer-sides``) or a checkpoint path (``dir/NAME``,
-    ``dir/NAME.safetensors`` or ``dir/NAME.json``) -> a VideoModel in eval mode."""
+    ``dir/NAME.safetensors``, ``dir/NAME.json``, or ``dir/NAME.pt``/``.pth`` with ``dir/NAME.json``
+    beside it) -> a VideoModel in eval mode."""
     target = resolve_device(device)
     text = str(spec)
     if text in zoo_names():
         return load_checkpoint(checkpoints_dir() / text, device=target)
     path = Path(text)
-    if path.suffix in (".pt", ".pth", ".pkl", ".ckpt"):
+    if path.suffix in (".pkl", ".ckpt", ".pickle"):
         raise ModelError(
-            f"{path.name}: pickled PyTorch checkpoints are not loaded here; save the weights as "
-            "NAME.safetensors with a NAME.json model card"
+            f"{path.name}: pickled checkpoints are not loaded; give NAME.safetensors (or a .pt/.pth state_dict) "
+            "with a NAME.json model card"
         )
     stem = checkpoint_stem(path)
+    if path.suffix in TORCH_SUFFIXES and path.exists():
+        return load_checkpoint(path, device=target)
     if Path(f"{stem}.safetensors").exists() or Path(f"{stem}.json").exists():
         return load_checkpoint(stem, device=target)
     known = ", ".join(zoo_names()) or "none (the checkpoints folder is empty)"
