@@ -31,7 +31,8 @@ def test_per_frame_gradcam_matches_captum(arch, target):
     expl = explain(model, x, "gradcam", target=target)
     reference = captum_cam(model, model.layer(), x, target=target)  # [T,h,w]: frames are the layer's batch
     ours = torch.from_numpy(expl.extras["cam_lowres"])
-    assert ours.shape == reference.shape == (SMALL_SPEC.frames, 8, 8)
+    cells = 8 if arch == "convlstm" else 16  # 64x64 input: 8-pixel cells (ConvLSTM) or 4-pixel cells
+    assert ours.shape == reference.shape == (SMALL_SPEC.frames, cells, cells)
     assert torch.allclose(ours, reference, atol=1e-6, rtol=1e-4)
     assert expl.spatial.shape == (SMALL_SPEC.frames, SMALL_SPEC.height, SMALL_SPEC.width)
     upsampled = F.interpolate(reference[:, None], size=(64, 64), mode="bilinear", align_corners=False)[:, 0]

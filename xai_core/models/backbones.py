@@ -27,9 +27,11 @@ def _conv_bn(c_in: int, c_out: int, stride: int = 1) -> nn.Sequential:
 
 
 class SmallCNN(nn.Module):
-    """The zoo's frame CNN: 112x112 input halved by an average pool, four 3x3 conv blocks (two
-    strided) to a 14x14 map, then global average and global max pooling, concatenated.
-    ~12 M multiply-adds per frame.
+    """The zoo's frame CNN: 112x112 input halved by an average pool, four 3x3 conv blocks (the
+    first strided) to a 28x28 map, then global average and global max pooling, concatenated.
+    ~40 M multiply-adds per frame.  The 28x28 last block (4-pixel cells) lets Grad-CAM put its
+    peak on shapes of 10 pixels' radius; with a 14x14 one (``strides=(2, 1, 2, 1)``) the peak
+    fell inside small shapes on 22% of frames instead of 69%.
 
     Both readouts give each channel a gradient of one sign, so Grad-CAM on the last block is
     well defined (for the mean it is exactly the class activation map of Zhou et al.).  A
@@ -37,21 +39,33 @@ class SmallCNN(nn.Module):
     gradients cancel; the mean alone learned the sides task several times slower than with the
     max beside it (a small shape is a few percent of the map)."""
 
-    def __init__(self, in_channels: int = 6, widths: tuple[int, ...] = (32, 48, 64, 64)):
+    def __init__(
+        self,
+        in_channels: int = 6,
+        widths: tuple[int, ...] = (32, 48, 48, 48),
+        readout: str = "meanmax",
+        strides: tuple[int, ...] = (2, 1, 1, 1),
+    ):
         super().__init__()
+        if readout not in ("meanmax", "mean"):
+            raise ValueError(f"readout must be 'meanmax' or 'mean', not {readout!r}")
+        self.readout = readout
         w1, w2, w3, w4 = widths
         self.pool = nn.AvgPool2d(2)
+        s1, s2, s3, s4 = strides
         self.features = nn.Sequential(
-            _conv_bn(in_channels, w1, stride=2),
-            _conv_bn(w1, w2),
-            _conv_bn(w2, w3, stride=2),
-            _conv_bn(w3, w4),
+            _conv_bn(in_channels, w1, stride=s1),
+            _conv_bn(w1, w2, stride=s2),
+            _conv_bn(w2, w3, stride=s3),
+            _conv_bn(w3, w4, stride=s4),
         )
-        self.out_dim = 2 * w4
+        self.out_dim = 2 * w4 if readout == "meanmax" else w4
         self.cam_layer_name = "features.3"
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         maps = self.features(self.pool(x))
+        if self.readout == "mean":
+            return maps.mean((2, 3))
         return torch.cat([maps.mean((2, 3)), maps.amax((2, 3))], dim=1)
 
 
@@ -83,31 +97,67 @@ class TorchvisionBackbone(nn.Module):
 class FrameEncoder(nn.Module):
     """Runs a backbone on every frame: x [B,T,C,H,W] -> feats [B,T,D].
 
-    With ``motion_input`` each frame's input also holds its signed difference to the previous
-    frame (zero for the first), so one frame's features depend on that frame and the one before
-    it (``frame_context = 2``): a moving shape shows as a signed edge pair, which tells a
-    per-frame network what moves and which way.  With ``coord_channels`` two constant channels
-    give x and y in [-1, 1] (off in the zoo: they add position ramps to Grad-CAM maps)."""
+    With ``motion_input`` each frame's input also holds three motion channels computed from the
+    frame and the one before it (zero for the first frame), so one frame's features depend on
+    that frame and the previous one (``frame_context = 2``):
 
-    def __init__(self, backbone: str = "small", motion_input: bool = True, coord_channels: bool = False):
+    * with ``motion_gate`` (the default), motion-gated appearance: each pixel's distance from the
+      frame's median (background) colour, kept only near pixels that changed since the previous
+      frame (a 3x3 max over a grid of 4x4-pixel blocks: 4 to 8
+      pixels around the change).  The evidence then lies on the moving object itself rather
+      than on its trailing edge (which is background in the current frame), and the sides task
+      learned about five times faster than with the signed difference;
+    * without it, the signed difference to the previous frame: a moving shape shows as a signed
+      edge pair, which tells a per-frame network what moves and which way.
+
+    With ``coord_channels`` two constant channels give x and y in [-1, 1] (off in the zoo: they
+    add position ramps to Grad-CAM maps)."""
+
+    def __init__(
+        self,
+        backbone: str = "small",
+        motion_input: bool = True,
+        coord_channels: bool = False,
+        motion_gate: bool = True,
+        readout: str = "meanmax",
+        widths: tuple[int, ...] = (32, 48, 48, 48),
+        strides: tuple[int, ...] = (2, 1, 1, 1),
+    ):
         super().__init__()
         if backbone != "small" and (motion_input or coord_channels):
             raise ValueError("torchvision backbones take plain RGB frames (no motion or coordinate channels)")
         self.motion_input = motion_input
+        self.motion_gate = motion_gate
         self.coord_channels = coord_channels
         in_channels = 3 + 3 * motion_input + 2 * coord_channels
-        self.backbone = SmallCNN(in_channels) if backbone == "small" else TorchvisionBackbone(backbone)
+        self.backbone = (
+            SmallCNN(in_channels, tuple(widths), readout, tuple(strides))
+            if backbone == "small"
+            else TorchvisionBackbone(backbone)
+        )
         self.out_dim = self.backbone.out_dim
         self.frame_context = 2 if motion_input else 1
         self.cam_layer_name = "backbone." + self.backbone.cam_layer_name
+
+    def motion_channels(self, x: torch.Tensor) -> torch.Tensor:
+        """x [B,T,3,H,W] -> [B,T,3,H,W]: signed difference, or motion-gated appearance."""
+        diff = torch.cat([torch.zeros_like(x[:, :1]), x[:, 1:] - x[:, :-1]], dim=1)
+        if not self.motion_gate:
+            return diff
+        b, t, c, h, w = x.shape
+        changed = diff.abs().mean(2).reshape(b * t, 1, h, w)
+        coarse = nn.functional.max_pool2d(changed, 4, stride=4, ceil_mode=True)
+        coarse = nn.functional.max_pool2d(coarse, 3, stride=1, padding=1)
+        gate = nn.functional.interpolate(coarse, scale_factor=4, mode="nearest")[..., :h, :w].reshape(b, t, 1, h, w)
+        background = x[..., ::4, ::4].flatten(3).median(-1).values[..., None, None]  # [B,T,3,1,1]
+        return (x - background).abs() * gate
 
     def frame_inputs(self, x: torch.Tensor) -> torch.Tensor:
         """x [B,T,3,H,W] -> per-frame network inputs [B*T, C_in, H, W]."""
         b, t, c, h, w = x.shape
         parts = [x]
         if self.motion_input:
-            diff = torch.cat([torch.zeros_like(x[:, :1]), x[:, 1:] - x[:, :-1]], dim=1)
-            parts.append(diff)
+            parts.append(self.motion_channels(x))
         if self.coord_channels:
             ys = torch.linspace(-1, 1, h, device=x.device, dtype=x.dtype)
             xs = torch.linspace(-1, 1, w, device=x.device, dtype=x.dtype)

@@ -37,12 +37,13 @@ class ConvLSTMNet(nn.Module):
         hidden: int = 24,
         motion_input: bool = True,
         coord_channels: bool = False,
+        motion_gate: bool = True,
         dropout: float = 0.1,
         output_offset: float = 0.0,
         output_scale: float = 1.0,
     ) -> None:
         super().__init__()
-        self.frame_encoder = FrameEncoder("small", motion_input, coord_channels)
+        self.frame_encoder = FrameEncoder("small", motion_input, coord_channels, motion_gate, strides=(2, 1, 2, 1))
         backbone = self.frame_encoder.backbone
         self.map_channels = backbone.features[-1][0].out_channels
         self.narrow = nn.Sequential(nn.Conv2d(self.map_channels, narrow, 1), nn.ReLU())

@@ -30,11 +30,15 @@ class DecoupledVideoNet(nn.Module, ABC):
         backbone: str = "small",
         motion_input: bool = True,
         coord_channels: bool = False,
+        motion_gate: bool = True,
+        readout: str = "meanmax",
+        widths: tuple[int, ...] = (32, 48, 48, 48),
+        strides: tuple[int, ...] = (2, 1, 1, 1),
         output_offset: float = 0.0,
         output_scale: float = 1.0,
     ) -> None:
         super().__init__()
-        self.frame_encoder = FrameEncoder(backbone, motion_input, coord_channels)
+        self.frame_encoder = FrameEncoder(backbone, motion_input, coord_channels, motion_gate, readout, widths, strides)
         self.output_scale = OutputScale(output_offset, output_scale)
         self.cam_layer_name = "frame_encoder." + self.frame_encoder.cam_layer_name
         self.num_outputs = num_outputs

@@ -226,7 +226,7 @@ def train(s: TrainSettings, command: str | None = None, log=print) -> dict:
         torch.nn.utils.clip_grad_norm_(model.parameters(), 2.0)
         opt.step()
         schedule.step()
-        losses.append(float(loss))
+        losses.append(loss.item())
         bar.set_postfix(loss=f"{np.mean(losses[-50:]):.3f}")
         if (step + 1) % s.validate_every == 0 or step + 1 == s.steps:
             recalibrate_batchnorm(model, s.task, s)

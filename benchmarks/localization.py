@@ -1,0 +1,108 @@
+"""How well a zoo model's Grad-CAM finds the moving shape: ``python benchmarks/localization.py``.
+
+A quality measurement, not a speed one. For every frame of held-out Moving Shapes clips
+(noise 8, two static distractors) it takes the peak of the Grad-CAM map and records
+
+* ``inside``: the peak lies on the true shape (the pointing game);
+* ``within_2px`` / ``within_4px``: the peak is at most 2 / 4 pixels from the shape;
+* ``on_distractor``: the peak lies on a static distractor;
+* ``area_share``: the fraction of the frame the shape covers (what a random peak would score).
+
+Clips come from our generator (which also gives distractor masks) and from the independent
+implementation in ``tests/independent_shapes.py`` (different code, same specification). Frame 0
+is skipped: with a frame-difference input it carries no motion evidence.
+
+Usage: ``python benchmarks/localization.py [--models A B] [--clips 24] [--out benchmarks/results]``
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+import xai_core
+from xai_core.data.moving_shapes import generate
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+from independent_shapes import make_clip  # noqa: E402
+
+DEFAULT_MODELS = ("cnn_transformer-sides", "r3d-sides")
+
+
+def peak_scores(spatial: np.ndarray, target: np.ndarray, distractors: np.ndarray | None) -> dict[str, np.ndarray]:
+    """spatial: float [T,H,W] map; target / distractors: bool [T,H,W] -> per-frame bool arrays [T]."""
+    frames = len(spatial)
+    flat = spatial.reshape(frames, -1).argmax(1)
+    ys, xs = np.unravel_index(flat, spatial.shape[1:])
+    # Euclidean distance of every pixel to the nearest shape pixel (0 on the shape).
+    distance = np.stack(
+        [cv2.distanceTransform((~m).astype(np.uint8), cv2.DIST_L2, cv2.DIST_MASK_PRECISE) for m in target]
+    )
+    at_peak = distance[np.arange(frames), ys, xs]
+    scores = {"inside": at_peak == 0, "within_2px": at_peak <= 2, "within_4px": at_peak <= 4}
+    if distractors is not None:
+        scores["on_distractor"] = distractors[np.arange(frames), ys, xs]
+    return scores
+
+
+def measure(model_name: str, clips: int, first_seed: int = 50_000) -> dict:
+    model = xai_core.load_model(model_name, device="cpu")
+    results = {}
+    for source in ("ours", "independent"):
+        rows: dict[str, list] = {}
+        area = []
+        for seed in range(first_seed, first_seed + clips):
+            if source == "ours":
+                sample = generate(seed, noise=8, distractors=2)
+                video, target, distractors = sample.video, sample.target_masks, sample.distractor_masks
+            else:
+                clip = make_clip(seed, noise=8, distractors=2)
+                video, target, distractors = clip.video, clip.target_masks, None
+            expl = xai_core.explain(model, video, "gradcam")
+            for key, value in peak_scores(expl.spatial, target, distractors).items():
+                rows.setdefault(key, []).append(value[1:])
+            area.append(target[1:].mean())
+        results[source] = {key: float(np.mean(value)) for key, value in rows.items()}
+        results[source]["area_share"] = float(np.mean(area))
+        results[source]["clips"] = clips
+    return {"model": model_name, **results}
+
+
+def to_markdown(results: list[dict]) -> str:
+    lines = [
+        "| model | clips from | peak on shape | within 2 px | within 4 px | on a distractor | shape's area share |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for r in results:
+        for source in ("ours", "independent"):
+            s = r[source]
+            distractor = f"{s['on_distractor']:.1%}" if "on_distractor" in s else "n/a"
+            lines.append(
+                f"| {r['model']} | {source} ({s['clips']} clips) | {s['inside']:.1%} | {s['within_2px']:.1%} | "
+                f"{s['within_4px']:.1%} | {distractor} | {s['area_share']:.1%} |"
+            )
+    return "\n".join(lines) + "\n"
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--models", nargs="+", default=list(DEFAULT_MODELS))
+    parser.add_argument("--clips", type=int, default=24)
+    parser.add_argument("--out", default="benchmarks/results")
+    args = parser.parse_args(argv)
+    results = [measure(name, args.clips) for name in args.models]
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "localization.json").write_text(json.dumps(results, indent=2) + "\n")
+    text = to_markdown(results)
+    (out / "localization.md").write_text(text)
+    print(text)
+
+
+if __name__ == "__main__":
+    main()
