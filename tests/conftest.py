@@ -33,6 +33,23 @@ def small_input(batch: int = 1, spec: InputSpec = SMALL_SPEC) -> torch.Tensor:
     return torch.randn(batch, spec.frames, 3, spec.height, spec.width, generator=g)
 
 
+APP_ZOO = [
+    ("a_cnn_transformer", "cnn_transformer", "classification"),  # first name: the app's default
+    ("b_r3d", "r3d", "classification"),
+    ("c_cnn_lstm-angle", "cnn_lstm", "regression"),
+]
+
+
+def write_app_zoo(folder) -> None:
+    """The app tests' small zoo: a per-frame classifier, a 3D CNN and a regression model."""
+    from xai_core.models.checkpoint import make_card, save_checkpoint
+
+    for name, arch, task in APP_ZOO:
+        model = small_model(arch, task=task)
+        model.info.name = name
+        save_checkpoint(model, folder / name, make_card(model))
+
+
 @pytest.fixture
 def tiny_checkpoints(tmp_path, monkeypatch):
     """A checkpoints folder with one small random cnn_transformer and one r3d (the zoo is swapped

@@ -8,10 +8,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import small_model
+from conftest import write_app_zoo
 from streamlit.testing.v1 import AppTest
-
-from xai_core.models.checkpoint import make_card, save_checkpoint
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
 APP = str(Path(__file__).resolve().parents[1] / "app.py")
@@ -20,14 +18,7 @@ APP = str(Path(__file__).resolve().parents[1] / "app.py")
 @pytest.fixture
 def zoo(tmp_path, monkeypatch):
     """A small zoo: a per-frame classifier (the default), a 3D CNN and a regression model."""
-    for name, arch, task in [
-        ("a_cnn_transformer", "cnn_transformer", "classification"),
-        ("b_r3d", "r3d", "classification"),
-        ("c_cnn_lstm-angle", "cnn_lstm", "regression"),
-    ]:
-        model = small_model(arch, task=task)
-        model.info.name = name
-        save_checkpoint(model, tmp_path / name, make_card(model))
+    write_app_zoo(tmp_path)
     monkeypatch.setenv("XAI_CHECKPOINTS", str(tmp_path))
     return tmp_path
 

@@ -25,9 +25,7 @@ if not Path(CHROMIUM).exists():
     pytest.skip(f"{CHROMIUM} not found: install Debian's chromium to run the browser tests", allow_module_level=True)
 sync_api = pytest.importorskip("playwright.sync_api", reason="the playwright package is not installed")
 
-from conftest import small_model  # noqa: E402
-
-from xai_core.models.checkpoint import make_card, save_checkpoint  # noqa: E402
+from conftest import write_app_zoo  # noqa: E402
 
 pytestmark = pytest.mark.browser
 ROOT = Path(__file__).resolve().parents[1]
@@ -40,14 +38,7 @@ FRAMES = 8
 def server(tmp_path_factory):
     """`streamlit run app.py` on a free local port, with a small zoo in $XAI_CHECKPOINTS."""
     zoo = tmp_path_factory.mktemp("zoo")
-    for name, arch, task in [
-        ("a_cnn_transformer", "cnn_transformer", "classification"),
-        ("b_r3d", "r3d", "classification"),
-        ("c_cnn_lstm-angle", "cnn_lstm", "regression"),
-    ]:
-        model = small_model(arch, task=task)
-        model.info.name = name
-        save_checkpoint(model, zoo / name, make_card(model))
+    write_app_zoo(zoo)
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
