@@ -3,8 +3,8 @@
 A backbone maps one frame's input ``[N, C_in, H, W]`` to a feature vector ``[N, D]``; it has
 ``out_dim`` and ``cam_layer_name`` (its last conv block, relative to the backbone).
 ``FrameEncoder`` builds the per-frame inputs from a clip: the frame itself and, for the zoo's
-small CNN, the signed difference to the previous frame, which makes motion visible to a
-per-frame network.
+small CNN, three motion channels from the frame and the one before it (motion-gated appearance
+or the signed difference), which make motion visible to a per-frame network.
 """
 
 from __future__ import annotations
@@ -29,9 +29,10 @@ def _conv_bn(c_in: int, c_out: int, stride: int = 1) -> nn.Sequential:
 class SmallCNN(nn.Module):
     """The zoo's frame CNN: 112x112 input halved by an average pool, four 3x3 conv blocks (the
     first strided) to a 28x28 map, then global average and global max pooling, concatenated.
-    ~40 M multiply-adds per frame.  The 28x28 last block (4-pixel cells) lets Grad-CAM put its
-    peak on shapes of 10 pixels' radius; with a 14x14 one (``strides=(2, 1, 2, 1)``) the peak
-    fell inside small shapes on 22% of frames instead of 69%.
+    ~40 M multiply-adds per frame.  The 28x28 last block (4-pixel cells) is fine enough for
+    Grad-CAM to resolve shapes of about 10 pixels' radius; in short pilot runs a 14x14 one
+    (``strides=(2, 1, 2, 1)``) put the peak on the shape far less often.  The zoo model's rates
+    are measured by ``benchmarks/localization.py``.
 
     Both readouts give each channel a gradient of one sign, so Grad-CAM on the last block is
     well defined (for the mean it is exactly the class activation map of Zhou et al.).  A
@@ -103,10 +104,10 @@ class FrameEncoder(nn.Module):
 
     * with ``motion_gate`` (the default), motion-gated appearance: each pixel's distance from the
       frame's median (background) colour, kept only near pixels that changed since the previous
-      frame (a 3x3 max over a grid of 4x4-pixel blocks: 4 to 8
-      pixels around the change).  The evidence then lies on the moving object itself rather
-      than on its trailing edge (which is background in the current frame), and the sides task
-      learned about five times faster than with the signed difference;
+      frame (a 3x3 max over a grid of 4x4-pixel blocks: 4 to 8 pixels around the change).  The
+      input then shows the moving object as it is in this frame, not a trailing edge that is
+      background here, and in pilot runs the sides task learned about five times faster than
+      with the signed difference;
     * without it, the signed difference to the previous frame: a moving shape shows as a signed
       edge pair, which tells a per-frame network what moves and which way.
 

@@ -22,23 +22,12 @@ from .backbones import FrameEncoder, OutputScale, output_layer
 
 class DecoupledVideoNet(nn.Module, ABC):
     """Shared plumbing: ``encode_frames`` runs the frame encoder; subclasses define
-    ``temporal_head(feats [B,T,D]) -> [B,K]``."""
+    ``temporal_head(feats [B,T,D]) -> [B,K]``.  ``encoder`` holds ``FrameEncoder``'s options
+    (backbone, motion_input, motion_gate, readout, widths, strides, ...), with its defaults."""
 
-    def __init__(
-        self,
-        num_outputs: int,
-        backbone: str = "small",
-        motion_input: bool = True,
-        coord_channels: bool = False,
-        motion_gate: bool = True,
-        readout: str = "meanmax",
-        widths: tuple[int, ...] = (32, 48, 48, 48),
-        strides: tuple[int, ...] = (2, 1, 1, 1),
-        output_offset: float = 0.0,
-        output_scale: float = 1.0,
-    ) -> None:
+    def __init__(self, num_outputs: int, output_offset: float = 0.0, output_scale: float = 1.0, **encoder) -> None:
         super().__init__()
-        self.frame_encoder = FrameEncoder(backbone, motion_input, coord_channels, motion_gate, readout, widths, strides)
+        self.frame_encoder = FrameEncoder(**encoder)
         self.output_scale = OutputScale(output_offset, output_scale)
         self.cam_layer_name = "frame_encoder." + self.frame_encoder.cam_layer_name
         self.num_outputs = num_outputs
