@@ -2,8 +2,9 @@
 
     python docs/make_screenshot.py            # needs Debian's chromium and the playwright package
 
-Starts the app on a free localhost port, opens it in headless Chromium, moves the scrubber to a
-the frame where the clip's frame-importance curve peaks, and saves the whole page.
+Starts the app on a free localhost port, opens it in headless Chromium, waits until the page
+shows the frame where the clip's frame-importance curve peaks (where the page starts), and saves
+the whole page.
 """
 
 from __future__ import annotations
@@ -82,13 +83,7 @@ def main() -> None:
             browser = p.chromium.launch(executable_path="/usr/bin/chromium", args=["--disable-gpu"])
             page = browser.new_page(viewport={"width": 1400, "height": 1000})
             page.goto(f"http://127.0.0.1:{port}/")
-            page.get_by_text("frame 0 of 32").first.wait_for(timeout=120_000)
-            wait_idle(page)
-            slider = page.get_by_role("slider", name="Frame")
-            slider.focus()
-            for _ in range(frame):
-                page.keyboard.press("ArrowRight")
-            page.get_by_text(f"frame {frame} of 32").first.wait_for(timeout=60_000)
+            page.get_by_text(f"frame {frame} of 32").first.wait_for(timeout=120_000)
             wait_idle(page)
             height = page.evaluate("() => document.querySelector('[data-testid=\"stMain\"]').scrollHeight")
             page.set_viewport_size({"width": 1400, "height": max(1000, int(height))})

@@ -38,18 +38,29 @@ def on_curve_select() -> None:
 def target_widget():
     """The target chosen by the user: None (predicted / output), a class index, or 'ref=VALUE'."""
     if model.task == "classification":
-        options = [None, *range(len(model.labels))]
+        # -1 stands for the predicted class (a None option would read as "nothing chosen" in the browser)
+        options = [-1, *range(len(model.labels))]
 
         def name(option):
-            if option is None:
+            if option == -1:
                 return f"predicted class ({prediction['label']})"
             return f"{option}: {model.labels[option]}"
 
-        return st.selectbox("Explain the class", options, format_func=name, key=f"target_{model.name}")
-    kind = st.radio("Explain", ["the output", "the error against a reference value"], key=f"regression_{model.name}")
+        chosen = st.selectbox(
+            "Explain the class", options, format_func=name, key=f"target_{model.name}", persist_state="page"
+        )
+        return None if chosen == -1 else chosen
+    kind = st.radio(
+        "Explain",
+        ["the output", "the error against a reference value"],
+        key=f"regression_{model.name}",
+        persist_state="page",
+    )
     if kind == "the output":
         return None
-    value = st.number_input("Reference value", value=float(round(prediction["value"])), key=f"reference_{model.name}")
+    value = st.number_input(
+        "Reference value", value=float(round(prediction["value"])), key=f"reference_{model.name}", persist_state="page"
+    )
     return f"ref={value}"
 
 
@@ -68,14 +79,20 @@ def param_widgets(spec) -> dict:
                 key=key,
                 help=p.help,
                 format_func=lambda n, d=default: f"{n} (default)" if n == d else n,
+                persist_state="page",
             )
             params[p.name] = None if chosen == default else chosen
         elif p.kind == "choice":
             params[p.name] = st.selectbox(
-                p.name, list(p.choices), index=list(p.choices).index(p.default), key=key, help=p.help
+                p.name,
+                list(p.choices),
+                index=list(p.choices).index(p.default),
+                key=key,
+                help=p.help,
+                persist_state="page",
             )
         elif p.kind == "bool":
-            params[p.name] = st.checkbox(p.name, value=bool(p.default), key=key, help=p.help)
+            params[p.name] = st.checkbox(p.name, value=bool(p.default), key=key, help=p.help, persist_state="page")
         elif p.kind in ("int", "float"):
             cast = int if p.kind == "int" else float
             params[p.name] = st.number_input(
@@ -85,9 +102,12 @@ def param_widgets(spec) -> dict:
                 max_value=None if p.maximum is None else cast(p.maximum),
                 key=key,
                 help=p.help,
+                persist_state="page",
             )
         else:
-            params[p.name] = st.text_input(p.name, value=p.default or "", key=key, help=p.help) or None
+            params[p.name] = (
+                st.text_input(p.name, value=p.default or "", key=key, help=p.help, persist_state="page") or None
+            )
     return params
 
 
@@ -118,7 +138,11 @@ with left:
         st.stop()
     spec = {s.name: s for s in specs}[
         st.selectbox(
-            "Method", [s.name for s in specs], key="method", help="Only the methods this model supports are listed"
+            "Method",
+            [s.name for s in specs],
+            key="method",
+            help="Only the methods this model supports are listed",
+            persist_state="page",
         )
     ]
     st.caption(spec.description)
@@ -133,9 +157,24 @@ with right:
         st.stop()
 
     curve_area = st.container()
-    if st.session_state.get("frame", 0) >= frames:
+    shown_for = f"{model.name}|{clip.content_hash()}"
+    start = {}  # a new clip or model starts where the evidence is
+    if "frame" not in st.session_state:  # the first run, or Streamlit dropped the scrubber (an error page)
+        start = {"value": ui.peak_frame(expl.temporal, clip.padded)}
+    elif st.session_state.get("frame_shown_for") != shown_for:
+        st.session_state["frame"] = ui.peak_frame(expl.temporal, clip.padded)
+    elif st.session_state["frame"] >= frames:
         st.session_state["frame"] = frames - 1
-    frame = st.slider("Frame", 0, frames - 1, key="frame", help="Scrub through the clip (or click the curve)")
+    st.session_state["frame_shown_for"] = shown_for
+    frame = st.slider(
+        "Frame",
+        0,
+        frames - 1,
+        key="frame",
+        help="Scrub through the clip (or click the curve)",
+        persist_state="page",
+        **start,
+    )
     with curve_area:
         figure = render.importance_figure(
             {spec.name: expl.temporal},
@@ -147,13 +186,14 @@ with right:
         st.plotly_chart(figure, key="importance_curve", on_select=on_curve_select, selection_mode="points")
 
     c1, c2, c3, c4 = st.columns(4)
-    opacity = c1.slider("Opacity", 0.0, 1.0, 0.6, 0.05, key="opacity")
-    cmap = c2.selectbox("Colour map", list(render.COLORMAPS), key="cmap")
+    opacity = c1.slider("Opacity", 0.0, 1.0, 0.6, 0.05, key="opacity", persist_state="page")
+    cmap = c2.selectbox("Colour map", list(render.COLORMAPS), key="cmap", persist_state="page")
     mode = c3.selectbox(
         "Show",
         list(render.MODES),
         key="mode",
         help="positive: evidence for the target; abs: magnitude; signed: for (red) and against (blue)",
+        persist_state="page",
     )
     outline = c4.checkbox(
         "Outline shape",
@@ -161,6 +201,7 @@ with right:
         key="outline",
         help="Draw the outline of the true moving shape",
         disabled="target_masks" not in clip.ground_truth,
+        persist_state="page",
     )
 
     scale = render.clip_scale(expl.spatial, mode)

@@ -43,15 +43,22 @@ def captions(at: AppTest) -> list[str]:
 
 
 def test_first_page_shows_prediction_curve_frames_and_downloads(zoo):
+    import xai_core
+
     at = start()
     assert at.title[0].value == "Explain"
     assert re.match(r"\*\*(triangle|square|pentagon)\*\* with probability \*\*\d+\.\d%\*\*", at.markdown[0].value)
     assert len(at.get("plotly_chart")) == 2  # probabilities + frame importance
+    # the scrubber starts on the frame where the importance curve peaks
+    model = xai_core.load_model(str(zoo / "a_cnn_transformer"), device="cpu")
+    clip = xai_core.load_video("shapes:7?noise=8&distractors=2", model=model)
+    peak = int(np.argmax(xai_core.explain(model, clip, "gradcam").temporal))
+    assert peak > 0  # frame 0 has no previous frame: no motion, no evidence
+    where = f"frame {peak} of 8 (video frame {clip.frame_indices[peak]})"
+    assert at.slider(key="frame").value == peak
     assert image_captions(at) == [
-        "original · frame 0 of 8 (video frame 2)",
-        "gradcam for class {} · frame 0 of 8 (video frame 2)".format(
-            image_captions(at)[1].split("class ")[1].split(" ·")[0]
-        ),
+        f"original · {where}",
+        "gradcam for class {} · {}".format(image_captions(at)[1].split("class ")[1].split(" ·")[0], where),
     ]
     assert any(c.startswith("Ground truth: a ") for c in captions(at))
     assert any("Moving Shapes #7 (noise 8, 2 distractors) · 8 frames" in c for c in captions(at))
@@ -104,6 +111,14 @@ def test_picking_another_shapes_clip(zoo):
     assert any("Moving Shapes #12 (noise 8, 2 distractors, a pause)" in c for c in captions(at))
 
 
+def test_the_scrubber_stays_put_when_only_the_target_changes(zoo):
+    at = start()
+    at.slider(key="frame").set_value(6).run()
+    at.selectbox(key="target_a_cnn_transformer").set_value(1).run()
+    assert_clean(at)
+    assert at.slider(key="frame").value == 6 and "frame 6 of 8" in image_captions(at)[1]
+
+
 def test_real_sample_clip(zoo):
     at = start()
     at.sidebar.radio(key="clip_kind").set_value("Sample clip").run()
@@ -140,6 +155,8 @@ def test_regression_model_against_a_reference_value(zoo):
 
 def test_corrupt_upload_shows_one_error_and_keeps_the_app_usable(zoo):
     at = start()
+    at.slider(key="frame").set_value(3).run()
+    at.slider(key="opacity").set_value(0.9).run()
     computed = [c for c in captions(at) if c.startswith("Computed in")]
     at.sidebar.radio(key="clip_kind").set_value("Upload").run()
     assert at.info  # asks for a file
@@ -152,6 +169,8 @@ def test_corrupt_upload_shows_one_error_and_keeps_the_app_usable(zoo):
     at.sidebar.radio(key="clip_kind").set_value("Moving Shapes").run()
     assert_clean(at)
     assert not at.error and [c for c in captions(at) if c.startswith("Computed in")] == computed
+    # and the user's place and display settings survived the error page
+    assert at.slider(key="frame").value == 3 and at.slider(key="opacity").value == 0.9
 
 
 def test_uploading_an_array(zoo):

@@ -135,3 +135,15 @@ def test_target_errors():
     with pytest.raises(ValueError, match="'output' or 'ref=VALUE'"):
         explain(reg, x, "gradcam", target="ref=abc")
     assert Target("class", 1, label="b").score(torch.tensor([[1.0, 5.0]])).item() == 5.0
+
+
+def test_a_model_with_frozen_weights_gets_the_same_map():
+    """The layer's gradient needs no input gradient unless the weights are frozen; then the input
+    carries it, and the map is the same."""
+    model, x = small_model("cnn_transformer"), small_input()
+    trainable = explain(model, x, "gradcam", target=1).extras["cam_lowres"]
+    for p in model.parameters():
+        p.requires_grad_(False)
+    frozen = explain(model, x, "gradcam", target=1).extras["cam_lowres"]
+    np.testing.assert_allclose(frozen, trainable, rtol=1e-5, atol=1e-8)
+    assert np.abs(trainable).max() > 0 and count_hooks(model) == 0

@@ -63,7 +63,7 @@ def test_changing_one_frame_changes_only_the_features_it_feeds(arch):
 
 
 def test_without_motion_input_each_frame_is_independent():
-    model, x = small_model("cnn_lstm", motion_input=False), small_input()
+    model, x = small_model("cnn_lstm", motion_input=False, object_readout=False), small_input()
     assert model.frame_context == 1
     masked = x.clone()
     masked[:, 2] = 0
@@ -271,19 +271,3 @@ def test_cuda_request_without_gpu_is_explained():
         pytest.skip("this machine has a GPU")
     with pytest.raises(ModelError, match="no CUDA device"):
         load_model("anything", device="cuda")
-
-
-def test_motion_gate_puts_the_signal_on_the_moving_shape():
-    from xai_core.data.moving_shapes import generate
-
-    model = build_model("cnn_lstm", labels=LABELS, config={"motion_gate": True}).eval()
-    sample = generate(3, noise=0, distractors=2)
-    gated = model.net.frame_encoder.motion_channels(model.preprocess(sample.video))[0].abs().sum(1).numpy()
-    t = 10
-    target, distractors = sample.target_masks[t], sample.distractor_masks[t]
-    assert gated[t][target].mean() > 1.0 and (gated[t][target] > 0).mean() > 0.8
-    assert gated[t][distractors].max() == 0 or gated[t][distractors].mean() < 0.05 * gated[t][target].mean()
-    assert gated[t][~(target | distractors)].max() < 1e-5  # the background (the trailing edge too) carries nothing
-    assert not gated[0].any()  # the first frame has no previous frame
-    still = model.preprocess(np.repeat(sample.video[:1], 32, axis=0))
-    assert not model.net.frame_encoder.motion_channels(still).any()  # nothing moves, nothing passes

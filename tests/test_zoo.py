@@ -61,13 +61,13 @@ def test_accuracy_holds_on_an_independent_implementation(name):
     assert accuracy >= 0.88, accuracy
 
 
-@pytest.mark.parametrize("name, inside, near", [("cnn_transformer-sides", 0.3, 0.8), ("r3d-sides", 0.2, 0.5)])
+@pytest.mark.parametrize("name, inside, near", [("cnn_transformer-sides", 0.85, 0.9), ("r3d-sides", 0.2, 0.5)])
 def test_gradcam_peaks_on_the_moving_shape(name, inside, near):
     """Over frames 1..31 of independent clips, the Grad-CAM maximum lies on the moving shape, and
-    within 4 pixels of it (one cell of cnn_transformer's 28x28 map), at least this often; a map that ignored
-    the evidence would hit the shape on about its area share, ~3% of the frame.  Measured by
-    benchmarks/localization.py on 60 other independent clips: cnn_transformer 50% on / 92% near,
-    r3d 44% / 78%; on these 12 clips 48% / 94% and 29% / 65%."""
+    within 4 pixels of it (one cell of cnn_transformer's 28x28 map), at least this often; a map that
+    ignored the evidence would hit the shape on about its area share, ~3% of the frame.  Measured by
+    benchmarks/localization.py on 60 other independent clips: cnn_transformer 95% on / 97% near,
+    r3d 44% / 78%; on these 12 clips 96% / 98% and 29% / 65%."""
     m = model(name)
     on_shape, within_4px, area = [], [], []
     for seed in range(2000, 2012):
@@ -110,4 +110,4 @@ def test_cli_explain_on_independent_npy(tmp_path):
         spatial = npz["spatial"]
     flat = spatial.reshape(32, -1).argmax(1)
     inside = clip.target_masks.reshape(32, -1)[np.arange(32), flat]
-    assert inside.mean() > 0.5, inside.mean()  # 28 of 32 frames when measured
+    assert inside.mean() > 0.8, inside.mean()  # 31 of 32 frames when measured (frame 0 shows no motion)

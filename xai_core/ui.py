@@ -46,6 +46,15 @@ class Selection:
         return Path(self.clip_source).name if self.clip_kind != "shapes" else self.clip_source
 
 
+def peak_frame(temporal: np.ndarray, padded: np.ndarray | None = None) -> int:
+    """The frame a page shows first: the one with the most evidence on the importance curve
+    (temporal [T]), padding frames excluded; the first frame when the curve is flat."""
+    scores = np.asarray(temporal, dtype=np.float64).copy()
+    if padded is not None and len(padded) == len(scores) and not np.all(padded):
+        scores[np.asarray(padded, bool)] = -np.inf
+    return int(np.argmax(scores)) if np.isfinite(scores).any() else 0
+
+
 def describe_source(source: str) -> str:
     """'shapes:7?noise=8&distractors=2&...' -> 'Moving Shapes #7 (noise 8, 2 distractors)'; files keep their name."""
     if not source.startswith("shapes:"):

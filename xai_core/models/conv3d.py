@@ -10,7 +10,8 @@ import torch
 import torchvision
 from torch import nn
 
-from .backbones import OutputScale, output_layer
+from .backbones import OutputScale, motion_kind, output_layer
+from .motion import motion_channels
 
 TORCHVISION_VIDEO = ("r3d_18", "mc3_18", "r2plus1d_18")
 
@@ -38,15 +39,17 @@ class Block3d(nn.Module):
 class SmallR3D(nn.Module):
     """A small 3D ResNet for 32x112x112 clips.
 
-    An average pool halves H and W; with ``motion_input`` the signed difference to the previous
-    frame is stacked on the channels.  Stem: 3x5x5 conv, stride (2,2,2) -> [16,28,28]; three
-    residual stages to [4,14,14] (the Grad-CAM layer); global average pool; MLP head."""
+    An average pool halves H and W; with ``motion_input`` three motion channels are stacked on
+    the colour channels (``motion_gate`` picks them as for ``FrameEncoder``; the default is the
+    signed difference to the previous frame).  Stem: 3x5x5 conv, stride (2,2,2) -> [16,28,28];
+    three residual stages to [4,14,14] (the Grad-CAM layer); global average pool; MLP head."""
 
     def __init__(
         self,
         num_outputs: int,
         widths: tuple[int, int, int, int] = (16, 32, 48, 64),
         motion_input: bool = True,
+        motion_gate: bool | str = False,
         dropout: float = 0.1,
         output_offset: float = 0.0,
         output_scale: float = 1.0,
@@ -54,6 +57,7 @@ class SmallR3D(nn.Module):
         super().__init__()
         w0, w1, w2, w3 = widths
         self.motion_input = motion_input
+        self.motion_kind = motion_kind(motion_gate)
         c_in = 6 if motion_input else 3
         self.pool = nn.AvgPool3d((1, 2, 2))
         self.stem = nn.Sequential(
@@ -71,8 +75,7 @@ class SmallR3D(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """x [B,C,T,H,W] -> [B,K]."""
         if self.motion_input:
-            diff = torch.cat([torch.zeros_like(x[:, :, :1]), x[:, :, 1:] - x[:, :, :-1]], dim=2)
-            x = torch.cat([x, diff], dim=1)
+            x = torch.cat([x, motion_channels(x.transpose(1, 2), self.motion_kind).transpose(1, 2)], dim=1)
         a = self.layer3(self.layer2(self.layer1(self.stem(self.pool(x)))))
         return self.output_scale(self.head(a.mean((2, 3, 4))))
 

@@ -1,6 +1,7 @@
 """ConvLSTM (004): a convolutional LSTM over per-frame feature maps.
 
-The zoo's small CNN turns each frame into a 14x14 map; a 1x1 conv narrows it; a ConvLSTM cell
+The zoo's small CNN turns each frame into a 14x14 map (under the moving object's mask, as in
+``FrameEncoder``); a 1x1 conv narrows it; a ConvLSTM cell
 (3x3 gate convolutions) runs over time; the last hidden state is pooled into the MLP head.
 ``encode_frames`` returns the flattened maps, so the model is decoupled like the others.
 """
@@ -37,13 +38,16 @@ class ConvLSTMNet(nn.Module):
         hidden: int = 24,
         motion_input: bool = True,
         coord_channels: bool = False,
-        motion_gate: bool = True,
+        motion_gate: bool | str = "object",
+        object_readout: bool | None = None,
         dropout: float = 0.1,
         output_offset: float = 0.0,
         output_scale: float = 1.0,
     ) -> None:
         super().__init__()
-        self.frame_encoder = FrameEncoder("small", motion_input, coord_channels, motion_gate, strides=(2, 1, 2, 1))
+        self.frame_encoder = FrameEncoder(
+            "small", motion_input, coord_channels, motion_gate, strides=(2, 1, 2, 1), object_readout=object_readout
+        )
         backbone = self.frame_encoder.backbone
         self.map_channels = backbone.features[-1][0].out_channels
         self.narrow = nn.Sequential(nn.Conv2d(self.map_channels, narrow, 1), nn.ReLU())
@@ -59,9 +63,7 @@ class ConvLSTMNet(nn.Module):
     def encode_frames(self, x: torch.Tensor) -> torch.Tensor:
         """x [B,T,C,H,W] -> flattened 14x14 maps [B,T,C*14*14]."""
         b, t = x.shape[:2]
-        backbone = self.frame_encoder.backbone
-        maps = backbone.features(backbone.pool(self.frame_encoder.frame_inputs(x)))
-        return maps.reshape(b, t, -1)
+        return self.frame_encoder.feature_maps(x).reshape(b, t, -1)
 
     def temporal_head(self, feats: torch.Tensor) -> torch.Tensor:
         """feats [B,T,C*h*w] -> [B,K]."""
