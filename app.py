@@ -7,5 +7,10 @@ they survive reruns.
 
 import streamlit as st
 
-page = st.navigation([st.Page("pages/explain.py", title="Explain", icon=":material/visibility:", default=True)])
+page = st.navigation(
+    [
+        st.Page("pages/explain.py", title="Explain", icon=":material/visibility:", default=True),
+        st.Page("pages/models.py", title="Models", icon=":material/model_training:"),
+    ]
+)
 page.run()

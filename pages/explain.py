@@ -157,7 +157,7 @@ with right:
         st.stop()
 
     curve_area = st.container()
-    shown_for = f"{model.name}|{clip.content_hash()}"
+    shown_for = f"{ui.model_key(model, selection.device)}|{clip.content_hash()}"
     start = {}  # a new clip or model starts where the evidence is
     if "frame" not in st.session_state:  # the first run, or Streamlit dropped the scrubber (an error page)
         start = {"value": ui.peak_frame(expl.temporal, clip.padded)}
@@ -221,7 +221,7 @@ with right:
         output_format="PNG",
     )
 
-    expl_key = f"{spec.name}|{target}|{sorted(params.items())}"
+    expl_key = f"{ui.model_key(model, selection.device)}|{spec.name}|{target}|{sorted(params.items())}"
     d1, d2 = st.columns(2)
     d1.download_button(
         "Download overlay video (mp4)",

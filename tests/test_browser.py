@@ -269,3 +269,35 @@ def test_another_seed_shows_another_clip(page):
     expect(truth).to_have_count(1)
     assert truth.inner_text().startswith("Ground truth: a ") and truth.inner_text() != before
     expect(image_captions(page)).to_have_count(2)
+
+
+def test_models_page_shows_the_zoo_table_and_the_sidebar_choice_follows_to_explain(page):
+    nav = page.locator('[data-testid="stSidebarNav"]')
+    nav.get_by_role("link", name="Models").click()
+    expect(page.get_by_role("heading", name="Models", exact=True)).to_be_visible()
+    cells = page.locator('[data-testid="stDataFrame"]').first.locator('[role="gridcell"]')
+    expect(cells.filter(has_text="b_r3d")).to_have_count(1)
+    wait_idle(page)
+    names = [c.strip() for c in cells.all_inner_texts()]
+    for name in ("a_cnn_transformer", "b_r3d", "c_cnn_lstm-angle", "cnn_transformer", "r3d", "cnn_lstm"):
+        assert name in names, names
+    expect(page.get_by_role("heading", name="a_cnn_transformer")).to_be_visible()  # the first model's card
+    # selecting b_r3d's row (its box in the row-marker column; the grid is drawn on a canvas) shows its card
+    grid = page.locator('[data-testid="stDataFrame"]').first
+    box, rows = grid.bounding_box(), grid.locator('[role="row"]').count()  # the header and 3 models
+    row_height = box["height"] / rows
+    page.mouse.click(box["x"] + 16, box["y"] + row_height * 2.5)  # below the header and a_cnn_transformer's row
+    expect(page.get_by_role("heading", name="b_r3d")).to_be_visible()
+    wait_idle(page)
+    screenshot(page, ARTIFACTS / "browser_models.png")
+    # a model chosen in the sidebar here is the one the Explain page explains
+    sidebar(page).get_by_role("combobox", name="Model").click()
+    page.get_by_role("option", name="b_r3d").click()
+    wait_idle(page)
+    nav.get_by_role("link", name="Explain").click()
+    expect(
+        page.locator('[data-testid="stCaptionContainer"]').filter(has_text="b_r3d · Moving Shapes #7")
+    ).to_have_count(1)
+    wait_idle(page)
+    expect(image_captions(page)).to_have_count(2)
+    expect(sidebar(page).get_by_role("combobox", name="Model")).to_have_value("b_r3d")

@@ -12,6 +12,7 @@ from conftest import small_model
 from xai_core.cli import main
 from xai_core.models.checkpoint import load_checkpoint
 from xai_core.models.training import (
+    StopRequest,
     TrainSettings,
     add_noise,
     held_out_clips,
@@ -122,3 +123,97 @@ def test_batchnorm_recalibration_gives_exact_batch_statistics():
     recalibrate_batchnorm(model, "sides", s, batches=1)
     assert torch.allclose(bn.running_mean, expected, atol=1e-5)
     assert bn.momentum == 0.1  # the usual momentum is back for training
+
+
+SMALL_CLIPS = dict(TINY, frames=8, size=64)
+
+
+def read_events(path) -> list[dict]:
+    return [json.loads(line) for line in path.read_text().splitlines()]
+
+
+def test_progress_log_has_one_event_per_step_and_validation(tmp_path):
+    progress = tmp_path / "progress.jsonl"
+    settings = TrainSettings(
+        arch="cnn_lstm", task="sides", out=str(tmp_path / "m"), progress=str(progress), **SMALL_CLIPS
+    )
+    card = train(settings, log=lambda m: None)
+    events = read_events(progress)
+    kinds = [e["event"] for e in events]
+    assert kinds == ["start", "step", "step", "validation", "step", "step", "validation", "testing", "done"]
+    assert [e["step"] for e in events if e["event"] == "step"] == [1, 2, 3, 4]
+    assert all(np.isfinite(e["loss"]) for e in events if e["event"] == "step")
+    assert events[0]["steps"] == 4 and events[0]["validate_every"] == 2
+    assert events[-1]["stopped_early"] is False and events[-1]["steps_done"] == 4
+    assert events[-1]["test"] == card["metrics"]["test"]
+    assert card["input_spec"]["frames"] == 8 and card["input_spec"]["height"] == 64
+    assert card["training"]["stopped_early"] is False and card["training"]["steps_done"] == 4
+
+
+def test_sigterm_stops_gracefully_and_still_saves_a_tested_checkpoint(tmp_path, monkeypatch):
+    """SIGTERM during step 3 of 40: the run finishes that step, validates it (step 3 is no
+    validation step), tests and saves; the card says it stopped early."""
+    import os
+    import signal
+
+    from xai_core.models.training import ProgressLog
+
+    progress = tmp_path / "progress.jsonl"
+    settings = TrainSettings(
+        arch="cnn_lstm",
+        task="angle",
+        out=str(tmp_path / "stopped"),
+        progress=str(progress),
+        **{**SMALL_CLIPS, "steps": 40, "validate_every": 20},
+    )
+    handler_before = signal.getsignal(signal.SIGTERM)
+    steps_seen = []
+    write = ProgressLog.write
+
+    def write_and_signal(self, event, **fields):  # the signal comes when the log records step 3
+        write(self, event, **fields)
+        if event == "step":
+            steps_seen.append(fields["step"])
+            if fields["step"] == 3:
+                os.kill(os.getpid(), signal.SIGTERM)
+
+    monkeypatch.setattr(ProgressLog, "write", write_and_signal)
+    card = train(settings, log=lambda m: None)
+    assert steps_seen == [1, 2, 3]
+    assert signal.getsignal(signal.SIGTERM) == handler_before  # the handler is given back
+    assert card["training"]["stopped_early"] is True and card["training"]["steps_done"] == 3
+    assert [p["step"] for p in card["training"]["curve"]] == [3]
+    assert "mae_degrees" in card["metrics"]["test"]["noise8_distractors2"]
+    saved = json.loads((tmp_path / "stopped.json").read_text())
+    assert saved["training"]["stopped_early"] is True and saved["training"]["steps_done"] == 3
+    assert load_checkpoint(tmp_path / "stopped").name == "stopped"
+    events = read_events(progress)
+    assert [e["event"] for e in events][-4:] == ["stopping", "validation", "testing", "done"]
+    assert events[-4]["signal"] == "SIGTERM" and events[-1]["stopped_early"] is True
+    # the same settings continue the stopped run from step 3 (its resume state was kept)
+    monkeypatch.undo()
+    said = []
+    card = train(settings, log=said.append)
+    assert said[0] == "resuming stopped at step 3"
+    assert [p["step"] for p in card["training"]["curve"]] == [3, 20, 40] and not card["training"]["stopped_early"]
+    assert not (tmp_path / "stopped.resume.pt").exists() and not (tmp_path / "stopped-best.json").exists()
+    assert [e["step"] for e in read_events(progress) if e["event"] == "step"][3:6] == [4, 5, 6]
+
+
+def test_a_stop_before_the_first_step_still_saves_the_untrained_model(tmp_path):
+    stop = StopRequest()
+    stop.requested = True
+    card = train(TrainSettings(arch="r3d", task="sides", out=str(tmp_path / "r"), **SMALL_CLIPS), log=print, stop=stop)
+    assert card["training"]["steps_done"] == 0 and card["training"]["stopped_early"] is True
+    assert card["training"]["curve"][0]["step"] == 0 and card["training"]["curve"][0]["loss"] is None
+    assert (tmp_path / "r.safetensors").exists()
+
+
+def test_small_clips_need_eight_frames_and_scale_the_pauses():
+    with pytest.raises(ValueError, match="at least 8 frames"):
+        TrainSettings(arch="cnn_lstm", task="pause", out="x", frames=4)
+    s = TrainSettings(arch="cnn_lstm", task="pause", out="x", frames=8, size=48, batch_size=6)
+    clean, _, labels = training_batch("pause", 3, s)
+    assert tuple(clean.shape) == (6, 8, 48, 48, 3) and set(labels.tolist()) <= {0, 1}
+    assert s.clip_shape()["pause_length"][1] < 8 - 4
+    assert TrainSettings(arch="cnn_lstm", task="pause", out="x").clip_shape() == {"frames": 32, "size": 112}

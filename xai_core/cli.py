@@ -67,7 +67,7 @@ def _cmd_models(args: argparse.Namespace) -> int:
 def _cmd_methods(args: argparse.Namespace) -> int:
     from .methods.registry import method_specs
 
-    model = _load_model(args.model, "cpu") if args.model else None
+    model = _load_model(args.model, "cpu", args) if args.model else None
     specs = method_specs()
     entries = []
     for spec in specs:
@@ -98,7 +98,7 @@ def _cmd_predict(args: argparse.Namespace) -> int:
     from .api import predict
     from .video import load_video
 
-    model = _load_model(args.model, args.device)
+    model = _load_model(args.model, args.device, args)
     clip = load_video(args.video, model=model)
     prediction = predict(model, clip)
     if args.json:
@@ -139,7 +139,7 @@ def _cmd_explain(args: argparse.Namespace) -> int:
 
     if args.overlay and Path(args.overlay).suffix.lower() not in (".mp4", ".gif"):
         raise ValueError(f"--overlay must end in .mp4 or .gif, got {args.overlay!r}")
-    model = _load_model(args.model, args.device)
+    model = _load_model(args.model, args.device, args)
     clip = load_video(args.video, model=model)
     expl = explain(model, clip, args.method, target=args.target, **parse_params(args.param))
     out = expl.save(args.out)
@@ -209,9 +209,19 @@ def _cmd_train(args: argparse.Namespace) -> int:
         test_clips=args.test_clips,
         validation_clips=args.validation_clips,
         robustness_clips=args.robustness_clips,
+        backbone_weights=args.backbone_weights,
+        frames=args.frames,
+        size=args.size,
+        progress=args.progress,
     )
     card = train(settings, log=lambda m: print(m, file=sys.stderr, flush=True))
-    print(f"saved {args.out}.safetensors and {args.out}.json: {headline_metric(card)}")
+    stopped = card["training"].get("stopped_early")
+    when = (
+        f" (stopped early at step {card['training']['steps_done']} of {args.steps}; the same command continues it)"
+        if stopped
+        else ""
+    )
+    print(f"saved {args.out}.safetensors and {args.out}.json{when}: {headline_metric(card)}")
     return 0
 
 
@@ -232,10 +242,57 @@ def _cmd_bench(args: argparse.Namespace) -> int:
     return 0
 
 
-def _load_model(spec: str, device: str):
+def _numbers(text: str, option: str) -> list[float]:
+    """'0.45,0.45,0.45' -> [0.45, 0.45, 0.45]."""
+    try:
+        return [float(v) for v in text.split(",")]
+    except ValueError:
+        raise ValueError(f"{option} takes numbers separated by commas (a,b,c), got {text!r}") from None
+
+
+def parse_size(values: list[str]) -> tuple[int, int]:
+    """['64x48'] or ['64', '48'] (height, width) or ['64'] (square) -> (64, 48)."""
+    parts = values[0].lower().split("x") if len(values) == 1 else values
+    try:
+        sizes = [int(v) for v in parts]
+    except ValueError:
+        sizes = []
+    if len(sizes) == 1:
+        sizes = sizes * 2
+    if len(sizes) != 2 or min(sizes) < 1:
+        raise ValueError(f"--size takes HxW (or H W), e.g. 112x112, got {' '.join(values)!r}")
+    return sizes[0], sizes[1]
+
+
+def model_statements(args: argparse.Namespace) -> dict:
+    """What the user stated about their own model on the command line -> load_model keywords."""
+    statements = {
+        "weights": args.weights,
+        "labels_file": args.labels,
+        "task": args.task,
+        "frames": args.frames,
+        "layout": args.layout,
+        "cam_layer": args.cam_layer,
+        "backbone_weights": args.backbone_weights,
+    }
+    if args.size:
+        statements["height"], statements["width"] = parse_size(args.size)
+    if args.mean:
+        statements["mean"] = _numbers(args.mean, "--mean")
+    if args.std:
+        statements["std"] = _numbers(args.std, "--std")
+    if args.config:
+        try:
+            statements["config"] = json.loads(args.config)
+        except json.JSONDecodeError as exc:
+            raise ValueError(f"--config is not valid JSON: {exc}") from None
+    return {k: v for k, v in statements.items() if v is not None}
+
+
+def _load_model(spec: str, device: str, args: argparse.Namespace | None = None):
     from .models.zoo import load_model
 
-    return load_model(spec, device=device)
+    return load_model(spec, device=device, **(model_statements(args) if args is not None else {}))
 
 
 # ---------------------------------------------------------------------------- parser
@@ -247,15 +304,39 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=_cmd_models)
 
+    def model_options(p: argparse.ArgumentParser) -> None:
+        """Statements about your own model (TorchScript file, file.py:factory, architecture name)."""
+        g = p.add_argument_group("your own model (TorchScript file, FILE.py:FACTORY, or an architecture name)")
+        g.add_argument("--weights", help="weights for FILE.py:FACTORY or an architecture: .safetensors, .pt, .pth")
+        g.add_argument("--labels", metavar="FILE", help="class names, one a line (default: class 0..K-1)")
+        g.add_argument("--task", choices=["classification", "regression"])
+        g.add_argument("--frames", type=int, help="frames the model takes")
+        g.add_argument("--size", nargs="+", metavar="HxW", help="frame size the model takes: HxW or H W")
+        g.add_argument("--mean", metavar="R,G,B", help="normalisation mean per channel (pixels in [0, 1])")
+        g.add_argument("--std", metavar="R,G,B", help="normalisation std per channel")
+        g.add_argument("--layout", choices=["BTCHW", "BCTHW"], help="input layout the network takes (default: probed)")
+        g.add_argument("--cam-layer", help="Grad-CAM layer (default: the last conv layer, when usable)")
+        g.add_argument(
+            "--config", help='architecture options or factory keyword arguments as JSON, e.g. {"backbone": "resnet18"}'
+        )
+        g.add_argument("--backbone-weights", help="weights for a torchvision frame backbone (resnet18/50, vgg16)")
+
     p = sub.add_parser("methods", help="list explanation methods (those a model supports)")
-    p.add_argument("--model", help="zoo name or checkpoint; marks which methods it supports")
+    p.add_argument("--model", help="zoo name, checkpoint or your own model; marks which methods it supports")
     p.add_argument("--json", action="store_true")
+    model_options(p)
     p.set_defaults(func=_cmd_methods)
 
     def model_video(p: argparse.ArgumentParser) -> None:
-        p.add_argument("--model", required=True, help="zoo name (cnn_transformer-sides) or checkpoint path")
+        p.add_argument(
+            "--model",
+            required=True,
+            help="zoo name (cnn_transformer-sides), checkpoint path, TorchScript file, FILE.py:FACTORY, "
+            "or architecture name (r3d_18, s3d, ...)",
+        )
         p.add_argument("--video", required=True, help="video file, folder of frames, .npy/.npz, or shapes:SEED")
         p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+        model_options(p)
 
     p = sub.add_parser("predict", help="a model's prediction on a video")
     model_video(p)
@@ -298,6 +379,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--config", default=None, help='architecture options as JSON, e.g. {"backbone": "resnet18"}')
     p.add_argument(
         "--backbone-weights", default=None, help="weights (.safetensors/.pt) for a torchvision frame backbone"
+    )
+    p.add_argument("--frames", type=int, default=None, help="clip length (default 32; at least 8)")
+    p.add_argument("--size", type=int, default=None, help="frame height and width in pixels (default 112)")
+    p.add_argument(
+        "--progress",
+        default=None,
+        metavar="FILE",
+        help="append JSON lines (one per step, validation, stop and end) to FILE; SIGTERM or Ctrl-C stops "
+        "gracefully (the checkpoint is validated, tested and saved; its card says stopped_early)",
     )
     p.set_defaults(func=_cmd_train)
 

@@ -6,10 +6,13 @@ then it is drawn once per run whether Streamlit runs app.py (st.navigation) or t
 directly (its legacy pages/ mode, which AppTest uses on reruns).
 Models are cached as resources (one per name and device), clips and explanations as data keyed
 by what determines them (the clip's content hash, the method, the target and the parameters).
+Models the user loads on the Models page live in the session (``user_models()``) and join the
+sidebar's list; a training run started there is kept in the session too (``training_run()``).
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import tempfile
 from dataclasses import dataclass
@@ -22,11 +25,14 @@ import torch
 from . import render
 from .api import explain, predict
 from .explanation import Explanation
-from .models.base import VideoModel
-from .models.zoo import checkpoints_dir, load_model, zoo_names
+from .models.base import ModelError, VideoModel
+from .models.training_runs import RunRequest, TrainingRun
+from .models.zoo import checkpoints_dir, load_model, zoo_cards, zoo_names
 from .video import Clip, VideoError, encode_video, load_video, sample_clips
 
 DEFAULT_MODEL = "cnn_transformer-sides"
+USER_MODELS = "user_models"  # session key: {name: the load request as JSON}
+TRAINING_RUN = "training_run"  # session key: the session's TrainingRun
 CLIP_KINDS = {"Moving Shapes": "shapes", "Sample clip": "sample", "Upload": "upload"}
 UPLOAD_TYPES = ["mp4", "avi", "mov", "mkv", "webm", "gif", "npy", "npz"]
 
@@ -78,29 +84,50 @@ def page_setup() -> Selection | None:
 
 
 def _shapes_source() -> str:
-    seed = st.number_input("Seed", min_value=0, max_value=2**31 - 1, value=7, step=1, key="shapes_seed")
-    noise = st.slider("Noise (grey levels)", 0, 40, 8, key="shapes_noise")
-    distractors = st.slider("Distractor shapes", 0, 5, 2, key="shapes_distractors")
-    white = st.checkbox("White distractors", key="shapes_white")
-    pause = st.checkbox("Pause in the movement", key="shapes_pause")
+    seed = st.number_input(
+        "Seed", min_value=0, max_value=2**31 - 1, value=7, step=1, key="shapes_seed", persist_state="session"
+    )
+    noise = st.slider("Noise (grey levels)", 0, 40, 8, key="shapes_noise", persist_state="session")
+    distractors = st.slider("Distractor shapes", 0, 5, 2, key="shapes_distractors", persist_state="session")
+    white = st.checkbox("White distractors", key="shapes_white", persist_state="session")
+    pause = st.checkbox("Pause in the movement", key="shapes_pause", persist_state="session")
     query = f"noise={noise}&distractors={distractors}&white_distractors={int(white)}&pause={int(pause)}"
     return f"shapes:{int(seed)}?{query}"
+
+
+def model_names() -> list[str]:
+    """The zoo's models, then the ones loaded in this session."""
+    zoo = zoo_names()
+    return zoo + [name for name in user_models() if name not in zoo]
 
 
 def sidebar() -> Selection | None:
     """Model, clip (Moving Shapes by seed and options, a bundled sample, an upload) and device."""
     st.sidebar.title("Video XAI")
-    names = zoo_names()
+    names = model_names()
     if not names:
         st.sidebar.error(
             f"No models in {checkpoints_dir()}. Train one with "
-            "`python -m xai_core train --arch cnn_transformer --task sides --out checkpoints/cnn_transformer-sides`."
+            "`python -m xai_core train --arch cnn_transformer --task sides --out checkpoints/cnn_transformer-sides` "
+            "(or on the Models page), or load your own there."
         )
         return None
     default = names.index(DEFAULT_MODEL) if DEFAULT_MODEL in names else 0
+    chosen = st.session_state.get("model_name")
+    if chosen is not None and chosen not in names:  # a model that went away (or a page that set none)
+        del st.session_state["model_name"]
+    placed = {} if "model_name" in st.session_state else {"index": default}  # the Models page may have set it
+    uploaded = user_models()
     with st.sidebar:
-        model = st.selectbox("Model", names, index=default, key="model_name")
-        kind = CLIP_KINDS[st.radio("Clip", list(CLIP_KINDS), key="clip_kind", horizontal=True)]
+        model = st.selectbox(
+            "Model",
+            names,
+            key="model_name",
+            format_func=lambda n: f"{n} (yours)" if n in uploaded else n,
+            persist_state="session",  # the sidebar is drawn by every page: its choices follow the user
+            **placed,
+        )
+        kind = CLIP_KINDS[st.radio("Clip", list(CLIP_KINDS), key="clip_kind", horizontal=True, persist_state="session")]
         upload = None
         if kind == "shapes":
             source = _shapes_source()
@@ -110,6 +137,7 @@ def sidebar() -> Selection | None:
                 "Sample clip",
                 list(samples),
                 key="sample_name",
+                persist_state="session",
                 help="Real footage bundled with the package (see its README for licences)",
             )
             source = str(samples[name])
@@ -120,7 +148,11 @@ def sidebar() -> Selection | None:
                 return None
             source, upload = uploaded.name, uploaded.getvalue()
         device = st.selectbox(
-            "Device", ["auto", "cpu", "cuda"], key="device", help="auto: the GPU when there is one, else the CPU"
+            "Device",
+            ["auto", "cpu", "cuda"],
+            key="device",
+            help="auto: the GPU when there is one, else the CPU",
+            persist_state="session",
         )
         if device == "cuda" and not torch.cuda.is_available():
             st.warning("No CUDA device on this machine: running on the CPU.")
@@ -153,10 +185,106 @@ def cached_clip(kind: str, source: str, frames: int, height: int, width: int, up
     return clip
 
 
+def user_models() -> dict[str, str]:
+    """The models loaded in this session: name -> load request (JSON of spec, keyword arguments, name)."""
+    return st.session_state.setdefault(USER_MODELS, {})
+
+
+def session_folder() -> Path:
+    """A temporary folder of this session (uploaded model files, training logs)."""
+    if "session_folder" not in st.session_state:
+        st.session_state["session_folder"] = tempfile.mkdtemp(prefix="xai-session-")
+    return Path(st.session_state["session_folder"])
+
+
+@st.cache_resource(show_spinner="Loading your model…", max_entries=8)
+def cached_user_model(request_json: str, device: str) -> VideoModel:
+    """A user's model (``load_model(spec, **kwargs)``) renamed as they asked; its cache key
+    (``xai_user_key``) keeps its explanations apart from another model of the same name."""
+    request = json.loads(request_json)
+    model = load_model(request["spec"], device=device, **request["kwargs"])
+    model.info.name = request["name"]
+    model.xai_user_key = hashlib.sha256(request_json.encode()).hexdigest()[:16]
+    return model
+
+
+def unique_model_name(name: str) -> str:
+    """``name``, or ``name-2``, ``name-3``... when the zoo or this session has it already."""
+    taken = set(model_names())
+    candidate, i = name, 2
+    while candidate in taken:
+        candidate, i = f"{name}-{i}", i + 1
+    return candidate
+
+
+def add_user_model(spec: str, kwargs: dict, name: str) -> VideoModel:
+    """Load the user's model (on the CPU, which checks it) and add it to this session's models
+    under a unique name.  Raises ModelError (or the error of the user's own code)."""
+    name = unique_model_name(name)
+    request_json = json.dumps({"spec": spec, "kwargs": kwargs, "name": name}, sort_keys=True)
+    model = cached_user_model(request_json, "cpu")
+    user_models()[name] = request_json
+    return model
+
+
+def get_model(name: str, device: str) -> VideoModel:
+    """A zoo model or one of this session's (cached)."""
+    request = user_models().get(name)
+    if request is not None:
+        return cached_user_model(request, device)
+    return cached_model(name, device)
+
+
+def model_cards() -> list[dict]:
+    """The zoo's cards, then a card for each model loaded in this session (``make_user_card``)."""
+    from .models.external import make_user_card
+
+    cards = zoo_cards()
+    for name in user_models():
+        try:
+            card = make_user_card(get_model(name, "cpu"))
+        except ModelError as exc:
+            card = {"name": name, "arch": "?", "task": "?", "description": f"cannot be loaded: {exc}"}
+        weights = card.get("weights") or {}
+        card.update(name=name, uploaded=True, file_bytes=weights.get("bytes"))
+        cards.append(card)
+    return cards
+
+
+def model_capabilities(name: str) -> list[str] | str:
+    """The capabilities of a model as loaded (cached), or why it cannot be loaded."""
+    try:
+        return sorted(get_model(name, "cpu").capabilities)
+    except ModelError as exc:
+        return f"cannot be loaded: {exc}"
+
+
+def training_run() -> TrainingRun | None:
+    """This session's training run (running or finished), if any."""
+    return st.session_state.get(TRAINING_RUN)
+
+
+def start_training(request: RunRequest) -> TrainingRun:
+    """Start ``request`` in the background, into the zoo's folder; one run a session (raises
+    ValueError for a second one while the first runs, or for a name in use)."""
+    current = training_run()
+    if current is not None and current.running:
+        raise ValueError(f"{current.request.name} is still training: stop it first")
+    run = TrainingRun.start(request, checkpoints_dir(), session_folder() / "runs" / request.name)
+    st.session_state[TRAINING_RUN] = run
+    return run
+
+
+def model_key(model: VideoModel, device: str) -> str:
+    """What names ``model`` in the data caches: its name and device, and for a user's model its load request."""
+    user = getattr(model, "xai_user_key", None)
+    return f"{model.name}@{device}" + (f"#{user}" if user else "")
+
+
 def model_and_clip(selection: Selection) -> tuple[VideoModel, Clip]:
     """Load (cached) the selected model and the selected clip sampled for it.  Raises the
     package's own errors (ModelError, VideoError) with messages meant for the user."""
-    model = cached_model(selection.model, selection.device)
+    model = get_model(selection.model, selection.device)
     spec = model.input_spec
     clip = cached_clip(
         selection.clip_kind, selection.clip_source, spec.frames, spec.height, spec.width, selection.upload
@@ -178,7 +306,7 @@ def cached_explanation(
 
 
 def get_explanation(model: VideoModel, clip: Clip, method: str, target, params: dict, device: str) -> Explanation:
-    key = f"{model.name}@{device}"
+    key = model_key(model, device)
     target_key = None if target is None else str(target)
     return cached_explanation(
         key, clip.content_hash(), method, target_key, json.dumps(params, sort_keys=True), model, clip
@@ -186,7 +314,7 @@ def get_explanation(model: VideoModel, clip: Clip, method: str, target, params: 
 
 
 def get_prediction(model: VideoModel, clip: Clip, device: str) -> dict:
-    return cached_prediction(f"{model.name}@{device}", clip.content_hash(), model, clip)
+    return cached_prediction(model_key(model, device), clip.content_hash(), model, clip)
 
 
 @st.cache_data(show_spinner="Encoding the video…", max_entries=16)

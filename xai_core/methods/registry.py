@@ -93,7 +93,9 @@ class MethodSpec:
         missing = sorted(self.requires - set(model.capabilities))
         if missing:
             what = ", ".join(m.replace("_", " ") for m in missing)
-            return f"{self.name} needs a model with {what}; {model.name} has none"
+            notes = getattr(getattr(model, "info", None), "notes", {})
+            why = "".join(f"; {notes[m]}" for m in missing if notes.get(m))
+            return f"{self.name} needs a model with {what}; {model.name} has none{why}"
         if model.task not in self.tasks:
             return f"{self.name} does not support {model.task} models"
         return None

@@ -60,12 +60,16 @@ class ModelError(ValueError):
 
 @dataclass
 class ModelInfo:
-    """Descriptive facts about a model, mostly from its card."""
+    """Descriptive facts about a model, mostly from its card.  ``source``: where a user's own
+    model came from (``models.external``); ``notes``: what the user should know, by topic
+    ("weights": random weights, "cam_layer": why no Grad-CAM layer was found, ...)."""
 
     name: str
     arch: str
     config: dict = field(default_factory=dict)
     card: dict = field(default_factory=dict)
+    source: dict = field(default_factory=dict)
+    notes: dict[str, str] = field(default_factory=dict)
 
 
 class VideoModel(nn.Module):
@@ -218,7 +222,7 @@ class VideoModel(nn.Module):
         return ((value / 255.0 - mean) / std).view(1, 1, 3, 1, 1)
 
     def describe(self) -> dict:
-        """JSON-able summary: name, architecture, task, labels, input spec, capabilities."""
+        """JSON-able summary: name, architecture, task, labels, input spec, capabilities, notes."""
         return {
             "name": self.name,
             "arch": self.info.arch,
@@ -229,4 +233,5 @@ class VideoModel(nn.Module):
             "capabilities": sorted(self.capabilities),
             "cam_layer": self.cam_layer_name,
             "parameters": int(sum(p.numel() for p in self.parameters())),
+            "notes": dict(self.info.notes),
         }

@@ -108,6 +108,13 @@ def read_card(stem: str | Path) -> dict:
     missing = [f for f in REQUIRED_CARD_FIELDS if f not in card]
     if missing:
         raise ModelError(f"model card {path.name} lacks {', '.join(missing)}")
+    if card.get("source") == "factory":
+        factory = card.get("factory") or "FILE.py:NAME"
+        raise ModelError(
+            f"model card {path.name} describes a model built by your own code; load it by naming that code with "
+            f"these weights: load_model('{factory}', weights='{path.stem}.safetensors') "
+            f"(--model {factory} --weights {path.stem}.safetensors)"
+        )
     if card["arch"] not in ARCHITECTURES:
         raise ModelError(
             f"model card {path.name} names architecture {card['arch']!r}, "
@@ -146,21 +153,26 @@ def load_checkpoint(path: str | Path, device: str | torch.device = "cpu") -> Vid
     return model.to(device).eval()
 
 
-def _check_state(model: VideoModel, state: dict[str, torch.Tensor], name: str) -> None:
-    expected = model.net.state_dict()
+def state_differences(expected: dict[str, torch.Tensor], state: dict[str, torch.Tensor]) -> list[str]:
+    """What keeps ``state`` from loading strictly where ``expected`` is: phrases naming the
+    missing keys, the unexpected keys and the keys of another shape (empty when it fits)."""
     missing = sorted(set(expected) - set(state))
     unexpected = sorted(set(state) - set(expected))
-    wrong = [k for k in set(expected) & set(state) if tuple(expected[k].shape) != tuple(state[k].shape)]
-    if not (missing or unexpected or wrong):
-        return
+    wrong = sorted(k for k in set(expected) & set(state) if tuple(expected[k].shape) != tuple(state[k].shape))
     parts = []
     if missing:
         parts.append(f"{len(missing)} missing (e.g. {missing[0]})")
     if unexpected:
         parts.append(f"{len(unexpected)} unexpected (e.g. {unexpected[0]})")
     if wrong:
-        k = sorted(wrong)[0]
+        k = wrong[0]
         parts.append(
             f"{len(wrong)} with other shapes (e.g. {k}: file {tuple(state[k].shape)}, model {tuple(expected[k].shape)})"
         )
-    raise ModelError(f"weights {name} do not fit architecture {model.info.arch!r} of its card: " + "; ".join(parts))
+    return parts
+
+
+def _check_state(model: VideoModel, state: dict[str, torch.Tensor], name: str) -> None:
+    parts = state_differences(model.net.state_dict(), state)
+    if parts:
+        raise ModelError(f"weights {name} do not fit architecture {model.info.arch!r} of its card: " + "; ".join(parts))

@@ -1,6 +1,7 @@
-"""3D CNNs (003): the zoo's small 3D ResNet and torchvision's video ResNets.
+"""3D CNNs (003): the zoo's small 3D ResNet and torchvision's video networks (r3d_18, mc3_18,
+r2plus1d_18, s3d).
 
-Both take [B,C,T,H,W] (the adapter transposes).  Their last conv stage has a coarse time
+All take [B,C,T,H,W] (the adapter transposes).  Their last conv stage has a coarse time
 resolution (T/8 for the small net), so Grad-CAM maps are upsampled in time as well as space.
 """
 
@@ -13,7 +14,7 @@ from torch import nn
 from .backbones import OutputScale, motion_kind, output_layer
 from .motion import motion_channels
 
-TORCHVISION_VIDEO = ("r3d_18", "mc3_18", "r2plus1d_18")
+TORCHVISION_VIDEO = ("r3d_18", "mc3_18", "r2plus1d_18", "s3d")
 
 
 class Block3d(nn.Module):
@@ -80,10 +81,30 @@ class SmallR3D(nn.Module):
         return self.output_scale(self.head(a.mean((2, 3, 4))))
 
 
+class ClampedAvgPool3d(nn.Module):
+    """S3D's average pool (kernel (2, 7, 7), stride 1) with the kernel clamped to the input's size:
+    the same as torchvision's at 224x224 and 16 or more frames, and usable on smaller clips
+    (torchvision's own fails below 224x224).  [B,C,t,h,w] -> [B,C,t',h',w']."""
+
+    def __init__(self, kernel: tuple[int, int, int] = (2, 7, 7)) -> None:
+        super().__init__()
+        self.kernel = kernel
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        kernel = tuple(min(k, s) for k, s in zip(self.kernel, x.shape[2:], strict=True))
+        return nn.functional.avg_pool3d(x, kernel, stride=1)
+
+
 def torchvision_video(name: str, num_outputs: int) -> nn.Module:
-    """torchvision's r3d_18 / mc3_18 / r2plus1d_18 with a new final layer, random weights."""
+    """torchvision's r3d_18 / mc3_18 / r2plus1d_18 / s3d with a final layer of ``num_outputs``,
+    random weights.  Grad-CAM layer: the last conv block (``layer4``; S3D's last inception
+    block ``features.15``, [B,1024,T/8,H/32,W/32])."""
     if name not in TORCHVISION_VIDEO:
         raise ValueError(f"unknown torchvision video model {name!r}; choose one of {', '.join(TORCHVISION_VIDEO)}")
     net = getattr(torchvision.models.video, name)(weights=None, num_classes=num_outputs)
-    net.cam_layer_name = "layer4"
+    if name == "s3d":
+        net.avgpool = ClampedAvgPool3d()
+        net.cam_layer_name = f"features.{len(net.features) - 1}"
+    else:
+        net.cam_layer_name = "layer4"
     return net

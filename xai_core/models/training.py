@@ -7,6 +7,12 @@ levels, 0-3 distractors, white distractors, occasional pauses) and starts with a
 curriculum of easy clips.  Validation clips (fixed seeds) pick the best checkpoint; the final
 figures come from separate held-out test clips generated with the generator's own noise.
 A resume file is written at every validation so a stopped run can continue.
+
+A run can also be stopped gracefully (SIGTERM, or a first Ctrl-C): it finishes the current
+step, validates, tests the best weights on the held-out clips and saves the checkpoint as usual;
+its card says ``"stopped_early": true``, and its resume state is kept, so the same command
+continues it later.  ``progress`` names a JSON-lines file that gets one
+event per step (and per validation, start, stop, test and end) for live curves.
 """
 
 from __future__ import annotations
@@ -14,9 +20,13 @@ from __future__ import annotations
 import json
 import math
 import shlex
+import signal
 import sys
+import threading
 import time
-from dataclasses import asdict, dataclass, field
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -25,7 +35,7 @@ from torch.nn import functional as F
 
 from ..data.moving_shapes import TASK_LABELS, ShapesOptions, generate
 from .backbones import load_backbone_weights
-from .base import VideoModel, normalise_frames
+from .base import InputSpec, VideoModel, normalise_frames
 from .checkpoint import checkpoint_stem, make_card, save_checkpoint
 from .registry import ARCHITECTURES, build_model
 
@@ -64,9 +74,37 @@ class TrainSettings:
     threads: int | None = None
     config: dict = field(default_factory=dict)
     backbone_weights: str | None = None  # torchvision frame backbone weights to start from
+    frames: int | None = None  # clip length and frame size (None: Moving Shapes' 32 frames of 112x112)
+    size: int | None = None
+    progress: str | None = None  # JSON-lines progress log (appended to)
+
+    def __post_init__(self) -> None:
+        if self.frames is not None and self.frames < 8:
+            raise ValueError("training needs clips of at least 8 frames (some training clips pause)")
+        if self.size is not None and self.size < 32:
+            raise ValueError("training needs frames of at least 32x32 pixels")
+
+    def clip_shape(self) -> dict:
+        """The generator's options for this run's clip length and size (pauses scaled to the length)."""
+        frames = self.frames or ShapesOptions.frames
+        shape = {"frames": frames, "size": self.size or ShapesOptions.size}
+        if frames < 32:
+            shape["pause_length"] = (max(2, frames // 4), max(3, 7 * frames // 16))
+        return shape
 
 
-def model_for_task(arch: str, task: str, config: dict | None = None, name: str | None = None) -> VideoModel:
+def input_spec_for(arch: str, s: TrainSettings) -> InputSpec | None:
+    """The architecture's default input spec with this run's clip length and size (None: the default)."""
+    if s.frames is None and s.size is None:
+        return None
+    shape = s.clip_shape()
+    default = ARCHITECTURES[arch].default_spec if arch in ARCHITECTURES else InputSpec()
+    return replace(default, frames=shape["frames"], height=shape["size"], width=shape["size"])
+
+
+def model_for_task(
+    arch: str, task: str, config: dict | None = None, name: str | None = None, input_spec: InputSpec | None = None
+) -> VideoModel:
     """A fresh model with the head, labels and output scale the Moving Shapes task needs."""
     if task not in TASK_KIND:
         raise ValueError(f"unknown task {task!r}; choose one of {', '.join(TASK_KIND)}")
@@ -74,7 +112,9 @@ def model_for_task(arch: str, task: str, config: dict | None = None, name: str |
     if task == "angle" and arch in ARCHITECTURES and not arch.startswith(("r3d_", "mc3_", "r2plus1d_")):
         config.setdefault("output_offset", ANGLE_OFFSET)
         config.setdefault("output_scale", ANGLE_SCALE)
-    return build_model(arch, task=TASK_KIND[task], labels=TASK_LABELS[task], config=config, name=name)
+    return build_model(
+        arch, task=TASK_KIND[task], labels=TASK_LABELS[task], config=config, name=name, input_spec=input_spec
+    )
 
 
 def pause_share(task: str) -> float:
@@ -98,6 +138,7 @@ def training_options(
         pause=bool(rng.random() < pause_share(task)),
         radius=(8.0, 18.0),
         speed=(0.8, 3.0),
+        **s.clip_shape(),
     )
     return options, noise
 
@@ -155,13 +196,16 @@ def loss_fn(model: VideoModel, output: torch.Tensor, labels: torch.Tensor) -> to
     return F.mse_loss(output.squeeze(-1) / scale, labels.float().to(output.device) / scale)
 
 
-def held_out_clips(task: str, seed0: int, n: int, **options) -> tuple[np.ndarray, np.ndarray]:
-    """n clips (with the generator's own noise) and labels; non-pause tasks get pauses in a share."""
+def held_out_clips(
+    task: str, seed0: int, n: int, shape: dict | None = None, **options
+) -> tuple[np.ndarray, np.ndarray]:
+    """n clips (with the generator's own noise) and labels; non-pause tasks get pauses in a share.
+    ``shape``: the clip length and size (``TrainSettings.clip_shape()``; default 32 frames of 112x112)."""
     share = pause_share(task)
     clips, labels = [], []
     for i in range(n):
         pause = (i % 2 == 1) if task == "pause" else (i < round(share * n))
-        sample = generate(seed0 + i, ShapesOptions(pause=pause, **options), ground_truth=False)
+        sample = generate(seed0 + i, ShapesOptions(pause=pause, **(shape or {}), **options), ground_truth=False)
         clips.append(sample.video)
         labels.append(sample.label(task))
     return np.stack(clips), np.asarray(labels)
@@ -185,8 +229,80 @@ def headline(metrics: dict) -> float:
     return metrics["accuracy"] if "accuracy" in metrics else -metrics["mae_degrees"]
 
 
-def train(s: TrainSettings, command: str | None = None, log=print) -> dict:
-    """Train, validate, keep the best checkpoint, test it; returns the model card."""
+class StopRequest:
+    """A graceful stop, asked for by SIGTERM / SIGINT (or by setting ``requested``): the run
+    finishes its step, validates, tests and saves.  A second SIGINT interrupts at once."""
+
+    def __init__(self) -> None:
+        self.requested = False
+        self.signal: str | None = None
+
+    def handle(self, signum: int, frame) -> None:
+        if self.requested and signum == signal.SIGINT:
+            raise KeyboardInterrupt
+        self.requested = True
+        self.signal = signal.Signals(signum).name
+
+
+@contextmanager
+def stop_on_signals(stop: StopRequest) -> Iterator[StopRequest]:
+    """While the block runs, SIGTERM and SIGINT set ``stop`` (in the main thread; elsewhere a no-op)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield stop
+        return
+    previous = {sig: signal.getsignal(sig) for sig in (signal.SIGTERM, signal.SIGINT)}
+    for sig in previous:
+        signal.signal(sig, stop.handle)
+    try:
+        yield stop
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, signal.SIG_DFL if handler is None else handler)
+
+
+class ProgressLog:
+    """A JSON-lines log, one event a line: ``{"event": NAME, "time": unix seconds, ...}``, flushed
+    at once so another process can follow it.  Events: start, step, validation, stopping,
+    testing, done (and interrupted / error).  Without a path it writes nothing."""
+
+    def __init__(self, path: str | Path | None) -> None:
+        self.file = None
+        if path:
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+            self.file = open(path, "a", encoding="utf-8")  # closed by close()
+
+    def write(self, event: str, **fields) -> None:
+        if self.file is not None:
+            self.file.write(json.dumps({"event": event, "time": round(time.time(), 3), **fields}) + "\n")
+            self.file.flush()
+
+    def close(self) -> None:
+        if self.file is not None:
+            self.file.close()
+            self.file = None
+
+
+def train(s: TrainSettings, command: str | None = None, log=print, stop: StopRequest | None = None) -> dict:
+    """Train, validate, keep the best checkpoint, test it; returns the model card.
+
+    SIGTERM / SIGINT (in the main thread), or ``stop.requested``, end the run gracefully: the
+    checkpoint is still validated, tested and saved, and its card says ``"stopped_early": true``."""
+    stop = stop or StopRequest()
+    progress = ProgressLog(s.progress)
+    try:
+        with stop_on_signals(stop):
+            return _train(s, command, log, stop, progress)
+    except KeyboardInterrupt:
+        progress.write("interrupted")
+        raise
+    except Exception as exc:
+        progress.write("error", message=f"{type(exc).__name__}: {exc}")
+        raise
+    finally:
+        progress.close()
+
+
+def _train(s: TrainSettings, command: str | None, log, stop: StopRequest, progress: ProgressLog) -> dict:
     from tqdm import tqdm
 
     if s.threads:
@@ -194,7 +310,7 @@ def train(s: TrainSettings, command: str | None = None, log=print) -> dict:
     torch.manual_seed(s.seed)
     stem = checkpoint_stem(s.out)
     name = stem.name
-    model = model_for_task(s.arch, s.task, s.config, name=name)
+    model = model_for_task(s.arch, s.task, s.config, name=name, input_spec=input_spec_for(s.arch, s))
     if s.backbone_weights:
         load_backbone_weights(model.net.frame_encoder, s.backbone_weights)
     opt = torch.optim.AdamW(model.parameters(), lr=s.lr, weight_decay=s.weight_decay)
@@ -212,11 +328,58 @@ def train(s: TrainSettings, command: str | None = None, log=print) -> dict:
         curve, best = json.loads(state["curve"]), json.loads(state["best"])
         log(f"resuming {name} at step {start}")
 
-    val_clips, val_labels = held_out_clips(s.task, VALIDATION_SEED0, s.validation_clips, noise=8.0, distractors=2)
+    shape = s.clip_shape()
+    val_clips, val_labels = held_out_clips(
+        s.task, VALIDATION_SEED0, s.validation_clips, shape, noise=8.0, distractors=2
+    )
+    progress.write(
+        "start",
+        name=name,
+        arch=s.arch,
+        task=s.task,
+        steps=s.steps,
+        start_step=start,
+        batch_size=s.batch_size,
+        validate_every=s.validate_every,
+    )
     bar = tqdm(range(start, s.steps), initial=start, total=s.steps, desc=name, file=sys.stderr)
     losses: list[float] = []
     t0 = time.time() - seconds
+    done = start  # steps completed
+
+    def validate() -> None:
+        """Validate the weights after ``done`` steps; keep them if they are the best so far."""
+        nonlocal best
+        recalibrate_batchnorm(model, s.task, s)
+        metrics = evaluate(model, val_clips, val_labels)
+        point = {
+            "step": done,
+            "seconds": round(time.time() - t0, 1),
+            "loss": float(np.mean(losses[-50:])) if losses else None,
+            **metrics,
+        }
+        curve.append(point)
+        if best is None or headline(metrics) >= headline(best):
+            best = point
+            save_checkpoint(model, stem.with_name(name + "-best"), make_card(model))
+        torch.save(
+            {
+                "net": model.net.state_dict(),
+                "opt": opt.state_dict(),
+                "schedule": schedule.state_dict(),
+                "step": done,
+                "seconds": time.time() - t0,
+                "curve": json.dumps(curve),
+                "best": json.dumps(best),
+            },
+            resume,
+        )
+        progress.write("validation", **point)
+        log(json.dumps(point))  # after the resume file: an interruption here loses nothing
+
     for step in bar:
+        if stop.requested:
+            break
         model.train()
         clean, sigma, labels = training_batch(s.task, step, s)
         x = to_input(model, add_noise(clean, sigma))
@@ -227,46 +390,32 @@ def train(s: TrainSettings, command: str | None = None, log=print) -> dict:
         opt.step()
         schedule.step()
         losses.append(loss.item())
+        done = step + 1
+        progress.write("step", step=done, loss=losses[-1], seconds=round(time.time() - t0, 2))
         bar.set_postfix(loss=f"{np.mean(losses[-50:]):.3f}")
-        if (step + 1) % s.validate_every == 0 or step + 1 == s.steps:
-            recalibrate_batchnorm(model, s.task, s)
-            metrics = evaluate(model, val_clips, val_labels)
-            point = {
-                "step": step + 1,
-                "seconds": round(time.time() - t0, 1),
-                "loss": float(np.mean(losses[-50:])),
-                **metrics,
-            }
-            curve.append(point)
-            if best is None or headline(metrics) >= headline(best):
-                best = point
-                save_checkpoint(model, stem.with_name(name + "-best"), make_card(model))
-            torch.save(
-                {
-                    "net": model.net.state_dict(),
-                    "opt": opt.state_dict(),
-                    "schedule": schedule.state_dict(),
-                    "step": step + 1,
-                    "seconds": time.time() - t0,
-                    "curve": json.dumps(curve),
-                    "best": json.dumps(best),
-                },
-                resume,
-            )
-            log(json.dumps(point))  # after the resume file: an interruption here loses nothing
+        if done % s.validate_every == 0 or done == s.steps:
+            validate()
+    bar.close()
+    stopped_early = done < s.steps
+    if stopped_early:
+        progress.write("stopping", step=done, signal=stop.signal)
+        log(f"stopped at step {done} of {s.steps}: validating, testing and saving")
+        if not curve or curve[-1]["step"] != done:
+            validate()
     wall = time.time() - t0
 
     from .checkpoint import load_checkpoint
 
     model = load_checkpoint(stem.with_name(name + "-best"))
     model.info.name = name
+    progress.write("testing", step=done, best_step=best["step"])
     test = {}
     for cond, opts in {**TEST_CONDITIONS}.items():
-        clips, labels = held_out_clips(s.task, TEST_SEED0, s.test_clips, **opts)
+        clips, labels = held_out_clips(s.task, TEST_SEED0, s.test_clips, shape, **opts)
         test[cond] = {**evaluate(model, clips, labels), "options": opts}
     robustness = {}
     for cond, opts in ROBUSTNESS_CONDITIONS.items():
-        clips, labels = held_out_clips(s.task, TEST_SEED0 + 100_000, s.robustness_clips, **opts)
+        clips, labels = held_out_clips(s.task, TEST_SEED0 + 100_000, s.robustness_clips, shape, **opts)
         robustness[cond] = {**evaluate(model, clips, labels), "options": opts}
     card = make_card(
         model,
@@ -275,6 +424,8 @@ def train(s: TrainSettings, command: str | None = None, log=print) -> dict:
             "settings": asdict(s),
             "wall_clock_seconds": round(wall, 1),
             "best_step": best["step"],
+            "steps_done": done,
+            "stopped_early": stopped_early,
             "validation": {
                 "seeds": [VALIDATION_SEED0, VALIDATION_SEED0 + s.validation_clips - 1],
                 "options": {"noise": 8.0, "distractors": 2},
@@ -290,8 +441,21 @@ def train(s: TrainSettings, command: str | None = None, log=print) -> dict:
         },
     )
     save_checkpoint(model, stem, card)
-    for suffix in ("-best.safetensors", "-best.json"):
-        stem.with_name(name + suffix).unlink(missing_ok=True)
-    resume.unlink(missing_ok=True)
+    if stopped_early:  # the resume state stays: the same command continues the run from here
+        log(f"{name} stopped early at step {done}; the same command continues it from there")
+    else:
+        for suffix in ("-best.safetensors", "-best.json"):
+            stem.with_name(name + suffix).unlink(missing_ok=True)
+        resume.unlink(missing_ok=True)
+    progress.write(
+        "done",
+        name=name,
+        out=str(stem),
+        steps_done=done,
+        stopped_early=stopped_early,
+        seconds=round(wall, 1),
+        test=test,
+        robustness=robustness,
+    )
     log(json.dumps({"name": name, "test": test, "robustness": robustness}))
     return card

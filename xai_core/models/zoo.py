@@ -9,6 +9,7 @@ import torch
 
 from .base import ModelError, VideoModel
 from .checkpoint import TORCH_SUFFIXES, checkpoint_stem, load_checkpoint, read_card
+from .external import Statements, load_user_model, with_checkpoint_statements
 
 REPO_CHECKPOINTS = Path(__file__).resolve().parents[2] / "checkpoints"
 
@@ -51,14 +52,57 @@ def resolve_device(device: str | torch.device | None = "auto") -> torch.device:
     return device
 
 
-def load_model(spec: str | Path, device: str | torch.device | None = "auto") -> VideoModel:
-    """A zoo name (``cnn_transformer-sides``) or a checkpoint path (``dir/NAME``,
-    ``dir/NAME.safetensors``, ``dir/NAME.json``, or ``dir/NAME.pt``/``.pth`` with ``dir/NAME.json``
-    beside it) -> a VideoModel in eval mode."""
+def load_model(
+    spec: str | Path,
+    device: str | torch.device | None = "auto",
+    *,
+    weights: str | Path | None = None,
+    task: str | None = None,
+    labels: list[str] | None = None,
+    labels_file: str | Path | None = None,
+    frames: int | None = None,
+    height: int | None = None,
+    width: int | None = None,
+    mean: tuple[float, float, float] | list[float] | None = None,
+    std: tuple[float, float, float] | list[float] | None = None,
+    layout: str | None = None,
+    cam_layer: str | None = None,
+    config: dict | None = None,
+    backbone_weights: str | Path | None = None,
+) -> VideoModel:
+    """A VideoModel in eval mode from
+
+    * a zoo name (``cnn_transformer-sides``) or a checkpoint path (``dir/NAME``,
+      ``dir/NAME.safetensors``, ``dir/NAME.json``, or ``dir/NAME.pt``/``.pth`` with ``dir/NAME.json``
+      beside it): the card states the model (only ``cam_layer`` may be chosen);
+    * your own model (``models.external``): a TorchScript file, ``path/to/file.py:factory`` with
+      ``weights``, or an architecture name (``r3d_18``, ``s3d``, ``cnn_lstm`` with ``config`` and
+      ``backbone_weights``, ...) with ``weights``.  The statements (task, labels or labels_file,
+      frames/height/width/mean/std, layout, cam_layer, config) say what the network does not;
+      the layout and the Grad-CAM layer are inferred when not stated."""
     target = resolve_device(device)
+    statements = Statements(
+        weights=weights,
+        task=task,
+        labels=labels,
+        labels_file=labels_file,
+        frames=frames,
+        height=height,
+        width=width,
+        mean=mean,
+        std=std,
+        layout=layout,
+        cam_layer=cam_layer,
+        config=config,
+        backbone_weights=backbone_weights,
+    )
     text = str(spec)
     if text in zoo_names():
-        return load_checkpoint(checkpoints_dir() / text, device=target)
+        model = load_checkpoint(checkpoints_dir() / text, device=target)
+        return with_checkpoint_statements(model, statements, text)
+    user = load_user_model(text, statements, target)
+    if user is not None:
+        return user
     path = Path(text)
     if path.suffix in (".pkl", ".ckpt", ".pickle"):
         raise ModelError(
@@ -67,8 +111,11 @@ def load_model(spec: str | Path, device: str | torch.device | None = "auto") -> 
         )
     stem = checkpoint_stem(path)
     if path.suffix in TORCH_SUFFIXES and path.exists():
-        return load_checkpoint(path, device=target)
+        return with_checkpoint_statements(load_checkpoint(path, device=target), statements, text)
     if Path(f"{stem}.safetensors").exists() or Path(f"{stem}.json").exists():
-        return load_checkpoint(stem, device=target)
+        return with_checkpoint_statements(load_checkpoint(stem, device=target), statements, text)
     known = ", ".join(zoo_names()) or "none (the checkpoints folder is empty)"
-    raise ModelError(f"unknown model {text!r}: not a zoo name ({known}) nor a checkpoint file")
+    raise ModelError(
+        f"unknown model {text!r}: not a zoo name ({known}), a checkpoint file, a TorchScript file, "
+        "file.py:factory, nor an architecture name"
+    )
