@@ -45,3 +45,10 @@ def test_notebook_runs(path):
         assert "explanation.npz" in text and "gradcam.mp4" in text
         images = [o for c in nb.cells for o in c.get("outputs", []) if "image/png" in o.get("data", {})]
         assert len(images) >= 4  # frames, curve, overlays, real clip
+    if path.name == "01_models.ipynb":
+        text = outputs_text(nb)
+        assert "cnn_transformer-sides" in text and "python -m xai_core train" in text  # the zoo and a card
+        assert "'layout': 'BTCHW'" in text and "'cam_layer': 'net.features.3'" in text  # inferred for the factory
+        assert text.count("Grad-CAM map (16, 64, 64)") == 2  # a Moving Shapes clip and a real clip
+        assert "BCTHW net.layer4" in text  # torchvision r3d_18 by name
+        assert "refused:" in text and "this would have run" not in text  # the pickle's code never ran

@@ -52,6 +52,13 @@ def test_required_models_are_in_the_zoo_with_their_figures():
     assert (checkpoints_dir() / "cnn_transformer-sides.safetensors").exists()
 
 
+def test_the_zoo_readme_is_generated_from_the_cards():
+    """checkpoints/README.md is what `python -m xai_core models --markdown` writes: never stale."""
+    from xai_core.zoo_report import zoo_markdown
+
+    assert (checkpoints_dir() / "README.md").read_text() == zoo_markdown(zoo_cards())
+
+
 @pytest.mark.parametrize("name", REQUIRED)
 def test_accuracy_holds_on_an_independent_implementation(name):
     m = model(name)

@@ -163,3 +163,36 @@ def test_training_figure_has_losses_their_mean_and_validation_points():
     assert tuple(zoo_report.training_figure(progress, whole_run=False).layout.xaxis.range) == (0, 4)
     empty = zoo_report.training_figure(Progress())
     assert len(empty.data) == 2 and len(empty.data[0].x) == 0
+
+
+def test_zoo_markdown_lists_every_model_with_its_figures_and_command():
+    from xai_core.zoo_report import zoo_markdown
+
+    cards = [
+        {
+            "name": "m-sides",
+            "arch": "cnn_lstm",
+            "task": "classification",
+            "file_bytes": 1_500_000,
+            "parameters": 120_000,
+            "training": {
+                "command": "python -m xai_core train --arch cnn_lstm --task sides --out checkpoints/m-sides",
+                "settings": {"task": "sides", "steps": 800, "seed": 0},
+                "wall_clock_seconds": 1800,
+                "validation": {"seeds": [5, 9]},
+            },
+            "metrics": {
+                "test": {"noise8_distractors2": {"accuracy": 0.984, "clips": 500}},
+                "robustness": {"clean": {"accuracy": 1.0, "clips": 200}},
+                "test_seeds": [100, 599],
+            },
+        },
+        {"name": "m-angle", "arch": "r3d", "task": "regression", "metrics": {"test": {"x": {"mae_degrees": 4.26}}}},
+    ]
+    text = zoo_markdown(cards)
+    rows = [line for line in text.splitlines() if line.startswith("| `")]
+    assert len(rows) == 2
+    assert "accuracy 98.4% (500 clips)" in rows[0] and "30 min" in rows[0] and "800 steps" in rows[0]
+    assert "MAE 4.3°" in rows[1]
+    assert "python -m xai_core train --arch cnn_lstm --task sides --out checkpoints/m-sides" in text
+    assert "Test seeds 100-599" not in text and "test seeds 100-599" in text

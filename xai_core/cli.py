@@ -42,6 +42,12 @@ def _cmd_models(args: argparse.Namespace) -> int:
     from .models.zoo import checkpoints_dir, zoo_cards
 
     cards = zoo_cards()
+    if args.markdown:
+        from .zoo_report import zoo_markdown
+
+        Path(args.markdown).write_text(zoo_markdown(cards))
+        print(f"wrote {args.markdown} ({len(cards)} models)")
+        return 0
     if args.json:
         _print_json(
             [
@@ -302,6 +308,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("models", help="list the model zoo")
     p.add_argument("--json", action="store_true")
+    p.add_argument(
+        "--markdown", metavar="FILE", help="write the zoo's table and training commands (checkpoints/README.md)"
+    )
     p.set_defaults(func=_cmd_models)
 
     def model_options(p: argparse.ArgumentParser) -> None:
