@@ -9,6 +9,7 @@ Screenshots go to test-artifacts/ (git-ignored); $XAI_README_SCREENSHOT also get
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import socket
@@ -56,6 +57,12 @@ def start_frame(zoo) -> int:
 @pytest.fixture(scope="module")
 def server(zoo, tmp_path_factory):
     """`streamlit run app.py` on a free local port, with a small zoo in $XAI_CHECKPOINTS."""
+    with serve(zoo, tmp_path_factory) as url:
+        yield url
+
+
+@contextlib.contextmanager
+def serve(zoo, tmp_path_factory):
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
@@ -301,3 +308,23 @@ def test_models_page_shows_the_zoo_table_and_the_sidebar_choice_follows_to_expla
     wait_idle(page)
     expect(image_captions(page)).to_have_count(2)
     expect(sidebar(page).get_by_role("combobox", name="Model")).to_have_value("b_r3d")
+
+
+def test_a_page_opened_by_its_url_on_a_fresh_server_has_the_app_navigation(browser, zoo, tmp_path_factory):
+    """The first visitor of a new server opens /models directly: Streamlit would serve the page
+    file alone, with a menu of file names ("app", "explain", "models"); the page leaves that mode."""
+    with serve(zoo, tmp_path_factory) as url:
+        context = browser.new_context(viewport={"width": 1400, "height": 1000})
+        page = context.new_page()
+        page.set_default_timeout(TIMEOUT_MS)
+        page.page_errors = []
+        page.on("pageerror", lambda error: page.page_errors.append(str(error)))
+        try:
+            page.goto(f"{url}/models")
+            expect(page.get_by_role("heading", name="Models", exact=True)).to_be_visible()
+            wait_idle(page)
+            links = page.locator('[data-testid="stSidebarNavLink"]')
+            expect(links).to_have_count(2)
+            assert [t.split()[-1] for t in links.all_inner_texts()] == ["Explain", "Models"]  # after the icon
+        finally:
+            context.close()

@@ -77,8 +77,22 @@ def describe_source(source: str) -> str:
     return f"Moving Shapes #{seed} ({', '.join(parts)})"
 
 
+def leave_file_navigation() -> None:
+    """Until some session of the server has run app.py's ``st.navigation``, Streamlit serves a
+    page file opened by its URL (``/models``) on its own, in its older multipage mode, with a
+    menu of file names ("app", "explain", "models").  Leave that mode and rerun: the rerun goes
+    through app.py, whose navigation finds the same page by its URL.  (``PagesManager``'s flag
+    is internal to Streamlit; without it, nothing is done.)"""
+    from streamlit.runtime.pages_manager import PagesManager
+
+    if getattr(PagesManager, "uses_pages_directory", None):
+        PagesManager.uses_pages_directory = False
+        st.rerun()
+
+
 def page_setup() -> Selection | None:
     """Page config and the shared sidebar; returns what the sidebar picked (None: nothing yet)."""
+    leave_file_navigation()
     st.set_page_config(page_title="Video XAI workbench", page_icon=":material/movie:", layout="wide")
     return sidebar()
 
