@@ -1,18 +1,22 @@
-"""How well a zoo model's Grad-CAM finds the moving shape: ``python benchmarks/localization.py``.
+"""How well a zoo model's explanation maps find the moving shape: ``python benchmarks/localization.py``.
 
 A quality measurement, not a speed one. For every frame of held-out Moving Shapes clips
-(noise 8, two static distractors) it takes the peak of the Grad-CAM map and records
+(noise 8, two static distractors) and every spatial method asked for, it takes the peak of the
+map (of its magnitude for the plain gradients, whose sign flips from pixel to pixel; of the
+map itself for the others) and records
 
 * ``inside``: the peak lies on the true shape (the pointing game);
 * ``within_2px`` / ``within_4px``: the peak is at most 2 / 4 pixels from the shape;
 * ``on_distractor``: the peak lies on a static distractor;
+* ``mass_on_shape``: the share of the map's positive part (magnitude for the gradients) on the shape;
 * ``area_share``: the fraction of the frame the shape covers (what a random peak would score).
 
 Clips come from our generator (which also gives distractor masks) and from the independent
 implementation in ``tests/independent_shapes.py`` (different code, same specification). Frame 0
 is skipped: with a frame-difference input it carries no motion evidence.
 
-Usage: ``python benchmarks/localization.py [--models A B] [--clips 24] [--out benchmarks/results]``
+Usage: ``python benchmarks/localization.py [--models A B] [--methods gradcam lrp ...|all] [--clips 24]
+[--out benchmarks/results]`` (``all``: every spatial method the model supports, with its defaults).
 """
 
 from __future__ import annotations
@@ -32,6 +36,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 from independent_shapes import make_clip  # noqa: E402
 
 DEFAULT_MODELS = ("cnn_transformer-sides", "r3d-sides")
+MAGNITUDE = ("saliency", "smoothgrad", "guided_gradcam")  # maps read by their magnitude
+
+
+def shown(method: str, spatial: np.ndarray) -> np.ndarray:
+    """The map as scored: its magnitude for the plain gradients, its positive part otherwise."""
+    return np.abs(spatial) if method in MAGNITUDE else np.maximum(spatial, 0)
 
 
 def peak_scores(spatial: np.ndarray, target: np.ndarray, distractors: np.ndarray | None) -> dict[str, np.ndarray]:
@@ -47,44 +57,56 @@ def peak_scores(spatial: np.ndarray, target: np.ndarray, distractors: np.ndarray
     scores = {"inside": at_peak == 0, "within_2px": at_peak <= 2, "within_4px": at_peak <= 4}
     if distractors is not None:
         scores["on_distractor"] = distractors[np.arange(frames), ys, xs]
+    positive = np.maximum(spatial, 0)
+    total = positive.sum((1, 2))
+    scores["mass_on_shape"] = np.where(total > 0, (positive * target).sum((1, 2)) / np.maximum(total, 1e-30), 0.0)
     return scores
 
 
-def measure(model_name: str, clips: int, first_seed: int = 50_000) -> dict:
+def measure(model_name: str, clips: int, methods: list[str], first_seed: int = 50_000) -> list[dict]:
+    """One result per method: the scores averaged over the frames (frame 0 left out) of ``clips``
+    clips from each generator."""
     model = xai_core.load_model(model_name, device="cpu")
-    results = {}
-    for source in ("ours", "independent"):
-        rows: dict[str, list] = {}
-        area = []
-        for seed in range(first_seed, first_seed + clips):
-            if source == "ours":
-                sample = generate(seed, noise=8, distractors=2)
-                video, target, distractors = sample.video, sample.target_masks, sample.distractor_masks
-            else:
-                clip = make_clip(seed, noise=8, distractors=2)
-                video, target, distractors = clip.video, clip.target_masks, None
-            expl = xai_core.explain(model, video, "gradcam")
-            for key, value in peak_scores(expl.spatial, target, distractors).items():
-                rows.setdefault(key, []).append(value[1:])
-            area.append(target[1:].mean())
-        results[source] = {key: float(np.mean(value)) for key, value in rows.items()}
-        results[source]["area_share"] = float(np.mean(area))
-        results[source]["clips"] = clips
-    return {"model": model_name, **results}
+    if methods == ["all"]:
+        methods = [s.name for s in xai_core.method_specs(model) if s.family == "spatial"]
+    data = []
+    for seed in range(first_seed, first_seed + clips):
+        sample = generate(seed, noise=8, distractors=2)
+        data.append(("ours", sample.video, sample.target_masks, sample.distractor_masks))
+        clip = make_clip(seed, noise=8, distractors=2)
+        data.append(("independent", clip.video, clip.target_masks, None))
+    results = []
+    for method in methods:
+        rows: dict[str, dict[str, list]] = {"ours": {}, "independent": {}}
+        area: dict[str, list] = {"ours": [], "independent": []}
+        for source, video, target, distractors in data:
+            expl = xai_core.explain(model, video, method)
+            for key, value in peak_scores(shown(method, expl.spatial), target, distractors).items():
+                rows[source].setdefault(key, []).append(value[1:])
+            area[source].append(target[1:].mean())
+        result = {"model": model_name, "method": method}
+        for source in ("ours", "independent"):
+            result[source] = {key: float(np.mean(value)) for key, value in rows[source].items()}
+            result[source]["area_share"] = float(np.mean(area[source]))
+            result[source]["clips"] = clips
+        results.append(result)
+    return results
 
 
 def to_markdown(results: list[dict]) -> str:
     lines = [
-        "| model | clips from | peak on shape | within 2 px | within 4 px | on a distractor | shape's area share |",
-        "|---|---|---|---|---|---|---|",
+        "| model | method | clips from | peak on shape | within 2 px | within 4 px | on a distractor "
+        "| map mass on shape | shape's area share |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     for r in results:
         for source in ("ours", "independent"):
             s = r[source]
             distractor = f"{s['on_distractor']:.1%}" if "on_distractor" in s else "n/a"
             lines.append(
-                f"| {r['model']} | {source} ({s['clips']} clips) | {s['inside']:.1%} | {s['within_2px']:.1%} | "
-                f"{s['within_4px']:.1%} | {distractor} | {s['area_share']:.1%} |"
+                f"| {r['model']} | {r['method']} | {source} ({s['clips']} clips) | {s['inside']:.1%} | "
+                f"{s['within_2px']:.1%} | {s['within_4px']:.1%} | {distractor} | {s['mass_on_shape']:.1%} | "
+                f"{s['area_share']:.1%} |"
             )
     return "\n".join(lines) + "\n"
 
@@ -92,10 +114,11 @@ def to_markdown(results: list[dict]) -> str:
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--models", nargs="+", default=list(DEFAULT_MODELS))
+    parser.add_argument("--methods", nargs="+", default=["gradcam"], help="spatial methods, or: all")
     parser.add_argument("--clips", type=int, default=24)
     parser.add_argument("--out", default="benchmarks/results")
     args = parser.parse_args(argv)
-    results = [measure(name, args.clips) for name in args.models]
+    results = [r for name in args.models for r in measure(name, args.clips, args.methods)]
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     (out / "localization.json").write_text(json.dumps(results, indent=2) + "\n")

@@ -1,16 +1,18 @@
-"""Explain page: prediction, frame-importance curve, scrubber, map over the selected frame."""
+"""Explain page: prediction; several methods side by side on the selected frame and as curves on one
+shared timeline; attention as a colour strip; the vanishing-saliency chart for cnn_lstm / ica_lstm."""
 
 from __future__ import annotations
 
 import streamlit as st
 
-from xai_core import render, ui
+from xai_core import render, ui, vanishing
 from xai_core.explanation import TargetError
 from xai_core.methods.registry import MethodError, method_specs
 from xai_core.models.base import ModelError
 from xai_core.video import VideoError
 
 ZOOM = 3  # 112x112 frames shown at 336x336
+PER_ROW = 3  # frames shown side by side
 
 selection = ui.page_setup()
 st.title("Explain")
@@ -65,7 +67,7 @@ def target_widget():
 
 
 def param_widgets(spec) -> dict:
-    """One widget per declared parameter of the method."""
+    """One widget per declared parameter of the method (those of the CAM layer first)."""
     params = {}
     for p in spec.params:
         key = f"param_{spec.name}_{p.name}_{model.name}"
@@ -131,38 +133,62 @@ with left:
         + (f" ({int(clip.padded.sum())} padding)" if clip.padded.any() else "")
     )
 
-    st.subheader("Method")
-    specs = [s for s in method_specs(model) if s.family == "spatial"]
-    if not specs:
+    st.subheader("Methods")
+    all_specs = [s for s in method_specs() if s.family in ("spatial", "temporal")]
+    usable = [s for s in all_specs if s.unavailable_reason(model) is None]
+    if not any(s.family == "spatial" for s in usable):
         st.warning(f"{model.name} supports no spatial method.")
         st.stop()
-    spec = {s.name: s for s in specs}[
-        st.selectbox(
-            "Method",
-            [s.name for s in specs],
-            key="method",
-            help="Only the methods this model supports are listed",
-            persist_state="page",
-        )
-    ]
-    st.caption(spec.description)
+    names = [s.name for s in usable]
+    chosen = st.multiselect(
+        "Methods",
+        names,
+        default=["gradcam"] if "gradcam" in names else names[:1],
+        key=f"methods_{model.name}",
+        help="Maps side by side on the same frame; curves on one timeline (each ÷ its largest value)",
+        persist_state="page",
+    )
+    unavailable = [(s.name, s.unavailable_reason(model)) for s in all_specs if s not in usable]
+    if unavailable:
+        with st.expander(f"Not available for {model.name} ({len(unavailable)})"):
+            for name, reason in unavailable:
+                st.markdown(f"- **{name}**: {reason}")
+    if not chosen:
+        st.info("Pick one or more methods.")
+        st.stop()
+    specs = [s for s in usable if s.name in chosen]
     target = target_widget()
-    params = param_widgets(spec)
+    params = {}
+    for spec in specs:
+        if spec.params:
+            with st.expander(f"{spec.name} settings", expanded=len(specs) == 1):
+                st.caption(spec.description)
+                params[spec.name] = param_widgets(spec)
+        else:
+            params[spec.name] = {}
 
 with right:
-    try:
-        expl = ui.get_explanation(model, clip, spec.name, target, params, selection.device)
-    except (MethodError, TargetError, ModelError) as exc:
-        st.error(str(exc), icon=":material/error:")
+    explanations, failures = {}, []
+    for spec in specs:
+        try:
+            explanations[spec.name] = ui.get_explanation(
+                model, clip, spec.name, target, params[spec.name], selection.device
+            )
+        except (MethodError, TargetError, ModelError) as exc:
+            failures.append(str(exc))
+    for message in failures:
+        st.error(message, icon=":material/error:")
+    if not explanations:
         st.stop()
+    first = next(iter(explanations.values()))
 
     curve_area = st.container()
     shown_for = f"{ui.model_key(model, selection.device)}|{clip.content_hash()}"
     start = {}  # a new clip or model starts where the evidence is
     if "frame" not in st.session_state:  # the first run, or Streamlit dropped the scrubber (an error page)
-        start = {"value": ui.peak_frame(expl.temporal, clip.padded)}
+        start = {"value": ui.peak_frame(first.temporal, clip.padded)}
     elif st.session_state.get("frame_shown_for") != shown_for:
-        st.session_state["frame"] = ui.peak_frame(expl.temporal, clip.padded)
+        st.session_state["frame"] = ui.peak_frame(first.temporal, clip.padded)
     elif st.session_state["frame"] >= frames:
         st.session_state["frame"] = frames - 1
     st.session_state["frame_shown_for"] = shown_for
@@ -176,12 +202,13 @@ with right:
         **start,
     )
     with curve_area:
+        curves = render.timeline_curves(explanations)
         figure = render.importance_figure(
-            {spec.name: expl.temporal},
+            curves,
             selected=frame,
             padded=clip.padded,
             frame_indices=clip.frame_indices,
-            title=f"Frame importance ({spec.name}, {expl.meta['target_description']})",
+            title=f"Frame importance ({first.meta['target_description']})",
         )
         st.plotly_chart(figure, key="importance_curve", on_select=on_curve_select, selection_mode="points")
 
@@ -204,41 +231,92 @@ with right:
         persist_state="page",
     )
 
-    scale = render.clip_scale(expl.spatial, mode)
-    original = clip.frames[frame]
-    shown = render.overlay(original, expl.spatial[frame], opacity=opacity, cmap=cmap, mode=mode, scale=scale)
-    if outline and "target_masks" in clip.ground_truth:
-        original = render.outline(original, clip.ground_truth["target_masks"][frame])
-        shown = render.outline(shown, clip.ground_truth["target_masks"][frame])
+    spatial = {name: e for name, e in explanations.items() if e.spatial is not None}
+    mask = clip.ground_truth["target_masks"][frame] if outline and "target_masks" in clip.ground_truth else None
     where = int(clip.frame_indices[frame])
     caption = f"frame {frame} of {frames}" + (f" (video frame {where})" if where >= 0 else " (padding)")
-    img1, img2 = st.columns(2)
-    img1.image(render.upscale(original, ZOOM), caption="original · " + caption, width="stretch", output_format="PNG")
-    img2.image(
-        render.upscale(shown, ZOOM),
-        caption=f"{spec.name} for {expl.meta['target_description']} · {caption}",
-        width="stretch",
-        output_format="PNG",
-    )
+    original = clip.frames[frame]
+    tiles = [(render.outline(original, mask) if mask is not None else original, f"original · {caption}")]
+    for name, expl in spatial.items():
+        scale = render.clip_scale(expl.spatial, mode)  # one scale per method over the whole clip
+        shown = render.overlay(original, expl.spatial[frame], opacity=opacity, cmap=cmap, mode=mode, scale=scale)
+        if mask is not None:
+            shown = render.outline(shown, mask)
+        tiles.append((shown, f"{name} for {expl.meta['target_description']} · {caption}"))
+    for row in range(0, len(tiles), PER_ROW):
+        columns = st.columns(PER_ROW if len(tiles) > 2 else 2)
+        for column, (image, text) in zip(columns, tiles[row : row + PER_ROW], strict=False):
+            column.image(render.upscale(image, ZOOM), caption=text, width="stretch", output_format="PNG")
 
-    expl_key = f"{ui.model_key(model, selection.device)}|{spec.name}|{target}|{sorted(params.items())}"
-    d1, d2 = st.columns(2)
-    d1.download_button(
-        "Download overlay video (mp4)",
-        data=ui.overlay_video_bytes(
-            clip.content_hash(), expl_key, "mp4", opacity, cmap, mode, clip.frames, expl.spatial
-        ),
-        file_name=f"{model.name}_{spec.name}.mp4",
-        mime="video/mp4",
-        key="download_mp4",
-    )
-    d2.download_button(
-        "Download overlay GIF",
-        data=ui.overlay_video_bytes(
-            clip.content_hash(), expl_key, "gif", opacity, cmap, mode, clip.frames, expl.spatial
-        ),
-        file_name=f"{model.name}_{spec.name}.gif",
-        mime="image/gif",
-        key="download_gif",
-    )
-    st.caption(f"Computed in {expl.seconds:.2f} s on {expl.meta['device']}.")
+    for name, expl in explanations.items():
+        if expl.spatial is None:  # attention over frames: the colour strip under the frames
+            strip = render.attention_strip(clip.frames, expl.temporal, selected=frame, cmap="viridis")
+            st.image(
+                strip,
+                caption=f"{name}: weight of each frame (colour ÷ largest; frames below the kept share are 0)",
+                width="stretch",
+                output_format="PNG",
+            )
+
+    if spatial:
+        names = list(spatial)
+        shown_name = (
+            st.selectbox("Overlay to download", names, key="download_method", persist_state="page")
+            if len(names) > 1
+            else names[0]
+        )
+        if shown_name not in spatial:
+            shown_name = names[0]
+        expl = spatial[shown_name]
+        expl_key = f"{ui.model_key(model, selection.device)}|{shown_name}|{target}|{sorted(params[shown_name].items())}"
+        d1, d2 = st.columns(2)
+        d1.download_button(
+            "Download overlay video (mp4)",
+            data=ui.overlay_video_bytes(
+                clip.content_hash(), expl_key, "mp4", opacity, cmap, mode, clip.frames, expl.spatial
+            ),
+            file_name=f"{model.name}_{shown_name}.mp4",
+            mime="video/mp4",
+            key="download_mp4",
+        )
+        d2.download_button(
+            "Download overlay GIF",
+            data=ui.overlay_video_bytes(
+                clip.content_hash(), expl_key, "gif", opacity, cmap, mode, clip.frames, expl.spatial
+            ),
+            file_name=f"{model.name}_{shown_name}.gif",
+            mime="image/gif",
+            key="download_gif",
+        )
+    timings = ", ".join(f"{e.seconds:.2f} s ({name})" for name, e in explanations.items())
+    st.caption(f"Computed in {timings} on {first.meta['device']}.")
+
+    if model.info.arch in vanishing.PEERS:
+        with st.expander("Vanishing saliency: how much gradient reaches each frame", expanded=False):
+            st.caption(
+                "Mean |gradient of the score| per frame (002). A plain LSTM's gradient fades towards the first "
+                "frames; the input-cell attention LSTM was designed to keep them in view."
+            )
+            peer = vanishing.peer_model(model.name, model.info.arch, ui.model_names())
+            profiles = {model.name: ui.get_profile(model, clip, target, selection.device)}
+            if peer is None:
+                st.info(f"No {vanishing.PEERS[model.info.arch]} model for this task in the zoo to compare with.")
+            else:
+                try:
+                    other = ui.get_model(peer, selection.device)
+                    other_clip = ui.cached_clip(
+                        selection.clip_kind,
+                        selection.clip_source,
+                        other.input_spec.frames,
+                        other.input_spec.height,
+                        other.input_spec.width,
+                        selection.upload,
+                    )
+                    profiles[peer] = ui.get_profile(other, other_clip, target, selection.device)
+                except (ModelError, VideoError, TargetError) as exc:
+                    st.error(str(exc), icon=":material/error:")
+            st.plotly_chart(render.profile_figure(profiles, clip.padded), key="vanishing_profile")
+            ratios = " · ".join(
+                f"{name}: {vanishing.early_late_ratio(p, clip.padded):.2g}" for name, p in profiles.items()
+            )
+            st.caption(f"First quarter of the frames ÷ last quarter: {ratios}")

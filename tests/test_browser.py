@@ -278,6 +278,35 @@ def test_another_seed_shows_another_clip(page):
     expect(image_captions(page)).to_have_count(2)
 
 
+def test_adding_methods_shows_their_maps_side_by_side_and_on_one_timeline(page, start_frame):
+    methods = page.locator('[data-testid="stMultiSelect"]').filter(has_text="Methods")
+    expect(methods).to_have_count(1)
+    for name in ("saliency", "attention_cls"):
+        methods.locator("input").click()
+        methods.locator("input").fill(name)
+        page.keyboard.press("Enter")
+        wait_idle(page)
+    page.keyboard.press("Escape")
+    captions = image_captions(page)
+    expect(captions).to_have_count(4)  # original, gradcam, saliency, the attention strip
+    expect(captions.nth(1)).to_contain_text("gradcam for class")
+    expect(captions.nth(2)).to_contain_text("saliency for class")
+    expect(captions.nth(2)).to_contain_text(f"frame {start_frame} of {FRAMES}")
+    expect(captions.nth(3)).to_contain_text("attention_cls: weight of each frame")
+    images = page.locator('[data-testid="stImage"] img')
+    for i in range(4):
+        images.nth(i).scroll_into_view_if_needed()
+        expect(images.nth(i)).to_have_js_property("complete", True)
+        assert images.nth(i).evaluate("img => img.naturalWidth > 0")
+    page.mouse.wheel(0, -5000)
+    chart = page.locator('[data-testid="stPlotlyChart"]').filter(
+        has=page.locator(".gtitle", has_text=re.compile(r"^Frame importance"))
+    )
+    for name in ("gradcam", "saliency", "attention_cls"):  # one legend entry per method
+        expect(chart.locator(".legendtext", has_text=re.compile(f"^{name}$"))).to_have_count(1)
+    screenshot(page, ARTIFACTS / "browser_methods.png")
+
+
 def test_models_page_shows_the_zoo_table_and_the_sidebar_choice_follows_to_explain(page):
     nav = page.locator('[data-testid="stSidebarNav"]')
     nav.get_by_role("link", name="Models").click()

@@ -99,6 +99,33 @@ def test_explain_gif_and_params(tiny_checkpoints, tmp_path, capsys):
     assert record["params"]["layer"] == "net.frame_encoder.backbone.features.1"
 
 
+@pytest.mark.parametrize(
+    ("model", "method", "params", "expected"),
+    [
+        ("tiny_r3d", "lrp", ["composite=epsilon", "epsilon=0.5"], {"composite": "epsilon", "epsilon": 0.5}),
+        ("tiny_r3d", "integrated_gradients", ["steps=4", "baseline=blur"], {"steps": 4, "baseline": "blur"}),
+        ("tiny_cnn_transformer", "smoothgrad", ["samples=2", "sigma=0.1"], {"samples": 2, "sigma": 0.1}),
+        ("tiny_cnn_transformer", "attention_rollout", ["keep=0.5"], {"keep": 0.5}),
+    ],
+)
+def test_explain_every_method_family(tiny_checkpoints, tmp_path, capsys, model, method, params, expected):
+    argv = ["explain", "--model", model, "--video", "shapes:4", "--method", method, "--out", str(tmp_path / "e")]
+    code, out, err = run(capsys, *argv, *[a for p in params for a in ("--param", p)])
+    assert code == 0, err
+    record = json.loads((tmp_path / "e" / "explanation.json").read_text())
+    assert record["method"] == method and {k: record["params"][k] for k in expected} == expected
+    with np.load(tmp_path / "e" / "explanation.npz") as npz:
+        assert npz["temporal"].shape == (8,) and np.isfinite(npz["temporal"]).all()
+        assert ("spatial" in npz.files) == (method != "attention_rollout")
+    if method == "attention_rollout":  # a temporal method has no map to overlay: one clear line
+        code, _, err = run(capsys, *argv, "--overlay", str(tmp_path / "o.mp4"))
+        assert code != 0 and "attention_rollout gives no spatial map to overlay" in err
+    if method == "lrp":  # not for the transformer, and the CLI says why
+        argv[2] = "tiny_cnn_transformer"
+        code, _, err = run(capsys, *argv)
+        assert code != 0 and "lrp needs a model with lrp rules" in err
+
+
 def test_shapes_writes_clips_and_ground_truth(tmp_path, capsys):
     code, _, _ = run(
         capsys, "shapes", "--out", str(tmp_path), "--n", "2", "--seed", "5", "--noise", "8", "--distractors", "2"

@@ -147,3 +147,172 @@ def test_a_model_with_frozen_weights_gets_the_same_map():
     frozen = explain(model, x, "gradcam", target=1).extras["cam_lowres"]
     np.testing.assert_allclose(frozen, trainable, rtol=1e-5, atol=1e-8)
     assert np.abs(trainable).max() > 0 and count_hooks(model) == 0
+
+
+# ---------------------------------------------------------------------------- Grad-CAM++, guided Grad-CAM
+
+CAM_METHODS = ["gradcam_pp", "guided_gradcam"]
+
+
+def layer_activation_and_gradient_by_hand(forward, layer, x, score) -> tuple[np.ndarray, np.ndarray]:
+    """A forward hook of the test's own; activation and d score / d activation, float64."""
+    store = {}
+    handle = layer.register_forward_hook(lambda _m, _i, out: store.__setitem__("a", out))
+    try:
+        value = score(forward(x)).sum()
+        (grad,) = torch.autograd.grad(value, store["a"])
+    finally:
+        handle.remove()
+    return store["a"].detach().double().numpy(), grad.double().numpy()
+
+
+def gradcam_pp_by_loops(activation: np.ndarray, gradient: np.ndarray) -> np.ndarray:
+    """Chattopadhay et al. eq. 19, one channel and one position at a time: alpha = g^2 / (2 g^2 +
+    sum(A) g^3), w = sum alpha relu(g), map = sum_k w_k A_k.  [N,C,*pos] -> [N,*pos]."""
+    cam = np.zeros((activation.shape[0], *activation.shape[2:]))
+    for n in range(activation.shape[0]):
+        for k in range(activation.shape[1]):
+            a, g = activation[n, k], gradient[n, k]
+            total = a.sum()
+            weight = 0.0
+            for g_p in g[g > 0]:  # relu(g) is 0 elsewhere
+                weight += g_p**2 / (2 * g_p**2 + total * g_p**3) * g_p
+            cam[n] += weight * a
+    return cam
+
+
+@pytest.mark.parametrize(
+    "arch, task, target",
+    [("cnn_transformer", "classification", 2), ("r3d", "classification", 0), ("cnn_lstm", "regression", "ref=90")],
+)
+def test_gradcam_pp_matches_a_slow_reference(arch, task, target):
+    model, x = small_model(arch, task=task), small_input()
+    expl = explain(model, x, "gradcam_pp", target=target)
+    if task == "regression":
+        score = lambda out: -((out[:, 0] - 90.0) ** 2)  # noqa: E731
+    else:
+        score = lambda out: out[:, target]  # noqa: E731
+    activation, gradient = layer_activation_and_gradient_by_hand(model, model.layer(), x, score)
+    reference = gradcam_pp_by_loops(activation, gradient)
+    if arch == "r3d":
+        reference = reference[0]  # [t,h,w] of the one clip
+    ours = expl.extras["cam_lowres"]
+    assert ours.shape == reference.shape
+    np.testing.assert_allclose(ours, reference, rtol=1e-4, atol=1e-5 * np.abs(reference).max())
+    expected = torch.from_numpy(reference).float()
+    if arch == "r3d":
+        expected = F.interpolate(expected[None, None], size=(8, 64, 64), mode="trilinear", align_corners=False)[0, 0]
+    else:
+        expected = F.interpolate(expected[:, None], size=(64, 64), mode="bilinear", align_corners=False)[:, 0]
+    np.testing.assert_allclose(expl.spatial, expected.numpy(), rtol=1e-4, atol=1e-5 * np.abs(reference).max())
+    np.testing.assert_allclose(expl.temporal, np.maximum(expl.spatial, 0).mean((1, 2)), rtol=1e-5, atol=1e-12)
+    assert not np.allclose(ours, explain(model, x, "gradcam", target=target).extras["cam_lowres"], rtol=0.05)
+
+
+@pytest.mark.parametrize("arch", ["cnn_transformer", "r3d"])
+def test_gradcam_pp_matches_pytorch_grad_cam(arch):
+    """pytorch-grad-cam's GradCAMPlusPlus weights on its own captured activations and gradients.  It
+    adds 1e-6 to the alpha denominator, so the outputs are scaled up (x 1e4) to make g^2 >> 1e-6."""
+    pgc = pytest.importorskip("pytorch_grad_cam")
+    from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
+
+    model, x = small_model(arch, output_scale=1e4), small_input()
+    expl = explain(model, x, "gradcam_pp", target=1)
+    net, inputs = (model.net, x.transpose(1, 2)) if arch == "r3d" else (model, x)
+    cam = pgc.GradCAMPlusPlus(net, target_layers=[model.layer()])
+    try:
+        outputs = cam.activations_and_grads(inputs)
+        sum(ClassifierOutputTarget(1)(out) for out in outputs).backward()
+        activation = cam.activations_and_grads.activations[0].numpy()
+        gradient = cam.activations_and_grads.gradients[0].numpy()
+        reference = cam.get_cam_image(inputs, model.layer(), None, activation, gradient)  # signed, layer resolution
+    finally:
+        cam.activations_and_grads.release()
+        model.zero_grad(set_to_none=True)
+    if arch == "r3d":
+        reference = reference[0]
+    assert count_hooks(model) == 0 and reference.shape == expl.extras["cam_lowres"].shape
+    np.testing.assert_allclose(expl.extras["cam_lowres"], reference, rtol=1e-3, atol=1e-4 * np.abs(reference).max())
+
+
+class GuidedReLU(torch.autograd.Function):
+    """ReLU whose backward passes only positive gradients, and only where the input was positive."""
+
+    @staticmethod
+    def forward(ctx, x):
+        out = x.clamp(min=0)
+        ctx.save_for_backward(out)
+        return out
+
+    @staticmethod
+    def backward(ctx, grad):
+        (out,) = ctx.saved_tensors
+        return grad.clamp(min=0) * (out > 0)
+
+
+class GuidedReLUModule(torch.nn.Module):
+    def forward(self, x):
+        return GuidedReLU.apply(x)
+
+
+def guided_backprop_by_module_swap(model, x, index: int) -> np.ndarray:
+    """Guided backprop with every nn.ReLU (in-place ones included) swapped for GuidedReLU in a copy of
+    the model: [T,H,W], summed over colour channels."""
+    import copy
+
+    guided = copy.deepcopy(model)
+    for parent in list(guided.modules()):
+        for name, child in parent.named_children():
+            if isinstance(child, torch.nn.ReLU):
+                setattr(parent, name, GuidedReLUModule())
+    inputs = x.clone().requires_grad_(True)
+    (grad,) = torch.autograd.grad(guided(inputs)[0, index], inputs)
+    return grad[0].sum(1).numpy()
+
+
+@pytest.mark.parametrize("arch", ["cnn_transformer", "cnn_lstm", "r3d"])
+def test_guided_gradcam_matches_captum_and_a_module_swap(arch):
+    from captum.attr import GuidedBackprop, GuidedGradCam
+
+    model, x = small_model(arch), small_input()
+    expl = explain(model, x, "guided_gradcam", target=1)
+    guided = guided_backprop_by_module_swap(model, x, 1)
+    np.testing.assert_allclose(expl.extras["guided_backprop"], guided, rtol=1e-4, atol=1e-6 * np.abs(guided).max())
+    assert not np.allclose(guided, explain(model, x, "saliency", target=1).spatial, rtol=0.05)  # guided differs
+
+    if arch == "r3d":  # Captum's GuidedGradCam upsamples a 3D layer's map to [T,H,W] itself
+        captum = GuidedGradCam(model.net, model.layer()).attribute(
+            x.transpose(1, 2).requires_grad_(True), target=1, interpolate_mode="trilinear"
+        )
+        reference = captum.detach()[0].sum(0).numpy()  # [C,T,H,W] -> [T,H,W]
+    else:  # per-frame layer: Captum's GuidedGradCam cannot upsample [T,1,h,w] to a 5-D clip; its two parts can
+        gbp = GuidedBackprop(model).attribute(x.clone().requires_grad_(True), target=1).detach()[0].sum(1)
+        cam = captum_cam(model, model.layer(), x, target=1).clamp(min=0)
+        reference = (
+            gbp * F.interpolate(cam[:, None], size=(64, 64), mode="bilinear", align_corners=False)[:, 0]
+        ).numpy()
+    assert expl.spatial.shape == reference.shape == (8, 64, 64)
+    np.testing.assert_allclose(expl.spatial, reference, rtol=1e-4, atol=1e-5 * np.abs(reference).max())
+    np.testing.assert_allclose(expl.temporal, np.abs(expl.spatial).mean((1, 2)), rtol=1e-5)
+
+
+@pytest.mark.parametrize("arch", ["cnn_transformer", "cnn_lstm", "cnn_lstm_attn", "ica_lstm", "convlstm", "r3d"])
+def test_cam_methods_on_every_zoo_architecture(arch):
+    for task, target in [("classification", 2), ("regression", "ref=90")]:
+        model = small_model(arch, task=task).train()
+        for method in CAM_METHODS:
+            expl = explain(model, small_input(), method, target=target)
+            assert expl.spatial.shape == (8, 64, 64) and expl.temporal.shape == (8,)
+            assert np.isfinite(expl.spatial).all() and np.isfinite(expl.temporal).all()
+            assert np.abs(expl.spatial).max() > 0 and expl.params["layer"] == model.cam_layer_name
+            assert count_hooks(model) == 0 and model.training, (method, task)
+
+
+def test_cam_methods_take_a_layer_and_clean_up_on_errors():
+    model, x = small_model("cnn_transformer"), small_input()
+    for method in CAM_METHODS:
+        early = explain(model, x, method, layer="net.frame_encoder.backbone.features.1")
+        assert early.extras["cam_lowres"].shape == (8, 16, 16)
+        with pytest.raises(MethodError):
+            explain(model, x, method, layer="net.head.0")
+        assert count_hooks(model) == 0

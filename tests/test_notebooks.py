@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 
 import nbformat
 import pytest
 from nbclient import NotebookClient
+
+import xai_core
 
 NOTEBOOKS = sorted((Path(__file__).resolve().parents[1] / "notebooks").glob("*.ipynb"))
 
@@ -52,3 +55,23 @@ def test_notebook_runs(path):
         assert text.count("Grad-CAM map (16, 64, 64)") == 2  # a Moving Shapes clip and a real clip
         assert "BCTHW net.layer4" in text  # torchvision r3d_18 by name
         assert "refused:" in text and "this would have run" not in text  # the pickle's code never ran
+    if path.name == "02_methods.ipynb":
+        text = outputs_text(nb)
+        model = xai_core.load_model("cnn_transformer-sides", device="cpu")
+        # every method the model supports explained the clip, in the notebook's own checks
+        assert f"explained by: {', '.join(xai_core.list_methods(model))}\n" in text
+        assert f"{len(xai_core.list_methods(model))} methods, every map (32, 112, 112), every curve 32 points" in text
+        # the unsupported ones are named with their reason, and explain() refuses them
+        assert "unavailable: lrp needs a model with lrp rules; cnn_transformer-sides has none" in text
+        assert "explain() refused: lrp needs" in text
+        lrp_models = [n for n in ("cnn_lstm-sides", "r3d-sides") if n in xai_core.zoo_names()]
+        assert lrp_models and all(f"{n}: predicts" in text for n in lrp_models)
+        assert text.count("LRP curves of 32 points, conservation") == len(lrp_models)
+        if any(n in xai_core.zoo_names() for n in ("cnn_transformer-angle", "r3d-angle")):
+            found = re.search(r"= ([-+][\d.]+); correlation of the two signed maps: ([-+][\d.]+)", text)
+            assert found and abs(float(found[2])) > 0.999  # Grad-CAM for a reference: the output's map, rescaled
+            assert (float(found[1]) > 0) == (float(found[2]) > 0)
+        else:
+            assert "skipped: the zoo has no angle model" in text
+        images = [o for c in nb.cells for o in c.get("outputs", []) if "image/png" in o.get("data", {})]
+        assert len(images) >= 4  # the maps, the shared timeline, the LRP curves, the conservation bars

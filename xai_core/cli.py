@@ -240,7 +240,7 @@ def _cmd_bench(args: argparse.Namespace) -> int:
     spec = importlib.util.spec_from_file_location("xai_benchmarks_suite", suite_path)
     suite = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(suite)
-    suite.main(args.out, quick=args.quick, markdown=args.markdown)
+    suite.main(args.out, quick=args.quick, markdown=args.markdown, threads=args.threads)
     print(
         f"wrote {Path(args.out) / 'bench.json'} and {Path(args.out) / 'BENCHMARKS.md'}"
         + (f" and {args.markdown}" if args.markdown else "")
@@ -404,6 +404,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--quick", action="store_true", help="fewer repetitions")
     p.add_argument("--out", required=True, help="folder for bench.json and BENCHMARKS.md")
     p.add_argument("--markdown", help="also write the report here (e.g. BENCHMARKS.md at the repository root)")
+    p.add_argument("--threads", type=int, help="torch threads for the measurements (default: torch's own)")
     p.set_defaults(func=_cmd_bench)
     return parser
 

@@ -191,3 +191,69 @@ def importance_figure(
         clickmode="event+select",
     )
     return fig
+
+
+def attention_strip(
+    frames: np.ndarray,
+    weights: np.ndarray,
+    *,
+    selected: int | None = None,
+    cmap: str = "viridis",
+    thumb: int = 32,
+    bar: int = 10,
+    gap: int = 2,
+) -> np.ndarray:
+    """The frames as a row of thumbnails with a colour bar under each (000's attention strip).
+
+    frames uint8 [T,H,W,3], weights [T] (shown ÷ their maximum; 0 = the map's lowest colour) ->
+    uint8 [thumb + bar, T * (thumb + gap) - gap, 3]; the ``selected`` frame is framed in white."""
+    frames = np.asarray(frames)
+    weights = np.asarray(weights, dtype=float)
+    if len(frames) != len(weights):
+        raise ValueError(f"{len(frames)} frames but {len(weights)} weights")
+    peak = np.abs(weights).max()
+    unit = np.clip(weights / peak if peak > 0 else weights, 0, 1)
+    colours = colorize(unit[None, :], cmap)[0]  # [T,3]
+    step = thumb + gap
+    strip = np.full((thumb + bar, len(frames) * step - gap, 3), 255, dtype=np.uint8)
+    for t, frame in enumerate(frames):
+        x0 = t * step
+        strip[:thumb, x0 : x0 + thumb] = cv2.resize(frame, (thumb, thumb), interpolation=cv2.INTER_AREA)
+        strip[thumb:, x0 : x0 + thumb] = colours[t]
+    if selected is not None:
+        x0 = selected * step
+        cv2.rectangle(strip, (x0, 0), (x0 + thumb - 1, thumb + bar - 1), (255, 255, 255), 1)
+    return strip
+
+
+def profile_figure(profiles: dict[str, np.ndarray], padded: np.ndarray | None = None, title: str = ""):
+    """Mean |gradient| per frame of one or more models on a log axis (002's vanishing-saliency chart)."""
+    import plotly.graph_objects as go
+
+    fig = go.Figure()
+    for name, profile in profiles.items():
+        y = np.asarray(profile, dtype=float)
+        fig.add_trace(go.Scatter(x=np.arange(len(y)), y=y, mode="lines+markers", name=name))
+    if padded is not None and np.any(padded):
+        first = int(np.argmax(padded))
+        fig.add_vrect(x0=first - 0.5, x1=len(padded) - 0.5, fillcolor="lightgray", opacity=0.4, line_width=0)
+    fig.update_layout(
+        title=title or "Mean |gradient| per frame",
+        xaxis_title="frame (model input)",
+        yaxis_title="mean |d score / d input|",
+        yaxis_type="log",
+        height=280,
+        margin=dict(l=10, r=10, t=40, b=10),
+    )
+    return fig
+
+
+def timeline_curves(explanations: dict) -> dict[str, np.ndarray]:
+    """The curves of the shared timeline: each explanation's ``temporal`` [T] under its method's
+    name, plus LRP's second curve (maximum relevance per frame) as "lrp (max)"."""
+    curves = {}
+    for name, expl in explanations.items():
+        curves[name] = np.asarray(expl.temporal, dtype=float)
+        if "relevance_max" in (expl.extras or {}):
+            curves[f"{name} (max)"] = np.asarray(expl.extras["relevance_max"], dtype=float)
+    return curves

@@ -347,3 +347,16 @@ def overlay_video_bytes(
     frames = render.overlay_clip(_frames, _spatial, opacity=opacity, cmap=cmap, mode=mode)
     frames = np.stack([render.upscale(f, 3) for f in frames])
     return encode_video(frames, fmt=fmt, fps=fps)
+
+
+@st.cache_data(show_spinner="Measuring the gradient per frame…", max_entries=32)
+def cached_profile(model_key: str, clip_hash: str, target: str | None, _model: VideoModel, _clip: Clip) -> np.ndarray:
+    """vanishing.gradient_profile(), cached by (model, clip content, target)."""
+    from . import vanishing
+
+    return vanishing.gradient_profile(_model, _clip, target)
+
+
+def get_profile(model: VideoModel, clip: Clip, target, device: str) -> np.ndarray:
+    target_key = None if target is None else str(target)
+    return cached_profile(model_key(model, device), clip.content_hash(), target_key, model, clip)

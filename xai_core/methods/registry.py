@@ -178,4 +178,9 @@ def list_methods(model=None) -> list[str]:
 
 
 def _load_builtin_methods() -> None:
-    from . import cam  # noqa: F401  (registers on import)
+    from . import (
+        attention,  # noqa: F401
+        cam,  # noqa: F401  (registers on import)
+        gradients,  # noqa: F401
+        lrp,  # noqa: F401
+    )

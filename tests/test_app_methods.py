@@ -1,0 +1,132 @@
+"""The Explain page with several methods: side-by-side maps, one shared timeline, attention strips,
+the reasons for unavailable methods, and the vanishing-saliency chart (AppTest, headless)."""
+
+from __future__ import annotations
+
+import base64
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from conftest import small_model, write_app_zoo
+from streamlit.testing.v1 import AppTest
+
+pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
+APP = str(Path(__file__).resolve().parents[1] / "app.py")
+
+
+@pytest.fixture
+def zoo(tmp_path, monkeypatch):
+    write_app_zoo(tmp_path)
+    monkeypatch.setenv("XAI_CHECKPOINTS", str(tmp_path))
+    return tmp_path
+
+
+def start() -> AppTest:
+    at = AppTest.from_file(APP, default_timeout=120)
+    at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    return at
+
+
+def image_captions(at: AppTest) -> list[str]:
+    return [img.proto.imgs[0].caption for img in at.get("image")]
+
+
+def timeline(at: AppTest) -> dict:
+    """The shared timeline's figure (the chart keyed importance_curve) as plotly JSON."""
+    charts = [c for c in at.get("plotly_chart") if "importance_curve" in c.proto.id]
+    assert len(charts) == 1
+    return json.loads(charts[0].proto.spec)
+
+
+def values(array) -> np.ndarray:
+    """A plotly JSON array: a list, or base64 bytes with a dtype."""
+    if isinstance(array, dict):
+        return np.frombuffer(base64.b64decode(array["bdata"]), dtype=array["dtype"])
+    return np.asarray(array, dtype=float)
+
+
+def curve_names(figure: dict) -> list[str]:
+    return [t["name"] for t in figure["data"] if t.get("name")]
+
+
+def test_several_methods_side_by_side_on_one_timeline(zoo):
+    at = start()
+    at.multiselect(key="methods_a_cnn_transformer").set_value(["gradcam", "saliency", "attention_cls"]).run()
+    assert not at.exception and not at.error
+    frame = at.slider(key="frame").value
+    captions = image_captions(at)
+    assert captions[0].startswith(f"original · frame {frame} of 8")
+    assert captions[1].startswith("gradcam for class ") and captions[2].startswith("saliency for class ")
+    assert all(f"frame {frame} of 8" in c for c in captions[1:3])
+    assert captions[3].startswith("attention_cls: weight of each frame")  # the colour strip
+    figure = timeline(at)
+    assert curve_names(figure) == ["gradcam", "saliency", "attention_cls"]
+    for trace in figure["data"]:
+        if trace.get("name"):  # common normalisation: every curve ÷ its largest magnitude
+            y = values(trace["y"])
+            assert len(y) == 8 and np.abs(y).max() == pytest.approx(1.0)
+    computed = [c.value for c in at.caption if c.value.startswith("Computed in")]
+    assert len(computed) == 1 and "(gradcam)" in computed[0] and "(attention_cls)" in computed[0]
+    # the strip moves with the scrubber; the maps follow
+    strip = at.get("image")[3].proto.imgs[0].url
+    at.slider(key="frame").set_value((frame + 3) % 8).run()
+    assert at.get("image")[3].proto.imgs[0].url != strip
+    assert f"frame {(frame + 3) % 8} of 8" in image_captions(at)[2]
+
+
+def test_unavailable_methods_are_listed_with_the_reason(zoo):
+    at = start()
+    options = at.multiselect(key="methods_a_cnn_transformer").options
+    assert "lrp" not in options and "attention_pool" not in options and "attention_rollout" in options
+    why = " ".join(m.value for m in at.markdown)
+    assert "**lrp**: lrp needs a model with lrp rules" in why
+    assert "**attention_pool**: attention_pool needs a model with attention pooling" in why
+
+
+def test_lrp_on_the_3d_model_adds_its_maximum_curve(zoo):
+    at = start()
+    at.sidebar.selectbox(key="model_name").set_value("b_r3d").run()
+    at.multiselect(key="methods_b_r3d").set_value(["lrp", "gradcam_pp"]).run()
+    assert not at.exception and not at.error
+    assert curve_names(timeline(at)) == ["gradcam_pp", "lrp", "lrp (max)"]
+    assert at.selectbox(key="param_lrp_composite_b_r3d").value == "epsilon_plus_flat"
+    assert len(at.get("image")) == 3
+    # the download follows the chosen overlay
+    at.selectbox(key="download_method").set_value("lrp").run()
+    assert at.get("download_button")[0].proto.label == "Download overlay video (mp4)"
+
+
+def test_no_method_chosen_asks_for_one(zoo):
+    at = start()
+    at.multiselect(key="methods_a_cnn_transformer").set_value([]).run()
+    assert not at.exception and not at.error
+    assert any("Pick one or more methods" in i.value for i in at.info)
+    assert not at.get("image")
+
+
+def test_vanishing_saliency_compares_the_lstm_with_the_ica_lstm(tmp_path, monkeypatch):
+    from xai_core.models.checkpoint import make_card, save_checkpoint
+
+    for arch in ("cnn_lstm", "ica_lstm"):
+        model = small_model(arch)
+        model.info.name = f"{arch}-pause"
+        save_checkpoint(model, tmp_path / f"{arch}-pause", make_card(model))
+    monkeypatch.setenv("XAI_CHECKPOINTS", str(tmp_path))
+    at = start()
+    at.sidebar.selectbox(key="model_name").set_value("cnn_lstm-pause").run()
+    assert not at.exception and not at.error
+    charts = [c for c in at.get("plotly_chart") if "vanishing_profile" in c.proto.id]
+    assert len(charts) == 1
+    figure = json.loads(charts[0].proto.spec)
+    assert curve_names(figure) == ["cnn_lstm-pause", "ica_lstm-pause"]
+    assert figure["layout"]["yaxis"]["type"] == "log"
+    import xai_core
+    from xai_core.vanishing import gradient_profile
+
+    model = xai_core.load_model(str(tmp_path / "cnn_lstm-pause"), device="cpu")
+    clip = xai_core.load_video("shapes:7?noise=8&distractors=2", model=model)
+    assert np.allclose(values(figure["data"][0]["y"]), gradient_profile(model, clip), rtol=1e-5)
+    assert any(c.value.startswith("First quarter of the frames ÷ last quarter: cnn_lstm-pause:") for c in at.caption)
