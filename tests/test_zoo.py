@@ -21,9 +21,9 @@ ZOO = {  # name: the Moving Shapes task it was trained on; each model joins when
     "r3d-sides": "sides",
     "cnn_transformer-angle": "angle",
     "cnn_transformer-pause": "pause",
+    "cnn_lstm-pause": "pause",
 }
-# still to train for issue 3: cnn_lstm-sides, convlstm-sides, r3d-angle, cnn_lstm-pause, cnn_lstm_attn-pause,
-# ica_lstm-pause
+# still to train for issue 3: cnn_lstm-sides, convlstm-sides, r3d-angle, cnn_lstm_attn-pause, ica_lstm-pause
 REQUIRED = list(ZOO)
 SHAPE_NAMES = {3: "triangle", 4: "square", 5: "pentagon"}
 
