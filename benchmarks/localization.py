@@ -16,7 +16,8 @@ implementation in ``tests/independent_shapes.py`` (different code, same specific
 is skipped: with a frame-difference input it carries no motion evidence.
 
 Usage: ``python benchmarks/localization.py [--models A B] [--methods gradcam lrp ...|all] [--clips 24]
-[--out benchmarks/results]`` (``all``: every spatial method the model supports, with its defaults).
+[--out benchmarks/results] [--name localization]``: writes NAME.json and NAME.md (``all``: every
+spatial method the model supports, with its defaults).
 """
 
 from __future__ import annotations
@@ -117,13 +118,14 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--methods", nargs="+", default=["gradcam"], help="spatial methods, or: all")
     parser.add_argument("--clips", type=int, default=24)
     parser.add_argument("--out", default="benchmarks/results")
+    parser.add_argument("--name", default="localization", help="file stem of the results in --out")
     args = parser.parse_args(argv)
     results = [r for name in args.models for r in measure(name, args.clips, args.methods)]
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    (out / "localization.json").write_text(json.dumps(results, indent=2) + "\n")
+    (out / f"{args.name}.json").write_text(json.dumps(results, indent=2) + "\n")
     text = to_markdown(results)
-    (out / "localization.md").write_text(text)
+    (out / f"{args.name}.md").write_text(text)
     print(text)
 
 
