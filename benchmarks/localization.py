@@ -1,9 +1,10 @@
 """How well a zoo model's explanation maps find the moving shape: ``python benchmarks/localization.py``.
 
-A quality measurement, not a speed one. For every frame of held-out Moving Shapes clips
-(noise 8, two static distractors) and every spatial method asked for, it takes the peak of the
-map (of its magnitude for the plain gradients, whose sign flips from pixel to pixel; of the
-map itself for the others) and records
+A quality measurement, not a speed one: the pointing game of ``xai_core.evaluate`` on clips of both
+generators. For every frame of held-out Moving Shapes clips (noise 8, two static distractors) and
+every spatial method asked for, it takes the peak of the map as the method declares it is read
+(its magnitude for the plain gradients, whose sign flips from pixel to pixel; its positive part
+for the others) and records
 
 * ``inside``: the peak lies on the true shape (the pointing game);
 * ``within_2px`` / ``within_4px``: the peak is at most 2 / 4 pixels from the shape;
@@ -27,41 +28,17 @@ import json
 import sys
 from pathlib import Path
 
-import cv2
 import numpy as np
 
 import xai_core
 from xai_core.data.moving_shapes import generate
+from xai_core.evaluate import pointing_game, read_map
+from xai_core.methods.registry import get_method
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 from independent_shapes import make_clip  # noqa: E402
 
 DEFAULT_MODELS = ("cnn_transformer-sides", "r3d-sides")
-MAGNITUDE = ("saliency", "smoothgrad", "guided_gradcam")  # maps read by their magnitude
-
-
-def shown(method: str, spatial: np.ndarray) -> np.ndarray:
-    """The map as scored: its magnitude for the plain gradients, its positive part otherwise."""
-    return np.abs(spatial) if method in MAGNITUDE else np.maximum(spatial, 0)
-
-
-def peak_scores(spatial: np.ndarray, target: np.ndarray, distractors: np.ndarray | None) -> dict[str, np.ndarray]:
-    """spatial: float [T,H,W] map; target / distractors: bool [T,H,W] -> per-frame bool arrays [T]."""
-    frames = len(spatial)
-    flat = spatial.reshape(frames, -1).argmax(1)
-    ys, xs = np.unravel_index(flat, spatial.shape[1:])
-    # Euclidean distance of every pixel to the nearest shape pixel (0 on the shape).
-    distance = np.stack(
-        [cv2.distanceTransform((~m).astype(np.uint8), cv2.DIST_L2, cv2.DIST_MASK_PRECISE) for m in target]
-    )
-    at_peak = distance[np.arange(frames), ys, xs]
-    scores = {"inside": at_peak == 0, "within_2px": at_peak <= 2, "within_4px": at_peak <= 4}
-    if distractors is not None:
-        scores["on_distractor"] = distractors[np.arange(frames), ys, xs]
-    positive = np.maximum(spatial, 0)
-    total = positive.sum((1, 2))
-    scores["mass_on_shape"] = np.where(total > 0, (positive * target).sum((1, 2)) / np.maximum(total, 1e-30), 0.0)
-    return scores
 
 
 def measure(model_name: str, clips: int, methods: list[str], first_seed: int = 50_000) -> list[dict]:
@@ -78,12 +55,15 @@ def measure(model_name: str, clips: int, methods: list[str], first_seed: int = 5
         data.append(("independent", clip.video, clip.target_masks, None))
     results = []
     for method in methods:
+        reading = get_method(method).reading
         rows: dict[str, dict[str, list]] = {"ours": {}, "independent": {}}
         area: dict[str, list] = {"ours": [], "independent": []}
         for source, video, target, distractors in data:
             expl = xai_core.explain(model, video, method)
-            for key, value in peak_scores(shown(method, expl.spatial), target, distractors).items():
-                rows[source].setdefault(key, []).append(value[1:])
+            view = read_map(expl.spatial, reading)[1:]
+            scores = pointing_game(view, target[1:], None if distractors is None else distractors[1:])
+            for key, value in scores.items():
+                rows[source].setdefault(key, []).append(value)
             area[source].append(target[1:].mean())
         result = {"model": model_name, "method": method}
         for source in ("ours", "independent"):

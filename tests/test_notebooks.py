@@ -75,3 +75,7 @@ def test_notebook_runs(path):
             assert "skipped: the zoo has no angle model" in text
         images = [o for c in nb.cells for o in c.get("outputs", []) if "image/png" in o.get("data", {})]
         assert len(images) >= 4  # the maps, the shared timeline, the LRP curves, the conservation bars
+        # the evaluation suites: Grad-CAM on the shape, the attention on the pause
+        assert re.search(r"\| `gradcam` \(positive\) \| (9\d|100)\.\d% \|", text), "Grad-CAM's pointing game"
+        found = re.search(r"pause frames' mean rank: attention ([\d.]+), Grad-CAM ([\d.]+)", text)
+        assert found and float(found[1]) > 0.65 > float(found[2])

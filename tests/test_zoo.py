@@ -8,12 +8,12 @@ import subprocess
 import sys
 from functools import cache
 
-import cv2
 import numpy as np
 import pytest
 from independent_shapes import make_clip
 
 import xai_core
+from xai_core.evaluate import pointing_game
 from xai_core.models.zoo import checkpoints_dir, zoo_cards
 
 ZOO = {  # name: the Moving Shapes task it was trained on; each model joins when it is committed
@@ -31,17 +31,6 @@ SHAPE_NAMES = {3: "triangle", 4: "square", 5: "pentagon"}
 @cache
 def model(name: str):
     return xai_core.load_model(name, device="cpu")
-
-
-def peak_hits(expl, masks: np.ndarray, tolerance: float = 0.0) -> np.ndarray:
-    """Per frame: is the map's maximum within ``tolerance`` pixels of the true shape?  [T] bool"""
-    frames = len(masks)
-    flat = expl.spatial.reshape(frames, -1).argmax(1)
-    ys, xs = np.unravel_index(flat, masks.shape[1:])
-    distance = np.stack(
-        [cv2.distanceTransform((~m).astype(np.uint8), cv2.DIST_L2, cv2.DIST_MASK_PRECISE) for m in masks]
-    )
-    return distance[np.arange(frames), ys, xs] <= tolerance
 
 
 @pytest.mark.parametrize("name", REQUIRED)
@@ -111,9 +100,9 @@ def test_gradcam_peaks_on_the_moving_shape(name, inside, near):
     on_shape, within_4px, area = [], [], []
     for seed in range(2000, 2012):
         clip = make_clip(seed, noise=8, distractors=2)
-        expl = xai_core.explain(m, clip.video, "gradcam")
-        on_shape.append(peak_hits(expl, clip.target_masks)[1:])
-        within_4px.append(peak_hits(expl, clip.target_masks, 4.0)[1:])
+        hits = pointing_game(xai_core.explain(m, clip.video, "gradcam").spatial, clip.target_masks)
+        on_shape.append(hits["inside"][1:])
+        within_4px.append(hits["within_4px"][1:])
         area.append(clip.target_masks[1:].mean())
     rates = float(np.mean(on_shape)), float(np.mean(within_4px)), float(np.mean(area))
     assert rates[0] >= inside and rates[1] >= near and rates[0] > 6 * rates[2], rates

@@ -231,6 +231,44 @@ def _cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_evaluate(args: argparse.Namespace) -> int:
+    from .evaluate import run_suite, to_markdown
+
+    model = _load_model(args.model, args.device, args)
+    methods = [m.strip() for m in args.methods.split(",") if m.strip()] if args.methods else None
+    params: dict[str, dict] = {}
+    for item in args.param:
+        method, _, rest = item.partition(":")
+        if not rest:
+            raise ValueError(f"--param for evaluate takes METHOD:KEY=VALUE, got {item!r}")
+        params.setdefault(method, {}).update(parse_params([rest]))
+
+    def progress(done: int, total: int, what: str) -> None:
+        print(f"\r[{done}/{total}] {what}".ljust(78), end="", file=sys.stderr, flush=True)
+
+    result = run_suite(
+        args.suite,
+        model,
+        methods,
+        n=args.n,
+        seed=args.seed,
+        noise=args.noise,
+        distractors=args.distractors,
+        params=params,
+        progress=None if args.quiet else progress,
+    )
+    if not args.quiet:
+        print(file=sys.stderr)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / f"{args.suite}.json").write_text(json.dumps(result, indent=2) + "\n")
+    text = to_markdown(result)
+    (out / f"{args.suite}.md").write_text(text)
+    print(text)
+    print(f"wrote {out / (args.suite + '.json')} and {out / (args.suite + '.md')}")
+    return 0
+
+
 def _cmd_bench(args: argparse.Namespace) -> int:
     import importlib.util
 
@@ -399,6 +437,25 @@ def build_parser() -> argparse.ArgumentParser:
         "gracefully (the checkpoint is validated, tested and saved; its card says stopped_early)",
     )
     p.set_defaults(func=_cmd_train)
+
+    p = sub.add_parser("evaluate", help="score methods against Moving Shapes' ground truth (pointing game, ranks, ...)")
+    p.add_argument("--suite", required=True, choices=["localization", "sanity", "temporal"])
+    p.add_argument(
+        "--model", required=True, help="zoo name, checkpoint or your own model (it sees Moving Shapes clips)"
+    )
+    p.add_argument("--methods", default=None, help="comma-separated method names (default: every usable one)")
+    p.add_argument("--n", type=int, required=True, help="number of clips")
+    p.add_argument("--out", required=True, help="folder for SUITE.json and SUITE.md")
+    p.add_argument("--seed", type=int, default=50_000, help="seed of the first clip; clip i uses seed + i")
+    p.add_argument("--noise", type=float, default=8.0, help="Gaussian noise std in grey levels (0-255)")
+    p.add_argument("--distractors", type=int, default=2)
+    p.add_argument(
+        "--param", action="append", default=[], metavar="METHOD:KEY=VALUE", help="method parameter (repeatable)"
+    )
+    p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+    p.add_argument("--quiet", action="store_true", help="no progress line on stderr")
+    model_options(p)
+    p.set_defaults(func=_cmd_evaluate)
 
     p = sub.add_parser("bench", help="measure speed (medians, ratios against peers) into BENCHMARKS.md")
     p.add_argument("--quick", action="store_true", help="fewer repetitions")

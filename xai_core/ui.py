@@ -360,3 +360,29 @@ def cached_profile(model_key: str, clip_hash: str, target: str | None, _model: V
 def get_profile(model: VideoModel, clip: Clip, target, device: str) -> np.ndarray:
     target_key = None if target is None else str(target)
     return cached_profile(model_key(model, device), clip.content_hash(), target_key, model, clip)
+
+
+JOBS = "jobs"  # session key: {slot: Job}
+RESULTS = "results"  # session key: {slot: {run key: result}}, what finished jobs computed
+
+
+def job(slot: str):
+    """This session's background job in ``slot`` ("evaluate", "temporal", ...), if any."""
+    return st.session_state.setdefault(JOBS, {}).get(slot)
+
+
+def start_job(slot: str, fn, name: str, key: str | None = None):
+    """Run ``fn(report)`` in the background as this session's job in ``slot`` (one at a time a
+    slot: raises ValueError while the previous one runs); ``key`` names what it computes."""
+    from .jobs import Job
+
+    current = job(slot)
+    if current is not None and not current.status().finished:
+        raise ValueError(f"{current.name} is still running: cancel it first")
+    st.session_state[JOBS][slot] = Job(fn, name=name, key=key).start()
+    return st.session_state[JOBS][slot]
+
+
+def results(slot: str) -> dict:
+    """The finished results of ``slot`` in this session: {run key: result} (newest last)."""
+    return st.session_state.setdefault(RESULTS, {}).setdefault(slot, {})

@@ -58,6 +58,15 @@ class ShapesOptions:
             raise ValueError("a pause needs clips longer than the pause plus 4 frames")
 
 
+def clip_shape(frames: int, size: int) -> dict:
+    """Options for clips of ``frames`` frames of ``size`` x ``size`` pixels, the pause's length scaled
+    down with clips shorter than the default 32 frames."""
+    shape = {"frames": frames, "size": size}
+    if frames < 32:
+        shape["pause_length"] = (max(2, frames // 4), max(3, 7 * frames // 16))
+    return shape
+
+
 @dataclass
 class ShapesSample:
     """One clip and its ground truth.

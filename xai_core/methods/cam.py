@@ -177,6 +177,7 @@ def guided_backprop(model, x: torch.Tensor, target: Target) -> torch.Tensor:
 @register(
     "guided_gradcam",
     family="spatial",
+    reading="magnitude",
     requires=("cam_layer",),
     params=(LAYER,),
     description="Guided Grad-CAM: guided backpropagation times the rectified, upsampled Grad-CAM",

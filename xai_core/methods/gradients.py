@@ -69,6 +69,7 @@ def _explanation(
 @register(
     "saliency",
     family="spatial",
+    reading="magnitude",
     description="Vanilla gradient of the target score w.r.t. the clip (signed), summed over colour channels",
     references=("Simonyan et al. 2014", "002: feature saliency with input gradients"),
 )
@@ -97,6 +98,7 @@ def input_x_gradient(model, x: torch.Tensor, target: Target) -> Explanation:
 @register(
     "smoothgrad",
     family="spatial",
+    reading="magnitude",
     params=(
         Param("samples", "int", 16, minimum=1, maximum=256, help="noisy copies of the clip"),
         Param(

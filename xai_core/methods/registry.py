@@ -13,6 +13,10 @@ from dataclasses import dataclass, field
 
 PARAM_KINDS = ("int", "float", "choice", "bool", "str", "layer")
 FAMILIES = ("spatial", "temporal", "motion")
+# How a method's signed maps are read when they are scored or ranked: "positive" (the part that
+# speaks for the target: CAMs, attributions, relevance) or "magnitude" (plain gradients, whose sign
+# flips from pixel to pixel).  Rendering lets the user choose; evaluation needs one reading.
+READINGS = ("positive", "magnitude")
 
 
 class MethodError(ValueError):
@@ -87,6 +91,7 @@ class MethodSpec:
     params: tuple[Param, ...] = ()
     description: str = ""
     references: tuple[str, ...] = field(default=())
+    reading: str = "positive"
 
     def unavailable_reason(self, model) -> str | None:
         """Why ``model`` cannot use this method, or None when it can."""
@@ -118,6 +123,7 @@ class MethodSpec:
             "params": [p.to_dict() for p in self.params],
             "description": self.description,
             "references": list(self.references),
+            "reading": self.reading,
         }
 
 
@@ -133,10 +139,13 @@ def register(
     params: tuple[Param, ...] = (),
     description: str = "",
     references: tuple[str, ...] = (),
+    reading: str = "positive",
 ) -> Callable[[Callable], Callable]:
     """Decorator: add ``fn`` to the registry under ``name``."""
     if family not in FAMILIES:
         raise ValueError(f"family must be one of {FAMILIES}")
+    if reading not in READINGS:
+        raise ValueError(f"reading must be one of {READINGS}")
 
     def add(fn: Callable) -> Callable:
         if name in REGISTRY:
@@ -150,6 +159,7 @@ def register(
             tuple(params),
             description or (fn.__doc__ or "").strip().split("\n")[0],
             tuple(references),
+            reading,
         )
         return fn
 

@@ -33,7 +33,7 @@ import numpy as np
 import torch
 from torch.nn import functional as F
 
-from ..data.moving_shapes import TASK_LABELS, ShapesOptions, generate
+from ..data.moving_shapes import TASK_LABELS, ShapesOptions, clip_shape, generate
 from .backbones import load_backbone_weights
 from .base import InputSpec, VideoModel, normalise_frames
 from .checkpoint import checkpoint_stem, make_card, save_checkpoint
@@ -86,11 +86,7 @@ class TrainSettings:
 
     def clip_shape(self) -> dict:
         """The generator's options for this run's clip length and size (pauses scaled to the length)."""
-        frames = self.frames or ShapesOptions.frames
-        shape = {"frames": frames, "size": self.size or ShapesOptions.size}
-        if frames < 32:
-            shape["pause_length"] = (max(2, frames // 4), max(3, 7 * frames // 16))
-        return shape
+        return clip_shape(self.frames or ShapesOptions.frames, self.size or ShapesOptions.size)
 
 
 def input_spec_for(arch: str, s: TrainSettings) -> InputSpec | None:

@@ -1,0 +1,131 @@
+"""Evaluate page: score methods against Moving Shapes' ground truth (pointing game and ranks,
+randomisation sanity checks, the pause frames' rank in time) with the sidebar's model, in the
+background, with progress and a cancel button."""
+
+from __future__ import annotations
+
+import json
+
+import pandas as pd
+import streamlit as st
+
+from xai_core import ui
+from xai_core.evaluate import suites
+from xai_core.methods.registry import MethodError
+from xai_core.models.base import ModelError
+
+POLL_SECONDS = 1.0
+SLOT = "evaluate"
+SUITE_HELP = {
+    "localization": "where each frame's map peaks and how high the moving shape ranks (held-out clips)",
+    "sanity": "how much each map changes when the output layer, or every weight, is randomised",
+    "temporal": "how high each frame curve ranks the frames where the shape pauses",
+}
+
+selection = ui.page_setup()
+st.title("Evaluate")
+st.caption(
+    "Scores the explanation methods against the ground truth of Moving Shapes clips made for the model "
+    "(the sidebar's clip is not used). Also: `python -m xai_core evaluate --suite SUITE --model M --n N --out DIR`."
+)
+if selection is None:
+    st.info("Pick a model in the sidebar.")
+    st.stop()
+try:
+    model = ui.get_model(selection.model, selection.device)
+except ModelError as exc:
+    st.error(str(exc), icon=":material/error:")
+    st.stop()
+
+task = suites.shapes_task(model)
+if task is None:
+    st.info(f"{model.name} was not trained on a Moving Shapes task: its predicted class is explained on each clip.")
+
+c1, c2 = st.columns([1, 2])
+suite = c1.radio(
+    "Suite", list(suites.SUITES), key="eval_suite", persist_state="page", captions=list(SUITE_HELP.values())
+)
+try:
+    usable = [s.name for s in suites.suite_methods(model, suite, None)]
+except MethodError as exc:
+    usable = []
+    st.error(str(exc), icon=":material/error:")
+if not usable:
+    st.warning(f"{model.name} supports no method the {suite} suite scores.")
+    st.stop()
+methods = c2.multiselect(
+    "Methods", usable, default=[m for m in ("gradcam", "saliency") if m in usable] or usable[:1],
+    key=f"eval_methods_{suite}_{model.name}", persist_state="page",
+)  # fmt: skip
+d1, d2, d3, d4 = c2.columns(4)
+n = d1.number_input("Clips", 1, 200, 5, key="eval_n", persist_state="page")
+seed = d2.number_input("First seed", 0, 2**31 - 1, suites.FIRST_SEED, key="eval_seed", persist_state="page")
+noise = d3.number_input("Noise", 0.0, 40.0, 8.0, key="eval_noise", persist_state="page")
+distractors = d4.number_input("Distractors", 0, 5, 2, key="eval_distractors", persist_state="page")
+variants = 3 if suite == "sanity" else 1
+count = len(methods) * int(n) * variants
+c2.caption(
+    f"{count} explanations ({len(methods)} methods x {int(n)} clips"
+    + (" x 3 models: trained, output layer randomised, all weights randomised)" if variants > 1 else ")")
+)
+run_key = json.dumps([ui.model_key(model, selection.device), suite, methods, int(n), int(seed), noise, distractors])
+
+
+def start() -> None:
+    st.session_state.pop("eval_error", None)
+
+    def work(report):
+        return suites.run_suite(
+            suite, model, methods, n=int(n), seed=int(seed), noise=float(noise), distractors=int(distractors),
+            progress=report,
+        )  # fmt: skip
+
+    try:
+        ui.start_job(SLOT, work, name=f"{suite} suite on {model.name}", key=run_key)
+    except ValueError as exc:
+        st.session_state["eval_error"] = str(exc)
+
+
+def show(result: dict, key: str) -> None:
+    st.markdown(f"**{result['suite']} suite, {result['model']}**")
+    st.caption(suites.to_markdown(result).splitlines()[0])
+    titles = {key: title for key, title, _ in suites.COLUMNS[result["suite"]]}
+    frame = pd.DataFrame([{"method": r["method"], **{titles[k]: r.get(k) for k in titles}} for r in result["rows"]])
+    st.dataframe(frame.set_index("method"), width="stretch")
+    st.download_button(
+        "Download (JSON)", json.dumps(result, indent=2), file_name=f"{result['suite']}_{result['model']}.json",
+        mime="application/json", key=f"download_{hash(key)}",
+    )  # fmt: skip
+
+
+def job_panel() -> None:
+    job = ui.job(SLOT)
+    status = job.status()
+    if not status.finished:
+        left = f", about {status.seconds_left:.0f} s left" if status.seconds_left is not None else ""
+        st.progress(status.fraction, text=f"{job.name}: {status.done} of {status.total}{left} · {status.what}")
+        st.button("Cancel", key="eval_cancel", on_click=job.cancel, icon=":material/cancel:")
+        return
+    if status.state == "done" and job.key not in ui.results(SLOT):
+        ui.results(SLOT)[job.key] = job.result
+        st.rerun()  # the page shows it with the others, without polling
+    if status.state == "failed":
+        st.error(f"{job.name} failed: {job.error}", icon=":material/error:")
+    elif status.state == "cancelled":
+        st.warning(f"{job.name} was cancelled after {status.done} of {status.total}; nothing was kept.")
+
+
+running = ui.job(SLOT) is not None and not ui.job(SLOT).status().finished
+c2.button("Run", key="eval_run", on_click=start, type="primary", disabled=running or not methods)
+if st.session_state.get("eval_error"):
+    st.error(st.session_state["eval_error"], icon=":material/error:")
+if ui.job(SLOT) is not None:
+    st.fragment(job_panel, run_every=POLL_SECONDS if running else None)()
+done = ui.results(SLOT)
+if run_key in done:
+    show(done[run_key], run_key)
+others = [(key, r) for key, r in done.items() if key != run_key]
+if others:
+    with st.expander(f"Earlier results in this session ({len(others)})"):
+        for key, result in reversed(others):
+            show(result, key)

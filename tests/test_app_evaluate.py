@@ -1,0 +1,75 @@
+"""The Evaluate page, driven headless with AppTest: a suite run in the background and its table,
+a run cancelled from the page, and a model outside Moving Shapes."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import pytest
+from conftest import write_app_zoo
+from streamlit.testing.v1 import AppTest
+
+pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
+APP = str(Path(__file__).resolve().parents[1] / "app.py")
+
+
+@pytest.fixture
+def zoo(tmp_path, monkeypatch):
+    write_app_zoo(tmp_path)
+    monkeypatch.setenv("XAI_CHECKPOINTS", str(tmp_path))
+    return tmp_path
+
+
+def start() -> AppTest:
+    at = AppTest.from_file(APP, default_timeout=120)
+    at.switch_page("pages/evaluate.py")
+    at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    return at
+
+
+def wait_for_job(at: AppTest, seconds: float = 120) -> None:
+    """Rerun the page until no progress bar is left (the job finished)."""
+    deadline = time.monotonic() + seconds
+    while True:
+        at.run()
+        assert not at.exception, [e.value for e in at.exception]
+        if not at.get("progress"):
+            return
+        assert time.monotonic() < deadline, "the job did not finish"
+        time.sleep(0.3)
+
+
+def test_a_localization_run_shows_its_table(zoo):
+    at = start()
+    assert at.radio(key="eval_suite").value == "localization"
+    assert at.multiselect(key="eval_methods_localization_a_cnn_transformer").value == ["gradcam", "saliency"]
+    at.number_input(key="eval_n").set_value(2).run()
+    assert "4 explanations (2 methods x 2 clips)" in at.caption[-1].value
+    at.button(key="eval_run").click().run()
+    wait_for_job(at)
+    table = at.dataframe[0].value
+    assert table.index.tolist() == ["gradcam", "saliency"]
+    assert ((table["peak on shape"] >= 0) & (table["peak on shape"] <= table["within 4 px"])).all()
+    assert (table["shape's area share"] > 0).all()
+    # another suite keeps the first result in the session
+    at.radio(key="eval_suite").set_value("temporal").run()
+    earlier = next(e for e in at.expander if e.label == "Earlier results in this session (1)")
+    assert len(at.dataframe) == len(earlier.dataframe) == 1
+
+
+def test_a_run_cancelled_from_the_page_keeps_nothing(zoo):
+    at = start()
+    at.radio(key="eval_suite").set_value("sanity").run()
+    at.number_input(key="eval_n").set_value(40).run()
+    at.button(key="eval_run").click().run()
+    assert at.get("progress"), "the run should still be going"
+    at.button(key="eval_cancel").click().run()
+    wait_for_job(at, seconds=30)
+    assert any("was cancelled after" in w.value for w in at.warning)
+    assert not at.dataframe
+    at.button(key="eval_run").click().run()  # the slot is free again
+    assert not at.error and at.get("progress")
+    at.button(key="eval_cancel").click().run()
+    wait_for_job(at, seconds=30)

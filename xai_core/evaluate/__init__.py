@@ -1,0 +1,21 @@
+"""Evaluation of explanation methods against Moving Shapes' ground truth: pointing game and ranks
+(``localization``), randomisation sanity checks (``sanity``) and the pause frames' rank on frame
+curves (``temporal``).  ``run_suite`` runs one; ``to_markdown`` makes its table."""
+
+from .randomize import randomized_copy
+from .scores import pointing_game, rank_scores, read_map, spearman, temporal_scores
+from .suites import SUITES, evaluation_clips, run_suite, shapes_task, to_markdown
+
+__all__ = [
+    "SUITES",
+    "evaluation_clips",
+    "pointing_game",
+    "randomized_copy",
+    "rank_scores",
+    "read_map",
+    "run_suite",
+    "shapes_task",
+    "spearman",
+    "temporal_scores",
+    "to_markdown",
+]

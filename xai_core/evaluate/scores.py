@@ -1,0 +1,105 @@
+"""Scores of one explanation against Moving Shapes' ground truth, on plain arrays.
+
+Maps are read the way their method declares (``MethodSpec.reading``): the positive part, or the
+magnitude for the plain gradients.  Spatial scores are per frame (``[T]`` arrays) so that a caller
+can leave frames out (frame 0 holds no motion evidence for a frame-difference model) and average.
+
+* Pointing game (``pointing_game``): where each frame's peak lies: on the target shape, within
+  2 / 4 pixels of it, on a static distractor; and the share of the map's mass on the target.
+* Ranks (``rank_scores``, report 001): every pixel's percentile rank in its frame's map (ties
+  share their mean rank; 1 = the largest value); the target pixels' mean rank over the mean rank
+  of all shape pixels (target and distractors: "target over union") and over the mean rank of
+  all pixels ("target over all", 1 for a map that ignores the target).
+* Sanity (``spearman``): Spearman rank correlation between two maps of the same clip (Adebayo
+  et al. 2018): near 1 means the map does not depend on what was randomised; over all pixels, and
+  over the pixels where either map is non-zero.
+* Temporal (``temporal_scores``): the evidence frames' mean percentile rank on a frame curve and
+  the share of them among the curve's top-k frames (k = their number).
+"""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+from scipy.stats import rankdata, spearmanr
+
+
+def read_map(values: np.ndarray, reading: str) -> np.ndarray:
+    """A signed map or curve as scored: its positive part or its magnitude."""
+    if reading == "magnitude":
+        return np.abs(values)
+    if reading == "positive":
+        return np.maximum(values, 0)
+    raise ValueError(f"unknown reading {reading!r}")
+
+
+def pointing_game(view: np.ndarray, target: np.ndarray, distractors: np.ndarray | None = None) -> dict:
+    """view float [T,H,W] (already read), target / distractors bool [T,H,W] -> per-frame arrays [T]:
+    ``inside``, ``within_2px``, ``within_4px`` (bool), ``on_distractor`` (bool, with distractors),
+    ``mass_on_shape`` (float).  A frame whose map is all zero has its peak at pixel (0, 0)."""
+    frames = len(view)
+    flat = view.reshape(frames, -1).argmax(1)
+    ys, xs = np.unravel_index(flat, view.shape[1:])
+    # Euclidean distance of every pixel to the nearest target pixel (0 on the target).
+    distance = np.stack(
+        [cv2.distanceTransform((~m).astype(np.uint8), cv2.DIST_L2, cv2.DIST_MASK_PRECISE) for m in target]
+    )
+    at_peak = distance[np.arange(frames), ys, xs]
+    scores = {"inside": at_peak == 0, "within_2px": at_peak <= 2, "within_4px": at_peak <= 4}
+    if distractors is not None:
+        scores["on_distractor"] = distractors[np.arange(frames), ys, xs]
+    total = view.sum((1, 2))
+    scores["mass_on_shape"] = np.where(total > 0, (view * target).sum((1, 2)) / np.maximum(total, 1e-30), 0.0)
+    return scores
+
+
+def percentile_ranks(values: np.ndarray) -> np.ndarray:
+    """values [N] -> ranks in (0, 1]: 1 for the largest, ties sharing their mean rank."""
+    return rankdata(values, method="average") / values.size
+
+
+def rank_scores(view: np.ndarray, target: np.ndarray, shapes: np.ndarray) -> dict:
+    """view float [T,H,W], target bool [T,H,W], shapes bool [T,H,W] (target or distractor) ->
+    per-frame float arrays [T] (NaN where the target is absent): ``target_rank``, ``shapes_rank``,
+    ``target_over_union``, ``target_over_all``."""
+    frames = len(view)
+    out = {k: np.full(frames, np.nan) for k in ("target_rank", "shapes_rank", "target_over_union", "target_over_all")}
+    for t in range(frames):
+        if not target[t].any():
+            continue
+        ranks = percentile_ranks(view[t].ravel()).reshape(view.shape[1:])
+        everything = ranks.mean()  # (N + 1) / 2N
+        out["target_rank"][t] = ranks[target[t]].mean()
+        out["shapes_rank"][t] = ranks[shapes[t] | target[t]].mean()
+        out["target_over_union"][t] = out["target_rank"][t] / out["shapes_rank"][t]
+        out["target_over_all"][t] = out["target_rank"][t] / everything
+    return out
+
+
+def spearman(a: np.ndarray, b: np.ndarray, support: bool = False) -> float:
+    """Spearman rank correlation of two maps of the same shape (NaN when one is constant).
+
+    ``support``: only over the pixels where either map is non-zero.  Maps that are exactly zero
+    wherever the architecture passes no gradient (an object-gated readout) share their zeros
+    whatever the weights, and those ties alone lift the correlation over all pixels towards 1."""
+    if a.shape != b.shape:
+        raise ValueError(f"maps of different shapes: {a.shape} and {b.shape}")
+    a, b = a.ravel(), b.ravel()
+    if support:
+        keep = (a != 0) | (b != 0)
+        a, b = a[keep], b[keep]
+    if a.size < 2 or np.ptp(a) == 0 or np.ptp(b) == 0:
+        return float("nan")
+    return float(spearmanr(a, b).statistic)
+
+
+def temporal_scores(curve: np.ndarray, evidence: np.ndarray) -> dict:
+    """curve float [T] (already read), evidence bool [T] -> ``evidence_rank`` (the evidence frames'
+    mean percentile rank, 0.5 for a random curve) and ``top_k_share`` (share of the k highest frames
+    that are evidence frames, k = their number; the evidence share of the clip for a random curve)."""
+    k = int(evidence.sum())
+    if k == 0:
+        raise ValueError("no evidence frames to score against")
+    ranks = percentile_ranks(np.asarray(curve, dtype=np.float64))
+    top = np.argsort(-np.asarray(curve), kind="stable")[:k]
+    return {"evidence_rank": float(ranks[evidence].mean()), "top_k_share": float(evidence[top].mean())}

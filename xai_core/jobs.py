@@ -1,0 +1,108 @@
+"""Long computations in a background thread, with progress, an estimate of the time left and a
+cancel that takes effect at the next progress report.
+
+``Job(fn)`` runs ``fn(report)`` in a daemon thread; ``fn`` calls ``report(done, total, what)`` as it
+goes, and that call raises ``Cancelled`` once ``job.cancel()`` was asked for, so the work stops
+between two steps and nothing half-made is returned.  The result (or the error) is kept on the
+job.  No Streamlit here: a page keeps the job in its session and polls ``job.status()``; a script
+can do the same, or call ``job.wait()``.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+STATES = ("waiting", "running", "done", "failed", "cancelled")
+
+
+class Cancelled(Exception):
+    """Raised inside a job's function when the job was cancelled."""
+
+
+@dataclass(frozen=True)
+class JobStatus:
+    state: str
+    done: int
+    total: int
+    what: str
+    seconds: float  # since the start
+    seconds_left: float | None  # estimate from the pace so far (None before the first step)
+
+    @property
+    def fraction(self) -> float:
+        return min(1.0, self.done / self.total) if self.total else 0.0
+
+    @property
+    def finished(self) -> bool:
+        return self.state in ("done", "failed", "cancelled")
+
+
+class Job:
+    """``fn(report) -> result`` in a background thread.  ``report(done, total, what="")``."""
+
+    def __init__(self, fn: Callable[[Callable[..., None]], Any], name: str = "job", key: str | None = None) -> None:
+        self.fn = fn
+        self.name = name
+        self.key = key  # the caller's name for what is computed (e.g. a cache key)
+        self.result: Any = None
+        self.error: BaseException | None = None
+        self._state = "waiting"
+        self._done, self._total, self._what = 0, 0, ""
+        self._started: float | None = None
+        self._ended: float | None = None
+        self._cancel = threading.Event()
+        self._lock = threading.Lock()
+        self._thread: threading.Thread | None = None
+
+    def report(self, done: int, total: int, what: str = "") -> None:
+        """Progress from inside ``fn``; raises ``Cancelled`` when a cancel was asked for."""
+        with self._lock:
+            self._done, self._total, self._what = done, total, what
+        if self._cancel.is_set():
+            raise Cancelled(f"{self.name} cancelled at {done} of {total}")
+
+    def _run(self) -> None:
+        try:
+            result = self.fn(self.report)
+            with self._lock:  # finished before it saw the cancel: the result is whole, keep it
+                self.result, self._state = result, "done"
+        except Cancelled:
+            with self._lock:
+                self._state = "cancelled"
+        except BaseException as exc:  # kept for the caller to show; the thread ends quietly
+            with self._lock:
+                self.error, self._state = exc, "failed"
+        finally:
+            self._ended = time.monotonic()
+
+    def start(self) -> Job:
+        if self._thread is not None:
+            raise RuntimeError(f"{self.name} was started already")
+        self._started = time.monotonic()
+        self._state = "running"
+        self._thread = threading.Thread(target=self._run, name=f"xai-{self.name}", daemon=True)
+        self._thread.start()
+        return self
+
+    def cancel(self) -> None:
+        """Ask the job to stop at its next progress report."""
+        self._cancel.set()
+
+    def wait(self, timeout: float | None = None) -> JobStatus:
+        if self._thread is not None:
+            self._thread.join(timeout)
+        return self.status()
+
+    def status(self) -> JobStatus:
+        with self._lock:
+            state, done, total, what = self._state, self._done, self._total, self._what
+        now = self._ended or time.monotonic()
+        seconds = now - self._started if self._started is not None else 0.0
+        left = None
+        if state == "running" and done > 0 and total >= done:
+            left = seconds / done * (total - done)
+        return JobStatus(state, done, total, what, seconds, left)
