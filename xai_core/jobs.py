@@ -3,13 +3,15 @@ cancel that takes effect at the next progress report.
 
 ``Job(fn)`` runs ``fn(report)`` in a daemon thread; ``fn`` calls ``report(done, total, what)`` as it
 goes, and that call raises ``Cancelled`` once ``job.cancel()`` was asked for, so the work stops
-between two steps and nothing half-made is returned.  The result (or the error) is kept on the
+between two steps and nothing half-made is returned.  Code deeper down (a method's engine) calls
+the module's ``report()``, which reaches the job of the thread it runs in.  The result (or the error) is kept on the
 job.  No Streamlit here: a page keeps the job in its session and polls ``job.status()``; a script
 can do the same, or call ``job.wait()``.
 """
 
 from __future__ import annotations
 
+import contextvars
 import threading
 import time
 from collections.abc import Callable
@@ -21,6 +23,17 @@ STATES = ("waiting", "running", "done", "failed", "cancelled")
 
 class Cancelled(Exception):
     """Raised inside a job's function when the job was cancelled."""
+
+
+_REPORTER: contextvars.ContextVar[Callable[..., None] | None] = contextvars.ContextVar("xai_reporter", default=None)
+
+
+def report(done: int, total: int, what: str = "") -> None:
+    """Progress from deep inside a computation (a method's engine): passed on to the job running
+    in this thread, if any (which raises ``Cancelled`` when it was cancelled); else nothing."""
+    reporter = _REPORTER.get()
+    if reporter is not None:
+        reporter(done, total, what)
 
 
 @dataclass(frozen=True)
@@ -66,6 +79,7 @@ class Job:
             raise Cancelled(f"{self.name} cancelled at {done} of {total}")
 
     def _run(self) -> None:
+        _REPORTER.set(self.report)  # this thread's own context: methods reach the job through report()
         try:
             result = self.fn(self.report)
             with self._lock:  # finished before it saw the cancel: the result is whole, keep it

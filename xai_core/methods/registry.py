@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-PARAM_KINDS = ("int", "float", "choice", "bool", "str", "layer")
+PARAM_KINDS = ("int", "float", "choice", "bool", "str", "layer", "ints")
 FAMILIES = ("spatial", "temporal", "motion")
 # How a method's signed maps are read when they are scored or ranked: "positive" (the part that
 # speaks for the target: CAMs, attributions, relevance) or "magnitude" (plain gradients, whose sign
@@ -26,7 +26,8 @@ class MethodError(ValueError):
 @dataclass(frozen=True)
 class Param:
     """One parameter of a method.  ``kind`` "layer" takes the name of a model layer (None: the
-    model's default Grad-CAM layer)."""
+    model's default Grad-CAM layer); "ints" takes ``size`` integers (a tuple, or "1,10,10"), each
+    within the bounds."""
 
     name: str
     kind: str
@@ -35,6 +36,7 @@ class Param:
     maximum: float | None = None
     choices: tuple = ()
     help: str = ""
+    size: int | None = None
 
     def coerce(self, value, method: str):
         """Check and convert a user value (strings from the command line are accepted)."""
@@ -50,6 +52,11 @@ class Param:
                 value = int(value)
             elif self.kind == "float":
                 value = float(value)
+            elif self.kind == "ints":
+                parts = value.replace(" ", "").split(",") if isinstance(value, str) else list(value)
+                value = tuple(int(v) for v in parts)
+                if any(float(v) != int(v) for v in parts) or (self.size and len(value) != self.size):
+                    raise ValueError
             elif self.kind == "bool":
                 if isinstance(value, str):
                     if value.lower() not in ("1", "0", "true", "false", "yes", "no"):
@@ -60,13 +67,15 @@ class Param:
             else:
                 value = str(value)
         except (TypeError, ValueError):
-            raise MethodError(f"{where} must be {self.kind}, got {value!r}") from None
+            what = f"{self.size} integers (e.g. 1,10,10)" if self.kind == "ints" else self.kind
+            raise MethodError(f"{where} must be {what}, got {value!r}") from None
         if self.kind == "choice" and value not in self.choices:
             raise MethodError(f"{where} must be one of {', '.join(map(str, self.choices))}, got {value!r}")
-        if self.minimum is not None and value < self.minimum:
-            raise MethodError(f"{where} must be >= {self.minimum}, got {value}")
-        if self.maximum is not None and value > self.maximum:
-            raise MethodError(f"{where} must be <= {self.maximum}, got {value}")
+        for v in value if self.kind == "ints" else (value,):
+            if self.minimum is not None and v < self.minimum:
+                raise MethodError(f"{where} must be >= {self.minimum}, got {value}")
+            if self.maximum is not None and v > self.maximum:
+                raise MethodError(f"{where} must be <= {self.maximum}, got {value}")
         return value
 
     def to_dict(self) -> dict:
@@ -78,6 +87,7 @@ class Param:
             "maximum": self.maximum,
             "choices": list(self.choices),
             "help": self.help,
+            "size": self.size,
         }
 
 
@@ -193,4 +203,6 @@ def _load_builtin_methods() -> None:
         cam,  # noqa: F401  (registers on import)
         gradients,  # noqa: F401
         lrp,  # noqa: F401
+        masking,  # noqa: F401
+        tsr,  # noqa: F401
     )

@@ -15,7 +15,14 @@ import torch
 import torchvision
 from torch import nn
 
-from .motion import MOTION_KINDS, motion_channels, moving_object_mask
+from .motion import (
+    MOTION_KINDS,
+    frame_pairs,
+    motion_channels,
+    moving_object_mask,
+    pair_motion_channels,
+    pair_object_mask,
+)
 
 BACKBONES = ("small", "resnet18", "resnet50", "vgg16")
 
@@ -102,7 +109,14 @@ class SmallCNN(nn.Module):
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
         """x [N,C_in,H,W] -> features [N,D]."""
-        maps = self.feature_maps(x, mask)
+        return self.read(self.features(self.pool(x)), mask)
+
+    def read(self, maps: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+        """The last block's maps [N,C,h,w] (and the readout mask) -> features [N,D]."""
+        if self.masked_maps is not None:
+            if mask is None:
+                raise ValueError("this CNN reads its features out under a mask; pass one")
+            maps = self.masked_maps(maps, mask)
         if self.readout == "mean":
             return maps.mean((2, 3))
         return torch.cat([maps.mean((2, 3)), maps.amax((2, 3))], dim=1)
@@ -202,28 +216,42 @@ class FrameEncoder(nn.Module):
     def feature_maps(self, x: torch.Tensor) -> torch.Tensor:
         """x [B,T,3,H,W] -> the small CNN's last map per frame (masked with ``object_readout``),
         [B*T,C,h,w]."""
-        mask = self.object_mask(x) if self.object_readout else None
-        return self.backbone.feature_maps(self.frame_inputs(x), mask)
+        return self.backbone.feature_maps(*self.front(x))
+
+    def front(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """The cheap part that looks across frames: x [B,T,3,H,W] -> per-frame network inputs
+        [B*T,C_in,H,W] and, with ``object_readout``, the readout masks [B*T,1,H/2,W/2] (else None).
+        A frame's pair depends on the frame and the one before it (``front_pairs``)."""
+        return self.front_pairs(*frame_pairs(x))
+
+    def front_pairs(self, prev: torch.Tensor, cur: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """``front`` of frames cur [N,3,H,W], each after prev [N,3,H,W] (a first frame: itself)."""
+        needs_mask = self.object_readout or (self.motion_input and self.motion_kind == "object")
+        mask = pair_object_mask(prev, cur) if needs_mask else None
+        parts = [cur]
+        if self.motion_input:
+            parts.append(pair_motion_channels(prev, cur, self.motion_kind, mask))
+        if self.coord_channels:
+            n, _, h, w = cur.shape
+            ys = torch.linspace(-1, 1, h, device=cur.device, dtype=cur.dtype)
+            xs = torch.linspace(-1, 1, w, device=cur.device, dtype=cur.dtype)
+            gy, gx = torch.meshgrid(ys, xs, indexing="ij")
+            parts.append(torch.stack([gx, gy]).expand(n, 2, h, w))
+        return torch.cat(parts, dim=1), (mask if self.object_readout else None)
 
     def frame_inputs(self, x: torch.Tensor) -> torch.Tensor:
         """x [B,T,3,H,W] -> per-frame network inputs [B*T, C_in, H, W]."""
-        b, t, c, h, w = x.shape
-        parts = [x]
-        if self.motion_input:
-            parts.append(self.motion_channels(x))
-        if self.coord_channels:
-            ys = torch.linspace(-1, 1, h, device=x.device, dtype=x.dtype)
-            xs = torch.linspace(-1, 1, w, device=x.device, dtype=x.dtype)
-            gy, gx = torch.meshgrid(ys, xs, indexing="ij")
-            coords = torch.stack([gx, gy]).expand(b, t, 2, h, w)
-            parts.append(coords)
-        return torch.cat(parts, dim=2).reshape(b * t, -1, h, w)
+        return self.front(x)[0]
+
+    def back(self, inputs: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+        """The per-frame network: inputs [N,C_in,H,W] (and masks) -> features [N,D]."""
+        if self.object_readout:
+            return self.backbone(inputs, mask)
+        return self.backbone(inputs)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         b, t = x.shape[:2]
-        if self.object_readout:
-            return self.backbone(self.frame_inputs(x), self.object_mask(x)).reshape(b, t, -1)
-        return self.backbone(self.frame_inputs(x)).reshape(b, t, -1)
+        return self.back(*self.front(x)).reshape(b, t, -1)
 
 
 def load_backbone_weights(encoder: FrameEncoder, path) -> list[str]:

@@ -259,6 +259,13 @@ class VideoModel(nn.Module):
             )
         return x.unsqueeze(0)
 
+    def frames_of(self, x: torch.Tensor) -> np.ndarray:
+        """A normalised clip [1,T,C,H,W] -> its frames as uint8 [T,H,W,3] (what ``preprocess`` undoes)."""
+        mean = torch.tensor(self.input_spec.mean, device=x.device, dtype=x.dtype).view(3, 1, 1)
+        std = torch.tensor(self.input_spec.std, device=x.device, dtype=x.dtype).view(3, 1, 1)
+        pixels = ((x.detach()[0] * std + mean) * 255.0).round().clamp(0, 255)
+        return pixels.to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy()
+
     def pixel_value(self, value: float, device=None) -> torch.Tensor:
         """The normalised value [1,1,3,1,1] of a grey level in [0, 255] (e.g. 0 = black)."""
         mean = torch.tensor(self.input_spec.mean, device=device or self.device)

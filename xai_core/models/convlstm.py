@@ -65,6 +65,10 @@ class ConvLSTMNet(nn.Module):
         b, t = x.shape[:2]
         return self.frame_encoder.feature_maps(x).reshape(b, t, -1)
 
+    def features_from_front(self, inputs: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
+        """One frame's flattened map from the encoder's front part (``FrameEncoder.front``): [N,C*h*w]."""
+        return self.frame_encoder.backbone.feature_maps(inputs, mask).flatten(1)
+
     def temporal_head(self, feats: torch.Tensor) -> torch.Tensor:
         """feats [B,T,C*h*w] -> [B,K]."""
         b, t, d = feats.shape

@@ -40,9 +40,16 @@ def frame_difference(x: torch.Tensor) -> torch.Tensor:
     return torch.cat([torch.zeros_like(x[:, :1]), x[:, 1:] - x[:, :-1]], dim=1)
 
 
+def frame_pairs(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """x [B,T,C,H,W] -> (previous, current) frames [B*T,C,H,W]; the first frame is its own
+    previous frame (so it shows no motion)."""
+    prev = torch.cat([x[:, :1], x[:, :-1]], dim=1)
+    return prev.flatten(0, 1), x.flatten(0, 1)
+
+
 def background_colour(x: torch.Tensor) -> torch.Tensor:
-    """x [B,T,3,H,W] -> each frame's median colour over a 4-pixel grid, [B,T,3,1,1]."""
-    return x[..., ::4, ::4].flatten(3).median(-1).values[..., None, None]
+    """x [...,3,H,W] -> each frame's median colour over a 4-pixel grid, [...,3,1,1]."""
+    return x[..., ::4, ::4].flatten(-2).median(-1).values[..., None, None]
 
 
 def _soft_step(value: torch.Tensor, threshold: tuple[float, float]) -> torch.Tensor:
@@ -54,56 +61,94 @@ def geodesic_reconstruction(seed: torch.Tensor, foreground: torch.Tensor, steps:
     """Grow ``min(seed, foreground)`` through ``foreground``, one 8-neighbour step at a time:
     ``mask <- min(max3x3(mask), foreground)``, ``steps`` times.  seed, foreground [N,1,h,w] in
     [0, 1] -> mask [N,1,h,w]; for binary inputs, the foreground pixels that a path of at most
-    ``steps`` foreground steps links to a seed pixel."""
+    ``steps`` foreground steps links to a seed pixel.  The step never lowers the mask, so once a
+    step changes nothing none of the later ones does: the loop stops there (the same result)."""
     mask = torch.minimum(seed, foreground)
     for _ in range(steps):
-        mask = torch.minimum(F.max_pool2d(mask, 3, stride=1, padding=1), foreground)
+        grown = torch.minimum(F.max_pool2d(mask, 3, stride=1, padding=1), foreground)
+        if torch.equal(grown, mask):
+            break
+        mask = grown
     return mask
 
 
-def moving_object_mask(x: torch.Tensor, steps: int = RECONSTRUCTION_STEPS) -> torch.Tensor:
-    """x [B,T,3,H,W] (H, W even) -> soft mask of the moving object at half resolution,
-    [B,T,1,H/2,W/2] in [0, 1].
+def pair_object_mask(prev: torch.Tensor, cur: torch.Tensor, steps: int = RECONSTRUCTION_STEPS) -> torch.Tensor:
+    """Frames prev, cur [N,3,H,W] (H, W even) -> soft mask of the object that moved from prev to
+    cur, as it is in cur, at half resolution [N,1,H/2,W/2] in [0, 1].
 
     On 2x2-block means (which quarter the noise): ``seed`` = blocks that changed since the previous
     frame, ``foreground`` = blocks away from the background colour.  Geodesic reconstruction of
     the seed inside the foreground fills the object that moved, interior included, and stops at
     the background."""
-    b, t, c, h, w = x.shape
-    blocks = F.avg_pool2d(x.reshape(b * t, c, h, w), 2).reshape(b, t, c, h // 2, w // 2)
-    change = frame_difference(blocks).abs().mean(2, keepdim=True)
-    foreground = _soft_step((blocks - background_colour(x)).abs().mean(2, keepdim=True), FOREGROUND_THRESHOLD)
-    seed = _soft_step(change, CHANGE_THRESHOLD)
-    mask = geodesic_reconstruction(seed.flatten(0, 1), foreground.flatten(0, 1), steps)
-    return mask.reshape(b, t, 1, h // 2, w // 2)
+    return geodesic_reconstruction(*object_evidence(prev, cur, background_colour(cur)), steps)
+
+
+def object_evidence(
+    prev: torch.Tensor, cur: torch.Tensor, background: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """The seed (2x2 blocks that changed) and the foreground (blocks away from ``background``
+    [N,3,1,1]) of ``pair_object_mask``, [N,1,H/2,W/2] each.  Each block depends on its own 2x2
+    pixels only, so a crop aligned to the blocks gives the same values as the whole frame."""
+    blocks = F.avg_pool2d(cur, 2)
+    change = (blocks - F.avg_pool2d(prev, 2)).abs().mean(1, keepdim=True)
+    foreground = _soft_step((blocks - background).abs().mean(1, keepdim=True), FOREGROUND_THRESHOLD)
+    return _soft_step(change, CHANGE_THRESHOLD), foreground
+
+
+def moving_object_mask(x: torch.Tensor, steps: int = RECONSTRUCTION_STEPS) -> torch.Tensor:
+    """x [B,T,3,H,W] (H, W even) -> the moving object's soft mask per frame (``pair_object_mask``
+    of each frame and the one before it; none in the first frame), [B,T,1,H/2,W/2] in [0, 1]."""
+    b, t, _, h, w = x.shape
+    return pair_object_mask(*frame_pairs(x), steps).reshape(b, t, 1, h // 2, w // 2)
+
+
+def gate_from_object_mask(mask: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    """mask [N,1,H/2,W/2] -> [N,1,H,W]: grown by one 2x2 block so that the object's anti-aliased
+    outline is inside, at full resolution."""
+    grown = F.max_pool2d(mask, 3, stride=1, padding=1)
+    return F.interpolate(grown, size=size, mode="nearest")
 
 
 def object_gate(x: torch.Tensor) -> torch.Tensor:
-    """x [B,T,3,H,W] -> [B,T,1,H,W]: the moving object's mask, grown by one 2x2 block so that
-    its anti-aliased outline is inside, at full resolution."""
+    """x [B,T,3,H,W] -> [B,T,1,H,W]: the moving object's mask (``gate_from_object_mask``)."""
     b, t, _, h, w = x.shape
-    mask = moving_object_mask(x).reshape(b * t, 1, h // 2, w // 2)
-    grown = F.max_pool2d(mask, 3, stride=1, padding=1)
-    return F.interpolate(grown, size=(h, w), mode="nearest").reshape(b, t, 1, h, w)
+    return gate_from_object_mask(moving_object_mask(x).flatten(0, 1), (h, w)).reshape(b, t, 1, h, w)
+
+
+def pair_block_gate(prev: torch.Tensor, cur: torch.Tensor) -> torch.Tensor:
+    """prev, cur [N,3,H,W] -> [N,1,H,W]: the largest change in each 4x4 block's 3x3 neighbourhood."""
+    h, w = cur.shape[-2:]
+    changed = (cur - prev).abs().mean(1, keepdim=True)
+    coarse = F.max_pool2d(changed, 4, stride=4, ceil_mode=True)
+    coarse = F.max_pool2d(coarse, 3, stride=1, padding=1)
+    return F.interpolate(coarse, scale_factor=4, mode="nearest")[..., :h, :w]
 
 
 def block_gate(x: torch.Tensor) -> torch.Tensor:
-    """x [B,T,3,H,W] -> [B,T,1,H,W]: the largest change in each 4x4 block's 3x3 neighbourhood."""
+    """x [B,T,3,H,W] -> [B,T,1,H,W]: ``pair_block_gate`` of each frame and the one before it."""
     b, t, _, h, w = x.shape
-    changed = frame_difference(x).abs().mean(2).reshape(b * t, 1, h, w)
-    coarse = F.max_pool2d(changed, 4, stride=4, ceil_mode=True)
-    coarse = F.max_pool2d(coarse, 3, stride=1, padding=1)
-    return F.interpolate(coarse, scale_factor=4, mode="nearest")[..., :h, :w].reshape(b, t, 1, h, w)
+    return pair_block_gate(*frame_pairs(x)).reshape(b, t, 1, h, w)
+
+
+def pair_motion_channels(
+    prev: torch.Tensor, cur: torch.Tensor, kind: str, object_mask: torch.Tensor | None = None
+) -> torch.Tensor:
+    """prev, cur [N,3,H,W] -> the three motion channels of cur [N,3,H,W]; ``object_mask``: the
+    pair's ``pair_object_mask`` when the caller has it already (kind "object")."""
+    if kind == "difference":
+        return cur - prev
+    if kind == "block":
+        return (cur - background_colour(cur)).abs() * pair_block_gate(prev, cur)
+    if kind == "object":
+        if cur.shape[-1] % 2 or cur.shape[-2] % 2:
+            raise ValueError(f"the object gate needs an even frame size, got {tuple(cur.shape[-2:])}")
+        if object_mask is None:
+            object_mask = pair_object_mask(prev, cur)
+        return (cur - background_colour(cur)).abs() * gate_from_object_mask(object_mask, tuple(cur.shape[-2:]))
+    raise ValueError(f"unknown motion kind {kind!r}; choose one of {', '.join(MOTION_KINDS)}")
 
 
 def motion_channels(x: torch.Tensor, kind: str) -> torch.Tensor:
-    """x [B,T,3,H,W] -> three motion channels [B,T,3,H,W] of the given kind."""
-    if kind == "difference":
-        return frame_difference(x)
-    if kind == "block":
-        return (x - background_colour(x)).abs() * block_gate(x)
-    if kind == "object":
-        if x.shape[-1] % 2 or x.shape[-2] % 2:
-            raise ValueError(f"the object gate needs an even frame size, got {tuple(x.shape[-2:])}")
-        return (x - background_colour(x)).abs() * object_gate(x)
-    raise ValueError(f"unknown motion kind {kind!r}; choose one of {', '.join(MOTION_KINDS)}")
+    """x [B,T,3,H,W] -> three motion channels [B,T,3,H,W] of the given kind (none in the first frame)."""
+    b, t = x.shape[:2]
+    return pair_motion_channels(*frame_pairs(x), kind).reshape(b, t, *x.shape[2:])

@@ -40,6 +40,10 @@ class DecoupledVideoNet(nn.Module, ABC):
         """x [B,T,C,H,W] -> feats [B,T,D]."""
         return self.frame_encoder(x)
 
+    def features_from_front(self, inputs: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
+        """One frame's features from the encoder's front part (``FrameEncoder.front``): [N,D]."""
+        return self.frame_encoder.back(inputs, mask)
+
     @abstractmethod
     def temporal_head(self, feats: torch.Tensor) -> torch.Tensor:
         """feats [B,T,D] -> [B,K]."""

@@ -1,0 +1,210 @@
+"""Fast, exact scores of many perturbed copies of one clip (frame masking, occlusion, deletion).
+
+``PerturbationEngine(model, x, target, baseline).scores(perturbations)`` gives the explained score
+of every perturbed clip, the same numbers as running each through the model (``perturbation.apply``
+then ``model``), up to float rounding.  The strategy depends on what the model allows:
+
+* **split** (decoupled models whose frame encoder has a cheap front part across frames and a
+  per-frame network, ``features_from_front``: the zoo's CNN + Transformer / LSTM / ConvLSTM).
+  Every frame's network input, readout mask and features are computed once.  A perturbation of
+  frames s..e changes only frames s..e+c-1 (c = ``frame_context``); for each, the front part is
+  recomputed on its window and compared with the cache: equal bit for bit -> the cached features;
+  else the per-frame network runs (``regional``: only where its input changed, for the small
+  CNN).  Sequences whose features all equal the clip's keep its score without a head pass; the
+  others go through the temporal head in batches.
+* **decoupled** (a temporal head without that split): the touched frames' features from windows
+  of c frames, then the head.
+* **whole clip** (3D CNNs, your own models): every perturbed clip through the model, in batches.
+
+``progress(done, total)`` is called after every chunk (it may raise to cancel).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+import torch
+
+from ..explanation import Target
+from . import regional
+from .perturbation import Perturbation, apply, fill_clip, fill_frames, measure_scores, perturb_frames
+from .regional import Item
+
+CHUNK = 64  # perturbations prepared at once (bounds the memory of the perturbed windows)
+# Clips or feature sequences per model call.  Whole clips: on the 2-core CPU one at a time was
+# as fast per clip as larger batches (DEVELOPERS.md); the temporal heads are small, 32 sequences
+# of 33 tokens at once amortise the per-call cost.  A GPU takes more.
+CPU_CLIPS, GPU_CLIPS = 1, 16
+CPU_SEQUENCES, GPU_SEQUENCES = 32, 256
+
+Progress = Callable[[int, int], None]
+
+
+def strategy_for(model) -> str:
+    """ "split", "decoupled" or "whole" (see the module's docstring)."""
+    net = model.net
+    if "temporal_head" not in model.capabilities:
+        return "whole"
+    if callable(getattr(net, "features_from_front", None)) and callable(getattr(net.frame_encoder, "front", None)):
+        return "split"
+    return "decoupled"
+
+
+class PerturbationEngine:
+    """Scores of perturbed copies of ``x [1,T,C,H,W]`` for one target; ``baseline`` and ``measure``
+    as in ``perturbation``.  ``strategy``: None picks the fastest the model allows; ``plain``: the
+    split strategy without the regional recomputation (for comparisons)."""
+
+    def __init__(
+        self,
+        model,
+        x: torch.Tensor,
+        target: Target,
+        baseline: str = "zero",
+        measure: str = "score",
+        blur_sigma: float = 5.0,
+        strategy: str | None = None,
+        plain: bool = False,
+    ) -> None:
+        self.model, self.target, self.measure = model, target, measure
+        self.x = x.detach()
+        self.frames = x.shape[1]
+        self.fill = fill_clip(model, self.x, baseline, blur_sigma)
+        self.strategy = strategy or strategy_for(model)
+        gpu = self.x.device.type == "cuda"
+        self.clips_per_call = GPU_CLIPS if gpu else CPU_CLIPS
+        self.sequences_per_call = GPU_SEQUENCES if gpu else CPU_SEQUENCES
+        self.context = model.frame_context
+        with torch.inference_mode():
+            if self.strategy == "whole":
+                self.base_score = float(self._measure(model(self.x))[0])
+                return
+            net = model.net
+            self.regional = None
+            if self.strategy == "split" and regional.supports(net) and not plain:
+                self.regional = regional.RegionalEncoder(net, self.x)
+                self.feats = self.regional.feats
+            elif self.strategy == "split":
+                self.inputs, self.masks = net.frame_encoder.front(self.x)
+                self.feats = net.features_from_front(self.inputs, self.masks)
+            else:
+                self.feats = model.encode_frames(self.x)[0]
+            self.base_score = float(self._measure(net.temporal_head(self.feats[None]))[0])
+
+    def _measure(self, output: torch.Tensor) -> torch.Tensor:
+        return measure_scores(output, self.target, self.measure)
+
+    # ------------------------------------------------------------------ public
+    def perturbed(self, p: Perturbation) -> torch.Tensor:
+        """The whole perturbed clip [1,T,C,H,W] (the slow definition)."""
+        return apply(self.model, self.x, self.fill, p)
+
+    @torch.inference_mode()
+    def scores(self, perturbations: Sequence[Perturbation], progress: Progress | None = None) -> torch.Tensor:
+        """The score of each perturbed clip, float64 [P] on the CPU."""
+        out = torch.empty(len(perturbations), dtype=torch.float64)
+        # the same box at different frames together: the regional path batches them
+        order = sorted(range(len(perturbations)), key=lambda i: (perturbations[i].box or (-1,), perturbations[i].start))
+        for start in range(0, len(order), CHUNK):
+            rows = order[start : start + CHUNK]
+            chunk = [perturbations[i] for i in rows]
+            out[rows] = self._whole(chunk) if self.strategy == "whole" else self._by_frames(chunk)
+            if progress is not None:
+                progress(start + len(chunk), len(perturbations))
+        return out
+
+    # ------------------------------------------------------------------ strategies
+    def _whole(self, chunk: Sequence[Perturbation]) -> torch.Tensor:
+        scores = torch.empty(len(chunk), dtype=torch.float64)
+        for i in range(0, len(chunk), self.clips_per_call):
+            clips = torch.cat([self.perturbed(p) for p in chunk[i : i + self.clips_per_call]])
+            scores[i : i + len(clips)] = self._measure(self.model(clips)).double().cpu()
+        return scores
+
+    def _items(self, chunk: Sequence[Perturbation]) -> list[tuple[int, Item]]:
+        """(perturbation index, frame item) for every frame whose features the perturbation may
+        change: its own frames and the ``frame_context - 1`` after them (split strategy, c <= 2)."""
+        out = []
+        for i, p in enumerate(chunk):
+            content = perturb_frames(self.x[0, p.start : p.stop], fill_frames(self.model, self.x, self.fill, p), p)
+            for a in range(p.start, min(self.frames, p.stop + self.context - 1)):
+                prev = content[a - 1 - p.start] if a >= 1 and p.start <= a - 1 < p.stop else None
+                cur = content[a - p.start] if a < p.stop else None
+                out.append((i, Item(a, prev, cur, p.box)))
+        return out
+
+    def _windows(self, chunk: Sequence[Perturbation]) -> list[tuple[int, int, torch.Tensor]]:
+        """(perturbation index, frame a, perturbed window x[a-c+1..a] [L,C,H,W]) for every frame
+        whose features the perturbation may change (decoupled strategy)."""
+        items = []
+        for i, p in enumerate(chunk):
+            content = perturb_frames(self.x[0, p.start : p.stop], fill_frames(self.model, self.x, self.fill, p), p)
+            for a in range(p.start, min(self.frames, p.stop + self.context - 1)):
+                lo = max(0, a - self.context + 1)
+                window = self.x[0, lo : a + 1].clone()
+                for f in range(max(lo, p.start), min(a + 1, p.stop)):
+                    window[f - lo] = content[f - p.start]
+                items.append((i, a, window))
+        return items
+
+    def _split_features(self, chunk: Sequence[Perturbation]) -> dict[tuple[int, int], torch.Tensor]:
+        """(perturbation, frame) -> new features (split strategy)."""
+        items = self._items(chunk)
+        if not items:
+            return {}
+        if self.regional is not None:
+            feats = self.regional.features([item for _, item in items])
+            return {(i, item.frame): feats[k] for k, (i, item) in enumerate(items)}
+        net = self.model.net
+        frames = torch.tensor([item.frame for _, item in items], device=self.x.device)
+        cur = torch.stack([item.cur if item.cur is not None else self.x[0, item.frame] for _, item in items])
+        prev = torch.stack(
+            [
+                item.prev if item.prev is not None else (self.x[0, item.frame - 1] if item.frame else cur[k])
+                for k, (_, item) in enumerate(items)
+            ]
+        )
+        inputs, masks = net.frame_encoder.front_pairs(prev, cur)
+        same = (inputs == self.inputs[frames]).flatten(1).all(1)
+        if masks is not None:
+            same &= (masks == self.masks[frames]).flatten(1).all(1)
+        changed = {}
+        todo = (~same).nonzero().flatten().tolist()
+        if todo:
+            feats = net.features_from_front(inputs[todo], masks[todo] if masks is not None else None)
+            for row, k in enumerate(todo):
+                changed[(items[k][0], items[k][1].frame)] = feats[row]
+        return changed
+
+    def _window_features(self, chunk: Sequence[Perturbation]) -> dict[tuple[int, int], torch.Tensor]:
+        """(perturbation, frame) -> new features (decoupled strategy: windows of c frames)."""
+        changed = {}
+        by_length: dict[int, list] = {}
+        for item in self._windows(chunk):
+            by_length.setdefault(len(item[2]), []).append(item)
+        for length, group in by_length.items():
+            windows = torch.stack([w for _, _, w in group])  # [N,L,C,H,W]
+            originals = torch.stack([self.x[0, a - length + 1 : a + 1] for _, a, _ in group])
+            todo = (~(windows == originals).flatten(1).all(1)).nonzero().flatten().tolist()
+            if todo:
+                feats = self.model.encode_frames(windows[todo])[:, -1]
+                for row, k in enumerate(todo):
+                    changed[group[k][:2]] = feats[row]
+        return changed
+
+    def _by_frames(self, chunk: Sequence[Perturbation]) -> torch.Tensor:
+        changed = self._split_features(chunk) if self.strategy == "split" else self._window_features(chunk)
+        scores = torch.full((len(chunk),), self.base_score, dtype=torch.float64)
+        sequences: dict[int, torch.Tensor] = {}
+        for (i, a), feat in changed.items():
+            if torch.equal(feat, self.feats[a]):  # e.g. a change the readout mask hides
+                continue
+            if i not in sequences:
+                sequences[i] = self.feats.clone()
+            sequences[i][a] = feat
+        order = sorted(sequences)
+        for k in range(0, len(order), self.sequences_per_call):
+            rows = order[k : k + self.sequences_per_call]
+            head = self.model.net.temporal_head(torch.stack([sequences[i] for i in rows]))
+            scores[rows] = self._measure(head).double().cpu()
+        return scores

@@ -1,0 +1,186 @@
+"""Masking methods: how much the explained score drops when frames (``frame_mask``, 002's time
+contribution) or spatio-temporal windows (``occlusion``, Zeiler & Fergus) are replaced by a
+baseline.  The scores of the perturbed clips come from ``engine.PerturbationEngine``: the same
+numbers as running every perturbed clip through the model, much faster.
+
+The attribution of a frame or pixel is the mean drop ``score(x) - score(perturbed x)`` over the
+windows that cover it (Captum's convention for Occlusion; a single frame mask gives its own drop).
+"""
+
+from __future__ import annotations
+
+import math
+import time
+
+import numpy as np
+import torch
+
+from .. import jobs
+from ..explanation import Explanation, Target
+from .cam import frame_importance
+from .engine import PerturbationEngine
+from .perturbation import MASK_BASELINES, MEASURES, Perturbation
+from .registry import Param, register
+
+BASELINE = Param(
+    "baseline",
+    "choice",
+    "zero",
+    choices=MASK_BASELINES,
+    help="what replaces the masked pixels: black (zero), the clip's mean frame, the frame blurred, or the last frame "
+    "before the window (previous)",
+)
+MEASURE = Param(
+    "measure",
+    "choice",
+    "score",
+    choices=MEASURES,
+    help="score: the explained score (logit, output or -(output - ref)^2); probability: the target class's",
+)
+BLUR = Param("blur_sigma", "float", 5.0, minimum=0.5, maximum=50.0, help="blur baseline: Gaussian sigma in pixels")
+
+
+def window_starts(size: int, window: int, stride: int) -> list[tuple[int, int]]:
+    """Captum's sliding windows along one axis: starts 0, s, 2s, ... (ceil((size - w) / s) + 1 of
+    them), the last one cut at the border.  -> [(start, stop)]"""
+    if window > size:
+        raise ValueError(f"a window of {window} does not fit in {size}")
+    if stride > window and window < size:
+        raise ValueError(f"a stride of {stride} would skip pixels between windows of {window}")
+    count = math.ceil((size - window) / stride) + 1
+    return [(i * stride, min(i * stride + window, size)) for i in range(count)]
+
+
+def frame_windows(frames: int, window: int) -> list[Perturbation]:
+    """Windows of ``window`` consecutive frames, at every start."""
+    return [Perturbation(t, t + window) for t in range(frames - window + 1)]
+
+
+def occlusion_windows(shape: tuple[int, int, int], window: tuple, stride: tuple) -> list[Perturbation]:
+    """shape (T, H, W) -> every spatio-temporal window (t, y, x order, Captum's positions)."""
+    axes = [window_starts(n, w, s) for n, w, s in zip(shape, window, stride, strict=True)]
+    return [Perturbation(t0, t1, (y0, y1, x0, x1)) for t0, t1 in axes[0] for y0, y1 in axes[1] for x0, x1 in axes[2]]
+
+
+def spread(perturbations: list[Perturbation], drops: torch.Tensor, shape: tuple[int, int, int]) -> torch.Tensor:
+    """Each window's drop spread over the elements it covers, divided by their cover counts -> [T,H,W]
+    (float64); elements no window covers get 0."""
+    total = torch.zeros(shape, dtype=torch.float64)
+    count = torch.zeros(shape, dtype=torch.float64)
+    for p, drop in zip(perturbations, drops.tolist(), strict=True):
+        y0, y1, x0, x1 = p.box or (0, shape[1], 0, shape[2])
+        total[p.start : p.stop, y0:y1, x0:x1] += drop
+        count[p.start : p.stop, y0:y1, x0:x1] += 1
+    return torch.where(count > 0, total / count.clamp(min=1), 0.0)
+
+
+def estimate(engine: PerturbationEngine, perturbations: list[Perturbation], sample: int = 8) -> float:
+    """Seconds the engine should take for all ``perturbations``, from timing an evenly spread sample."""
+    if not perturbations:
+        return 0.0
+    step = max(1, len(perturbations) // sample)
+    chosen = perturbations[::step][:sample]
+    start = time.perf_counter()
+    engine.scores(chosen)
+    return (time.perf_counter() - start) / len(chosen) * len(perturbations)
+
+
+def _report(what: str):
+    return lambda done, total: jobs.report(done, total, what)
+
+
+@register(
+    "frame_mask",
+    family="temporal",
+    params=(
+        Param("window", "int", 1, minimum=1, maximum=512, help="frames masked together (every start)"),
+        BASELINE,
+        MEASURE,
+        BLUR,
+    ),
+    description="Frame masking: the drop in the score when each frame (or window of frames) is replaced",
+    references=("002: time contribution by frame masking", "Ismail et al. 2020"),
+)
+def frame_mask(
+    model,
+    x: torch.Tensor,
+    target: Target,
+    window: int = 1,
+    baseline: str = "zero",
+    measure: str = "score",
+    blur_sigma: float = 5.0,
+) -> Explanation:
+    """x [1,T,C,H,W] -> temporal [T]: the mean drop of the windows covering each frame.
+
+    extras: ``window_drops`` [W] (score(x) - score with window w masked, w = its first frame),
+    ``window_scores`` [W]; meta: ``base_score``, ``evaluations`` (perturbed clips)."""
+    frames = x.shape[1]
+    if window > frames:
+        raise ValueError(f"a window of {window} frames does not fit in a clip of {frames}")
+    engine = PerturbationEngine(model, x, target, baseline, measure, blur_sigma)
+    windows = frame_windows(frames, window)
+    scores = engine.scores(windows, progress=_report("frame_mask"))
+    drops = engine.base_score - scores
+    curve = spread(windows, drops, (frames, 1, 1))[:, 0, 0]
+    return Explanation(
+        method="frame_mask",
+        params={},
+        target=target.to_dict(),
+        task=model.task,
+        prediction={},
+        spatial=None,
+        temporal=curve.float().numpy(),
+        extras={"window_drops": drops.float().numpy(), "window_scores": scores.float().numpy()},
+        meta={"base_score": engine.base_score, "evaluations": len(windows), "strategy": engine.strategy},
+    )
+
+
+@register(
+    "occlusion",
+    family="spatial",
+    params=(
+        Param("window", "ints", (1, 10, 10), minimum=1, size=3, help="occluding window: frames, rows, columns"),
+        Param("stride", "ints", (1, 10, 10), minimum=1, size=3, help="steps between windows: frames, rows, columns"),
+        BASELINE,
+        MEASURE,
+        BLUR,
+    ),
+    description="Occlusion: the drop in the score when a sliding spatio-temporal window is replaced",
+    references=("Zeiler & Fergus 2014", "Captum Occlusion"),
+)
+def occlusion(
+    model,
+    x: torch.Tensor,
+    target: Target,
+    window: tuple = (1, 10, 10),
+    stride: tuple = (1, 10, 10),
+    baseline: str = "zero",
+    measure: str = "score",
+    blur_sigma: float = 5.0,
+) -> Explanation:
+    """x [1,T,C,H,W] -> spatial [T,H,W]: the mean drop of the windows covering each pixel (all
+    colour channels occluded together); temporal [T]: the mean positive part per frame.
+    meta: ``base_score``, ``evaluations``."""
+    shape = (x.shape[1], x.shape[3], x.shape[4])
+    windows = occlusion_windows(shape, tuple(window), tuple(stride))
+    engine = PerturbationEngine(model, x, target, baseline, measure, blur_sigma)
+    drops = engine.base_score - engine.scores(windows, progress=_report("occlusion"))
+    spatial = spread(windows, drops, shape).float()
+    return Explanation(
+        method="occlusion",
+        params={"window": list(window), "stride": list(stride)},
+        target=target.to_dict(),
+        task=model.task,
+        prediction={},
+        spatial=spatial.numpy(),
+        temporal=frame_importance(spatial).numpy(),
+        meta={"base_score": engine.base_score, "evaluations": len(windows), "strategy": engine.strategy},
+    )
+
+
+def evaluations(name: str, frames: int, height: int, width: int, params: dict) -> int:
+    """How many perturbed clips ``frame_mask`` / ``occlusion`` score with these parameters."""
+    if name == "frame_mask":
+        return max(0, frames - int(params.get("window", 1)) + 1)
+    window, stride = tuple(params.get("window", (1, 10, 10))), tuple(params.get("stride", (1, 10, 10)))
+    return int(np.prod([len(window_starts(n, w, s)) for n, w, s in zip((frames, height, width), window, stride)]))
