@@ -37,82 +37,6 @@ def on_curve_select() -> None:
         st.session_state["frame"] = int(round(points[0]["x"]))
 
 
-def target_widget():
-    """The target chosen by the user: None (predicted / output), a class index, or 'ref=VALUE'."""
-    if model.task == "classification":
-        # -1 stands for the predicted class (a None option would read as "nothing chosen" in the browser)
-        options = [-1, *range(len(model.labels))]
-
-        def name(option):
-            if option == -1:
-                return f"predicted class ({prediction['label']})"
-            return f"{option}: {model.labels[option]}"
-
-        chosen = st.selectbox(
-            "Explain the class", options, format_func=name, key=f"target_{model.name}", persist_state="page"
-        )
-        return None if chosen == -1 else chosen
-    kind = st.radio(
-        "Explain",
-        ["the output", "the error against a reference value"],
-        key=f"regression_{model.name}",
-        persist_state="page",
-    )
-    if kind == "the output":
-        return None
-    value = st.number_input(
-        "Reference value", value=float(round(prediction["value"])), key=f"reference_{model.name}", persist_state="page"
-    )
-    return f"ref={value}"
-
-
-def param_widgets(spec) -> dict:
-    """One widget per declared parameter of the method (those of the CAM layer first)."""
-    params = {}
-    for p in spec.params:
-        key = f"param_{spec.name}_{p.name}_{model.name}"
-        if p.kind == "layer":
-            layers = list(model.conv_layers())
-            default = model.cam_layer_name
-            ordered = [default] + [name for name in layers if name != default] if default else layers
-            chosen = st.selectbox(
-                p.name,
-                ordered,
-                key=key,
-                help=p.help,
-                format_func=lambda n, d=default: f"{n} (default)" if n == d else n,
-                persist_state="page",
-            )
-            params[p.name] = None if chosen == default else chosen
-        elif p.kind == "choice":
-            params[p.name] = st.selectbox(
-                p.name,
-                list(p.choices),
-                index=list(p.choices).index(p.default),
-                key=key,
-                help=p.help,
-                persist_state="page",
-            )
-        elif p.kind == "bool":
-            params[p.name] = st.checkbox(p.name, value=bool(p.default), key=key, help=p.help, persist_state="page")
-        elif p.kind in ("int", "float"):
-            cast = int if p.kind == "int" else float
-            params[p.name] = st.number_input(
-                p.name,
-                value=cast(p.default),
-                min_value=None if p.minimum is None else cast(p.minimum),
-                max_value=None if p.maximum is None else cast(p.maximum),
-                key=key,
-                help=p.help,
-                persist_state="page",
-            )
-        else:
-            params[p.name] = (
-                st.text_input(p.name, value=p.default or "", key=key, help=p.help, persist_state="page") or None
-            )
-    return params
-
-
 left, right = st.columns([1, 2], gap="large")
 with left:
     st.subheader("Prediction")
@@ -157,13 +81,13 @@ with left:
         st.info("Pick one or more methods.")
         st.stop()
     specs = [s for s in usable if s.name in chosen]
-    target = target_widget()
+    target = ui.target_widget(model, prediction)
     params = {}
     for spec in specs:
         if spec.params:
             with st.expander(f"{spec.name} settings", expanded=len(specs) == 1):
                 st.caption(spec.description)
-                params[spec.name] = param_widgets(spec)
+                params[spec.name] = ui.param_widgets(spec, model)
         else:
             params[spec.name] = {}
 

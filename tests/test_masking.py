@@ -148,3 +148,22 @@ def test_windows_follow_captum_and_parameters_are_checked():
         get_method("occlusion").resolve_params({"window": "1,10"})
     assert get_method("occlusion").resolve_params({"window": "2, 8, 8"})["window"] == (2, 8, 8)
     assert strategy_for(small_model("r3d")) == "whole" and strategy_for(small_model("convlstm")) == "split"
+
+
+@pytest.mark.parametrize("arch", ["cnn_transformer", "convlstm", "r3d"])
+def test_subset_scores_equal_masked_clips(arch):
+    """Any set of masked frames (deletion / insertion steps): the lookup of per-frame variants
+    against whole masked clips."""
+    model, x = double_model(arch), small_input().double()
+    target = resolve_target(model.task, model.labels, 2)
+    engine = PerturbationEngine(model, x, target, "blur", blur_sigma=2.0)
+    subsets = torch.tensor(
+        [[0, 0, 0, 0, 0, 0, 0, 0], [1, 0, 1, 1, 0, 0, 0, 1], [0, 1, 1, 1, 1, 1, 1, 1], [1] * 8], dtype=torch.bool
+    )
+    fill = engine.fill
+    with torch.inference_mode():
+        slow = torch.stack([model(torch.where(m[None, :, None, None, None], fill, x))[0, 2] for m in subsets]).double()
+    fast = engine.subset_scores(subsets)
+    assert (fast - slow).abs().max() <= 1e-9 * max(1.0, float(slow.abs().max()))
+    with pytest.raises(ValueError, match="not 'previous'"):
+        PerturbationEngine(model, x, target, "previous").subset_scores(subsets)

@@ -25,15 +25,23 @@ class Cancelled(Exception):
     """Raised inside a job's function when the job was cancelled."""
 
 
-_REPORTER: contextvars.ContextVar[Callable[..., None] | None] = contextvars.ContextVar("xai_reporter", default=None)
+_CURRENT: contextvars.ContextVar[Job | None] = contextvars.ContextVar("xai_job", default=None)
 
 
 def report(done: int, total: int, what: str = "") -> None:
     """Progress from deep inside a computation (a method's engine): passed on to the job running
     in this thread, if any (which raises ``Cancelled`` when it was cancelled); else nothing."""
-    reporter = _REPORTER.get()
-    if reporter is not None:
-        reporter(done, total, what)
+    job = _CURRENT.get()
+    if job is not None:
+        job.report(done, total, what)
+
+
+def check() -> None:
+    """Raise ``Cancelled`` if the job running in this thread was cancelled (no progress to report:
+    for long steps between two reports)."""
+    job = _CURRENT.get()
+    if job is not None and job.cancel_requested:
+        raise Cancelled(f"{job.name} cancelled")
 
 
 @dataclass(frozen=True)
@@ -79,7 +87,7 @@ class Job:
             raise Cancelled(f"{self.name} cancelled at {done} of {total}")
 
     def _run(self) -> None:
-        _REPORTER.set(self.report)  # this thread's own context: methods reach the job through report()
+        _CURRENT.set(self)  # this thread's own context: methods reach the job through report() and check()
         try:
             result = self.fn(self.report)
             with self._lock:  # finished before it saw the cancel: the result is whole, keep it
@@ -105,6 +113,10 @@ class Job:
     def cancel(self) -> None:
         """Ask the job to stop at its next progress report."""
         self._cancel.set()
+
+    @property
+    def cancel_requested(self) -> bool:
+        return self._cancel.is_set()
 
     def wait(self, timeout: float | None = None) -> JobStatus:
         if self._thread is not None:

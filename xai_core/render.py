@@ -147,10 +147,15 @@ def importance_figure(
     frame_indices: np.ndarray | None = None,
     normalise_curves: bool = True,
     title: str = "frame importance",
+    key_frames: np.ndarray | None = None,
+    evidence: np.ndarray | None = None,
+    evidence_name: str = "pause",
 ):
     """Frame-importance curves on one timeline [T each]; the selected frame marked by a line and
     a marker; padding frames shaded.  With ``normalise_curves`` every curve is divided by its
-    maximum magnitude so that curves of different methods share one axis."""
+    maximum magnitude so that curves of different methods share one axis.  ``key_frames`` bool [T]:
+    marked by red triangles under the axis; ``evidence`` bool [T] (e.g. a clip's pause frames):
+    shaded green."""
     import plotly.graph_objects as go
 
     fig = go.Figure()
@@ -181,15 +186,51 @@ def importance_figure(
     if padded is not None and np.any(padded):
         first = int(np.argmax(padded))
         fig.add_vrect(x0=first - 0.5, x1=length - 0.5, fillcolor="lightgray", opacity=0.4, line_width=0)
+    if evidence is not None:
+        for t in np.flatnonzero(evidence):
+            fig.add_vrect(x0=t - 0.5, x1=t + 0.5, fillcolor="lightgreen", opacity=0.3, line_width=0)
+        fig.add_trace(go.Scatter(x=[None], y=[None], mode="markers", name=f"{evidence_name} frames (truth)",
+                                 marker=dict(size=10, symbol="square", color="lightgreen")))  # fmt: skip
+    if key_frames is not None and np.any(key_frames):
+        marks = np.flatnonzero(key_frames)
+        bottom = min(float(np.min(t.y)) for t in fig.data if t.y is not None and len(t.y) and t.y[0] is not None)
+        fig.add_trace(go.Scatter(x=marks, y=[bottom] * len(marks), mode="markers", name="key frames",
+                                 marker=dict(symbol="triangle-up", size=10, color="red"), hoverinfo="x"))  # fmt: skip
     fig.update_layout(
         title=title,
         xaxis_title="frame (model input)",
         yaxis_title="importance" + (" (÷ max)" if normalise_curves else ""),
         height=280,
         margin=dict(l=10, r=10, t=40, b=10),
-        showlegend=len(curves) > 1,
+        showlegend=len(curves) > 1 or key_frames is not None or evidence is not None,
         clickmode="event+select",
     )
+    return fig
+
+
+def deletion_figure(result: dict, title: str = "deletion and insertion"):
+    """The curves of ``evaluate.deletion_insertion`` over the share of frames removed / inserted,
+    with their AUCs in the legend (random orders dashed)."""
+    import plotly.graph_objects as go
+
+    fig = go.Figure()
+    styles = {
+        "deletion": ("deletion", "solid"),
+        "insertion": ("insertion", "solid"),
+        "random_deletion": ("deletion, random order", "dash"),
+        "random_insertion": ("insertion, random order", "dash"),
+    }
+    for key, (label, dash) in styles.items():
+        if key not in result:
+            continue
+        y = np.asarray(result[key], dtype=float)
+        line = dict(dash=dash, color="firebrick" if "deletion" in key else "seagreen")
+        name = f"{label} (AUC {result[key + '_auc']:.3g})"
+        fig.add_trace(go.Scatter(x=np.linspace(0, 1, len(y)), y=y, mode="lines", name=name, line=line))
+    fig.update_layout(
+        title=title, xaxis_title="share of frames removed (deletion) / put back (insertion)", yaxis_title="score",
+        height=300, margin=dict(l=10, r=10, t=40, b=10),
+    )  # fmt: skip
     return fig
 
 

@@ -24,7 +24,7 @@ import torch
 
 from . import render
 from .api import explain, predict
-from .explanation import Explanation
+from .explanation import Explanation, resolve_target
 from .models.base import ModelError, VideoModel
 from .models.training_runs import RunRequest, TrainingRun
 from .models.zoo import checkpoints_dir, load_model, zoo_cards, zoo_names
@@ -386,3 +386,181 @@ def start_job(slot: str, fn, name: str, key: str | None = None):
 def results(slot: str) -> dict:
     """The finished results of ``slot`` in this session: {run key: result} (newest last)."""
     return st.session_state.setdefault(RESULTS, {}).setdefault(slot, {})
+
+
+# ---------------------------------------------------------------------------- widgets shared by pages
+def target_widget(model: VideoModel, prediction: dict):
+    """The target chosen by the user: None (predicted / output), a class index, or 'ref=VALUE'."""
+    if model.task == "classification":
+        # -1 stands for the predicted class (a None option would read as "nothing chosen" in the browser)
+        options = [-1, *range(len(model.labels))]
+
+        def name(option):
+            if option == -1:
+                return f"predicted class ({prediction['label']})"
+            return f"{option}: {model.labels[option]}"
+
+        chosen = st.selectbox(
+            "Explain the class", options, format_func=name, key=f"target_{model.name}", persist_state="page"
+        )
+        return None if chosen == -1 else chosen
+    kind = st.radio(
+        "Explain",
+        ["the output", "the error against a reference value"],
+        key=f"regression_{model.name}",
+        persist_state="page",
+    )
+    if kind == "the output":
+        return None
+    value = st.number_input(
+        "Reference value", value=float(round(prediction["value"])), key=f"reference_{model.name}", persist_state="page"
+    )
+    return f"ref={value}"
+
+
+def param_widgets(spec, model: VideoModel, skip: tuple[str, ...] = ()) -> dict:
+    """One widget per declared parameter of the method (those of the CAM layer first)."""
+    params = {}
+    for p in spec.params:
+        if p.name in skip:
+            continue
+        key = f"param_{spec.name}_{p.name}_{model.name}"
+        if p.kind == "layer":
+            layers = list(model.conv_layers())
+            default = model.cam_layer_name
+            ordered = [default] + [name for name in layers if name != default] if default else layers
+            chosen = st.selectbox(
+                p.name,
+                ordered,
+                key=key,
+                help=p.help,
+                format_func=lambda n, d=default: f"{n} (default)" if n == d else n,
+                persist_state="page",
+            )
+            params[p.name] = None if chosen == default else chosen
+        elif p.kind == "choice":
+            params[p.name] = st.selectbox(
+                p.name,
+                list(p.choices),
+                index=list(p.choices).index(p.default),
+                key=key,
+                help=p.help,
+                persist_state="page",
+            )
+        elif p.kind == "bool":
+            params[p.name] = st.checkbox(p.name, value=bool(p.default), key=key, help=p.help, persist_state="page")
+        elif p.kind == "float" and p.default is None:  # optional: empty means "not set"
+            text = st.text_input(p.name, value="", key=key, help=p.help, persist_state="page").strip()
+            try:
+                params[p.name] = float(text) if text else None
+            except ValueError:
+                st.error(f"{p.name} must be a number (or empty), not {text!r}", icon=":material/error:")
+                params[p.name] = None
+        elif p.kind in ("int", "float"):
+            cast = int if p.kind == "int" else float
+            params[p.name] = st.number_input(
+                p.name,
+                value=cast(p.default),
+                min_value=None if p.minimum is None else cast(p.minimum),
+                max_value=None if p.maximum is None else cast(p.maximum),
+                key=key,
+                help=p.help,
+                persist_state="page",
+            )
+        elif p.kind == "ints":
+            columns = st.columns(p.size or len(p.default))
+            values = []
+            for i, (column, v) in enumerate(zip(columns, p.default, strict=True)):
+                values.append(
+                    column.number_input(
+                        f"{p.name} [{i}]", value=int(v), min_value=int(p.minimum or 0), key=f"{key}_{i}", help=p.help,
+                        persist_state="page",
+                    )
+                )  # fmt: skip
+            params[p.name] = tuple(int(v) for v in values)
+        else:
+            params[p.name] = (
+                st.text_input(p.name, value=p.default or "", key=key, help=p.help, persist_state="page") or None
+            )
+    return params
+
+
+# ---------------------------------------------------------------------------- long runs (Temporal page)
+@st.cache_resource(show_spinner=False)
+def run_store():
+    """The run store (``$XAI_RUNS``, else ``runs/``) shared by the sessions of this server."""
+    from .store import RunStore
+
+    return RunStore()
+
+
+def temporal_key(model: VideoModel, clip: Clip, method: str, target, params: dict, device: str) -> str:
+    from .store import run_key
+
+    return run_key(model_key(model, device), clip.content_hash(), method, target, params)
+
+
+def stored_run(key: str) -> Explanation | None:
+    """The saved run of this key (None: not computed yet)."""
+    folder = stored_folder(key)
+    return _load_run(str(folder), folder.stat().st_mtime_ns) if folder.is_dir() else None
+
+
+def stored_folder(key: str) -> Path:
+    return run_store().root / key
+
+
+@st.cache_data(show_spinner=False, max_entries=32)
+def _load_run(folder: str, _mtime: int) -> Explanation:
+    return Explanation.load(folder)
+
+
+def start_temporal_run(
+    slot: str, model: VideoModel, clip: Clip, method: str, target, params: dict, device: str, key: str
+):
+    """Run ``method`` in the background; when it finishes, save it in the run store under ``key``
+    (written whole or not at all: a cancel leaves nothing)."""
+    mkey, clip_hash = model_key(model, device), clip.content_hash()
+
+    def work(report):
+        expl = explain(model, clip, method, target=target, **params)
+        run_store().put(expl, mkey, clip_hash, target, params)
+        return key
+
+    return start_job(slot, work, name=f"{method} on {model.name}", key=key)
+
+
+@st.cache_data(show_spinner="Timing a sample…", max_entries=64)
+def _plan(model_key_: str, clip_hash: str, method: str, target: str | None, params_json: str, _model, _clip):
+    from .methods.planning import plan
+
+    x = _model.preprocess(_clip)
+    with torch.inference_mode():
+        resolved = resolve_target(_model.task, _model.labels, target, _model(x))
+    params = {k: tuple(v) if isinstance(v, list) else v for k, v in json.loads(params_json).items()}
+    return plan(_model, x, resolved, method, params)
+
+
+def get_plan(model: VideoModel, clip: Clip, method: str, target, params: dict, device: str):
+    """``planning.plan`` for these settings (cached): evaluations and estimated seconds."""
+    from .methods.registry import get_method
+
+    resolved = get_method(method).resolve_params(params)
+    target_key = None if target is None else str(target)
+    return _plan(model_key(model, device), clip.content_hash(), method, target_key, json.dumps(resolved), model, clip)
+
+
+@st.cache_data(show_spinner="Deleting and inserting frames…", max_entries=32)
+def _deletion(run: str, target: str | None, baseline: str, _model, _clip, _curve) -> dict:
+    from .evaluate import deletion_insertion
+
+    x = _model.preprocess(_clip)
+    with torch.inference_mode():
+        resolved = resolve_target(_model.task, _model.labels, target, _model(x))
+    kind = baseline if baseline != "previous" else "zero"  # sets of frames need a baseline of their own
+    return deletion_insertion(_model, x, resolved, _curve, baseline=kind, padded=_clip.padded)
+
+
+def get_deletion(model: VideoModel, clip: Clip, target, curve: np.ndarray, baseline: str, run: str) -> dict:
+    """Deletion / insertion curves of a run's frame curve (cached by the run)."""
+    return _deletion(run, None if target is None else str(target), baseline, model, clip, curve)

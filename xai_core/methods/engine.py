@@ -113,6 +113,46 @@ class PerturbationEngine:
                 progress(start + len(chunk), len(perturbations))
         return out
 
+    @torch.inference_mode()
+    def subset_scores(self, masked: torch.Tensor, progress: Progress | None = None) -> torch.Tensor:
+        """masked bool [P,T]: which frames each clip has replaced by the baseline (any subset) ->
+        the scores, float64 [P].  Split models: every frame's features under the four cases of
+        (previous frame masked, frame masked) are computed once, then each subset is a lookup and
+        a head pass.  The baseline must not depend on the window ("previous")."""
+        if self.fill is None:
+            raise ValueError("masking arbitrary sets of frames needs a baseline of its own per frame, not 'previous'")
+        masked = masked.to(torch.bool).cpu()
+        out = torch.empty(len(masked), dtype=torch.float64)
+        if self.strategy != "split":
+            for i in range(len(masked)):
+                clip = torch.where(masked[i].to(self.x.device)[None, :, None, None, None], self.fill, self.x)
+                out[i] = float(self._measure(self.model(clip))[0])
+                if progress is not None:
+                    progress(i + 1, len(masked))
+            return out
+        variants = self._frame_variants()  # [T,2,2,D]: (previous masked, this masked)
+        frames = torch.arange(self.frames)
+        prev = torch.cat([masked[:, :1], masked[:, :-1]], dim=1)  # frame 0 follows itself
+        for start in range(0, len(masked), self.sequences_per_call):
+            rows = slice(start, start + self.sequences_per_call)
+            feats = variants[frames, prev[rows].long(), masked[rows].long()]  # [p,T,D]
+            out[rows] = self._measure(self.model.net.temporal_head(feats)).double().cpu()
+            if progress is not None:
+                progress(min(len(masked), start + self.sequences_per_call), len(masked))
+        return out
+
+    def _frame_variants(self) -> torch.Tensor:
+        """Features of every frame with its previous frame and itself each original or masked, [T,2,2,D]."""
+        net, x, fill = self.model.net, self.x[0], self.fill[0]
+        prev_x, prev_fill = torch.cat([x[:1], x[:-1]]), torch.cat([fill[:1], fill[:-1]])
+        variants = self.feats.new_empty(self.frames, 2, 2, self.feats.shape[1])
+        for pm, prev in enumerate((prev_x, prev_fill)):
+            for cm, cur in enumerate((x, fill)):
+                first = cur[:1]  # frame 0's previous frame is itself
+                pairs = (torch.cat([first, prev[1:]]), cur)
+                variants[:, pm, cm] = net.features_from_front(*net.frame_encoder.front_pairs(*pairs))
+        return variants
+
     # ------------------------------------------------------------------ strategies
     def _whole(self, chunk: Sequence[Perturbation]) -> torch.Tensor:
         scores = torch.empty(len(chunk), dtype=torch.float64)

@@ -10,7 +10,8 @@ Rules by part (the weight layers' rules come from the composite, see ``lrp_rules
 * output scale (regression heads): the offset keeps its share (``output_scale_relevance``);
 * MLP head, LSTM input projection, ConvLSTM 1x1 narrowing: the epsilon rule (linear layers);
 * last-step readout: all relevance to h_T; attention pooling: weights held constant, relevance
-  shared among the LSTM outputs in proportion to w_t h_t; ConvLSTM: mean over positions;
+  shared among the LSTM outputs in proportion to w_t h_t; ConvLSTM: mean over positions (in
+  proportion to the contributions) and max (to the winner);
 * LSTM, ConvLSTM, input-cell attention: ``lrp_lstm``;
 * frame CNN readout: mean part in proportion to the contributions, max part to the winner;
   ``MaskedMaps`` (maps x object mask) is a gated product: all relevance to the maps, none to
@@ -207,9 +208,12 @@ def _decoupled(
             narrow = Traced(net.narrow, cnn.maps)
             trace = convlstm_trace(net.cell, narrow.output.detach().unflatten(0, (b, t)))
             last = trace.outputs[:, -1]
-            output, relevance_pooled = _top(net, last.mean((2, 3)), target, stack, epsilon)
+            output, relevance_pooled = _top(net, net.pool(last), target, stack, epsilon)
             relevance_h = torch.zeros_like(trace.outputs)
-            relevance_h[:, -1] = mean_relevance(last, relevance_pooled)
+            hidden = last.shape[1]
+            relevance_h[:, -1] = mean_relevance(last, relevance_pooled[:, :hidden])
+            if net.readout == "meanmax":
+                relevance_h[:, -1] += max_relevance(last, relevance_pooled[:, hidden:])
             relevance_in = convlstm_relevance(net.cell, trace, relevance_h, epsilon)
             feature_relevance = narrow.relevance(relevance_in.flatten(0, 1))
             channels = cnn.relevance_from_maps(feature_relevance)

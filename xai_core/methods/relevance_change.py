@@ -27,11 +27,12 @@ from collections.abc import Callable, Sequence
 
 import torch
 
+from .. import jobs
 from ..explanation import Target
 from .perturbation import Perturbation, apply, fill_clip, fill_frames, perturb_frames
 
 GRADIENT_BASES = ("saliency", "input_x_gradient")
-CHUNK = 32  # perturbations at once: their features, head passes and encoder backward passes
+CHUNK = 16  # perturbations at once: their features, head passes and encoder backward passes (~0.5 s)
 JACOBIAN_CHUNK = 16  # Jacobian rows (feature dimensions) per batched backward pass
 MAX_FEATURES = 512  # per-frame features beyond which the Jacobians cost more than they save
 
@@ -137,6 +138,7 @@ class GradientChange:
             prev_, cur_ = prev.clone().requires_grad_(True), self.x.clone().requires_grad_(True)
             feats = self._features(prev_, cur_)
             for lo in range(0, d, JACOBIAN_CHUNK):
+                jobs.check()
                 rows = torch.arange(lo, min(d, lo + JACOBIAN_CHUNK), device=self.x.device)
                 basis = torch.zeros(len(rows), t, d, dtype=feats.dtype, device=feats.device)
                 basis[torch.arange(len(rows)), :, rows] = 1.0

@@ -1,0 +1,188 @@
+"""Temporal page: frame masking, occlusion and TSR on demand, with the number of model evaluations
+and an estimate before the run, progress and a cancel button during it; then the time-relevance
+curve with key frames (and a Moving Shapes clip's pause frames), the maps on the scrubbed frame,
+and deletion / insertion curves.  Finished runs are saved (``xai_core.store``) and found again."""
+
+from __future__ import annotations
+
+import io
+import zipfile
+
+import numpy as np
+import streamlit as st
+
+from xai_core import render, ui
+from xai_core.evaluate import key_frame_overlap, key_frames
+from xai_core.explanation import TargetError
+from xai_core.methods.planning import LONG_METHODS
+from xai_core.methods.registry import MethodError, get_method
+from xai_core.models.base import ModelError
+from xai_core.video import VideoError
+
+SLOT = "temporal"
+POLL_SECONDS = 0.5
+ZOOM = 3
+HELP = {
+    "frame_mask": "replace each frame (or window of frames) and record the drop in the score",
+    "occlusion": "slide a spatio-temporal window over the clip and record the drop in the score",
+    "tsr_onestep": "the base map of each frame times how much masking that frame changes the map",
+    "tsr": "two-step TSR (002): time relevance, then feature relevance in the frames above alpha",
+}
+
+selection = ui.page_setup()
+st.title("Temporal")
+if selection is None:
+    st.info("Pick a model and a clip in the sidebar.")
+    st.stop()
+try:
+    model, clip = ui.model_and_clip(selection)
+except (ModelError, VideoError) as exc:
+    st.error(str(exc), icon=":material/error:")
+    st.stop()
+prediction = ui.get_prediction(model, clip, selection.device)
+said = f"{prediction['label']} ({prediction['probabilities'][prediction['index']]:.1%})" if "index" in prediction else (
+    f"{prediction['label']} = {prediction['value']:.1f}"
+)  # fmt: skip
+st.caption(f"{model.name} · {ui.describe_source(clip.source)} · predicts {said}")
+
+left, right = st.columns([1, 2], gap="large")
+with left:
+    method = st.radio(
+        "Method",
+        list(LONG_METHODS),
+        key="temporal_method",
+        persist_state="page",
+        captions=[HELP[m] for m in LONG_METHODS],
+    )
+    spec = get_method(method)
+    target = ui.target_widget(model, prediction)
+    with st.expander(f"{method} settings", expanded=True):
+        params = ui.param_widgets(spec, model)
+    try:
+        resolved = spec.resolve_params(params)
+        plan = ui.get_plan(model, clip, method, target, resolved, selection.device)
+    except (MethodError, TargetError, ModelError, ValueError) as exc:
+        st.error(str(exc), icon=":material/error:")
+        st.stop()
+    took = f"{plan.seconds:.1f} s" if plan.seconds < 10 else f"{plan.seconds:.0f} s"
+    st.markdown(f"**{plan.evaluations:,} model evaluations**, about **{took}** here ({plan.note}).")
+    key = ui.temporal_key(model, clip, method, target, resolved, selection.device)
+    stored = ui.stored_run(key)
+    job = ui.job(SLOT)
+    running = job is not None and not job.status().finished
+
+    def start() -> None:
+        st.session_state.pop("temporal_error", None)
+        try:
+            ui.start_temporal_run(SLOT, model, clip, method, target, resolved, selection.device, key)
+        except ValueError as exc:
+            st.session_state["temporal_error"] = str(exc)
+
+    st.button(
+        "Run again" if stored is not None else "Run",
+        key="temporal_run",
+        on_click=start,
+        type="primary" if stored is None else "secondary",
+        disabled=running,
+    )
+    if st.session_state.get("temporal_error"):
+        st.error(st.session_state["temporal_error"], icon=":material/error:")
+
+
+def job_panel() -> None:
+    job = ui.job(SLOT)
+    status = job.status()
+    if not status.finished:
+        left_s = f", about {status.seconds_left:.0f} s left" if status.seconds_left is not None else ""
+        st.progress(status.fraction, text=f"{job.name}: {status.done:,} of {status.total:,}{left_s}")
+        st.button("Cancel", key="temporal_cancel", on_click=job.cancel, icon=":material/cancel:")
+        return
+    if not getattr(job, "shown", False):
+        job.shown = True
+        st.rerun()  # show the saved result with the rest of the page, without polling
+    if status.state == "failed":
+        st.error(f"{job.name} failed: {job.error}", icon=":material/error:")
+    elif status.state == "cancelled":
+        st.warning(f"{job.name} was cancelled after {status.done:,} of {status.total:,}; nothing was saved.")
+
+
+with right:
+    if ui.job(SLOT) is not None:
+        st.fragment(job_panel, run_every=POLL_SECONDS if running else None)()
+    stored = ui.stored_run(key)
+    if stored is None:
+        st.info("Not computed yet for these settings: press Run.")
+        st.stop()
+    expl = stored
+    frames = clip.num_frames
+    c1, c2 = st.columns(2)
+    threshold = c1.slider("Key frames: difference above (share of its range)", 0.05, 0.95, 0.3, 0.05,
+                          key="key_threshold", persist_state="page")  # fmt: skip
+    diffs, key_mask = key_frames(clip.frames, threshold)
+    truth = clip.ground_truth.get("pause_frames")
+    show_truth = c2.checkbox("Shade the pause frames", value=True, key="temporal_truth", persist_state="page",
+                             disabled=truth is None or not np.any(truth))  # fmt: skip
+    if "temporal_frame" not in st.session_state or st.session_state["temporal_frame"] >= frames:
+        st.session_state["temporal_frame"] = ui.peak_frame(expl.temporal, clip.padded)
+
+    def on_select() -> None:
+        points = ((st.session_state.get("temporal_curve") or {}).get("selection") or {}).get("points") or []
+        if points:
+            st.session_state["temporal_frame"] = int(round(points[0]["x"]))
+
+    curve_area = st.container()
+    frame = st.slider("Frame", 0, frames - 1, key="temporal_frame", persist_state="page")
+    label = {"frame_mask": "drop in the score", "occlusion": "mean positive drop"}.get(method, "time relevance")
+    figure = render.importance_figure(
+        {label: expl.temporal}, selected=frame, padded=clip.padded, frame_indices=clip.frame_indices,
+        normalise_curves=False, title=f"{method}: {label} per frame ({expl.meta.get('target_description', '')})",
+        key_frames=key_mask, evidence=truth if show_truth and truth is not None and np.any(truth) else None,
+    )  # fmt: skip
+    with curve_area:
+        st.plotly_chart(figure, key="temporal_curve", on_select=on_select, selection_mode="points")
+    overlap = key_frame_overlap(expl.temporal, key_mask)
+    st.caption(
+        f"{int(key_mask.sum())} key frames; {overlap:.0%} of them among the {int(key_mask.sum())} highest frames."
+        if np.isfinite(overlap) else "No key frames at this threshold."
+    )  # fmt: skip
+    if expl.spatial is not None:
+        c1, c2, c3 = st.columns(3)
+        opacity = c1.slider("Opacity", 0.0, 1.0, 0.6, 0.05, key="temporal_opacity", persist_state="page")
+        cmap = c2.selectbox("Colour map", list(render.COLORMAPS), key="temporal_cmap", persist_state="page")
+        mode = c3.selectbox("Show", list(render.MODES), key="temporal_mode", persist_state="page")
+        original = clip.frames[frame]
+        scale = render.clip_scale(expl.spatial, mode)
+        shown = render.overlay(original, expl.spatial[frame], opacity=opacity, cmap=cmap, mode=mode, scale=scale)
+        tiles = [(original, f"frame {frame}"), (shown, f"{method} · frame {frame}")]
+        if "base_map" in expl.extras:
+            base = expl.extras["base_map"]
+            tiles.append((render.overlay(original, base[frame], opacity=opacity, cmap=cmap, mode="abs",
+                                         scale=render.clip_scale(base, "abs")), "base map (magnitude)"))  # fmt: skip
+        for column, (image, text) in zip(st.columns(len(tiles)), tiles, strict=True):
+            column.image(render.upscale(image, ZOOM), caption=text, width="stretch", output_format="PNG")
+    if method == "tsr":
+        picked = int(np.sum(expl.extras["selected"]))
+        st.caption(f"alpha = {expl.meta['alpha']:.4g}: {picked} of {frames} frames got feature relevance.")
+
+    st.subheader("Deletion and insertion")
+    st.caption(
+        "Frames replaced by the baseline in the order of this curve (most important first), against random "
+        "orders: a good ranking makes the score fall early under deletion (small AUC) and rise early under "
+        "insertion (large AUC)."
+    )
+    wanted = f"deletion_{key}"
+    st.button("Compute the curves", key="temporal_deletion", on_click=lambda: st.session_state.update({wanted: True}))
+    if st.session_state.get(wanted):
+        try:
+            result = ui.get_deletion(model, clip, target, expl.temporal, resolved.get("baseline", "zero"), key)
+            st.plotly_chart(render.deletion_figure(result), key="deletion_curves")
+        except (ValueError, ModelError) as exc:
+            st.error(str(exc), icon=":material/error:")
+
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        for path in sorted(ui.stored_folder(key).iterdir()):
+            archive.write(path, path.name)
+    st.download_button("Download the run (npz + json)", buffer.getvalue(), file_name=f"{model.name}_{method}.zip",
+                       mime="application/zip", key="temporal_download")  # fmt: skip
+    st.caption(f"Computed in {expl.seconds:.1f} s on {expl.meta.get('device', '?')}; saved in {ui.stored_folder(key)}.")
