@@ -13,6 +13,9 @@ numbers from elsewhere).
   NoiseTunnel(Saliency), IntegratedGradients) and pytorch-grad-cam (GradCAMPlusPlus).  Each
   peer's map is compared with ours first; a peer that disagrees by more than ``AGREEMENT`` is
   reported with its difference and not timed (it computes something else).
+* Temporal (issue 5): occlusion against Captum's Occlusion, frame masking against Captum's
+  FeatureAblation, TSR against the reference loop (one base attribution per mask), on the default
+  zoo model and r3d-sides; the long methods are measured here, not in the methods table.
 * Video: sampling a clip (ours against OpenCV decoding every frame) and writing H.264.
 """
 
@@ -33,7 +36,9 @@ import torch
 
 import xai_core
 from xai_core.explanation import Target, resolve_target
+from xai_core.methods.planning import LONG_METHODS
 from xai_core.methods.registry import get_method, method_specs
+from xai_core.methods.scoring import TargetScore
 from xai_core.video import load_video, sample_clips, write_video
 
 DEFAULT_MODEL = "cnn_transformer-sides"
@@ -49,6 +54,16 @@ TARGET_TEXT = (
     "for the default zoo model"
 )
 AGREEMENT = 1e-3  # a peer is timed only when max |peer - ours| / max |ours| is at most this
+
+# Issue 5: frame masking, occlusion and TSR against the slow way, side by side.
+TEMPORAL_MODELS = (DEFAULT_MODEL, "r3d-sides")
+TEMPORAL_CASES = {  # method: (parameters, peer, speed-up target on the default model)
+    "occlusion": ({"window": (1, 10, 10), "stride": (1, 10, 10)}, "Captum Occlusion (perturbations_per_eval=1)", 30),
+    "frame_mask": ({}, "Captum FeatureAblation (a feature per frame)", 10),
+    "tsr": ({"base": "saliency", "block": 10, "alpha_quantile": 0.55}, "reference loop (one saliency per mask)", 5),
+}
+TSR_SECONDS = 60  # issue 5: TSR under a minute on this CPU for the default model
+TEMPORAL_REPEATS = 3  # the slow peers take minutes a run
 
 NO_PEER = {
     "lrp": "no independent peer: the conv layers' rules are zennit's (composite and canonizers), applied by "
@@ -289,7 +304,7 @@ def bench_model(s: Subject, repeats: int) -> dict:
 def method_cases(model, all_methods: bool) -> list[tuple[str, dict]]:
     """(method, user parameters) to measure on ``model``: every method it supports with default
     parameters (or only ``lrp``), and ``lrp`` with each of LRP_COMPOSITES."""
-    supported = [spec.name for spec in method_specs(model)]
+    supported = [spec.name for spec in method_specs(model) if spec.name not in LONG_METHODS]
     cases = [(name, {}) for name in supported if all_methods or name == "lrp"]
     if "lrp" in supported:
         default = get_method("lrp").resolve_params({})["composite"]
@@ -369,6 +384,119 @@ def bench_methods(
     return rows
 
 
+# -------------------------------------------------------------------------------------- temporal
+def captum_occlusion(model, x: torch.Tensor, target: Target, fill: torch.Tensor, window, stride) -> torch.Tensor:
+    """Captum's Occlusion on the same windows (all colour channels together) -> [T,H,W]."""
+    from captum.attr import Occlusion
+
+    forward = TargetScore(model, target)
+    shape, strides = (window[0], 3, window[1], window[2]), (stride[0], 3, stride[1], stride[2])
+    with torch.no_grad():
+        out = Occlusion(forward).attribute(
+            x, sliding_window_shapes=shape, strides=strides, baselines=fill, target=0, perturbations_per_eval=1
+        )
+    return out[0, :, 0]
+
+
+def captum_frame_ablation(model, x: torch.Tensor, target: Target, fill: torch.Tensor) -> torch.Tensor:
+    """Captum's FeatureAblation with one feature per frame -> [T]."""
+    from captum.attr import FeatureAblation
+
+    forward = TargetScore(model, target)
+    frame_ids = torch.arange(x.shape[1]).view(1, -1, 1, 1, 1).expand_as(x)
+    with torch.no_grad():
+        out = FeatureAblation(forward).attribute(x, feature_mask=frame_ids, baselines=fill, target=0)
+    return out[0, :, 0, 0, 0]
+
+
+def bench_temporal_case(s: Subject, method: str, repeats: int) -> dict:
+    """One temporal method on one model against its slow peer, timed side by side; the difference
+    is the largest |ours - peer| over the range of the peer's values."""
+    from xai_core.methods.perturbation import fill_clip
+
+    user_params, peer_name, target_ratio = TEMPORAL_CASES[method]
+    spec = get_method(method)
+    params = spec.resolve_params(user_params)
+    model, x, target = s.model, s.x, s.target
+    fill = fill_clip(model, x, params.get("baseline", "zero"))
+
+    def ours():
+        return spec.fn(model, x, target, **params)
+
+    if method == "occlusion":
+        peer = lambda: captum_occlusion(model, x, target, fill, params["window"], params["stride"])  # noqa: E731
+    elif method == "frame_mask":
+        peer = lambda: captum_frame_ablation(model, x, target, fill)  # noqa: E731
+    else:
+        peer = lambda: spec.fn(model, x, target, **{**params, "engine": "reference"})  # noqa: E731
+    mine, theirs = ours(), peer()  # warm-up, and the values compared
+    ours_values = mine.temporal if method == "frame_mask" else mine.spatial
+    peer_values = theirs.spatial if method == "tsr" else np.asarray(theirs, dtype=np.float64)
+    scale = float(np.ptp(peer_values)) or 1.0
+    difference = float(np.abs(np.asarray(ours_values, dtype=np.float64) - peer_values).max()) / scale
+    times = side_by_side({"ours": ours, "peer": peer}, repeats)
+    return {
+        "model": s.name,
+        "method": method,
+        "params": params,
+        "evaluations": int(mine.meta.get("evaluations", 0)),
+        "engine": mine.meta.get("strategy") or mine.meta.get("engine"),
+        "peer": peer_name,
+        "ours": times["ours"],
+        "peer_seconds": times["peer"],
+        "ratio": times["peer"]["median"] / times["ours"]["median"],
+        "max_difference_over_range": difference,
+        "target_ratio": target_ratio if s.name == DEFAULT_MODEL else None,
+    }
+
+
+def bench_temporal(subjects: dict[str, Subject], repeats: int) -> list[dict]:
+    return [
+        bench_temporal_case(subjects[name], method, repeats)
+        for name in TEMPORAL_MODELS
+        if name in subjects
+        for method in TEMPORAL_CASES
+    ]
+
+
+def temporal_markdown(rows: list[dict], runs: int) -> list[str]:
+    lines = [
+        "## Temporal saliency: frame masking, occlusion and TSR against the slow way",
+        "",
+        "Each pair measured side by side in one run on a 32-frame 112x112 clip (Moving Shapes `shapes:1`), CPU,",
+        f"{'medians of ' + str(runs) + ' runs' if runs > 1 else 'one timed run'} after a warm-up; ratio = peer / ours.",
+        "The difference is max |ours - peer| over the range of the peer's values (the exactness bound is 1e-5;",
+        "float32 rounding of the two orders of summation is what remains).",
+        f"Targets on the default model (issue 5): occlusion >= 30x, frame_mask >= 10x, tsr >= 5x and under "
+        f"{TSR_SECONDS} s.",
+        "",
+        "| model | method | parameters | evaluations | ours | peer | peer's time | ratio | difference | target |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for r in rows:
+        target = "—"
+        if r["target_ratio"] is not None:
+            met = r["ratio"] >= r["target_ratio"]
+            if r["method"] == "tsr":
+                met = met and r["ours"]["median"] < TSR_SECONDS
+            target = ("meets" if met else "misses") + f" (>= {r['target_ratio']}x)"
+        params = _params({k: v for k, v in r["params"].items() if k in TEMPORAL_CASES[r["method"]][0]})
+        lines.append(
+            f"| {r['model']} | `{r['method']}` | {params} | {r['evaluations']:,} | {_ms(r['ours'])} ({r['engine']}) | "
+            f"{r['peer']} | {_ms(r['peer_seconds'])} | {r['ratio']:.1f}x | {r['max_difference_over_range']:.1e} | "
+            f"{target} |"
+        )
+    lines += [
+        "",
+        "The engine: `split` scores a perturbed clip from cached per-frame work (the small CNN recomputed only",
+        "where its input changed), `whole` runs every perturbed clip through the model (3D CNNs have no per-frame",
+        "structure to re-use); `GradientChange` re-uses per-frame Jacobians for saliency-based TSR,",
+        "`ReferenceChange` is the loop itself.",
+        "",
+    ]
+    return lines
+
+
 # ----------------------------------------------------------------------------------------- video
 def bench_video(repeats: int) -> dict:
     import cv2
@@ -434,13 +562,14 @@ def run(
     all_methods: tuple[str, ...] = ALL_METHODS_MODELS,
     lrp_models: tuple[str, ...] = LRP_MODELS,
     video: bool = True,
+    temporal: bool = True,
 ) -> dict:
     """Measure everything on the CPU.  quick: 3 runs per figure (1 per method, after its warm-up)
     instead of 7.  Zoo models that are missing are skipped (and listed)."""
     repeats = 3 if quick else 7
     method_repeats = 1 if quick else repeats
     zoo = set(xai_core.zoo_names())
-    wanted = [default_model, *all_methods, *lrp_models]
+    wanted = [default_model, *all_methods, *lrp_models, *(TEMPORAL_MODELS if temporal else ())]
     names = [n for n in dict.fromkeys(wanted) if n in zoo]
     subjects = {name: subject(name) for name in names}
     measured_lrp = [n for n in lrp_models if n in subjects and "lrp" in xai_core.list_methods(subjects[n].model)]
@@ -469,6 +598,8 @@ def run(
             "lrp_models_missing": [n for n in lrp_models if n not in subjects],
             "rows": rows,
         },
+        "temporal": bench_temporal(subjects, 1 if quick else TEMPORAL_REPEATS) if temporal else [],
+        "temporal_runs": 1 if quick else TEMPORAL_REPEATS,
         "video": bench_video(repeats) if video else {},
         "when": time.strftime("%Y-%m-%d %H:%M"),
     }
@@ -591,6 +722,8 @@ def to_markdown(results: dict) -> str:
         shape = "x".join(str(v) for v in r["input"])
         lines.append(f"| {r['model']} | {shape} | {_ms(r['predict'])} | {_ms(r['input_gradient'])} |")
     lines += ["", *methods_markdown(results)]
+    if results.get("temporal"):
+        lines += temporal_markdown(results["temporal"], results["temporal_runs"])
     if results["video"]:
         lines += video_markdown(results["video"])
     return "\n".join(lines)

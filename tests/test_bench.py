@@ -65,6 +65,8 @@ def test_quick_bench_measures_every_method_of_the_default_model(small_zoo, tmp_p
     assert {"gradcam", "smoothgrad", "integrated_gradients", "attention_rollout"} <= set(supported)
     assert methods["supported_by_default_model"] == supported
     rows = [r for r in methods["rows"] if r["model"] == "cnn_transformer-sides"]
+    long = {"frame_mask", "occlusion", "tsr", "tsr_onestep"}  # measured in the temporal section
+    supported = [name for name in supported if name not in long]
     assert sorted(r["method"] for r in rows) == sorted(supported)
     for r in rows:
         assert r["ours"]["median"] > 0 and r["explain_call"]["median"] > 0 and r["ours"]["runs"] == 1
@@ -108,6 +110,20 @@ def test_quick_bench_measures_every_method_of_the_default_model(small_zoo, tmp_p
         assert line.endswith(f"| {status} |")
     assert "no checkpoint for `cnn_lstm-pause`" in text
     assert "wrote" in capsys.readouterr().out
+
+    # Temporal: each method against its slow peer on the default model and r3d, the same values.
+    temporal = {(r["model"], r["method"]): r for r in results["temporal"]}
+    assert set(temporal) == {
+        (m, k) for m in ("cnn_transformer-sides", "r3d-sides") for k in ("occlusion", "frame_mask", "tsr")
+    }
+    for (model, method), r in temporal.items():
+        assert r["ratio"] == pytest.approx(r["peer_seconds"]["median"] / r["ours"]["median"])
+        assert r["max_difference_over_range"] < 1e-2, (model, method)  # float32 on tiny score ranges
+        assert (r["target_ratio"] is not None) == (model == "cnn_transformer-sides")
+    assert temporal[("cnn_transformer-sides", "occlusion")]["evaluations"] == 8 * 7 * 7  # 64 px in 10-px windows
+    assert temporal[("cnn_transformer-sides", "occlusion")]["engine"] == "split"
+    assert temporal[("r3d-sides", "tsr")]["engine"] == "ReferenceChange"
+    assert "## Temporal saliency" in text and "| r3d-sides | `tsr` |" in text
 
 
 def test_speed_target_status_and_report():

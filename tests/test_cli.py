@@ -229,3 +229,34 @@ def test_module_entry_point_exit_code(tiny_checkpoints, tmp_path):
     )
     assert result.returncode == 2
     assert result.stderr.count("\n") == 1 and "none.avi" in result.stderr
+
+
+def test_explain_with_the_temporal_methods(tiny_checkpoints, tmp_path, capsys):
+    """frame_mask (temporal: no overlay), occlusion with window and stride triples, tsr with its
+    extras; a malformed triple is one clear line."""
+    out = tmp_path / "fm"
+    code, _, err = run(capsys, "explain", "--model", "tiny_cnn_transformer", "--video", "shapes:4", "--method",
+                       "frame_mask", "--param", "window=2", "--param", "baseline=previous",
+                       "--out", str(out))  # fmt: skip
+    assert code == 0, err
+    with np.load(out / "explanation.npz") as npz:
+        assert npz["temporal"].shape == (8,) and npz["window_drops"].shape == (7,) and "spatial" not in npz.files
+    code, _, err = run(capsys, "explain", "--model", "tiny_cnn_transformer", "--video", "shapes:4", "--method",
+                       "occlusion", "--param", "window=1,16,16", "--param", "stride=1,16,16", "--out",
+                       str(tmp_path / "oc"), "--overlay", str(tmp_path / "oc.gif"))  # fmt: skip
+    assert code == 0, err
+    record = json.loads((tmp_path / "oc" / "explanation.json").read_text())
+    assert record["params"]["window"] == [1, 16, 16] and record["meta"]["evaluations"] == 8 * 4 * 4
+    code, _, err = run(capsys, "explain", "--model", "tiny_r3d", "--video", "shapes:4", "--method", "tsr",
+                       "--param", "block=32", "--out", str(tmp_path / "tsr"))  # fmt: skip
+    assert code == 0, err
+    with np.load(tmp_path / "tsr" / "explanation.npz") as npz:
+        assert npz["spatial"].shape == (8, 64, 64) and npz["feature_relevance"].shape == (8, 4)
+    code, _, err = run(capsys, "explain", "--model", "tiny_r3d", "--video", "shapes:4", "--method", "occlusion",
+                       "--param", "window=1,10", "--out", str(tmp_path / "bad"))  # fmt: skip
+    assert code == 2 and err.strip() == (
+        "error: parameter 'window' of occlusion must be 3 integers (e.g. 1,10,10), got '1,10'"
+    )
+    code, _, err = run(capsys, "explain", "--model", "tiny_r3d", "--video", "shapes:4", "--method", "frame_mask",
+                       "--out", str(tmp_path / "fm2"), "--overlay", str(tmp_path / "x.gif"))  # fmt: skip
+    assert code == 2 and "frame_mask gives no spatial map to overlay" in err

@@ -6,7 +6,10 @@
   copies (output layer / all weights), and the ranks again on the fully randomised copy (report
   001's table): a method whose maps survive randomisation does not explain the model.
 * ``temporal``: on clips with a pause, how high each method's frame curve ranks the pause frames
-  (the evidence of the ``pause`` task).
+  (the evidence of the ``pause`` task), and the deletion / insertion AUCs of its frame order
+  against random orders (``temporal.deletion_insertion``, black frames).
+
+``tsr`` and ``tsr_onestep`` take minutes a clip on a CPU: they are evaluated when named, not by default.
 
 Clips are made at the model's frame count and size; the explained target is the clip's true
 class (or angle output) when the model's labels are those of a Moving Shapes task, else the
@@ -22,12 +25,16 @@ import numpy as np
 
 from ..api import explain
 from ..data.moving_shapes import TASK_LABELS, ShapesSample, clip_shape, generate
+from ..explanation import Target
 from ..methods.registry import MethodError, method_specs
 from ..models.base import VideoModel
 from .randomize import randomized_copy
 from .scores import pointing_game, rank_scores, read_map, spearman, temporal_scores
+from .temporal import deletion_insertion
 
 SUITES = ("localization", "sanity", "temporal")
+ON_REQUEST = ("tsr", "tsr_onestep")  # minutes per clip on a CPU: evaluated when named, not by default
+RANDOM_ORDERS = 5  # random frame orders per clip, the reference of the deletion / insertion AUCs
 FIRST_SEED = 50_000  # far from the training (0...), validation (2e9) and test (3e9) seeds
 
 Progress = Callable[[int, int, str], None]
@@ -59,7 +66,7 @@ def suite_methods(model: VideoModel, suite: str, methods: list[str] | None) -> l
     families = ("spatial",) if suite == "localization" else ("spatial", "temporal")
     usable = [s for s in method_specs(model) if s.family in families]
     if not methods or methods == ["all"]:
-        return usable
+        return [s for s in usable if s.name not in ON_REQUEST]
     chosen = []
     for name in methods:
         spec = next((s for s in method_specs() if s.name == name), None)
@@ -136,7 +143,12 @@ def run_suite(
                 if progress is not None:
                     progress(done, total, f"{spec.name} on clip {sample.seed} ({name} model)")
         rows.append(
-            {"method": spec.name, "family": spec.family, "reading": spec.reading, **_row(suite, spec, results, clips)}
+            {
+                "method": spec.name,
+                "family": spec.family,
+                "reading": spec.reading,
+                **_row(model, suite, spec, results, clips),
+            }
         )
     task = shapes_task(model)
     return {
@@ -155,13 +167,20 @@ def _maps(explanations: list) -> list[np.ndarray]:
     return [e.spatial if e.spatial is not None else e.temporal for e in explanations]
 
 
-def _row(suite: str, spec, results: dict[str, list], clips: list[ShapesSample]) -> dict:
+def _row(model: VideoModel, suite: str, spec, results: dict[str, list], clips: list[ShapesSample]) -> dict:
     trained = results["trained"]
     if suite == "localization":
         return _localization_row(spec, [e.spatial for e in trained], clips)
     if suite == "temporal":
-        scores = [temporal_scores(read_map(e.temporal, spec.reading), c.pause_frames) for e, c in zip(trained, clips)]
-        return {key: float(np.mean([s[key] for s in scores])) for key in scores[0]} | {
+        rows = []
+        for expl, clip in zip(trained, clips, strict=True):
+            curve = read_map(expl.temporal, spec.reading)
+            row = temporal_scores(curve, clip.pause_frames)
+            x = model.preprocess(clip.video)
+            curves = deletion_insertion(model, x, Target.from_dict(expl.target), curve, random_orders=RANDOM_ORDERS)
+            row |= {k: v for k, v in curves.items() if k.endswith("_auc")}
+            rows.append(row)
+        return {key: float(np.mean([r[key] for r in rows])) for key in rows[0]} | {
             "pause_share": float(np.mean([c.pause_frames.mean() for c in clips]))
         }
     row = {}
@@ -204,6 +223,10 @@ COLUMNS = {
         ("evidence_rank", "pause frames' mean rank", "ratio"),
         ("top_k_share", "pause frames in the top k", "pct"),
         ("pause_share", "pause share of the clip", "pct"),
+        ("deletion_auc", "deletion AUC", "score"),
+        ("random_deletion_auc", "(random order)", "score"),
+        ("insertion_auc", "insertion AUC", "score"),
+        ("random_insertion_auc", "(random order)", "score"),
     ],
 }
 
@@ -211,6 +234,8 @@ COLUMNS = {
 def _cell(value, kind: str) -> str:
     if value is None or (isinstance(value, float) and not np.isfinite(value)):
         return "n/a"
+    if kind == "score":
+        return f"{value:.3g}"
     return f"{value:.1%}" if kind == "pct" else f"{value:.2f}"
 
 

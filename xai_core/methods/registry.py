@@ -41,6 +41,7 @@ class Param:
     def coerce(self, value, method: str):
         """Check and convert a user value (strings from the command line are accepted)."""
         where = f"parameter {self.name!r} of {method}"
+        given = value
         if value is None:
             if self.kind in ("layer", "str") or self.default is None:
                 return None
@@ -68,7 +69,7 @@ class Param:
                 value = str(value)
         except (TypeError, ValueError):
             what = f"{self.size} integers (e.g. 1,10,10)" if self.kind == "ints" else self.kind
-            raise MethodError(f"{where} must be {what}, got {value!r}") from None
+            raise MethodError(f"{where} must be {what}, got {given!r}") from None
         if self.kind == "choice" and value not in self.choices:
             raise MethodError(f"{where} must be one of {', '.join(map(str, self.choices))}, got {value!r}")
         for v in value if self.kind == "ints" else (value,):
