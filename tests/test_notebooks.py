@@ -55,6 +55,21 @@ def test_notebook_runs(path):
         assert text.count("Grad-CAM map (16, 64, 64)") == 2  # a Moving Shapes clip and a real clip
         assert "BCTHW net.layer4" in text  # torchvision r3d_18 by name
         assert "refused:" in text and "this would have run" not in text  # the pickle's code never ran
+    if path.name == "03_temporal.ipynb":
+        text = outputs_text(nb)
+        # frame masking with a blurred frame ranks the pause frames high; black and held frames do not
+        blur = re.search(r"blur: 32 clips in [\d.]+ s; pause frames' mean rank ([\d.]+)", text)
+        held = re.search(r"previous: 32 clips in [\d.]+ s; pause frames' mean rank ([\d.]+)", text)
+        assert blur and held and float(blur[1]) > 0.65 > float(held[1])
+        tsr = re.search(
+            r"tsr: \d+ saliency maps' worth in [\d.]+ s \(GradientChange\); pause frames' mean rank ([\d.]+)", text
+        )
+        assert tsr and float(tsr[1]) > 0.55  # above chance, the fast exact engine
+        insertion = re.search(r"insertion AUC ([\d.]+) \(random ([\d.]+)\)", text)
+        assert insertion and float(insertion[1]) > float(insertion[2])
+        assert "| `frame_mask` (positive) |" in text
+        images = [o for c in nb.cells for o in c.get("outputs", []) if "image/png" in o.get("data", {})]
+        assert len(images) >= 4  # frames, curves, the TSR map, deletion / insertion
     if path.name == "02_methods.ipynb":
         text = outputs_text(nb)
         model = xai_core.load_model("cnn_transformer-sides", device="cpu")
