@@ -66,7 +66,13 @@ def serve(zoo, tmp_path_factory):
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    env = {**os.environ, "STREAMLIT_BROWSER_GATHER_USAGE_STATS": "false", "XAI_CHECKPOINTS": str(zoo)}
+    runs = tmp_path_factory.mktemp("runs")
+    env = {
+        **os.environ,
+        "STREAMLIT_BROWSER_GATHER_USAGE_STATS": "false",
+        "XAI_CHECKPOINTS": str(zoo),
+        "XAI_RUNS": str(runs),
+    }
     log_path = tmp_path_factory.mktemp("server") / "streamlit.log"
     log = open(log_path, "wb")  # closed in teardown
     # fmt: off
@@ -353,7 +359,38 @@ def test_a_page_opened_by_its_url_on_a_fresh_server_has_the_app_navigation(brows
             expect(page.get_by_role("heading", name="Models", exact=True)).to_be_visible()
             wait_idle(page)
             links = page.locator('[data-testid="stSidebarNavLink"]')
-            expect(links).to_have_count(2)
-            assert [t.split()[-1] for t in links.all_inner_texts()] == ["Explain", "Models"]  # after the icon
+            expect(links).to_have_count(4)
+            names = [t.split()[-1] for t in links.all_inner_texts()]  # after the icon
+            assert names == ["Explain", "Temporal", "Evaluate", "Models"]
         finally:
             context.close()
+
+
+def test_temporal_run_cancelled_then_a_run_shown(page):
+    """The Temporal page: a long occlusion run shows its progress and stops when Cancel is pressed,
+    saving nothing; a frame-masking run then shows its curve."""
+    nav = page.locator('[data-testid="stSidebarNav"]')
+    nav.get_by_role("link", name="Temporal").click()
+    expect(page.get_by_role("heading", name="Temporal", exact=True)).to_be_visible()
+    wait_idle(page)
+    page.get_by_text("occlusion", exact=True).click()
+    wait_idle(page)
+    for name in ("window [1]", "window [2]", "stride [1]", "stride [2]"):  # 2x2-pixel windows: a long run
+        box = page.get_by_label(name, exact=True)
+        box.fill("2")
+        box.press("Enter")
+        wait_idle(page)
+    expect(page.get_by_text(re.compile(r"model evaluations, about"))).to_be_visible()
+    page.get_by_role("button", name="Run", exact=True).click()
+    expect(page.locator('[data-testid="stProgress"]')).to_be_visible()
+    page.get_by_role("button", name="Cancel").click()
+    expect(page.get_by_text(re.compile(r"was cancelled after"))).to_be_visible(timeout=15_000)
+    expect(page.get_by_text("Not computed yet for these settings: press Run.")).to_be_visible()
+    screenshot(page, ARTIFACTS / "browser_temporal_cancelled.png")
+    page.get_by_text("frame_mask", exact=True).click()
+    wait_idle(page)
+    page.get_by_role("button", name="Run", exact=True).click()
+    curve = page.locator('[data-testid="stPlotlyChart"]').filter(has_text="drop in the score")
+    expect(curve).to_have_count(1, timeout=60_000)
+    wait_idle(page)
+    screenshot(page, ARTIFACTS / "browser_temporal.png")
