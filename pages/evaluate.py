@@ -9,7 +9,7 @@ import json
 import pandas as pd
 import streamlit as st
 
-from xai_core import ui
+from xai_core import render, ui
 from xai_core.evaluate import suites
 from xai_core.methods.registry import MethodError
 from xai_core.models.base import ModelError
@@ -92,6 +92,13 @@ def show(result: dict, key: str) -> None:
     titles = {key: title for key, title, _ in suites.COLUMNS[result["suite"]]}
     frame = pd.DataFrame([{"method": r["method"], **{titles[k]: r.get(k) for k in titles}} for r in result["rows"]])
     st.dataframe(frame.set_index("method"), width="stretch")
+    if "masked_accuracy" in result:
+        masked = result["masked_accuracy"]
+        figure = render.importance_figure(
+            {"accuracy with the frame masked": masked["masked"]}, normalise_curves=False,
+            title=f"Accuracy over the clips with one frame masked (unmasked: {masked['accuracy']:.0%})",
+        )  # fmt: skip
+        st.plotly_chart(figure, key=f"masked_{hash(key)}")
     st.download_button(
         "Download (JSON)", json.dumps(result, indent=2), file_name=f"{result['suite']}_{result['model']}.json",
         mime="application/json", key=f"download_{hash(key)}",

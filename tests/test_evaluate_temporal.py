@@ -60,3 +60,24 @@ def test_key_frames_mark_the_jumps():
     assert key_frame_overlap(np.array([0, 0, 0, 9, 0, 8.0]), key) == 1.0
     assert key_frame_overlap(np.array([9, 8, 0, 0, 0, 0.0]), key) == 0.0
     assert np.isnan(key_frame_overlap(np.ones(6), np.zeros(6, bool)))
+
+
+def test_masked_accuracy_counts_right_answers_frame_by_frame():
+    from xai_core.evaluate import masked_accuracy
+
+    model = small_model("cnn_transformer").double()
+    rng = np.random.default_rng(0)
+    clips = [rng.integers(0, 255, (8, 64, 64, 3), dtype=np.uint8) for _ in range(3)]
+    with torch.inference_mode():
+        predicted = [int(model(model.preprocess(c).double()).argmax()) for c in clips]
+    labels = [predicted[0], predicted[1], (predicted[2] + 1) % 3]  # the third is wrong as it is
+    result = masked_accuracy(model, clips, labels, window=2)
+    assert result["accuracy"] == pytest.approx(2 / 3) and result["masked"].shape == (7,)
+    black = model.pixel_value(0).double()
+    with torch.inference_mode():  # frames 3 and 4 masked, by hand
+        right = 0
+        for clip, label in zip(clips, labels, strict=True):
+            x = model.preprocess(clip).double()
+            x[:, 3:5] = black[0]
+            right += int(model(x).argmax()) == label
+    assert result["masked"][3] == pytest.approx(right / 3)

@@ -68,6 +68,7 @@ def test_notebook_runs(path):
         insertion = re.search(r"insertion AUC ([\d.]+) \(random ([\d.]+)\)", text)
         assert insertion and float(insertion[1]) > float(insertion[2])
         assert "| `frame_mask` (positive) |" in text
+        assert re.search(r"accuracy \d+% as they are; with one frame masked: lowest \d+%", text)
         images = [o for c in nb.cells for o in c.get("outputs", []) if "image/png" in o.get("data", {})]
         assert len(images) >= 4  # frames, curves, the TSR map, deletion / insertion
     if path.name == "02_methods.ipynb":

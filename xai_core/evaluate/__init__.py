@@ -6,7 +6,7 @@ deletion / insertion curves of a frame ranking, and key frames."""
 from .randomize import randomized_copy
 from .scores import pointing_game, rank_scores, read_map, spearman, temporal_scores
 from .suites import SUITES, evaluation_clips, run_suite, shapes_task, to_markdown
-from .temporal import auc, deletion_insertion, frame_differences, key_frame_overlap, key_frames
+from .temporal import auc, deletion_insertion, frame_differences, key_frame_overlap, key_frames, masked_accuracy
 
 __all__ = [
     "SUITES",
@@ -15,6 +15,7 @@ __all__ = [
     "frame_differences",
     "key_frame_overlap",
     "key_frames",
+    "masked_accuracy",
     "evaluation_clips",
     "pointing_game",
     "randomized_copy",

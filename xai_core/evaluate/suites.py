@@ -7,7 +7,8 @@
   001's table): a method whose maps survive randomisation does not explain the model.
 * ``temporal``: on clips with a pause, how high each method's frame curve ranks the pause frames
   (the evidence of the ``pause`` task), and the deletion / insertion AUCs of its frame order
-  against random orders (``temporal.deletion_insertion``, black frames).
+  against random orders (``temporal.deletion_insertion``, black frames); and, for classifiers,
+  002's accuracy over the clips with each frame masked (``temporal.masked_accuracy``).
 
 ``tsr`` and ``tsr_onestep`` take minutes a clip on a CPU: they are evaluated when named, not by default.
 
@@ -23,14 +24,14 @@ from collections.abc import Callable
 
 import numpy as np
 
-from ..api import explain
+from ..api import explain, predict
 from ..data.moving_shapes import TASK_LABELS, ShapesSample, clip_shape, generate
 from ..explanation import Target
 from ..methods.registry import MethodError, method_specs
 from ..models.base import VideoModel
 from .randomize import randomized_copy
 from .scores import pointing_game, rank_scores, read_map, spearman, temporal_scores
-from .temporal import deletion_insertion
+from .temporal import deletion_insertion, masked_accuracy
 
 SUITES = ("localization", "sanity", "temporal")
 ON_REQUEST = ("tsr", "tsr_onestep")  # minutes per clip on a CPU: evaluated when named, not by default
@@ -151,6 +152,13 @@ def run_suite(
             }
         )
     task = shapes_task(model)
+    extra = {}
+    if suite == "temporal" and model.task == "classification":
+        labels = [_target(model, c) for c in clips]
+        if None in labels:  # not a Moving Shapes model: the predicted classes stand for the truth
+            labels = [int(p["index"]) for p in (predict(model, c.video) for c in clips)]
+        masked = masked_accuracy(model, [c.video for c in clips], labels)
+        extra["masked_accuracy"] = {"accuracy": masked["accuracy"], "masked": masked["masked"].tolist()}
     return {
         "suite": suite,
         "model": model.name,
@@ -159,6 +167,7 @@ def run_suite(
         "options": {"noise": noise, "distractors": distractors, "pause": suite == "temporal"},
         "target": f"the true {task}" if task else "the predicted class",
         "rows": rows,
+        **extra,
         "seconds": round(time.perf_counter() - start, 2),
     }
 
@@ -254,4 +263,12 @@ def to_markdown(result: dict) -> str:
     for row in result["rows"]:
         cells = [_cell(row.get(key), kind) for key, _, kind in columns]
         lines.append(f"| `{row['method']}` ({row['reading']}) | " + " | ".join(cells) + " |")
+    if "masked_accuracy" in result:
+        masked = np.asarray(result["masked_accuracy"]["masked"])
+        lines += [
+            "",
+            f"Accuracy with one frame masked (black), 002's time contribution over the clips: "
+            f"{result['masked_accuracy']['accuracy']:.1%} unmasked; lowest {masked.min():.1%} (frame "
+            f"{int(masked.argmin())}), mean {masked.mean():.1%}.",
+        ]
     return "\n".join(lines) + "\n"

@@ -5,6 +5,8 @@
   evidence makes it fall early: a small area under the curve (AUC).  Insertion starts from the
   all-baseline clip and puts frames back in the same order: a large AUC is good.  Both are set
   against random orders (the mean of their AUCs and curves).
+* Masked accuracy (002): the accuracy over a set of clips when frame t (or a window from t) is
+  replaced by the baseline, for every t.
 * Key frames: the frames whose difference to the previous frame (mean absolute pixel change)
   exceeds ``threshold`` of the range of those differences (30% in 002), and their overlap with the
   top-k frames of a ranking (k = the number of key frames).
@@ -70,6 +72,31 @@ def deletion_insertion(
         if name in result:
             result[f"{name}_auc"] = auc(result[name])
     return result
+
+
+def masked_accuracy(
+    model, clips: list[np.ndarray], labels: list[int], window: int = 1, baseline: str = "zero", progress=None
+) -> dict:
+    """uint8 clips [T,H,W,3] of the model's size and their true class indices -> {"accuracy": on the
+    clips as they are, "masked": [T-window+1] accuracy with the window starting at t masked}."""
+    from ..methods.masking import frame_windows
+
+    if not clips:
+        raise ValueError("masked accuracy needs at least one clip")
+    correct_base, correct = 0.0, None
+    for i, (clip, label) in enumerate(zip(clips, labels, strict=True)):
+        x = model.preprocess(clip)
+
+        def right(output: torch.Tensor, label: int = int(label)) -> torch.Tensor:
+            return (output.argmax(1) == label).double()
+
+        engine = PerturbationEngine(model, x, Target("class", int(label)), baseline, measure=right)
+        scores = engine.scores(frame_windows(x.shape[1], window))
+        correct = scores if correct is None else correct + scores
+        correct_base += engine.base_score
+        if progress is not None:
+            progress(i + 1, len(clips))
+    return {"accuracy": correct_base / len(clips), "masked": (correct / len(clips)).numpy()}
 
 
 def frame_differences(frames: np.ndarray) -> np.ndarray:

@@ -52,8 +52,9 @@ def strategy_for(model) -> str:
 
 class PerturbationEngine:
     """Scores of perturbed copies of ``x [1,T,C,H,W]`` for one target; ``baseline`` and ``measure``
-    as in ``perturbation``.  ``strategy``: None picks the fastest the model allows; ``plain``: the
-    split strategy without the regional recomputation (for comparisons)."""
+    as in ``perturbation`` (``measure`` may also be a function of the outputs [B,K] -> [B]).
+    ``strategy``: None picks the fastest the model allows; ``plain``: the split strategy without
+    the regional recomputation (for comparisons)."""
 
     def __init__(
         self,
@@ -61,7 +62,7 @@ class PerturbationEngine:
         x: torch.Tensor,
         target: Target,
         baseline: str = "zero",
-        measure: str = "score",
+        measure: str | Callable[[torch.Tensor], torch.Tensor] = "score",
         blur_sigma: float = 5.0,
         strategy: str | None = None,
         plain: bool = False,
@@ -92,6 +93,8 @@ class PerturbationEngine:
             self.base_score = float(self._measure(net.temporal_head(self.feats[None]))[0])
 
     def _measure(self, output: torch.Tensor) -> torch.Tensor:
+        if callable(self.measure):  # e.g. whether the prediction is right: output [B,K] -> [B]
+            return self.measure(output)
         return measure_scores(output, self.target, self.measure)
 
     # ------------------------------------------------------------------ public

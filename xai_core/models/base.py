@@ -257,7 +257,8 @@ class VideoModel(nn.Module):
             x = nn.functional.interpolate(
                 x, size=(spec.height, spec.width), mode="bilinear", align_corners=False, antialias=True
             )
-        return x.unsqueeze(0)
+        dtype = next((p.dtype for p in self.parameters() if p.is_floating_point()), x.dtype)
+        return x.unsqueeze(0).to(dtype)  # a model kept in float64 (the exactness tests) gets float64
 
     def frames_of(self, x: torch.Tensor) -> np.ndarray:
         """A normalised clip [1,T,C,H,W] -> its frames as uint8 [T,H,W,3] (what ``preprocess`` undoes)."""
