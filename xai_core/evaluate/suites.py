@@ -7,7 +7,8 @@
   001's table): a method whose maps survive randomisation does not explain the model.
 * ``temporal``: on clips with a pause, how high each method's frame curve ranks the pause frames
   (the evidence of the ``pause`` task), and the deletion / insertion AUCs of its frame order
-  against random orders (``temporal.deletion_insertion``, black frames); and, for classifiers,
+  against random orders (``temporal.deletion_insertion``, black frames), and the share of 002's key
+  frames among its top frames; and, for classifiers,
   002's accuracy over the clips with each frame masked (``temporal.masked_accuracy``).
 
 ``tsr`` and ``tsr_onestep`` take minutes a clip on a CPU: they are evaluated when named, not by default.
@@ -31,7 +32,7 @@ from ..methods.registry import MethodError, method_specs
 from ..models.base import VideoModel
 from .randomize import randomized_copy
 from .scores import pointing_game, rank_scores, read_map, spearman, temporal_scores
-from .temporal import deletion_insertion, masked_accuracy
+from .temporal import deletion_insertion, key_frame_overlap, key_frames, masked_accuracy
 
 SUITES = ("localization", "sanity", "temporal")
 ON_REQUEST = ("tsr", "tsr_onestep")  # minutes per clip on a CPU: evaluated when named, not by default
@@ -185,11 +186,12 @@ def _row(model: VideoModel, suite: str, spec, results: dict[str, list], clips: l
         for expl, clip in zip(trained, clips, strict=True):
             curve = read_map(expl.temporal, spec.reading)
             row = temporal_scores(curve, clip.pause_frames)
+            row["key_frame_overlap"] = key_frame_overlap(curve, key_frames(clip.video)[1])
             x = model.preprocess(clip.video)
             curves = deletion_insertion(model, x, Target.from_dict(expl.target), curve, random_orders=RANDOM_ORDERS)
             row |= {k: v for k, v in curves.items() if k.endswith("_auc")}
             rows.append(row)
-        return {key: float(np.mean([r[key] for r in rows])) for key in rows[0]} | {
+        return {key: float(np.nanmean([r[key] for r in rows])) for key in rows[0]} | {
             "pause_share": float(np.mean([c.pause_frames.mean() for c in clips]))
         }
     row = {}
@@ -232,6 +234,7 @@ COLUMNS = {
         ("evidence_rank", "pause frames' mean rank", "ratio"),
         ("top_k_share", "pause frames in the top k", "pct"),
         ("pause_share", "pause share of the clip", "pct"),
+        ("key_frame_overlap", "key frames in the top k", "pct"),
         ("deletion_auc", "deletion AUC", "score"),
         ("random_deletion_auc", "(random order)", "score"),
         ("insertion_auc", "insertion AUC", "score"),

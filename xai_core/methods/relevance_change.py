@@ -214,19 +214,29 @@ class GradientChange:
         """dgrads [P,T,D] (g - g~) -> per frame q: sum over pixels of |sum_a K_{a,q}^T dg_a|, [P,T] float64."""
         p, t, _ = dgrads.shape
         out = torch.zeros(p, t, dtype=torch.float64)
-        for q in range(t):
-            parts = [(self.jacobian["cur"][q], dgrads[:, q])]
-            if q + 1 < t:
-                parts.append((self.jacobian["prev"][q + 1], dgrads[:, q + 1]))
-            index = torch.cat([cols for (_, cols), _ in parts]).unique()
-            if len(index) == 0:
+        for q, (width, parts) in enumerate(self._frame_parts()):
+            if width == 0:
                 continue
-            total = dgrads.new_zeros(p, len(index))
-            for (values, cols), dg in parts:
-                where = torch.searchsorted(index, cols)
-                total[:, where] += dg @ values
+            total = dgrads.new_zeros(p, width)
+            for a, values, where in parts:
+                total[:, where] += dgrads[:, a] @ values
             out[:, q] = total.abs().sum(1).double().cpu()
         return out
+
+    def _frame_parts(self) -> list[tuple[int, list[tuple[int, torch.Tensor, torch.Tensor]]]]:
+        """Per frame q: the number of pixels any of its Jacobians reaches, and (a, K_{a,q} columns,
+        their positions among those pixels) for a = q ("cur") and q + 1 ("prev").  Computed once."""
+        if getattr(self, "_parts", None) is None:
+            t = self.frames
+            self._parts = []
+            for q in range(t):
+                sources = [(q, self.jacobian["cur"][q])]
+                if q + 1 < t:
+                    sources.append((q + 1, self.jacobian["prev"][q + 1]))
+                index = torch.cat([cols for _, (_, cols) in sources]).unique()
+                parts = [(a, values, torch.searchsorted(index, cols)) for a, (values, cols) in sources]
+                self._parts.append((len(index), parts))
+        return self._parts
 
 
 def _sparse(k: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
