@@ -26,6 +26,7 @@ from collections.abc import Callable, Sequence
 import torch
 
 from ..explanation import Target
+from .. import jobs
 from . import regional
 from .perturbation import Perturbation, apply, fill_clip, fill_frames, measure_scores, perturb_frames
 from .regional import Item
@@ -160,6 +161,7 @@ class PerturbationEngine:
     def _whole(self, chunk: Sequence[Perturbation]) -> torch.Tensor:
         scores = torch.empty(len(chunk), dtype=torch.float64)
         for i in range(0, len(chunk), self.clips_per_call):
+            jobs.check()  # a whole model pass each: a cancel need not wait for the chunk
             clips = torch.cat([self.perturbed(p) for p in chunk[i : i + self.clips_per_call]])
             scores[i : i + len(clips)] = self._measure(self.model(clips)).double().cpu()
         return scores
