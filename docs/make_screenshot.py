@@ -1,10 +1,12 @@
-"""Regenerate docs/screenshot.png: the Explain page on the bundled zoo, in a real browser.
+"""Regenerate docs/screenshot.png and docs/temporal.png: the Explain and Temporal pages on the
+bundled zoo, in a real browser.
 
     python docs/make_screenshot.py            # needs Debian's chromium and the playwright package
 
-Starts the app on a free localhost port, opens it in headless Chromium, waits until the page
-shows the frame where the clip's frame-importance curve peaks (where the page starts), and saves
-the whole page.
+Starts the app on a free localhost port, opens it in headless Chromium, waits until the Explain
+page shows the frame where the clip's frame-importance curve peaks (where the page starts), and
+saves the whole page; then picks cnn_lstm-pause and a clip with a pause, runs one-step TSR on the
+Temporal page (with a throw-away run store) and saves that page.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ import os
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.request
 from pathlib import Path
@@ -21,6 +24,7 @@ from playwright.sync_api import sync_playwright
 
 ROOT = Path(__file__).resolve().parents[1]
 OUT = ROOT / "docs" / "screenshot.png"
+TEMPORAL_OUT = ROOT / "docs" / "temporal.png"
 DEFAULT_CLIP = "shapes:7?noise=8&distractors=2"  # the sidebar's defaults
 
 
@@ -50,7 +54,7 @@ def most_important_frame() -> int:
 def main() -> None:
     frame = most_important_frame()
     port = free_port()
-    env = {**os.environ, "STREAMLIT_BROWSER_GATHER_USAGE_STATS": "false"}
+    env = {**os.environ, "STREAMLIT_BROWSER_GATHER_USAGE_STATS": "false", "XAI_RUNS": tempfile.mkdtemp()}
     server = subprocess.Popen(
         [
             sys.executable,
@@ -90,11 +94,41 @@ def main() -> None:
             wait_idle(page)
             OUT.parent.mkdir(exist_ok=True)
             page.screenshot(path=str(OUT), full_page=True)
+            page.set_viewport_size({"width": 1400, "height": 1000})
+            temporal(page)
             browser.close()
     finally:
         server.terminate()
         server.wait(timeout=20)
-    print(f"wrote {OUT}")
+    print(f"wrote {OUT} and {TEMPORAL_OUT}")
+
+
+def temporal(page) -> None:
+    """The Temporal page: one-step TSR (blurred frames as the mask) of cnn_lstm-pause on a clip with a pause."""
+    sidebar = page.locator('[data-testid="stSidebar"]')
+    sidebar.get_by_role("combobox", name="Model").click()
+    page.get_by_role("option", name="cnn_lstm-pause", exact=True).click()
+    wait_idle(page)
+    sidebar.get_by_text("Pause in the movement").click()
+    wait_idle(page)
+    page.locator('[data-testid="stSidebarNav"]').get_by_role("link", name="Temporal").click()
+    page.get_by_role("heading", name="Temporal", exact=True).wait_for()
+    wait_idle(page)
+    page.get_by_text("tsr_onestep", exact=True).click()
+    wait_idle(page)
+    page.get_by_role("combobox", name="baseline").click()
+    page.get_by_role("option", name="blur", exact=True).click()
+    wait_idle(page)
+    page.get_by_role("button", name="Run", exact=True).click()
+    page.locator('[data-testid="stPlotlyChart"]').filter(has_text="time relevance").wait_for(timeout=600_000)
+    wait_idle(page)
+    page.get_by_role("button", name="Compute the curves").click()
+    page.locator('[data-testid="stPlotlyChart"]').filter(has_text="deletion").wait_for(timeout=300_000)
+    wait_idle(page)
+    height = page.evaluate("() => document.querySelector('[data-testid=\"stMain\"]').scrollHeight")
+    page.set_viewport_size({"width": 1400, "height": max(1000, int(height))})
+    wait_idle(page)
+    page.screenshot(path=str(TEMPORAL_OUT), full_page=True)
 
 
 if __name__ == "__main__":

@@ -16,14 +16,18 @@ import xai_core
 from xai_core.evaluate import pointing_game
 from xai_core.models.zoo import checkpoints_dir, zoo_cards
 
-ZOO = {  # name: the Moving Shapes task it was trained on; each model joins when it is committed
+ZOO = {  # name: the Moving Shapes task it was trained on (issue 3's zoo)
     "cnn_transformer-sides": "sides",
+    "cnn_lstm-sides": "sides",
     "r3d-sides": "sides",
+    "convlstm-sides": "sides",
     "cnn_transformer-angle": "angle",
+    "r3d-angle": "angle",
     "cnn_transformer-pause": "pause",
     "cnn_lstm-pause": "pause",
+    "cnn_lstm_attn-pause": "pause",
+    "ica_lstm-pause": "pause",
 }
-# still to train for issue 3: cnn_lstm-sides, convlstm-sides, r3d-angle, cnn_lstm_attn-pause, ica_lstm-pause
 REQUIRED = list(ZOO)
 SHAPE_NAMES = {3: "triangle", 4: "square", 5: "pentagon"}
 
