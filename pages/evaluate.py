@@ -74,9 +74,11 @@ run_key = json.dumps([ui.model_key(model, selection.device), suite, methods, int
 def start() -> None:
     st.session_state.pop("eval_error", None)
 
+    own = ui.job_copy(model)
+
     def work(report):
         return suites.run_suite(
-            suite, model, methods, n=int(n), seed=int(seed), noise=float(noise), distractors=int(distractors),
+            suite, own, methods, n=int(n), seed=int(seed), noise=float(noise), distractors=int(distractors),
             progress=report,
         )  # fmt: skip
 

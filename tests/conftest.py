@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
@@ -62,3 +64,40 @@ def tiny_checkpoints(tmp_path, monkeypatch):
         save_checkpoint(model, tmp_path / f"tiny_{arch}", make_card(model))
     monkeypatch.setenv("XAI_CHECKPOINTS", str(tmp_path))
     return tmp_path
+
+
+APP = str(Path(__file__).resolve().parents[1] / "app.py")
+
+
+@pytest.fixture
+def app_zoo(tmp_path, monkeypatch):
+    """The app tests' small zoo in $XAI_CHECKPOINTS, and an empty run store in $XAI_RUNS."""
+    write_app_zoo(tmp_path)
+    monkeypatch.setenv("XAI_CHECKPOINTS", str(tmp_path))
+    monkeypatch.setenv("XAI_RUNS", str(tmp_path / "runs"))
+    return tmp_path
+
+
+def open_page(page: str):
+    """AppTest of the app on ``page`` (e.g. "pages/temporal.py"), run once, without exceptions."""
+    from streamlit.testing.v1 import AppTest
+
+    at = AppTest.from_file(APP, default_timeout=120)
+    at.switch_page(page)
+    at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    return at
+
+
+def wait_for_job(at, seconds: float = 120) -> None:
+    """Rerun the page until no progress bar is left (its background job finished)."""
+    import time
+
+    deadline = time.monotonic() + seconds
+    while True:
+        at.run()
+        assert not at.exception, [e.value for e in at.exception]
+        if not at.get("progress"):
+            return
+        assert time.monotonic() < deadline, "the job did not finish"
+        time.sleep(0.3)

@@ -1,47 +1,19 @@
-"""The Evaluate page, driven headless with AppTest: a suite run in the background and its table,
-a run cancelled from the page, and a model outside Moving Shapes."""
+"""The Evaluate page, driven headless with AppTest: a suite run in the background and its table
+(kept in the session when another suite is picked), and a run cancelled from the page."""
 
 from __future__ import annotations
 
-import time
-from pathlib import Path
-
 import pytest
-from conftest import write_app_zoo
-from streamlit.testing.v1 import AppTest
+from conftest import open_page, wait_for_job
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
-APP = str(Path(__file__).resolve().parents[1] / "app.py")
 
 
-@pytest.fixture
-def zoo(tmp_path, monkeypatch):
-    write_app_zoo(tmp_path)
-    monkeypatch.setenv("XAI_CHECKPOINTS", str(tmp_path))
-    return tmp_path
+def start():
+    return open_page("pages/evaluate.py")
 
 
-def start() -> AppTest:
-    at = AppTest.from_file(APP, default_timeout=120)
-    at.switch_page("pages/evaluate.py")
-    at.run()
-    assert not at.exception, [e.value for e in at.exception]
-    return at
-
-
-def wait_for_job(at: AppTest, seconds: float = 120) -> None:
-    """Rerun the page until no progress bar is left (the job finished)."""
-    deadline = time.monotonic() + seconds
-    while True:
-        at.run()
-        assert not at.exception, [e.value for e in at.exception]
-        if not at.get("progress"):
-            return
-        assert time.monotonic() < deadline, "the job did not finish"
-        time.sleep(0.3)
-
-
-def test_a_localization_run_shows_its_table(zoo):
+def test_a_localization_run_shows_its_table(app_zoo):
     at = start()
     assert at.radio(key="eval_suite").value == "localization"
     assert at.multiselect(key="eval_methods_localization_a_cnn_transformer").value == ["gradcam", "saliency"]
@@ -59,7 +31,7 @@ def test_a_localization_run_shows_its_table(zoo):
     assert len(at.dataframe) == len(earlier.dataframe) == 1
 
 
-def test_a_run_cancelled_from_the_page_keeps_nothing(zoo):
+def test_a_run_cancelled_from_the_page_keeps_nothing(app_zoo):
     at = start()
     at.radio(key="eval_suite").set_value("sanity").run()
     at.number_input(key="eval_n").set_value(40).run()

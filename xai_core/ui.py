@@ -12,6 +12,7 @@ sidebar's list; a training run started there is kept in the session too (``train
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import json
 import tempfile
@@ -371,6 +372,16 @@ def job(slot: str):
     return st.session_state.setdefault(JOBS, {}).get(slot)
 
 
+def job_copy(model: VideoModel) -> VideoModel:
+    """A model of its own for a background job: the pages keep using the cached model meanwhile,
+    and a hook one of them attaches (Grad-CAM's) must not fire in the job's passes, nor the
+    other way round."""
+    try:
+        return copy.deepcopy(model)
+    except Exception:  # a model that cannot be copied is shared (methods remove their hooks when done)
+        return model
+
+
 def start_job(slot: str, fn, name: str, key: str | None = None):
     """Run ``fn(report)`` in the background as this session's job in ``slot`` (one at a time a
     slot: raises ValueError while the previous one runs); ``key`` names what it computes."""
@@ -521,9 +532,10 @@ def start_temporal_run(
     """Run ``method`` in the background; when it finishes, save it in the run store under ``key``
     (written whole or not at all: a cancel leaves nothing)."""
     mkey, clip_hash = model_key(model, device), clip.content_hash()
+    own = job_copy(model)
 
     def work(report):
-        expl = explain(model, clip, method, target=target, **params)
+        expl = explain(own, clip, method, target=target, **params)
         run_store().put(expl, mkey, clip_hash, target, params)
         return key
 
