@@ -110,10 +110,7 @@ def show(result: dict, key: str) -> None:
 def job_panel() -> None:
     job = ui.job(SLOT)
     status = job.status()
-    if not status.finished:
-        left = f", about {status.seconds_left:.0f} s left" if status.seconds_left is not None else ""
-        st.progress(status.fraction, text=f"{job.name}: {status.done} of {status.total}{left} · {status.what}")
-        st.button("Cancel", key="eval_cancel", on_click=job.cancel, icon=":material/cancel:")
+    if ui.job_progress(job, status, "eval_cancel", f" · {status.what}"):
         return
     if status.state == "done" and job.key not in ui.results(SLOT):
         ui.results(SLOT)[job.key] = job.result

@@ -16,14 +16,7 @@ PER_ROW = 3  # frames shown side by side
 
 selection = ui.page_setup()
 st.title("Explain")
-if selection is None:
-    st.info("Pick a model and a clip in the sidebar.")
-    st.stop()
-try:
-    model, clip = ui.model_and_clip(selection)
-except (ModelError, VideoError) as exc:
-    st.error(str(exc), icon=":material/error:")
-    st.stop()
+model, clip = ui.model_and_clip_or_stop(selection)
 
 prediction = ui.get_prediction(model, clip, selection.device)
 frames = clip.num_frames

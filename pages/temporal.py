@@ -17,7 +17,6 @@ from xai_core.explanation import TargetError
 from xai_core.methods.planning import LONG_METHODS
 from xai_core.methods.registry import MethodError, get_method
 from xai_core.models.base import ModelError
-from xai_core.video import VideoError
 
 SLOT = "temporal"
 POLL_SECONDS = 0.5
@@ -31,14 +30,7 @@ HELP = {
 
 selection = ui.page_setup()
 st.title("Temporal")
-if selection is None:
-    st.info("Pick a model and a clip in the sidebar.")
-    st.stop()
-try:
-    model, clip = ui.model_and_clip(selection)
-except (ModelError, VideoError) as exc:
-    st.error(str(exc), icon=":material/error:")
-    st.stop()
+model, clip = ui.model_and_clip_or_stop(selection)
 prediction = ui.get_prediction(model, clip, selection.device)
 said = f"{prediction['label']} ({prediction['probabilities'][prediction['index']]:.1%})" if "index" in prediction else (
     f"{prediction['label']} = {prediction['value']:.1f}"
@@ -92,10 +84,7 @@ with left:
 def job_panel() -> None:
     job = ui.job(SLOT)
     status = job.status()
-    if not status.finished:
-        left_s = f", about {status.seconds_left:.0f} s left" if status.seconds_left is not None else ""
-        st.progress(status.fraction, text=f"{job.name}: {status.done:,} of {status.total:,}{left_s}")
-        st.button("Cancel", key="temporal_cancel", on_click=job.cancel, icon=":material/cancel:")
+    if ui.job_progress(job, status, "temporal_cancel"):
         return
     if not getattr(job, "shown", False):
         job.shown = True
@@ -107,11 +96,14 @@ def job_panel() -> None:
 
 
 with right:
-    if ui.job(SLOT) is not None:
-        st.fragment(job_panel, run_every=POLL_SECONDS if running else None)()
+    panel = st.container()  # the job's progress goes above the result, drawn after it
     stored = ui.stored_run(key)
     if stored is None:
         st.info("Not computed yet for these settings: press Run.")
+    if ui.job(SLOT) is not None:
+        with panel:
+            st.fragment(job_panel, run_every=POLL_SECONDS if running else None)()
+    if stored is None:
         st.stop()
     expl = stored
     frames = clip.num_frames

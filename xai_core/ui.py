@@ -307,6 +307,30 @@ def model_and_clip(selection: Selection) -> tuple[VideoModel, Clip]:
     return model, clip
 
 
+def model_and_clip_or_stop(selection: Selection | None) -> tuple[VideoModel, Clip]:
+    """``model_and_clip`` for a page: with nothing selected, or a model or clip that cannot be
+    loaded, the page says so in one line and stops there (the sidebar stays usable)."""
+    if selection is None:
+        st.info("Pick a model and a clip in the sidebar.")
+        st.stop()
+    try:
+        return model_and_clip(selection)
+    except (ModelError, VideoError) as exc:
+        st.error(str(exc), icon=":material/error:")
+        st.stop()
+
+
+def job_progress(job, status, cancel_key: str, detail: str = "") -> bool:
+    """While ``job`` runs (``status``: its ``job.status()``): its progress bar (done of total,
+    time left, ``detail``) and a Cancel button; returns whether it is still running."""
+    if status.finished:
+        return False
+    left = f", about {status.seconds_left:.0f} s left" if status.seconds_left is not None else ""
+    st.progress(status.fraction, text=f"{job.name}: {status.done:,} of {status.total:,}{left}{detail}")
+    st.button("Cancel", key=cancel_key, on_click=job.cancel, icon=":material/cancel:")
+    return True
+
+
 @st.cache_data(show_spinner=False, max_entries=64)
 def cached_prediction(model_key: str, clip_hash: str, _model: VideoModel, _clip: Clip) -> dict:
     return predict(_model, _clip)
