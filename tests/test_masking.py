@@ -10,6 +10,7 @@ import torch
 from captum.attr import FeatureAblation, Occlusion
 from conftest import small_input, small_model
 
+import xai_core
 from xai_core.explanation import resolve_target
 from xai_core.methods.engine import PerturbationEngine, strategy_for
 from xai_core.methods.masking import evaluations, occlusion_windows, window_starts
@@ -167,3 +168,30 @@ def test_subset_scores_equal_masked_clips(arch):
     assert (fast - slow).abs().max() <= 1e-9 * max(1.0, float(slow.abs().max()))
     with pytest.raises(ValueError, match="not 'previous'"):
         PerturbationEngine(model, x, target, "previous").subset_scores(subsets)
+
+
+def test_the_zoo_model_on_a_moving_shapes_clip():
+    """The default zoo model on a real clip, where its readout mask covers the moving shape only:
+    most windows reach no cell under the mask (no CNN pass), some shift the frame's background
+    colour (the front part again) -- every score still equals the whole perturbed clip's."""
+    model = xai_core.load_model("cnn_transformer-sides", device="cpu").double()
+    x = model.preprocess(xai_core.load_video("shapes:1", model=model)).double()
+    with torch.inference_mode():
+        target = resolve_target(model.task, model.labels, None, model(x))
+    windows = occlusion_windows(tuple(x.shape[i] for i in (1, 3, 4)), (1, 10, 10), (1, 10, 10))[::37]
+    windows += [Perturbation(t, t + 1) for t in range(0, x.shape[1], 3)]  # whole frames
+    engine = PerturbationEngine(model, x, target, "zero")
+    assert engine.regional is not None and engine.regional.restricted
+    refronted = []
+    original = engine.regional._changed_front
+
+    def counting(frames, prev, cur):
+        refronted.append(len(frames))
+        return original(frames, prev, cur)
+
+    engine.regional._changed_front = counting
+    fast = engine.scores(windows)
+    slow = PerturbationEngine(model, x, target, "zero", strategy="whole").scores(windows)
+    assert (fast - slow).abs().max() <= 1e-9 * float(slow.max() - slow.min())
+    assert sum(refronted) > 10  # background or mask changed: the front part ran again
+    assert (fast == engine.base_score).float().mean() > 0.3  # windows whose change the readout never sees

@@ -17,11 +17,14 @@ from torch import nn
 
 from .motion import (
     MOTION_KINDS,
+    RECONSTRUCTION_STEPS,
+    background_colour,
     frame_pairs,
+    geodesic_reconstruction,
     motion_channels,
     moving_object_mask,
+    object_evidence,
     pair_motion_channels,
-    pair_object_mask,
 )
 
 BACKBONES = ("small", "resnet18", "resnet50", "vgg16")
@@ -224,13 +227,28 @@ class FrameEncoder(nn.Module):
         A frame's pair depends on the frame and the one before it (``front_pairs``)."""
         return self.front_pairs(*frame_pairs(x))
 
-    def front_pairs(self, prev: torch.Tensor, cur: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """``front`` of frames cur [N,3,H,W], each after prev [N,3,H,W] (a first frame: itself)."""
+    def front_pairs(
+        self,
+        prev: torch.Tensor,
+        cur: torch.Tensor,
+        object_mask: torch.Tensor | None = None,
+        background: torch.Tensor | None = None,
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """``front`` of frames cur [N,3,H,W], each after prev [N,3,H,W] (a first frame: itself);
+        ``object_mask`` (the pairs' ``pair_object_mask``) and ``background`` (``background_colour``
+        of cur): when the caller has them already."""
         needs_mask = self.object_readout or (self.motion_input and self.motion_kind == "object")
-        mask = pair_object_mask(prev, cur) if needs_mask else None
+        if background is None and self.motion_input and self.motion_kind in ("block", "object"):
+            background = background_colour(cur)
+        mask = None
+        if needs_mask:
+            mask = object_mask
+            if mask is None:
+                bg = background if background is not None else background_colour(cur)
+                mask = geodesic_reconstruction(*object_evidence(prev, cur, bg), RECONSTRUCTION_STEPS)
         parts = [cur]
         if self.motion_input:
-            parts.append(pair_motion_channels(prev, cur, self.motion_kind, mask))
+            parts.append(pair_motion_channels(prev, cur, self.motion_kind, mask, background))
         if self.coord_channels:
             n, _, h, w = cur.shape
             ys = torch.linspace(-1, 1, h, device=cur.device, dtype=cur.dtype)
