@@ -2,18 +2,24 @@
 engine's fast path for the zoo's frame encoder (``FrameEncoder`` with the small CNN).
 
 Every frame of the clip is computed once and its intermediate values kept: the background
-colour, the object evidence (seed and foreground), the readout mask, the network input, and the
-activation of every layer of the small CNN.  For a frame whose pixels changed inside a box (or
-whose previous frame's did):
+colour (and the 4-pixel grid it is the median of), the object evidence (seed and foreground),
+the readout mask, the network input, and the activation of every layer of the small CNN.  For a
+frame whose pixels changed inside a box (or whose previous frame's did):
 
-1. The front part.  If the background colour (a median over the whole frame) is unchanged and
-   so is the object evidence inside the box's 2x2 blocks (the foreground, and the seed where it
-   is foreground), the object mask is the cached one (its reconstruction starts from the same
-   seed in the same foreground), and the network input changes inside the box only.  Otherwise
-   the whole front part runs again.
+1. The front part.  If the background colour is unchanged (the cached grid with the box's
+   points replaced) and so is the object evidence inside the box's 2x2 blocks (the foreground,
+   and the seed where it is foreground), the object mask is the cached one (its reconstruction
+   starts from the same seed in the same foreground), and the network input changes inside the
+   box only.  Otherwise the whole front part runs again, and the CNN (below) on the bounding
+   box of the input's change; rows in that case go through the CNN together, on the union of
+   their boxes.
 2. The CNN.  Each layer (the 2x2 average pool, then conv-BN-ReLU blocks) is recomputed on the
    output positions whose receptive field meets the changed region only, from the cached
-   activations around them; the region grows by the kernel at every layer.
+   activations around them; the region grows by the kernel at every layer.  With a readout
+   mask (the zoo's object readout) only the last map's cells under the mask count: the maps are
+   >= 0 after the ReLU and multiplied by the mask, so a cell where it is zero adds nothing to
+   the mean and cannot be the max.  The recomputation is cut back, layer by layer, to what those
+   cells read; a change that cannot reach them leaves the features as they were, with no CNN.
 3. The readout (masked mean and max) on the last map with the new region spliced in.
 
 The result equals the full computation up to float rounding: the same operations on the same
