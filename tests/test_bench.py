@@ -72,7 +72,11 @@ def test_quick_bench_measures_every_method_of_the_default_model(small_zoo, tmp_p
         assert r["ours"]["median"] > 0 and r["explain_call"]["median"] > 0 and r["ours"]["runs"] == 1
         assert r["params"] == get_method(r["method"]).resolve_params({})  # defaults
         exempt = r["method"] in ("integrated_gradients", "smoothgrad")
-        if r["family"] != "spatial":
+        if r["method"] == "flow_gradient":
+            verdict = "meets" if r["explain_call"]["median"] < 1.0 else "misses"
+            assert r["speed_target"] == f"{verdict} (issue 6)"
+            assert "optical-flow decomposition" in r["no_peer"]
+        elif r["family"] != "spatial":
             assert r["speed_target"] == f"n/a ({r['family']})"
         elif exempt:
             assert r["speed_target"] == "exempt"
@@ -109,6 +113,7 @@ def test_quick_bench_measures_every_method_of_the_default_model(small_zoo, tmp_p
         status = next(r["speed_target"] for r in rows if r["method"] == name)
         assert line.endswith(f"| {status} |")
     assert "no checkpoint for `cnn_lstm-pause`" in text
+    assert "**Target (issue 6)" in text and {"flow_gradient", "smoothflow", "trajectories"} <= set(by_method)
     assert "wrote" in capsys.readouterr().out
 
     # Temporal: each method against its slow peer on the default model and r3d, the same values.
@@ -124,6 +129,22 @@ def test_quick_bench_measures_every_method_of_the_default_model(small_zoo, tmp_p
     assert temporal[("cnn_transformer-sides", "occlusion")]["engine"] == "split"
     assert temporal[("r3d-sides", "tsr")]["engine"] == "ReferenceChange"
     assert "## Temporal saliency" in text and "| r3d-sides | `tsr` |" in text
+    assert "kept from that run" not in text
+
+    # --keep: the slow sections come from this run's bench.json, with its date; the rest is new.
+    assert main(["bench", "--quick", "--threads", "1", "--out", str(out), "--keep", "temporal,video"]) == 0
+    again = json.loads((out / "bench.json").read_text())
+    assert again["temporal"] == results["temporal"] and again["video"] == results["video"]
+    assert again["methods"]["rows"] != results["methods"]["rows"]  # measured again (times differ)
+    stamp = f"{results['when']} on {results['machine']['cpu']}, 1 torch threads"
+    assert again["kept"] == {"temporal": stamp, "video": stamp}
+    report = (out / "BENCHMARKS.md").read_text()
+    assert report.count(f"Measured {stamp} (kept from that run with `--keep`).") == 2
+    capsys.readouterr()
+    assert main(["bench", "--out", str(out), "--keep", "models"]) != 0
+    assert "--keep takes temporal, video, not models" in capsys.readouterr().err
+    assert main(["bench", "--out", str(tmp_path / "empty"), "--keep", "video"]) != 0
+    assert "run the whole suite once" in capsys.readouterr().err
 
 
 def test_speed_target_status_and_report():
@@ -133,5 +154,7 @@ def test_speed_target_status_and_report():
     assert suite.target_status({**row, "explain_call": {"median": 1.0}}) == "misses"
     assert suite.target_status({**row, "method": "smoothgrad"}) == "exempt"
     assert suite.target_status({**row, "family": "temporal"}) == "n/a (temporal)"
+    assert suite.target_status({**row, "family": "motion", "method": "flow_gradient"}) == "meets (issue 6)"
+    assert suite.target_status({**row, "family": "motion", "method": "smoothflow"}) == "n/a (motion)"
     with pytest.raises(ValueError, match="--threads"):
         suite.main("unused", threads=0)

@@ -106,6 +106,7 @@ def test_explain_gif_and_params(tiny_checkpoints, tmp_path, capsys):
         ("tiny_r3d", "integrated_gradients", ["steps=4", "baseline=blur"], {"steps": 4, "baseline": "blur"}),
         ("tiny_cnn_transformer", "smoothgrad", ["samples=2", "sigma=0.1"], {"samples": 2, "sigma": 0.1}),
         ("tiny_cnn_transformer", "attention_rollout", ["keep=0.5"], {"keep": 0.5}),
+        ("tiny_cnn_transformer", "flow_gradient", ["winsize=9"], {"winsize": 9}),
     ],
 )
 def test_explain_every_method_family(tiny_checkpoints, tmp_path, capsys, model, method, params, expected):
@@ -117,6 +118,9 @@ def test_explain_every_method_family(tiny_checkpoints, tmp_path, capsys, model, 
     with np.load(tmp_path / "e" / "explanation.npz") as npz:
         assert npz["temporal"].shape == (8,) and np.isfinite(npz["temporal"]).all()
         assert ("spatial" in npz.files) == (method != "attention_rollout")
+    if method == "flow_gradient":  # the decomposition's parts come with the maps
+        with np.load(tmp_path / "e" / "explanation.npz") as npz:
+            assert npz["flows"].shape == (7, 2, 64, 64) and npz["motion_share"].shape == (7,)
     if method == "attention_rollout":  # a temporal method has no map to overlay: one clear line
         code, _, err = run(capsys, *argv, "--overlay", str(tmp_path / "o.mp4"))
         assert code != 0 and "attention_rollout gives no spatial map to overlay" in err

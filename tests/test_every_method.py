@@ -15,7 +15,8 @@ from xai_core.methods.registry import MethodError, method_specs
 ARCHS = ("cnn_transformer", "cnn_lstm", "cnn_lstm_attn", "ica_lstm", "convlstm", "r3d")
 FAST = {"samples": 2, "steps": 4, "block": 32, "window": (1, 32, 32), "stride": (1, 32, 32)}  # a quick grid
 SPATIAL = {"gradcam", "gradcam_pp", "guided_gradcam", "saliency", "input_x_gradient", "smoothgrad"}
-SPATIAL |= {"integrated_gradients", "occlusion", "tsr", "tsr_onestep", "frame_mask"}
+SPATIAL |= {"integrated_gradients", "occlusion", "tsr", "tsr_onestep", "frame_mask", "flow_gradient", "smoothflow"}
+SPATIAL |= {"trajectories"}
 # What each architecture must support (a capability lost or gained by mistake fails here).
 SUPPORTED = {
     "cnn_transformer": SPATIAL | {"attention_cls", "attention_rollout"},
@@ -31,6 +32,8 @@ def fast_params(spec) -> dict:
     params = {p.name: FAST[p.name] for p in spec.params if p.name in FAST}
     if spec.name == "frame_mask":
         params.pop("window")
+    if spec.name == "trajectories":
+        params.update(window=4, grid=16)
     return params
 
 
@@ -52,7 +55,7 @@ def test_every_method_on_every_architecture(arch, task):
         expl = explain(model, x, spec.name, target=target, **fast_params(spec))
         assert expl.method == spec.name and expl.task == task
         assert expl.temporal.shape == (t,) and np.isfinite(expl.temporal).all(), spec.name
-        if spec.family == "spatial":
+        if spec.family in ("spatial", "motion"):
             assert expl.spatial.shape == (t, h, w) and np.isfinite(expl.spatial).all(), spec.name
             assert np.abs(expl.spatial).max() > 0, spec.name
         else:

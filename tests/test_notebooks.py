@@ -71,6 +71,17 @@ def test_notebook_runs(path):
         assert re.search(r"accuracy \d+% as they are; with one frame masked: lowest \d+%", text)
         images = [o for c in nb.cells for o in c.get("outputs", []) if "image/png" in o.get("data", {})]
         assert len(images) >= 4  # frames, curves, the TSR map, deletion / insertion
+    if path.name == "04_motion.ipynb":
+        text = outputs_text(nb)
+        rebuilt = re.search(r"rebuild error: ([\d.e+-]+) \(float32\)", text)
+        assert rebuilt and float(rebuilt[1]) < 1e-4  # the decomposition gives the clip back
+        direction = re.search(r"direction error at the top flow-gradient pixels: ([\d.]+) deg", text)
+        assert direction and float(direction[1]) < 45  # a random direction: 90 on average
+        angle = re.search(r"angle model: motion share ([\d.]+)", text)
+        sides = re.search(r"sides model: motion share ([\d.]+)", text)
+        assert angle and sides
+        images = [o for c in nb.cells for o in c.get("outputs", []) if "image/png" in o.get("data", {})]
+        assert len(images) >= 3  # the maps, the motion-share curves, the trajectories
     if path.name == "02_methods.ipynb":
         text = outputs_text(nb)
         model = xai_core.load_model("cnn_transformer-sides", device="cpu")

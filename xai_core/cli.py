@@ -278,7 +278,8 @@ def _cmd_bench(args: argparse.Namespace) -> int:
     spec = importlib.util.spec_from_file_location("xai_benchmarks_suite", suite_path)
     suite = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(suite)
-    suite.main(args.out, quick=args.quick, markdown=args.markdown, threads=args.threads)
+    keep = tuple(part.strip() for part in (args.keep or "").split(",") if part.strip())
+    suite.main(args.out, quick=args.quick, markdown=args.markdown, threads=args.threads, keep=keep)
     print(
         f"wrote {Path(args.out) / 'bench.json'} and {Path(args.out) / 'BENCHMARKS.md'}"
         + (f" and {args.markdown}" if args.markdown else "")
@@ -462,6 +463,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, help="folder for bench.json and BENCHMARKS.md")
     p.add_argument("--markdown", help="also write the report here (e.g. BENCHMARKS.md at the repository root)")
     p.add_argument("--threads", type=int, help="torch threads for the measurements (default: torch's own)")
+    p.add_argument(
+        "--keep",
+        help="slow sections to take from OUT/bench.json instead of measuring again: temporal, video "
+        "(comma-separated; their dates are kept in the report)",
+    )
     p.set_defaults(func=_cmd_bench)
     return parser
 

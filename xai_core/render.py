@@ -113,6 +113,74 @@ def upscale(image: np.ndarray, factor: int) -> np.ndarray:
     return np.repeat(np.repeat(image, factor, axis=0), factor, axis=1) if factor > 1 else image
 
 
+def flow_colour(flow: np.ndarray, scale: float | None = None) -> np.ndarray:
+    """flow [2,H,W] (x then y, pixels) -> RGB uint8 [H,W,3]: hue = direction (red: right, then
+    anticlockwise on the screen through yellow-green: up), brightness = speed / ``scale`` (default:
+    the largest speed; one scale for a clip makes frames comparable)."""
+    dx, dy = flow[0].astype(np.float32), flow[1].astype(np.float32)
+    speed = np.hypot(dx, dy)
+    scale = float(speed.max()) if scale is None else scale
+    angle = np.degrees(np.arctan2(-dy, dx)) % 360.0  # screen y points down: up is +90 degrees
+    hsv = np.zeros((*speed.shape, 3), np.uint8)
+    hsv[..., 0] = np.round(angle / 2).astype(np.uint8) % 180  # OpenCV hue: 0..179 for 0..358 degrees
+    hsv[..., 1] = 255
+    hsv[..., 2] = np.round(np.clip(speed / scale if scale > 0 else 0 * speed, 0, 1) * 255).astype(np.uint8)
+    return cv2.cvtColor(hsv, cv2.COLOR_HSV2RGB)
+
+
+def grid_points(height: int, width: int, step: int) -> np.ndarray:
+    """Points every ``step`` pixels, half a step from the edges -> [N,2] (x, y)."""
+    ys, xs = np.mgrid[step // 2 : height : step, step // 2 : width : step]
+    return np.stack([xs.ravel(), ys.ravel()], axis=1)
+
+
+def top_points(magnitude: np.ndarray, n: int) -> np.ndarray:
+    """The ``n`` pixels with the largest values of a map [H,W] (largest first) -> [n,2] (x, y)."""
+    n = min(n, magnitude.size)
+    flat = np.argsort(magnitude.ravel(), kind="stable")[::-1][:n]
+    ys, xs = np.unravel_index(flat, magnitude.shape)
+    return np.stack([xs, ys], axis=1)
+
+
+def arrows(
+    image: np.ndarray,
+    points: np.ndarray,
+    vectors: np.ndarray,
+    *,
+    zoom: int = 1,
+    length: float = 1.0,
+    colour=(255, 255, 255),
+    thickness: int = 1,
+) -> np.ndarray:
+    """Arrows drawn on a copy of ``image`` (already enlarged ``zoom`` times): from each point
+    [N,2] (x, y, pixels of the model input) along its vector [N,2] (pixels) times ``length``."""
+    out = np.ascontiguousarray(image).copy()
+    for (x, y), (dx, dy) in zip(points, vectors, strict=True):
+        start = (int(round((x + 0.5) * zoom)), int(round((y + 0.5) * zoom)))
+        end = (int(round((x + 0.5 + dx * length) * zoom)), int(round((y + 0.5 + dy * length) * zoom)))
+        if start != end:
+            cv2.arrowedLine(out, start, end, colour, thickness, cv2.LINE_AA, tipLength=0.3)
+    return out
+
+
+def tracks(
+    image: np.ndarray, positions: np.ndarray, frame: int, *, zoom: int = 1, history: int = 10, colours=None
+) -> np.ndarray:
+    """Trajectories [K,T,2] (x, y, pixels of the model input) drawn on a copy of ``image``
+    (enlarged ``zoom`` times): each one's last ``history`` frames up to ``frame`` as a line and
+    its position in ``frame`` as a dot; colours from a qualitative palette (or ``colours`` [K])."""
+    out = np.ascontiguousarray(image).copy()
+    palette = colours or [tuple(int(c) for c in colorize(np.array([[k / max(len(positions), 1)]]), "turbo")[0, 0])
+                          for k in range(len(positions))]  # fmt: skip
+    first = max(0, frame - history)
+    for track, colour in zip(positions, palette, strict=False):
+        path = np.round((track[first : frame + 1] + 0.5) * zoom).astype(np.int32)
+        if len(path) > 1:
+            cv2.polylines(out, [path.reshape(-1, 1, 2)], False, colour, max(1, zoom // 2), cv2.LINE_AA)
+        cv2.circle(out, tuple(int(v) for v in path[-1]), max(2, zoom), colour, -1, cv2.LINE_AA)
+    return out
+
+
 # ---------------------------------------------------------------------------- plotly figures
 def probabilities_figure(prediction: dict, labels: list[str], top: int = 10):
     """Horizontal bars of the class probabilities (the top ``top``), predicted class highlighted."""
@@ -298,3 +366,30 @@ def timeline_curves(explanations: dict) -> dict[str, np.ndarray]:
         if "relevance_max" in (expl.extras or {}):
             curves[f"{name} (max)"] = np.asarray(expl.extras["relevance_max"], dtype=float)
     return curves
+
+
+def motion_share_figure(share: np.ndarray, selected: int | None = None, padded: np.ndarray | None = None, title=""):
+    """A stacked area over frames 1..T-1: the flows' share of the attribution (motion) and the
+    errors' (appearance), which add up to 1 (``share`` [T-1], frame i's value at x = i)."""
+    import plotly.graph_objects as go
+
+    frames = np.arange(1, len(share) + 1)
+    fig = go.Figure()
+    fig.add_trace(go.Scatter(x=frames, y=share, name="motion (flows)", stackgroup="one", mode="lines"))
+    fig.add_trace(
+        go.Scatter(x=frames, y=1 - np.asarray(share), name="appearance (errors)", stackgroup="one", mode="lines")
+    )
+    if selected is not None:
+        fig.add_vline(x=selected, line_dash="dash", line_color="gray")
+    if padded is not None and np.any(padded):
+        first = int(np.argmax(padded))
+        fig.add_vrect(x0=first - 0.5, x1=len(share) + 0.5, fillcolor="lightgray", opacity=0.4, line_width=0)
+    fig.update_layout(
+        title=title or "motion vs appearance",
+        xaxis_title="frame (model input)",
+        yaxis_title="share of the attribution",
+        yaxis_range=[0, 1],
+        height=260,
+        margin=dict(l=10, r=10, t=40, b=10),
+    )
+    return fig

@@ -202,8 +202,10 @@ def _load_builtin_methods() -> None:
     from . import (
         attention,  # noqa: F401
         cam,  # noqa: F401  (registers on import)
+        flow,  # noqa: F401
         gradients,  # noqa: F401
         lrp,  # noqa: F401
         masking,  # noqa: F401
+        trajectories,  # noqa: F401
         tsr,  # noqa: F401
     )

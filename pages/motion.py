@@ -1,0 +1,198 @@
+"""Motion page: the clip decomposed into its first frame, Farneback flows and warp errors (001),
+and the gradients of the explained score with respect to each.  The flow on the scrubbed frame
+as colour and as arrows, the flow vectors where the score is most sensitive to the flow, the
+first-frame and error gradients, the motion-vs-appearance share per frame, and the trajectories
+along which a spatial method's saliency is highest."""
+
+from __future__ import annotations
+
+import numpy as np
+import streamlit as st
+
+from xai_core import render, ui
+from xai_core.explanation import TargetError
+from xai_core.methods.flow import FARNEBACK_PARAMS
+from xai_core.methods.registry import MethodError, get_method, method_specs
+from xai_core.models.base import ModelError
+
+ZOOM = 3
+HELP = {
+    "flow_gradient": "gradients through the rebuild from the first frame, flows and errors",
+    "smoothflow": "the same, averaged over noisy decompositions (SmoothGrad in the decomposed space)",
+}
+
+selection = ui.page_setup()
+st.title("Motion")
+model, clip = ui.model_and_clip_or_stop(selection)
+prediction = ui.get_prediction(model, clip, selection.device)
+st.caption(f"{model.name} · {ui.describe_source(clip.source)} · {clip.num_frames} frames")
+
+specs = [s for s in method_specs() if s.family == "motion" and s.name != "trajectories"]
+usable = [s for s in specs if s.unavailable_reason(model) is None]
+if not usable:
+    st.warning(f"{model.name} supports no motion method.")
+    st.stop()
+
+left, right = st.columns([1, 2], gap="large")
+with left:
+    method = st.radio(
+        "Method",
+        [s.name for s in usable],
+        key="motion_method",
+        persist_state="page",
+        captions=[HELP.get(s.name, s.description) for s in usable],
+    )
+    spec = next(s for s in usable if s.name == method)
+    target = ui.target_widget(model, prediction)
+    with st.expander(f"{method} settings"):
+        st.caption(spec.description)
+        params = ui.param_widgets(spec, model)
+    top_help = "arrows where the score is most sensitive to the flow (largest |d score / d flow|)"
+    top_n = st.slider("Top flow vectors", 5, 200, 30, 5, key="motion_top", persist_state="page", help=top_help)
+    step = st.slider("Arrow grid (pixels)", 4, 16, 8, 2, key="motion_step", persist_state="page")
+    length = st.slider("Arrow length (x flow)", 1.0, 8.0, 3.0, 0.5, key="motion_length", persist_state="page")
+    st.subheader("Trajectories")
+    trajectory_spec = get_method("trajectories")
+    farneback = {p.name: params[p.name] for p in FARNEBACK_PARAMS if p.name in params}
+    with st.expander("trajectories settings"):
+        st.caption(trajectory_spec.description + " (Farneback settings as above)")
+        trajectory_params = ui.param_widgets(trajectory_spec, model, skip=tuple(farneback))
+    history = st.slider("Track history (frames)", 1, 32, 10, key="motion_history", persist_state="page")
+
+with right:
+    try:
+        with st.spinner(f"Decomposing the clip and running {method}…"):
+            expl = ui.get_explanation(model, clip, method, target, params, selection.device)
+    except (MethodError, TargetError, ModelError, ValueError) as exc:
+        st.error(str(exc), icon=":material/error:")
+        st.stop()
+    extras = expl.extras
+    flows, flow_grad, magnitude = extras["flows"], extras["flow_grad"], extras["flow_grad_magnitude"]
+    share = extras["motion_share"]
+    frames = clip.num_frames
+    shown_for = f"{ui.model_key(model, selection.device)}|{clip.content_hash()}"
+    peak = int(np.argmax(magnitude.reshape(len(magnitude), -1).sum(1))) + 1  # a new clip starts at the peak
+    start = {}
+    if "motion_frame" not in st.session_state:
+        start = {"value": peak}
+    elif st.session_state.get("motion_frame_for") != shown_for or not 1 <= st.session_state["motion_frame"] < frames:
+        st.session_state["motion_frame"] = peak
+    st.session_state["motion_frame_for"] = shown_for
+    frame = st.slider(
+        "Frame",
+        1,
+        frames - 1,
+        key="motion_frame",
+        **start,
+        help="The flow into this frame from the one before it",
+        persist_state="page",
+    )
+    st.plotly_chart(
+        render.motion_share_figure(
+            share, frame, clip.padded, f"Motion vs appearance ({expl.meta['target_description']})"
+        ),
+        key="motion_share",
+    )
+    st.caption(
+        f"Mean motion share {share.mean():.0%}. The decomposition rebuilds the clip to within "
+        f"{expl.meta['rebuild_max_error']:.1e}; flows took {expl.meta['flow_seconds']:.2f} s, "
+        f"gradients {expl.meta['gradient_seconds']:.2f} s."
+    )
+
+    i = frame - 1  # flows[i] is the flow into frame i + 1
+    original = clip.frames[frame]
+    speed_scale = float(np.percentile(np.hypot(flows[:, 0], flows[:, 1]), 99.5)) or 1.0
+    points = render.grid_points(*original.shape[:2], step)
+    field = flows[i][:, points[:, 1], points[:, 0]].T
+    tiles = [
+        (
+            render.arrows(render.upscale(original, ZOOM), points, field, zoom=ZOOM, length=length),
+            f"flow into frame {frame} (arrows ×{length:g})",
+        ),
+        (
+            render.upscale(render.flow_colour(flows[i], speed_scale), ZOOM),
+            "flow as colour: hue = direction, brightness = speed",
+        ),  # fmt: skip
+    ]
+    top = render.top_points(magnitude[i], top_n)
+    grad_scale = render.clip_scale(magnitude, "abs")
+    heat = render.overlay(original, magnitude[i], opacity=0.6, mode="abs", scale=grad_scale)
+    tiles.append(
+        (
+            render.arrows(
+                render.upscale(heat, ZOOM),
+                top,
+                flows[i][:, top[:, 1], top[:, 0]].T,
+                zoom=ZOOM,
+                length=length,
+                colour=(0, 255, 255),
+            ),  # fmt: skip
+            f"|d score / d flow| with the top {len(top)} flow vectors",
+        )
+    )
+    error_grad = extras["error_grad"]
+    tiles.append(
+        (
+            render.upscale(
+                render.overlay(
+                    original,
+                    error_grad[i],
+                    opacity=0.7,
+                    cmap="bwr",
+                    mode="signed",
+                    scale=render.clip_scale(error_grad, "signed"),
+                ),  # fmt: skip
+                ZOOM,
+            ),
+            "d score / d error (red: raises the score)",
+        )
+    )
+    first_grad = extras["first_grad"]
+    tiles.append(
+        (
+            render.upscale(render.overlay(clip.frames[0], first_grad, opacity=0.7, cmap="bwr", mode="signed"), ZOOM),
+            "d score / d first frame",
+        )
+    )
+    tiles.append(
+        (
+            render.upscale(
+                render.colorize(np.clip(extras["errors"][i] / (extras["errors"].max() or 1), 0, 1), "inferno"), ZOOM
+            ),  # fmt: skip
+            "warp error |E| (what the flow does not explain)",
+        )
+    )
+    for row in range(0, len(tiles), 3):
+        columns = st.columns(3)
+        for column, (image, text) in zip(columns, tiles[row : row + 3], strict=False):
+            column.image(image, caption=text, width="stretch", output_format="PNG")
+
+    st.subheader("Most salient trajectories")
+    try:
+        with st.spinner("Pushing points along the flows…"):
+            paths = ui.get_explanation(
+                model, clip, "trajectories", target, {**trajectory_params, **farneback}, selection.device
+            )
+    except (MethodError, TargetError, ModelError, ValueError) as exc:
+        st.error(str(exc), icon=":material/error:")
+        st.stop()
+    top_tracks = paths.extras["trajectories"]
+    drawn = render.tracks(render.upscale(original, ZOOM), top_tracks, frame, zoom=ZOOM, history=history)
+    if "picked" in paths.extras:  # the user's own points in white
+        drawn = render.tracks(drawn, paths.extras["picked"], frame, zoom=ZOOM, history=history,
+                              colours=[(255, 255, 255)] * len(paths.extras["picked"]))  # fmt: skip
+    base_name = paths.meta["base"]
+    c1, c2 = st.columns([1, 1])
+    c1.image(drawn, caption=f"top {len(top_tracks)} trajectories by {base_name} over "
+             f"{paths.meta['window']} frames · frame {frame}", width="stretch", output_format="PNG")  # fmt: skip
+    windows = paths.extras["trajectory_windows"]
+    rows = [
+        {
+            "rank": k + 1,
+            "score": float(score),
+            "frames": f"{int(a)}-{int(b) - 1}",
+            "at frame": f"({track[frame][0]:.0f}, {track[frame][1]:.0f})",
+        }  # fmt: skip
+        for k, (score, (a, b), track) in enumerate(zip(paths.extras["trajectory_scores"], windows, top_tracks))
+    ]
+    c2.dataframe(rows, hide_index=True, key="trajectory_table")

@@ -1,0 +1,55 @@
+"""The Motion page, driven headless with AppTest: the decomposition's maps on the scrubbed frame,
+the motion-vs-appearance curve, the top flow vectors, the trajectories (a bad point refused with
+one message, the rest of the page kept), SmoothFlow and Farneback's settings."""
+
+from __future__ import annotations
+
+import base64
+import json
+
+import numpy as np
+import pytest
+from conftest import open_page
+
+pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
+
+
+def captions(at) -> list[str]:
+    return [img.proto.imgs[0].caption for img in at.get("image")]
+
+
+def share_values(at) -> np.ndarray:
+    chart = next(c for c in at.get("plotly_chart") if "motion_share" in c.proto.id)
+    y = json.loads(chart.proto.spec)["data"][0]["y"]
+    return np.frombuffer(base64.b64decode(y["bdata"]), dtype=y["dtype"]) if isinstance(y, dict) else np.asarray(y)
+
+
+def test_the_flow_gradient_maps_and_the_motion_share(app_zoo):
+    at = open_page("pages/motion.py")
+    assert at.radio(key="motion_method").value == "flow_gradient"
+    shown = captions(at)
+    assert len(shown) == 7 and shown[0].startswith("flow into frame") and "top 30 flow vectors" in shown[2]
+    assert shown[6].startswith("top 10 trajectories by saliency over 8 frames")
+    share = share_values(at)
+    assert share.shape == (7,) and ((share >= 0) & (share <= 1)).all()  # 8 frames: 7 flows
+    assert any(c.value.startswith("Mean motion share") for c in at.caption)
+    at.slider(key="motion_frame").set_value(3).run()
+    assert captions(at)[0].startswith("flow into frame 3")
+    at.slider(key="motion_top").set_value(10).run()
+    assert "top 10 flow vectors" in captions(at)[2]
+    at.number_input(key="param_trajectories_top_a_cnn_transformer").set_value(3).run()
+    at.text_input(key="param_trajectories_points_a_cnn_transformer").set_value("not a point").run()
+    assert at.error and "'x,y,t' triples" in at.error[0].value and len(captions(at)) == 6  # the flow maps stay
+    at.text_input(key="param_trajectories_points_a_cnn_transformer").set_value("10,20,2").run()
+    assert not at.error and captions(at)[6].startswith("top 3 trajectories")
+
+
+def test_smoothflow_and_farneback_settings(app_zoo):
+    at = open_page("pages/motion.py")
+    before = share_values(at)
+    at.radio(key="motion_method").set_value("smoothflow").run()
+    at.number_input(key="param_smoothflow_samples_a_cnn_transformer").set_value(2).run()
+    assert not at.exception and len(captions(at)) == 7
+    assert not np.array_equal(share_values(at), before)  # the averaged gradients differ
+    at.number_input(key="param_smoothflow_winsize_a_cnn_transformer").set_value(7).run()
+    assert not at.exception and not at.error and len(captions(at)) == 7

@@ -1,0 +1,282 @@
+"""Motion explanations through a flow decomposition of the clip (001): gradients of the explained
+score with respect to the optical flow between frames, not only the pixels.
+
+The model's input ``x [T,C,H,W]`` (normalised frames) is written as
+
+* ``first`` = I_0, the first frame;
+* ``flows`` f_i (i = 1..T-1) [2,H,W]: Farneback flows between frames i-1 and i of the model
+  input, in pixels, x then y.  f_i(p) is where the content now at p came from, as a forward
+  displacement: I_i(p) ~ I_{i-1}(p - f_i(p)), so it points the way things move;
+* ``errors`` E_i = I_i - g(I_{i-1}, f_i) [C,H,W]: what the warp does not explain (new content,
+  lighting, noise),
+
+with the warp g(I, f)(p) = I(p - f(p)): bilinear sampling (``grid_sample``); a position outside
+the frame takes the value of the nearest edge pixel (``padding_mode="border"``).  The rebuild
+Î_0 = I_0, Î_i = g(Î_{i-1}, f_i) + E_i gives the clip back (to float rounding), and the model's
+score differentiated through it gives d score / d I_0, d score / d f_i and d score / d E_i.
+
+Appearance then reaches a later frame two ways: carried along the flows from the frame before
+(the flow gradient), or added there (the error gradient).  ``motion_share`` compares the two per
+frame, in the score's units: sum_p |f_i(p) . d score / d f_i(p)| against
+sum_p |E_i(p) . d score / d E_i(p)| (gradient x value, a first-order share of the score).
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+import torch
+from torch.nn import functional as F
+
+from ..explanation import Explanation, Target
+from .gradients import clips_per_pass, seeded
+from .registry import Param, register
+from .scoring import TargetScore
+
+# Farneback's options (cv2.calcOpticalFlowFarneback), OpenCV's usual values for small frames.
+FARNEBACK_DEFAULTS = {"pyr_scale": 0.5, "levels": 3, "winsize": 15, "iterations": 3, "poly_n": 5, "poly_sigma": 1.2}
+NOISE_TARGETS = ("all", "first", "flows", "errors")
+
+FARNEBACK_PARAMS = (
+    Param("pyr_scale", "float", 0.5, minimum=0.1, maximum=0.9, help="Farneback: scale between pyramid levels"),
+    Param("levels", "int", 3, minimum=1, maximum=8, help="Farneback: pyramid levels"),
+    Param("winsize", "int", 15, minimum=3, maximum=63, help="Farneback: averaging window (pixels)"),
+    Param("iterations", "int", 3, minimum=1, maximum=20, help="Farneback: iterations per level"),
+    Param("poly_n", "int", 5, minimum=3, maximum=9, help="Farneback: neighbourhood of the polynomial fit (5 or 7)"),
+    Param("poly_sigma", "float", 1.2, minimum=0.5, maximum=3.0, help="Farneback: Gaussian sigma of the fit"),
+)
+
+
+def farneback_flows(frames: np.ndarray, **options) -> torch.Tensor:
+    """uint8 frames [T,H,W,3] -> flows [T-1,2,H,W] float32 (x then y, pixels): f_i with
+    I_i(p) ~ I_{i-1}(p - f_i(p)).  OpenCV's flow from frame i to frame i-1 (I_i(p) ~
+    I_{i-1}(p + b(p))), negated."""
+    opts = {**FARNEBACK_DEFAULTS, **options}
+    if len(frames) < 2:
+        raise ValueError("a flow decomposition needs at least two frames")
+    grey = [cv2.cvtColor(np.ascontiguousarray(f), cv2.COLOR_RGB2GRAY) for f in frames]
+    flows = [
+        -cv2.calcOpticalFlowFarneback(
+            cur,
+            prev,
+            None,
+            opts["pyr_scale"],
+            int(opts["levels"]),
+            int(opts["winsize"]),
+            int(opts["iterations"]),
+            int(opts["poly_n"]),
+            opts["poly_sigma"],
+            0,
+        )
+        for prev, cur in zip(grey[:-1], grey[1:], strict=True)
+    ]
+    return torch.from_numpy(np.stack(flows)).permute(0, 3, 1, 2).contiguous()
+
+
+def warp(image: torch.Tensor, flow: torch.Tensor) -> torch.Tensor:
+    """g(I, f): image [N,C,H,W], flow [N,2,H,W] (pixels, x then y) -> [N,C,H,W] with
+    out(p) = I(p - f(p)), bilinear; outside the frame the nearest edge pixel."""
+    n, _, h, w = image.shape
+    ys = torch.arange(h, device=image.device, dtype=image.dtype).view(1, h, 1)
+    xs = torch.arange(w, device=image.device, dtype=image.dtype).view(1, 1, w)
+    sample_x = xs - flow[:, 0]
+    sample_y = ys - flow[:, 1]
+    # align_corners=True: -1 and 1 are the centres of the first and last pixels
+    grid = torch.stack([2 * sample_x / max(w - 1, 1) - 1, 2 * sample_y / max(h - 1, 1) - 1], dim=-1)
+    return F.grid_sample(image, grid, mode="bilinear", padding_mode="border", align_corners=True)
+
+
+@dataclass
+class Decomposition:
+    """A clip as first frame, flows and errors (module docstring); leading batch dimension B."""
+
+    first: torch.Tensor  # [B,C,H,W]
+    flows: torch.Tensor  # [B,T-1,2,H,W]
+    errors: torch.Tensor  # [B,T-1,C,H,W]
+
+
+def decompose(x: torch.Tensor, flows: torch.Tensor) -> Decomposition:
+    """x [B,T,C,H,W] and flows [B,T-1,2,H,W] -> I_0, the flows, E_i = I_i - g(I_{i-1}, f_i)."""
+    b, t = x.shape[:2]
+    if flows.shape[:2] != (b, t - 1) or flows.shape[-2:] != x.shape[-2:]:
+        raise ValueError(f"flows {tuple(flows.shape)} do not fit a clip {tuple(x.shape)}")
+    flows = flows.to(x.dtype)
+    predicted = warp(x[:, :-1].flatten(0, 1), flows.flatten(0, 1)).view_as(x[:, 1:])
+    return Decomposition(x[:, 0], flows, x[:, 1:] - predicted)
+
+
+def rebuild(d: Decomposition) -> torch.Tensor:
+    """Î_0 = I_0, Î_i = g(Î_{i-1}, f_i) + E_i -> [B,T,C,H,W] (differentiable in all three)."""
+    frames = [d.first]
+    for i in range(d.flows.shape[1]):
+        frames.append(warp(frames[-1], d.flows[:, i]) + d.errors[:, i])
+    return torch.stack(frames, dim=1)
+
+
+def clip_flows(model, x: torch.Tensor, **options) -> torch.Tensor:
+    """Farneback flows of a preprocessed clip x [1,T,C,H,W] (on its 8-bit frames) -> [1,T-1,2,H,W]
+    on x's device."""
+    return farneback_flows(model.frames_of(x), **options)[None].to(x.device)
+
+
+def decomposition_gradients(
+    model, target: Target, d: Decomposition
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """The explained score of each rebuilt clip [B] and its gradients w.r.t. I_0 [B,C,H,W], the
+    flows [B,T-1,2,H,W] and the errors [B,T-1,C,H,W]."""
+    leaves = [t.detach().clone().requires_grad_(True) for t in (d.first, d.flows, d.errors)]
+    with torch.enable_grad():
+        scores = TargetScore(model, target)(rebuild(Decomposition(*leaves)))[:, 0]
+        grads = torch.autograd.grad(scores.sum(), leaves)
+    return scores.detach(), *grads
+
+
+def motion_share(d: Decomposition, flow_grad: torch.Tensor, error_grad: torch.Tensor) -> torch.Tensor:
+    """Per frame i >= 1, the flows' part of the gradient x value attribution, [B,T-1] in [0, 1]
+    (0 where neither has any)."""
+    flow_part = (d.flows * flow_grad).sum(2).abs().flatten(2).sum(-1)
+    error_part = (d.errors * error_grad).sum(2).abs().flatten(2).sum(-1)
+    total = flow_part + error_part
+    return torch.where(total > 0, flow_part / total.clamp(min=torch.finfo(total.dtype).tiny), 0.0)
+
+
+def _explanation(
+    name: str,
+    model,
+    target: Target,
+    d: Decomposition,
+    grads: tuple[torch.Tensor, torch.Tensor, torch.Tensor],
+    params: dict,
+    meta: dict,
+) -> Explanation:
+    """Gradients (batch of one) -> spatial [T,H,W]: |d score / d f_t| per pixel (frame 0: zero,
+    nothing flows into it); temporal [T]: each frame's gradient x value attribution, |.| summed
+    over its flow and error (frame 0: I_0); extras as listed in ``flow_gradient``."""
+    first_grad, flow_grad, error_grad = (g[0].float() for g in grads)
+    flows, errors, first = d.flows[0].float(), d.errors[0].float(), d.first[0].float()
+    magnitude = flow_grad.norm(dim=1)  # [T-1,H,W]
+    spatial = torch.cat([torch.zeros_like(magnitude[:1]), magnitude])
+    flow_part = (flows * flow_grad).sum(1).abs().sum((1, 2))
+    error_part = (errors * error_grad).sum(1).abs().sum((1, 2))
+    first_part = (first * first_grad).sum(0).abs().sum()
+    temporal = torch.cat([first_part[None], flow_part + error_part])
+    share = motion_share(d, grads[1], grads[2])[0].float()
+    extras = {
+        "flows": flows,
+        "flow_grad": flow_grad,
+        "flow_grad_magnitude": magnitude,
+        "first_grad": first_grad.sum(0),
+        "errors": errors.abs().mean(1),
+        "error_grad": error_grad.sum(1),
+        "motion_share": share,
+    }
+    return Explanation(
+        method=name,
+        params=params,
+        target=target.to_dict(),
+        task=model.task,
+        prediction={},
+        spatial=spatial.cpu().numpy(),
+        temporal=temporal.cpu().numpy(),
+        extras={k: v.detach().cpu().numpy() for k, v in extras.items()},
+        meta=meta,
+    )
+
+
+def _decomposed(model, x: torch.Tensor, options: dict) -> tuple[Decomposition, dict]:
+    if x.shape[0] != 1:
+        raise ValueError("explain one clip at a time: x must be [1,T,C,H,W]")
+    if x.shape[1] < 2:
+        raise ValueError("a flow decomposition needs a clip of at least two frames")
+    start = time.perf_counter()
+    flows = clip_flows(model, x, **options)
+    d = decompose(x.detach(), flows)
+    rebuilt_error = float((rebuild(d) - x).abs().max())
+    meta = {"farneback": options, "flow_seconds": time.perf_counter() - start, "rebuild_max_error": rebuilt_error}
+    return d, meta
+
+
+@register(
+    "flow_gradient",
+    family="motion",
+    reading="magnitude",
+    params=FARNEBACK_PARAMS,
+    description="Gradients w.r.t. optical flow: the clip rebuilt from its first frame, Farneback flows and "
+    "warp errors, differentiated through the rebuild",
+    references=("001: flow decomposition and flow gradients", "Farneback 2003"),
+)
+def flow_gradient(model, x: torch.Tensor, target: Target, **farneback) -> Explanation:
+    """x [1,T,C,H,W] -> spatial [T,H,W]: |d score / d f_t| (0 for frame 0); temporal [T]:
+    gradient x value per frame (flow and error; frame 0: I_0).  extras: ``flows`` [T-1,2,H,W],
+    ``flow_grad`` [T-1,2,H,W], ``flow_grad_magnitude`` [T-1,H,W], ``first_grad`` [H,W] (I_0's
+    gradient, channel sum), ``errors`` [T-1,H,W] (mean |E_i| over channels), ``error_grad``
+    [T-1,H,W] (channel sum), ``motion_share`` [T-1]."""
+    d, meta = _decomposed(model, x, farneback)
+    start = time.perf_counter()
+    _, *grads = decomposition_gradients(model, target, d)
+    meta["gradient_seconds"] = time.perf_counter() - start
+    return _explanation("flow_gradient", model, target, d, tuple(grads), {}, meta)
+
+
+@register(
+    "smoothflow",
+    family="motion",
+    reading="magnitude",
+    params=(
+        Param("samples", "int", 16, minimum=1, maximum=256, help="noisy copies of the decomposition"),
+        Param(
+            "sigma",
+            "float",
+            0.15,
+            minimum=0.0,
+            maximum=1.0,
+            help="noise standard deviation as a share of each part's value range (max - min)",
+        ),
+        Param("noise_on", "choice", "all", choices=NOISE_TARGETS, help="which parts get the noise"),
+        Param("seed", "int", 0, minimum=0, help="seed of the noise (same seed, same maps)"),
+        *FARNEBACK_PARAMS,
+    ),
+    description="SmoothGrad in the decomposed space: flow gradients averaged over noisy first frames, flows and errors",
+    references=("001: smoothflow", "Smilkov et al. 2017"),
+)
+def smoothflow(
+    model,
+    x: torch.Tensor,
+    target: Target,
+    samples: int = 16,
+    sigma: float = 0.15,
+    noise_on: str = "all",
+    seed: int = 0,
+    **farneback,
+) -> Explanation:
+    """As ``flow_gradient``, each gradient the mean over ``samples`` decompositions with Gaussian
+    noise N(0, s^2), s = sigma * (max - min) of the part, on I_0, the flows and / or the errors
+    (``noise_on``); the maps and shares are computed from the noise-free decomposition's values."""
+    if noise_on not in NOISE_TARGETS:
+        raise ValueError(f"noise_on must be one of {', '.join(NOISE_TARGETS)}, not {noise_on!r}")
+    d, meta = _decomposed(model, x, farneback)
+    parts = {"first": d.first, "flows": d.flows, "errors": d.errors}
+    stdevs = {
+        name: float(sigma * (part.max() - part.min())) if noise_on in ("all", name) else 0.0
+        for name, part in parts.items()
+    }
+    sums = [torch.zeros_like(p) for p in parts.values()]
+    batch = clips_per_pass(x.device)
+    start = time.perf_counter()
+    with seeded(seed, x.device):
+        for done in range(0, samples, batch):
+            n = min(batch, samples - done)
+            noisy = [
+                part.expand(n, *part.shape[1:])
+                + stdevs[name] * torch.randn(n, *part.shape[1:], device=x.device, dtype=part.dtype)
+                for name, part in parts.items()
+            ]
+            _, *grads = decomposition_gradients(model, target, Decomposition(*noisy))
+            for total, grad in zip(sums, grads, strict=True):
+                total += grad.sum(0, keepdim=True)
+    meta.update(gradient_seconds=time.perf_counter() - start, noise_std=stdevs, clips_per_pass=batch)
+    grads = tuple(total / samples for total in sums)
+    return _explanation("smoothflow", model, target, d, grads, {}, meta)
