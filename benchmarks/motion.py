@@ -15,7 +15,13 @@ it runs ``flow_gradient`` with its defaults and records
 * ``random_pixels``: the same two figures for 20 pixels a frame picked at random (a baseline:
   most of the frame does not move, and Farneback's window spreads the shape's motion around it);
 * ``farneback_error``: the same error for the flow on the shape's own pixels, i.e. how well
-  Farneback itself recovers the motion (a floor for the line above).
+  Farneback itself recovers the motion (a floor for the line above);
+* ``trajectories_on_shape``: the share of ``trajectories``' top 10 (default base) that are within
+  3 px of the shape in the middle of their best window;
+* ``accuracy`` (sides models): on the clips as they are and with the first frame repeated (no
+  motion at all): does the model need motion to tell the number of sides?
+* ``controls``: the motion share of scores that cannot use motion (each frame read on its own),
+  the level the share takes without any use of motion.
 
 Usage: ``python benchmarks/motion.py [--models A B] [--clips 100] [--out benchmarks/results]``:
 writes motion.json and motion.md.
@@ -31,9 +37,18 @@ import time
 from pathlib import Path
 
 import numpy as np
+import torch
 
 import xai_core
-from xai_core.evaluate.motion import angular_difference, flow_direction_error, mean_motion_share, screen_angle
+from xai_core.api import model_input
+from xai_core.evaluate.motion import (
+    angular_difference,
+    flow_direction_error,
+    mean_motion_share,
+    screen_angle,
+    trajectories_on_target,
+)
+from xai_core.methods.flow import Decomposition, clip_flows, decompose, motion_share, rebuild
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 from independent_shapes import make_clip  # noqa: E402
@@ -57,7 +72,8 @@ def farneback_error(flows: np.ndarray, masks: np.ndarray, angle: float, moving: 
 def measure(model_name: str, clips: int) -> dict:
     model = xai_core.load_model(model_name, device="cpu")
     angle_model = model.task == "regression"
-    shares, directions, randoms, floors, seconds = [], [], [], [], []
+    shares, directions, randoms, floors, seconds, on_target = [], [], [], [], [], []
+    right_moving = right_static = 0
     for k in range(clips):
         clip = make_clip(FIRST_SEED + k)
         moving = ~clip.paused[1:]
@@ -65,6 +81,14 @@ def measure(model_name: str, clips: int) -> dict:
         expl = xai_core.explain(model, clip.video, "flow_gradient")
         seconds.append(time.perf_counter() - start)
         shares.append(mean_motion_share(expl.extras["motion_share"], moving))
+        paths = xai_core.explain(model, clip.video, "trajectories")
+        on_target.append(
+            trajectories_on_target(paths.extras["trajectories"], paths.extras["trajectory_windows"], clip.target_masks)
+        )
+        if not angle_model:  # can the model tell the sides without motion (the first frame repeated)?
+            static = np.repeat(clip.video[:1], len(clip.video), axis=0)
+            right_moving += xai_core.predict(model, clip.video)["index"] == clip.sides - 3
+            right_static += xai_core.predict(model, static)["index"] == clip.sides - 3
         if angle_model:
             flows = expl.extras["flows"]
             result = flow_direction_error(flows, expl.extras["flow_grad_magnitude"], clip.angle, moving, TOP)
@@ -79,7 +103,11 @@ def measure(model_name: str, clips: int) -> dict:
         "clips": clips,
         "motion_share": {"mean": float(np.mean(shares)), "sd": float(np.std(shares))},
         "seconds_per_clip": statistics.median(seconds),
+        "trajectories_on_shape": float(np.mean(on_target)),
+        "trajectory_base": paths.meta["base"],
     }
+    if not angle_model:
+        row["accuracy"] = {"moving": right_moving / clips, "first_frame_repeated": right_static / clips}
     if angle_model:
         errors, slow = np.array(directions).T
         row["direction_error"] = {"mean": float(np.nanmean(errors)), "median": float(np.nanmedian(errors))}
@@ -93,11 +121,43 @@ def measure(model_name: str, clips: int) -> dict:
     return row
 
 
-def to_markdown(rows: list[dict]) -> str:
+def appearance_controls(clips: int, reference_model: str = DEFAULT_MODELS[1]) -> dict[str, float]:
+    """Mean motion share of scores that cannot use motion (each reads every frame on its own), on
+    the same clips in ``reference_model``'s input: the level of the share without any use of motion."""
+    model = xai_core.load_model(reference_model, device="cpu")
+    torch.manual_seed(0)
+    conv = torch.nn.Conv2d(3, 8, 5, padding=2)
+
+    def saturation(x: torch.Tensor) -> torch.Tensor:  # [B,T,C,H,W] -> [B]: colourful pixels, squared
+        return ((x.amax(2) - x.amin(2)) ** 2).mean((1, 2, 3))
+
+    def random_features(x: torch.Tensor) -> torch.Tensor:
+        b, t = x.shape[:2]
+        return torch.relu(conv(x.flatten(0, 1))).mean((1, 2, 3)).view(b, t).mean(1)
+
+    controls = {
+        "colour saturation squared, every frame": saturation,
+        "random 5x5 conv + ReLU, every frame": random_features,
+    }
+    shares = {name: [] for name in controls}
+    for k in range(clips):
+        clip = make_clip(FIRST_SEED + k)
+        x, _ = model_input(model, clip.video)
+        d = decompose(x, clip_flows(model, x))
+        for name, score in controls.items():
+            leaves = [t.detach().clone().requires_grad_(True) for t in (d.first, d.flows, d.errors)]
+            grads = torch.autograd.grad(score(rebuild(Decomposition(*leaves))).sum(), leaves)
+            share = motion_share(d, grads[1], grads[2])[0].numpy()
+            shares[name].append(mean_motion_share(share, ~clip.paused[1:]))
+    return {name: float(np.mean(values)) for name, values in shares.items()}
+
+
+def to_markdown(rows: list[dict], controls: dict[str, float] | None = None) -> str:
     lines = [
         "| model | clips | motion share (mean ± sd) | direction error, top-20 flow-gradient pixels (slow) | "
-        "the same, 20 random pixels (slow) | Farneback's error on the shape | s / clip |",
-        "|---|---|---|---|---|---|---|",
+        "the same, 20 random pixels (slow) | Farneback's error on the shape | top-10 trajectories on the shape | "
+        "accuracy: moving / first frame repeated | s / clip |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
         share = f"{r['motion_share']['mean']:.2f} ± {r['motion_share']['sd']:.2f}"
@@ -108,10 +168,17 @@ def to_markdown(rows: list[dict]) -> str:
             floor = f"{r['farneback_error']:.1f}°"
         else:
             direction = blind = floor = "–"
+        tracks = f"{r['trajectories_on_shape']:.0%} ({r['trajectory_base']})"
+        accuracy = (
+            f"{r['accuracy']['moving']:.0%} / {r['accuracy']['first_frame_repeated']:.0%}" if "accuracy" in r else "–"
+        )
         lines.append(
-            f"| `{r['model']}` | {r['clips']} | {share} | {direction} | {blind} | {floor} | "
+            f"| `{r['model']}` | {r['clips']} | {share} | {direction} | {blind} | {floor} | {tracks} | {accuracy} | "
             f"{r['seconds_per_clip']:.2f} |"
         )
+    if controls:
+        lines += ["", "| score that cannot use motion | motion share |", "|---|---|"]
+        lines += [f"| {name} | {value:.2f} |" for name, value in controls.items()]
     return "\n".join(lines) + "\n"
 
 
@@ -122,11 +189,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", default="benchmarks/results")
     args = parser.parse_args(argv)
     rows = [measure(name, args.clips) for name in args.models]
+    controls = appearance_controls(args.clips)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    (out / "motion.json").write_text(json.dumps(rows, indent=2) + "\n")
-    (out / "motion.md").write_text(to_markdown(rows))
-    print(to_markdown(rows))
+    (out / "motion.json").write_text(json.dumps({"models": rows, "controls": controls}, indent=2) + "\n")
+    (out / "motion.md").write_text(to_markdown(rows, controls))
+    print(to_markdown(rows, controls))
     return 0
 
 

@@ -29,7 +29,7 @@ def test_the_flow_gradient_maps_and_the_motion_share(app_zoo):
     assert at.radio(key="motion_method").value == "flow_gradient"
     shown = captions(at)
     assert len(shown) == 7 and shown[0].startswith("flow into frame") and "top 30 flow vectors" in shown[2]
-    assert shown[6].startswith("top 10 trajectories by saliency over 8 frames")
+    assert shown[6].startswith("top 10 trajectories by gradcam over 8 frames")
     share = share_values(at)
     assert share.shape == (7,) and ((share >= 0) & (share <= 1)).all()  # 8 frames: 7 flows
     assert any(c.value.startswith("Mean motion share") for c in at.caption)

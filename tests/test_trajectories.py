@@ -87,12 +87,15 @@ def test_the_registered_method_ranks_trajectories():
     expl = explain(model, x, "trajectories", target=1, window=3, grid=16, top=5, points="10,20,4")
     tracks, scores = expl.extras["trajectories"], expl.extras["trajectory_scores"]
     assert tracks.shape == (5, 8, 2) and (np.diff(scores) <= 0).all()
-    saliency = np.abs(explain(model, x, "saliency", target=1).spatial)
+    assert expl.meta["base"] == "gradcam"  # auto: the model has a cam layer
+    saliency = np.clip(explain(model, x, "gradcam", target=1).spatial, 0, None)  # a positive reading
     for track, score, (start, stop) in zip(tracks, scores, expl.extras["trajectory_windows"], strict=True):
         assert stop - start == 3
         values = along(torch.from_numpy(saliency), torch.from_numpy(track)[None])[0].numpy()
         assert score == pytest.approx(values[start:stop].sum(), rel=1e-5)
         assert score == pytest.approx(window_sums(torch.from_numpy(values)[None], 3).max().item(), rel=1e-5)
+    chosen = explain(model, x, "trajectories", target=1, window=3, grid=16, top=5, base="saliency")
+    assert chosen.meta["base"] == "saliency"
     picked = expl.extras["picked"]
     assert picked.shape == (1, 8, 2) and np.allclose(picked[0, 4], [10, 20])
     with pytest.raises(MethodError, match="spatial map"):

@@ -5,6 +5,8 @@
   shape moves?  Mean angular error in degrees (a random direction scores 90 on average).
 * ``mean_motion_share``: the share of the gradient x value attribution that lies in the flows
   rather than the warp errors, averaged over the frames where the shape moved.
+* ``trajectories_on_target``: how many of the top trajectories are on the moving shape in the
+  middle of their best window.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from __future__ import annotations
 import numpy as np
 
 MIN_SPEED = 0.25  # pixels per frame: slower flow has no usable direction
+TRACK_REACH = 3  # pixels: a track this close to the target's mask is on it
 
 
 def screen_angle(flow: np.ndarray) -> np.ndarray:
@@ -56,3 +59,22 @@ def mean_motion_share(share: np.ndarray, moving: np.ndarray | None = None) -> fl
     share = np.asarray(share, dtype=float)
     chosen = share if moving is None else share[np.asarray(moving, dtype=bool)]
     return float(chosen.mean()) if chosen.size else float("nan")
+
+
+def trajectories_on_target(
+    tracks: np.ndarray, windows: np.ndarray, masks: np.ndarray, reach: int = TRACK_REACH
+) -> float:
+    """tracks [K,T,2] (x, y), their best windows [K,2] (first frame, one past the last) and the
+    target's masks bool [T,H,W] -> the share of tracks that are within ``reach`` pixels of the
+    target in the middle frame of their window."""
+    if len(tracks) == 0:
+        return float("nan")
+    height, width = masks.shape[1:]
+    hits = []
+    for track, (first, stop) in zip(tracks, windows, strict=True):
+        t = int(first + stop - 1) // 2
+        x, y = (int(round(float(v))) for v in track[t])
+        x, y = min(max(x, 0), width - 1), min(max(y, 0), height - 1)
+        box = masks[t, max(y - reach, 0) : y + reach + 1, max(x - reach, 0) : x + reach + 1]
+        hits.append(bool(box.any()))
+    return float(np.mean(hits))

@@ -96,7 +96,13 @@ def parse_points(text: str | None, frames: int, height: int, width: int) -> list
     family="motion",
     reading="magnitude",
     params=(
-        Param("base", "str", "saliency", help="the spatial method whose map is read along the trajectories"),
+        Param(
+            "base",
+            "str",
+            "auto",
+            help="the spatial method whose map is read along the trajectories; auto: gradcam where the model "
+            "has a cam layer (its maps are smooth enough to follow a point), else saliency",
+        ),
         Param("window", "int", 10, minimum=1, maximum=512, help="frames in a sub-trajectory"),
         Param("grid", "int", 8, minimum=2, maximum=64, help="seeds every this many pixels in the first frame"),
         Param("top", "int", 10, minimum=1, maximum=1000, help="trajectories returned"),
@@ -111,7 +117,7 @@ def trajectories(
     model,
     x: torch.Tensor,
     target: Target,
-    base: str | None = "saliency",
+    base: str | None = "auto",
     window: int = 10,
     grid: int = 8,
     top: int = 10,
@@ -124,7 +130,9 @@ def trajectories(
     ``trajectory_saliency`` [K,T] (the map under the point per frame), ``flows`` [T-1,2,H,W]
     (a window longer than the clip is cut to it: meta ``window``);
     with ``points``: ``picked`` [P,T,2], ``picked_scores`` [P], ``picked_windows`` [P,2]."""
-    spec = get_method(base or "saliency")
+    if base in (None, "", "auto"):
+        base = "gradcam" if get_method("gradcam").unavailable_reason(model) is None else "saliency"
+    spec = get_method(base)
     if spec.family != "spatial":
         raise MethodError(f"trajectories read a spatial map; {spec.name} is {spec.family}")
     reason = spec.unavailable_reason(model)
