@@ -359,9 +359,9 @@ def test_a_page_opened_by_its_url_on_a_fresh_server_has_the_app_navigation(brows
             expect(page.get_by_role("heading", name="Models", exact=True)).to_be_visible()
             wait_idle(page)
             links = page.locator('[data-testid="stSidebarNavLink"]')
-            expect(links).to_have_count(4)
+            expect(links).to_have_count(5)
             names = [t.split()[-1] for t in links.all_inner_texts()]  # after the icon
-            assert names == ["Explain", "Temporal", "Evaluate", "Models"]
+            assert names == ["Explain", "Temporal", "Motion", "Evaluate", "Models"]
         finally:
             context.close()
 
@@ -394,3 +394,24 @@ def test_temporal_run_cancelled_then_a_run_shown(page):
     expect(curve).to_have_count(1, timeout=60_000)
     wait_idle(page)
     screenshot(page, ARTIFACTS / "browser_temporal.png")
+
+
+def test_motion_page_flow_maps_follow_the_scrubber(page):
+    """The Motion page as a new user reaches it: the flow maps, the motion-vs-appearance curve and
+    the trajectories; the Frame slider moves every map to the next frame's flow."""
+    page.locator('[data-testid="stSidebarNav"]').get_by_role("link", name="Motion").click()
+    expect(page.get_by_role("heading", name="Motion", exact=True)).to_be_visible()
+    wait_idle(page)
+    captions = image_captions(page)
+    expect(captions).to_have_count(7, timeout=60_000)
+    expect(page.locator('[data-testid="stPlotlyChart"]').filter(has_text="Motion vs appearance")).to_have_count(1)
+    slider = page.locator('input[type="range"][aria-label="Frame"]')  # not "Track history (frames)"
+    frame = int(slider.input_value())
+    expect(captions.nth(0)).to_contain_text(f"flow into frame {frame} ")
+    step, new = ("ArrowRight", frame + 1) if frame < FRAMES - 1 else ("ArrowLeft", frame - 1)
+    slider.focus()
+    slider.press(step)
+    expect(captions.nth(0)).to_contain_text(f"flow into frame {new} ")
+    wait_idle(page)
+    expect(captions.nth(6)).to_contain_text(f"frame {new}")  # the trajectories at the same frame
+    screenshot(page, ARTIFACTS / "browser_motion.png")
