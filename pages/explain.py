@@ -101,22 +101,13 @@ with right:
 
     curve_area = st.container()
     shown_for = f"{ui.model_key(model, selection.device)}|{clip.content_hash()}"
-    start = {}  # a new clip or model starts where the evidence is
-    if "frame" not in st.session_state:  # the first run, or Streamlit dropped the scrubber (an error page)
-        start = {"value": ui.peak_frame(first.temporal, clip.padded)}
-    elif st.session_state.get("frame_shown_for") != shown_for:
-        st.session_state["frame"] = ui.peak_frame(first.temporal, clip.padded)
-    elif st.session_state["frame"] >= frames:
-        st.session_state["frame"] = frames - 1
-    st.session_state["frame_shown_for"] = shown_for
-    frame = st.slider(
-        "Frame",
+    frame = ui.frame_slider(  # a new clip or model starts where the evidence is
+        "frame",
         0,
         frames - 1,
-        key="frame",
+        ui.peak_frame(first.temporal, clip.padded),
+        shown_for,
         help="Scrub through the clip (or click the curve)",
-        persist_state="page",
-        **start,
     )
     with curve_area:
         curves = render.timeline_curves(explanations)

@@ -72,20 +72,8 @@ with right:
     frames = clip.num_frames
     shown_for = f"{ui.model_key(model, selection.device)}|{clip.content_hash()}"
     peak = int(np.argmax(magnitude.reshape(len(magnitude), -1).sum(1))) + 1  # a new clip starts at the peak
-    start = {}
-    if "motion_frame" not in st.session_state:
-        start = {"value": peak}
-    elif st.session_state.get("motion_frame_for") != shown_for or not 1 <= st.session_state["motion_frame"] < frames:
-        st.session_state["motion_frame"] = peak
-    st.session_state["motion_frame_for"] = shown_for
-    frame = st.slider(
-        "Frame",
-        1,
-        frames - 1,
-        key="motion_frame",
-        **start,
-        help="The flow into this frame from the one before it",
-        persist_state="page",
+    frame = ui.frame_slider(
+        "motion_frame", 1, frames - 1, peak, shown_for, help="The flow into this frame from the one before it"
     )
     st.plotly_chart(
         render.motion_share_figure(

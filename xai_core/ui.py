@@ -62,6 +62,22 @@ def peak_frame(temporal: np.ndarray, padded: np.ndarray | None = None) -> int:
     return int(np.argmax(scores)) if np.isfinite(scores).any() else 0
 
 
+def frame_slider(key: str, first: int, last: int, start: int, shown_for: str, help: str) -> int:
+    """The page's Frame scrubber over [first, last].  It starts at ``start`` (where the evidence
+    is) the first time, and again whenever the model or clip it was showing (``shown_for``)
+    changes; a value left outside the range (a shorter clip) is moved into it."""
+    start = min(max(start, first), last)
+    initial = {}
+    if key not in st.session_state:  # the first run, or Streamlit dropped the scrubber (an error page)
+        initial = {"value": start}
+    elif st.session_state.get(f"{key}_shown_for") != shown_for:
+        st.session_state[key] = start
+    elif not first <= st.session_state[key] <= last:
+        st.session_state[key] = min(max(st.session_state[key], first), last)
+    st.session_state[f"{key}_shown_for"] = shown_for
+    return st.slider("Frame", first, last, key=key, help=help, persist_state="page", **initial)
+
+
 def describe_source(source: str) -> str:
     """'shapes:7?noise=8&distractors=2&...' -> 'Moving Shapes #7 (noise 8, 2 distractors)'; files keep their name."""
     if not source.startswith("shapes:"):
