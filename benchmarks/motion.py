@@ -4,6 +4,8 @@ A quality measurement (issue 6, paper 001).  On held-out clips of the independen
 implementation (``tests/independent_shapes.py``: noise 8, two static distractors), for each model
 it runs ``flow_gradient`` with its defaults and records
 
+* ``motion_reliance``: how much the score changes when every flow is set to zero (nothing moves)
+  against when every error is (``xai_core.methods.flow.motion_reliance``);
 * ``motion_share``: the flows' share of the gradient x value attribution, averaged over the
   frames the shape moved into (``xai_core.evaluate.motion.mean_motion_share``); a model of the
   movement angle should rely on the flows, a model of the number of sides on appearance (001's
@@ -21,9 +23,13 @@ it runs ``flow_gradient`` with its defaults and records
 * ``accuracy`` (sides models): on the clips as they are and with the first frame repeated (no
   motion at all): does the model need motion to tell the number of sides?
 * ``controls``: the motion share of scores that cannot use motion (each frame read on its own),
-  the level the share takes without any use of motion.
+  the level the share takes without any use of motion;
+* without distractors: the same figures on clips where the moving shape is the only one, for the
+  zoo and for ``controls/cnn_lstm_still-sides`` (a frame CNN + LSTM without motion channels, trained
+  on such clips with ``xai train --max-distractors 0``; its card has the command): a sides model
+  that can only use appearance, which 001 expects to have a low motion share.
 
-Usage: ``python benchmarks/motion.py [--models A B] [--clips 100] [--out benchmarks/results]``:
+Usage: ``python benchmarks/motion.py [--models A B] [--clips 100] [--control STEM] [--out DIR]``:
 writes motion.json and motion.md.
 """
 
@@ -56,6 +62,7 @@ from independent_shapes import make_clip  # noqa: E402
 DEFAULT_MODELS = ("cnn_transformer-angle", "cnn_transformer-sides", "r3d-angle", "r3d-sides")
 FIRST_SEED = 70_000
 TOP = 20
+CONTROL = Path(__file__).resolve().parent / "controls" / "cnn_lstm_still-sides"
 
 
 def farneback_error(flows: np.ndarray, masks: np.ndarray, angle: float, moving: np.ndarray) -> float:
@@ -69,18 +76,22 @@ def farneback_error(flows: np.ndarray, masks: np.ndarray, angle: float, moving: 
     return float(np.concatenate(errors).mean()) if errors else float("nan")
 
 
-def measure(model_name: str, clips: int) -> dict:
+def measure(model_name: str, clips: int, distractors: int = 2) -> dict:
+    """One model (a zoo name or a checkpoint path) on ``clips`` held-out clips with ``distractors``
+    static distractor shapes."""
     model = xai_core.load_model(model_name, device="cpu")
     angle_model = model.task == "regression"
     shares, directions, randoms, floors, seconds, on_target = [], [], [], [], [], []
     right_moving = right_static = 0
+    reliance = []
     for k in range(clips):
-        clip = make_clip(FIRST_SEED + k)
+        clip = make_clip(FIRST_SEED + k, distractors=distractors)
         moving = ~clip.paused[1:]
         start = time.perf_counter()
         expl = xai_core.explain(model, clip.video, "flow_gradient")
         seconds.append(time.perf_counter() - start)
         shares.append(mean_motion_share(expl.extras["motion_share"], moving))
+        reliance.append(expl.meta["motion_reliance"])
         paths = xai_core.explain(model, clip.video, "trajectories")
         on_target.append(
             trajectories_on_target(paths.extras["trajectories"], paths.extras["trajectory_windows"], clip.target_masks)
@@ -98,10 +109,12 @@ def measure(model_name: str, clips: int) -> dict:
             randoms.append((chance["error"], chance["slow_share"]))
             floors.append(farneback_error(flows, clip.target_masks, clip.angle, moving))
     row = {
-        "model": model_name,
+        "model": model.name,
         "task": model.task,
         "clips": clips,
+        "distractors": distractors,
         "motion_share": {"mean": float(np.mean(shares)), "sd": float(np.std(shares))},
+        "motion_reliance": {"mean": float(np.mean(reliance)), "median": float(np.median(reliance))},
         "seconds_per_clip": statistics.median(seconds),
         "trajectories_on_shape": float(np.mean(on_target)),
         "trajectory_base": paths.meta["base"],
@@ -154,10 +167,11 @@ def appearance_controls(clips: int, reference_model: str = DEFAULT_MODELS[1]) ->
 
 def to_markdown(rows: list[dict], controls: dict[str, float] | None = None) -> str:
     lines = [
-        "| model | clips | motion share (mean ± sd) | direction error, top-20 flow-gradient pixels (slow) | "
+        "| model | clips | motion share (mean ± sd) | motion reliance (mean, median) | "
+        "direction error, top-20 flow-gradient pixels (slow) | "
         "the same, 20 random pixels (slow) | Farneback's error on the shape | top-10 trajectories on the shape | "
         "accuracy: moving / first frame repeated | s / clip |",
-        "|---|---|---|---|---|---|---|---|---|",
+        "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
         share = f"{r['motion_share']['mean']:.2f} ± {r['motion_share']['sd']:.2f}"
@@ -169,12 +183,13 @@ def to_markdown(rows: list[dict], controls: dict[str, float] | None = None) -> s
         else:
             direction = blind = floor = "–"
         tracks = f"{r['trajectories_on_shape']:.0%} ({r['trajectory_base']})"
+        reliance = f"{r['motion_reliance']['mean']:.2f}, {r['motion_reliance']['median']:.2f}"
         accuracy = (
             f"{r['accuracy']['moving']:.0%} / {r['accuracy']['first_frame_repeated']:.0%}" if "accuracy" in r else "–"
         )
         lines.append(
-            f"| `{r['model']}` | {r['clips']} | {share} | {direction} | {blind} | {floor} | {tracks} | {accuracy} | "
-            f"{r['seconds_per_clip']:.2f} |"
+            f"| `{r['model']}` | {r['clips']} | {share} | {reliance} | {direction} | {blind} | {floor} | {tracks} | "
+            f"{accuracy} | {r['seconds_per_clip']:.2f} |"
         )
     if controls:
         lines += ["", "| score that cannot use motion | motion share |", "|---|---|"]
@@ -186,15 +201,31 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--models", nargs="+", default=list(DEFAULT_MODELS))
     parser.add_argument("--clips", type=int, default=100)
+    parser.add_argument(
+        "--control",
+        default=str(CONTROL),
+        help="a sides model that cannot use motion, measured with the zoo on clips without distractors ('' to skip)",
+    )
     parser.add_argument("--out", default="benchmarks/results")
     args = parser.parse_args(argv)
     rows = [measure(name, args.clips) for name in args.models]
     controls = appearance_controls(args.clips)
+    one_frame = []
+    if args.control:
+        one_frame = [measure(name, args.clips, distractors=0) for name in [args.control, *args.models]]
+    text = to_markdown(rows, controls)
+    if one_frame:
+        text += (
+            "\nClips without distractors (the moving shape is the only one, so one frame tells its sides); "
+            f"`{Path(args.control).name}` sees no motion (a frame CNN without motion channels, trained on such "
+            "clips):\n\n" + to_markdown(one_frame)
+        )
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    (out / "motion.json").write_text(json.dumps({"models": rows, "controls": controls}, indent=2) + "\n")
-    (out / "motion.md").write_text(to_markdown(rows, controls))
-    print(to_markdown(rows, controls))
+    results = {"models": rows, "controls": controls, "without_distractors": one_frame}
+    (out / "motion.json").write_text(json.dumps(results, indent=2) + "\n")
+    (out / "motion.md").write_text(text)
+    print(text)
     return 0
 
 

@@ -77,12 +77,22 @@ with right:
     )
     st.plotly_chart(
         render.motion_share_figure(
-            share, frame, clip.padded, f"Motion vs appearance ({expl.meta['target_description']})"
+            share, frame, clip.padded, f"Motion vs appearance, first order ({expl.meta['target_description']})"
         ),
         key="motion_share",
     )
+    meta = expl.meta
     st.caption(
-        f"Mean motion share {share.mean():.0%}. The decomposition rebuilds the clip to within "
+        "The curve is each frame's gradient x value in the flows against the errors. It is first order, and"
+        " the flows also carry the shape's appearance from frame to frame, so a model that reads appearance"
+        " alone scores high on it too. Motion reliance below is the finite test: it tells such a model from"
+        " one that needs motion (benchmarks/results/motion.md)."
+    )
+    st.caption(
+        f"Mean motion share {share.mean():.0%} (first order, per frame). Motion reliance "
+        f"{meta['motion_reliance']:.0%}: with every flow set to zero (nothing moves) the score goes from "
+        f"{meta['score']:.3g} to {meta['without_motion']:.3g}, with every error set to zero to "
+        f"{meta['without_errors']:.3g}. The decomposition rebuilds the clip to within "
         f"{expl.meta['rebuild_max_error']:.1e}; flows took {expl.meta['flow_seconds']:.2f} s, "
         f"gradients {expl.meta['gradient_seconds']:.2f} s."
     )

@@ -5,6 +5,7 @@ against finite differences (float64, so that only the wiring can differ)."""
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -18,12 +19,15 @@ from xai_core.methods.flow import (
     decompose,
     decomposition_gradients,
     farneback_flows,
+    motion_reliance,
     motion_share,
     rebuild,
     warp,
 )
 from xai_core.methods.registry import MethodError
 from xai_core.methods.scoring import TargetScore
+
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def slow_warp(image: np.ndarray, flow: np.ndarray) -> np.ndarray:
@@ -212,3 +216,53 @@ def test_flow_gradients_point_along_the_true_angle_on_the_zoo_angle_model():
         share = expl.extras["motion_share"]
         assert share.shape == (31,) and 0 <= share.min() and share.max() <= 1
         assert 0 < mean_motion_share(share, moving) < 1
+
+
+def test_motion_reliance_is_the_two_ablations_of_the_decomposition():
+    """Against the clips written out by hand: no flows leaves I_0 plus the running sum of the
+    errors in every frame; no errors leaves I_0 carried along the flows."""
+    model, x = small_model("cnn_lstm").double(), small_input().double()
+    target = resolve_target(model.task, model.labels, 1)
+    d = decomposition_of(model, x)
+    found = motion_reliance(model, target, d)
+    score = TargetScore(model, target)
+    still = torch.stack([d.first + d.errors[:, :i].sum(1) for i in range(x.shape[1])], 1)
+    carried = [d.first]
+    for i in range(d.flows.shape[1]):
+        carried.append(warp(carried[-1], d.flows[:, i]))
+    with torch.no_grad():
+        values = [float(score(c)[0, 0]) for c in (x, still, torch.stack(carried, 1))]
+    assert [found["score"], found["without_motion"], found["without_errors"]] == pytest.approx(values, abs=1e-9)
+    a, b = abs(values[0] - values[1]), abs(values[0] - values[2])
+    assert found["motion_reliance"] == pytest.approx(a / (a + b))
+
+    class FirstFrame(torch.nn.Module):  # reads frame 0 only: neither ablation changes it
+        task = "regression"
+
+        def forward(self, clip):
+            return clip[:, 0].mean((1, 2, 3))[:, None]
+
+    assert motion_reliance(FirstFrame(), resolve_target("regression", None, None), d)["motion_reliance"] == 0.0
+
+
+def test_motion_reliance_tells_a_model_that_cannot_use_motion_from_the_angle_model():
+    """Clips without distractors, where one frame tells the number of sides.  A sides model that
+    sees no motion (benchmarks/controls: a frame CNN + LSTM without motion channels) keeps its
+    score when the clip stands still; the angle model does not (measured over 100 clips: see
+    benchmarks/results/motion.md).  The first-order motion_share does not separate them."""
+    from independent_shapes import make_clip
+
+    import xai_core
+
+    still = xai_core.load_model(str(ROOT / "benchmarks" / "controls" / "cnn_lstm_still-sides"), device="cpu")
+    angle = xai_core.load_model("cnn_transformer-angle", device="cpu")
+    reliance = {still.name: [], angle.name: []}
+    for seed in (70_000, 70_001, 70_002, 70_003):
+        clip = make_clip(seed, distractors=0)
+        for model in (still, angle):
+            meta = explain(model, clip.video, "flow_gradient").meta
+            reliance[model.name].append(meta["motion_reliance"])
+            if model is still:  # a motionless clip leaves its score within a few percent
+                assert abs(meta["without_motion"] - meta["score"]) < 0.05 * abs(meta["score"]), seed
+    # a ratio of two small changes for the control: it varies from clip to clip (0.02-0.78 here)
+    assert np.mean(reliance[still.name]) < 0.6 and min(reliance[angle.name]) > 0.9  # measured 0.46 and 0.96+

@@ -80,6 +80,9 @@ def test_notebook_runs(path):
         angle = re.search(r"angle model: motion share ([\d.]+)", text)
         sides = re.search(r"sides model: motion share ([\d.]+)", text)
         assert angle and sides
+        lone = dict(re.findall(r"(angle model|sides model without motion): motion share [\d.]+, motion reliance "
+                               r"[\d.]+, score change without motion ([\d.]+)%", text))  # fmt: skip
+        assert float(lone["sides model without motion"]) < 5 < float(lone["angle model"])  # a still clip
         images = [o for c in nb.cells for o in c.get("outputs", []) if "image/png" in o.get("data", {})]
         assert len(images) >= 3  # the maps, the motion-share curves, the trajectories
     if path.name == "02_methods.ipynb":

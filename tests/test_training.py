@@ -217,3 +217,20 @@ def test_small_clips_need_eight_frames_and_scale_the_pauses():
     assert tuple(clean.shape) == (6, 8, 48, 48, 3) and set(labels.tolist()) <= {0, 1}
     assert s.clip_shape()["pause_length"][1] < 8 - 4
     assert TrainSettings(arch="cnn_lstm", task="pause", out="x").clip_shape() == {"frames": 32, "size": 112}
+
+
+def test_max_distractors_caps_training_validation_and_test_clips(tmp_path):
+    """--max-distractors 0: a task one frame can solve (the moving shape is the only one) in every
+    clip the run sees; the held-out conditions are renamed where they were capped."""
+    s = TrainSettings(arch="cnn_lstm", task="sides", out=str(tmp_path / "still-sides"), max_distractors=0, **TINY)
+    rng = np.random.default_rng(0)
+    assert {training_options(rng, "sides", p, s)[0].distractors for p in np.linspace(0, 1, 200)} == {0}
+    assert s.validation_options() == {"noise": 8.0, "distractors": 0}
+    assert TrainSettings(arch="r3d", task="sides", out="x", max_distractors=1).validation_options()["distractors"] == 1
+    with pytest.raises(ValueError, match="max_distractors takes 0 to 3"):
+        TrainSettings(arch="r3d", task="sides", out="x", max_distractors=4)
+    card = train(s, log=lambda _: None)
+    assert card["training"]["validation"]["options"] == {"noise": 8.0, "distractors": 0}
+    assert card["metrics"]["test"]["noise8_distractors0"]["options"] == {"noise": 8.0, "distractors": 0}
+    assert set(card["metrics"]["robustness"]) == {"clean", "noise16_distractors0", "noise8_white_distractors0"}
+    assert card["training"]["settings"]["max_distractors"] == 0

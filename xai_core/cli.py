@@ -219,6 +219,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
         frames=args.frames,
         size=args.size,
         progress=args.progress,
+        max_distractors=args.max_distractors,
     )
     card = train(settings, log=lambda m: print(m, file=sys.stderr, flush=True))
     stopped = card["training"].get("stopped_early")
@@ -430,6 +431,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--frames", type=int, default=None, help="clip length (default 32; at least 8)")
     p.add_argument("--size", type=int, default=None, help="frame height and width in pixels (default 112)")
+    p.add_argument(
+        "--max-distractors",
+        type=int,
+        default=3,
+        help="distractor shapes at most (0-3) in training, validation and test clips; 0 makes a task that one "
+        "frame can solve (the moving shape is the only one)",
+    )
     p.add_argument(
         "--progress",
         default=None,

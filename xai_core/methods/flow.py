@@ -19,6 +19,8 @@ Appearance then reaches a later frame two ways: carried along the flows from the
 (the flow gradient), or added there (the error gradient).  ``motion_share`` compares the two per
 frame, in the score's units: sum_p |f_i(p) . d score / d f_i(p)| against
 sum_p |E_i(p) . d score / d E_i(p)| (gradient x value, a first-order share of the score).
+``motion_reliance`` (meta) is the clip-level, finite counterpart: how much the score changes when
+every flow is set to zero (nothing moves) against when every error is.
 """
 
 from __future__ import annotations
@@ -143,6 +145,38 @@ def motion_share(d: Decomposition, flow_grad: torch.Tensor, error_grad: torch.Te
     return torch.where(total > 0, flow_part / total.clamp(min=torch.finfo(total.dtype).tiny), 0.0)
 
 
+@torch.no_grad()
+def motion_reliance(model, target: Target, d: Decomposition) -> dict[str, float]:
+    """How much the score rests on the motion, by two ablations of the decomposition (batch of
+    one): every flow set to zero (the errors kept: the first frame stays where it is, so nothing
+    moves) and every error set to zero (the first frame carried along the flows alone).
+    -> ``score``, ``without_motion`` and ``without_errors`` (the scores), and ``motion_reliance``
+    = |score - without_motion| / (|score - without_motion| + |score - without_errors|), in [0, 1]
+    (0 where neither changes it).
+
+    Unlike ``motion_share`` (first order, frame by frame) this is a finite change: a model that
+    reads every frame's appearance on its own barely changes when the clip stands still, while
+    the flows' gradient x value is large for it too, because the flows carry the shape's
+    appearance from frame to frame."""
+    score = TargetScore(model, target)
+    clips = torch.cat(
+        [
+            rebuild(d),
+            rebuild(Decomposition(d.first, torch.zeros_like(d.flows), d.errors)),
+            rebuild(Decomposition(d.first, d.flows, torch.zeros_like(d.errors))),
+        ]
+    )
+    values = [float(v) for v in score(clips)[:, 0]]
+    motion, errors = abs(values[0] - values[1]), abs(values[0] - values[2])
+    total = motion + errors
+    return {
+        "score": values[0],
+        "without_motion": values[1],
+        "without_errors": values[2],
+        "motion_reliance": motion / total if total > 0 else 0.0,
+    }
+
+
 def _explanation(
     name: str,
     model,
@@ -213,11 +247,13 @@ def flow_gradient(model, x: torch.Tensor, target: Target, **farneback) -> Explan
     gradient x value per frame (flow and error; frame 0: I_0).  extras: ``flows`` [T-1,2,H,W],
     ``flow_grad`` [T-1,2,H,W], ``flow_grad_magnitude`` [T-1,H,W], ``first_grad`` [H,W] (I_0's
     gradient, channel sum), ``errors`` [T-1,H,W] (mean |E_i| over channels), ``error_grad``
-    [T-1,H,W] (channel sum), ``motion_share`` [T-1]."""
+    [T-1,H,W] (channel sum), ``motion_share`` [T-1].  meta: ``motion_reliance`` and the scores
+    without motion and without errors (``motion_reliance()``)."""
     d, meta = _decomposed(model, x, farneback)
     start = time.perf_counter()
     _, *grads = decomposition_gradients(model, target, d)
     meta["gradient_seconds"] = time.perf_counter() - start
+    meta.update(motion_reliance(model, target, d))
     return _explanation("flow_gradient", model, target, d, tuple(grads), {}, meta)
 
 
@@ -278,5 +314,6 @@ def smoothflow(
             for total, grad in zip(sums, grads, strict=True):
                 total += grad.sum(0, keepdim=True)
     meta.update(gradient_seconds=time.perf_counter() - start, noise_std=stdevs, clips_per_pass=batch)
+    meta.update(motion_reliance(model, target, d))
     grads = tuple(total / samples for total in sums)
     return _explanation("smoothflow", model, target, d, grads, {}, meta)

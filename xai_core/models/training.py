@@ -67,6 +67,7 @@ class TrainSettings:
     seed: int = 0
     curriculum: float = 0.1  # share of steps on easy clips
     max_noise: float = 20.0
+    max_distractors: int = 3  # distractor shapes at most, in training, validation and test clips
     validate_every: int = 250
     validation_clips: int = 200
     test_clips: int = 500
@@ -83,6 +84,23 @@ class TrainSettings:
             raise ValueError("training needs clips of at least 8 frames (some training clips pause)")
         if self.size is not None and self.size < 32:
             raise ValueError("training needs frames of at least 32x32 pixels")
+        if not 0 <= self.max_distractors <= 3:
+            raise ValueError(f"max_distractors takes 0 to 3, got {self.max_distractors}")
+
+    def conditions(self, conditions: dict[str, dict]) -> dict[str, dict]:
+        """Held-out conditions with at most ``max_distractors`` distractors (renamed where capped)."""
+        out = {}
+        for name, options in conditions.items():
+            wanted = options.get("distractors", 0)
+            if wanted <= self.max_distractors:
+                out[name] = options
+            else:
+                capped = f"distractors{self.max_distractors}"
+                out[name.replace(f"distractors{wanted}", capped)] = {**options, "distractors": self.max_distractors}
+        return out
+
+    def validation_options(self) -> dict:
+        return {"noise": 8.0, "distractors": min(2, self.max_distractors)}
 
     def clip_shape(self) -> dict:
         """The generator's options for this run's clip length and size (pauses scaled to the length)."""
@@ -129,7 +147,7 @@ def training_options(
         distractors = int(rng.choice(4, p=[0.15, 0.2, 0.4, 0.25]))
         noise = float(rng.uniform(0, s.max_noise))
     options = ShapesOptions(
-        distractors=distractors,
+        distractors=min(distractors, s.max_distractors),
         white_distractors=bool(rng.random() < 0.25),
         pause=bool(rng.random() < pause_share(task)),
         radius=(8.0, 18.0),
@@ -326,7 +344,7 @@ def _train(s: TrainSettings, command: str | None, log, stop: StopRequest, progre
 
     shape = s.clip_shape()
     val_clips, val_labels = held_out_clips(
-        s.task, VALIDATION_SEED0, s.validation_clips, shape, noise=8.0, distractors=2
+        s.task, VALIDATION_SEED0, s.validation_clips, shape, **s.validation_options()
     )
     progress.write(
         "start",
@@ -406,11 +424,11 @@ def _train(s: TrainSettings, command: str | None, log, stop: StopRequest, progre
     model.info.name = name
     progress.write("testing", step=done, best_step=best["step"])
     test = {}
-    for cond, opts in {**TEST_CONDITIONS}.items():
+    for cond, opts in s.conditions(TEST_CONDITIONS).items():
         clips, labels = held_out_clips(s.task, TEST_SEED0, s.test_clips, shape, **opts)
         test[cond] = {**evaluate(model, clips, labels), "options": opts}
     robustness = {}
-    for cond, opts in ROBUSTNESS_CONDITIONS.items():
+    for cond, opts in s.conditions(ROBUSTNESS_CONDITIONS).items():
         clips, labels = held_out_clips(s.task, TEST_SEED0 + 100_000, s.robustness_clips, shape, **opts)
         robustness[cond] = {**evaluate(model, clips, labels), "options": opts}
     card = make_card(
@@ -424,7 +442,7 @@ def _train(s: TrainSettings, command: str | None, log, stop: StopRequest, progre
             "stopped_early": stopped_early,
             "validation": {
                 "seeds": [VALIDATION_SEED0, VALIDATION_SEED0 + s.validation_clips - 1],
-                "options": {"noise": 8.0, "distractors": 2},
+                "options": s.validation_options(),
             },
             "curve": curve,
             "torch": torch.__version__,
