@@ -34,7 +34,7 @@ import torch
 from torch.nn import functional as F
 
 from ..explanation import Explanation, Target
-from .gradients import clips_per_pass, seeded
+from .gradients import clips_per_pass, seeded, smoothing_params
 from .registry import Param, register
 from .scoring import TargetScore
 
@@ -262,17 +262,8 @@ def flow_gradient(model, x: torch.Tensor, target: Target, **farneback) -> Explan
     family="motion",
     reading="magnitude",
     params=(
-        Param("samples", "int", 16, minimum=1, maximum=256, help="noisy copies of the decomposition"),
-        Param(
-            "sigma",
-            "float",
-            0.15,
-            minimum=0.0,
-            maximum=1.0,
-            help="noise standard deviation as a share of each part's value range (max - min)",
-        ),
+        *smoothing_params("the decomposition", "each part's"),
         Param("noise_on", "choice", "all", choices=NOISE_TARGETS, help="which parts get the noise"),
-        Param("seed", "int", 0, minimum=0, help="seed of the noise (same seed, same maps)"),
         *FARNEBACK_PARAMS,
     ),
     description="SmoothGrad in the decomposed space: flow gradients averaged over noisy first frames, flows and errors",

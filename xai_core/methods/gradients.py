@@ -95,22 +95,28 @@ def input_x_gradient(model, x: torch.Tensor, target: Target) -> Explanation:
     return _explanation("input_x_gradient", model, target, attr, "sum")
 
 
-@register(
-    "smoothgrad",
-    family="spatial",
-    reading="magnitude",
-    params=(
-        Param("samples", "int", 16, minimum=1, maximum=256, help="noisy copies of the clip"),
+def smoothing_params(copies_of: str, range_of: str) -> tuple[Param, Param, Param]:
+    """SmoothGrad's samples, sigma and seed, for noisy copies of ``copies_of`` with the noise scaled
+    to the value range of ``range_of`` (smoothgrad: the clip; smoothflow: the decomposition)."""
+    return (
+        Param("samples", "int", 16, minimum=1, maximum=256, help=f"noisy copies of {copies_of}"),
         Param(
             "sigma",
             "float",
             0.15,
             minimum=0.0,
             maximum=1.0,
-            help="noise standard deviation as a share of the clip's value range (max - min)",
+            help=f"noise standard deviation as a share of {range_of} value range (max - min)",
         ),
-        Param("seed", "int", 0, minimum=0, help="seed of the noise (same seed, same map)"),
-    ),
+        Param("seed", "int", 0, minimum=0, help="seed of the noise (same seed, same maps)"),
+    )
+
+
+@register(
+    "smoothgrad",
+    family="spatial",
+    reading="magnitude",
+    params=(*smoothing_params("the clip", "the clip's"),),
     description="SmoothGrad: the signed gradient averaged over noisy copies of the clip (Captum NoiseTunnel)",
     references=("Smilkov et al. 2017", "001: smoothflow"),
 )
