@@ -9,6 +9,8 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
+from .evaluate.motion import screen_angle
+
 COLORMAPS = {
     "jet": cv2.COLORMAP_JET,
     "turbo": cv2.COLORMAP_TURBO,
@@ -120,7 +122,7 @@ def flow_colour(flow: np.ndarray, scale: float | None = None) -> np.ndarray:
     dx, dy = flow[0].astype(np.float32), flow[1].astype(np.float32)
     speed = np.hypot(dx, dy)
     scale = float(speed.max()) if scale is None else scale
-    angle = np.degrees(np.arctan2(-dy, dx)) % 360.0  # screen y points down: up is +90 degrees
+    angle = screen_angle(np.stack([dx, dy], axis=-1))  # screen y points down: up is +90 degrees
     hsv = np.zeros((*speed.shape, 3), np.uint8)
     hsv[..., 0] = np.round(angle / 2).astype(np.uint8) % 180  # OpenCV hue: 0..179 for 0..358 degrees
     hsv[..., 1] = 255

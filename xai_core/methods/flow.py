@@ -146,7 +146,7 @@ def motion_share(d: Decomposition, flow_grad: torch.Tensor, error_grad: torch.Te
 
 
 @torch.no_grad()
-def motion_reliance(model, target: Target, d: Decomposition) -> dict[str, float]:
+def motion_reliance(model, target: Target, d: Decomposition, score: float | None = None) -> dict[str, float]:
     """How much the score rests on the motion, by two ablations of the decomposition (batch of
     one): every flow set to zero (the errors kept: the first frame stays where it is, so nothing
     moves) and every error set to zero (the first frame carried along the flows alone).
@@ -157,16 +157,17 @@ def motion_reliance(model, target: Target, d: Decomposition) -> dict[str, float]
     Unlike ``motion_share`` (first order, frame by frame) this is a finite change: a model that
     reads every frame's appearance on its own barely changes when the clip stands still, while
     the flows' gradient x value is large for it too, because the flows carry the shape's
-    appearance from frame to frame."""
-    score = TargetScore(model, target)
-    clips = torch.cat(
-        [
-            rebuild(d),
-            rebuild(Decomposition(d.first, torch.zeros_like(d.flows), d.errors)),
-            rebuild(Decomposition(d.first, d.flows, torch.zeros_like(d.errors))),
-        ]
-    )
-    values = [float(v) for v in score(clips)[:, 0]]
+    appearance from frame to frame.  ``score``: the clip's own score when the caller has it (one
+    model pass fewer)."""
+    clips = [
+        rebuild(Decomposition(d.first, torch.zeros_like(d.flows), d.errors)),
+        rebuild(Decomposition(d.first, d.flows, torch.zeros_like(d.errors))),
+    ]
+    if score is None:
+        clips.insert(0, rebuild(d))
+    values = [float(v) for v in TargetScore(model, target)(torch.cat(clips))[:, 0]]
+    if score is not None:
+        values.insert(0, float(score))
     motion, errors = abs(values[0] - values[1]), abs(values[0] - values[2])
     total = motion + errors
     return {
@@ -251,9 +252,9 @@ def flow_gradient(model, x: torch.Tensor, target: Target, **farneback) -> Explan
     without motion and without errors (``motion_reliance()``)."""
     d, meta = _decomposed(model, x, farneback)
     start = time.perf_counter()
-    _, *grads = decomposition_gradients(model, target, d)
+    score, *grads = decomposition_gradients(model, target, d)
     meta["gradient_seconds"] = time.perf_counter() - start
-    meta.update(motion_reliance(model, target, d))
+    meta.update(motion_reliance(model, target, d, score=float(score[0])))
     return _explanation("flow_gradient", model, target, d, tuple(grads), {}, meta)
 
 
