@@ -410,14 +410,18 @@ def captum_occlusion(model, x: torch.Tensor, target: Target, fill: torch.Tensor,
     return out[0, :, 0]
 
 
-def captum_frame_ablation(model, x: torch.Tensor, target: Target, fill: torch.Tensor) -> torch.Tensor:
-    """Captum's FeatureAblation with one feature per frame -> [T]."""
+def captum_frame_ablation(
+    model, x: torch.Tensor, target: Target, fill: torch.Tensor, per_eval: int = 1
+) -> torch.Tensor:
+    """Captum's FeatureAblation with one feature per frame (``per_eval`` perturbed clips a pass) -> [T]."""
     from captum.attr import FeatureAblation
 
     forward = TargetScore(model, target)
     frame_ids = torch.arange(x.shape[1]).view(1, -1, 1, 1, 1).expand_as(x)
     with torch.no_grad():
-        out = FeatureAblation(forward).attribute(x, feature_mask=frame_ids, baselines=fill, target=0)
+        out = FeatureAblation(forward).attribute(
+            x, feature_mask=frame_ids, baselines=fill, target=0, perturbations_per_eval=per_eval
+        )
     return out[0, :, 0, 0, 0]
 
 
@@ -478,8 +482,9 @@ def temporal_markdown(rows: list[dict], runs: int) -> list[str]:
         "Each pair measured side by side in one run on a 32-frame 112x112 clip (Moving Shapes `shapes:1`), CPU,",
         f"{'medians of ' + str(runs) + ' runs' if runs > 1 else 'one timed run'} after a warm-up; ratio = peer / ours.",
         "The difference is max |ours - peer| over the range of the peer's values. Issue 5's bound, 1e-5, is checked",
-        "in float64 by the tests; in float32 the order of summation in a batch leaves a few 1e-5 (Captum's own",
-        "FeatureAblation with perturbations_per_eval=32 differs from itself with 1 by 4.1e-5 on this clip).",
+        "in float64 by the tests; in float32 the order of summation in a batch leaves a few 1e-5: Captum's own",
+        "FeatureAblation with perturbations_per_eval=32 differs from itself with 1 by as much",
+        "(`python benchmarks/float32_order.py`, benchmarks/results/float32_order.md).",
         f"Targets on the default model (issue 5): occlusion >= 30x, frame_mask >= 10x, tsr >= 5x and under "
         f"{TSR_SECONDS} s.",
         "",
