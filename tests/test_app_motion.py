@@ -33,8 +33,12 @@ def test_the_flow_gradient_maps_and_the_motion_share(app_zoo):
     assert shown[6].startswith("top 10 trajectories by gradcam over 8 frames")
     share = share_values(at)
     assert share.shape == (7,) and ((share >= 0) & (share <= 1)).all()  # 8 frames: 7 flows
-    said = next(c.value for c in at.caption if c.value.startswith("Mean motion share"))
-    assert re.search(r"Motion reliance \d+%: with every flow set to zero \(nothing moves\) the score goes", said)
+    assert next(c.value for c in at.caption if c.value.startswith("Mean motion share"))
+    said = next(c.value for c in at.caption if c.value.startswith("Motion reliance"))
+    found = re.search(r"Motion reliance (\d+)%: with every flow set to zero \(nothing moves\) the score goes", said)
+    metrics = {m.label: m.value for m in at.metric}
+    assert metrics["Motion reliance"] == f"{found.group(1)}%"  # the headline figure and its explanation agree
+    assert set(metrics) == {"Motion reliance", "Score", "Nothing moving", "No errors"}
     at.slider(key="motion_frame").set_value(3).run()
     assert captions(at)[0].startswith("flow into frame 3")
     at.slider(key="motion_top").set_value(10).run()

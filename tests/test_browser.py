@@ -397,14 +397,16 @@ def test_temporal_run_cancelled_then_a_run_shown(page):
 
 
 def test_motion_page_flow_maps_follow_the_scrubber(page):
-    """The Motion page as a new user reaches it: the flow maps, the motion-vs-appearance curve and
-    the trajectories; the Frame slider moves every map to the next frame's flow."""
+    """The Motion page as a new user reaches it: the flow maps, the motion reliance, the per-frame
+    motion-vs-appearance curve and the trajectories; the Frame slider moves every map to the next frame's flow."""
     page.locator('[data-testid="stSidebarNav"]').get_by_role("link", name="Motion").click()
     expect(page.get_by_role("heading", name="Motion", exact=True)).to_be_visible()
     wait_idle(page)
     captions = image_captions(page)
     expect(captions).to_have_count(7, timeout=60_000)
     expect(page.locator('[data-testid="stPlotlyChart"]').filter(has_text="Motion vs appearance")).to_have_count(1)
+    reliance = page.locator('[data-testid="stMetric"]').filter(has_text="Motion reliance")
+    expect(reliance.locator('[data-testid="stMetricValue"]')).to_have_text(re.compile(r"^\d{1,3}%$"))
     slider = page.locator('input[type="range"][aria-label="Frame"]')  # not "Track history (frames)"
     frame = int(slider.input_value())
     expect(captions.nth(0)).to_contain_text(f"flow into frame {frame} ")

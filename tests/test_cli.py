@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 
@@ -121,6 +122,12 @@ def test_explain_every_method_family(tiny_checkpoints, tmp_path, capsys, model, 
     if method == "flow_gradient":  # the decomposition's parts come with the maps
         with np.load(tmp_path / "e" / "explanation.npz") as npz:
             assert npz["flows"].shape == (7, 2, 64, 64) and npz["motion_share"].shape == (7,)
+        said = re.search(r"motion reliance (\d+)%: score (\S+), nothing moving (\S+), no warp errors (\S+)", out)
+        reliance, score, still, exact = (float(v) for v in said.groups())
+        meta = record["meta"]
+        assert abs(reliance - 100 * meta["motion_reliance"]) <= 0.5 + 1e-9
+        assert score == pytest.approx(meta["score"], rel=1e-3)
+        assert (still, exact) == pytest.approx((meta["without_motion"], meta["without_errors"]), rel=1e-3)
     if method == "attention_rollout":  # a temporal method has no map to overlay: one clear line
         code, _, err = run(capsys, *argv, "--overlay", str(tmp_path / "o.mp4"))
         assert code != 0 and "attention_rollout gives no spatial map to overlay" in err

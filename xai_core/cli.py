@@ -163,6 +163,12 @@ def _cmd_explain(args: argparse.Namespace) -> int:
         f"{model.name} on {clip.source}: {said}; {args.method} for {expl.meta['target_description']} "
         f"in {expl.seconds:.2f} s"
     )
+    if "motion_reliance" in expl.meta:  # the motion methods' clip-level motion-vs-appearance figure
+        m = expl.meta
+        print(
+            f"motion reliance {m['motion_reliance']:.0%}: score {m['score']:.4g}, nothing moving "
+            f"{m['without_motion']:.4g}, no warp errors {m['without_errors']:.4g}"
+        )
     for path in written:
         print(f"wrote {path}")
     return 0
