@@ -43,12 +43,14 @@ from xai_core.evaluate.motion import mean_motion_share
 from xai_core.explanation import resolve_target
 from xai_core.methods.flow import (
     Decomposition,
+    attribution_parts,
     clip_flows,
     decompose,
     decomposition_gradients,
     motion_reliance,
     motion_share,
     rebuild,
+    share_of,
 )
 from xai_core.methods.scoring import TargetScore
 
@@ -59,12 +61,6 @@ CONTROL = Path(__file__).resolve().parent / "controls" / "cnn_lstm_still-sides"
 DEFAULT_MODELS = (str(CONTROL), "cnn_transformer-angle", "r3d-angle", "cnn_transformer-sides", "r3d-sides")
 FIRST_SEED = 70_000
 FIGURES = ("first_order", "integrated", "stepwise", "with_first_frame", "motion_reliance")
-
-
-def ratio(part: torch.Tensor, other: torch.Tensor) -> torch.Tensor:
-    """|part| / (|part| + |other|), elementwise, 0 where both are 0."""
-    total = part.abs() + other.abs()
-    return torch.where(total > 0, part.abs() / total.clamp(min=1e-30), 0.0)
 
 
 def integrated_attributions(model, target, d: Decomposition, steps: int) -> tuple[torch.Tensor, torch.Tensor, float]:
@@ -108,9 +104,9 @@ def stepwise_changes(model, target, d: Decomposition, batch: int = 8) -> tuple[t
 def with_first_frame(d: Decomposition, grads: tuple[torch.Tensor, ...]) -> float:
     """Clip level, first order: the flows' gradient x value against I_0's and the errors'."""
     first_grad, flow_grad, error_grad = grads
-    flows = float((d.flows * flow_grad).sum(2).abs().sum())
-    rest = float((d.first * first_grad).sum(1).abs().sum() + (d.errors * error_grad).sum(2).abs().sum())
-    return flows / (flows + rest) if flows + rest > 0 else 0.0
+    flow_part, error_part = attribution_parts(d, flow_grad, error_grad)
+    rest = (d.first * first_grad).sum(1).abs().sum() + error_part.sum()
+    return float(share_of(flow_part.sum(), rest))
 
 
 def measure(model_name: str, clips: int, steps: int) -> dict:
@@ -129,11 +125,11 @@ def measure(model_name: str, clips: int, steps: int) -> dict:
         score, *grads = decomposition_gradients(model, target, d)
         figures["first_order"].append(mean_motion_share(motion_share(d, grads[1], grads[2])[0].numpy(), moving))
         flow_attr, error_attr, delta = integrated_attributions(model, target, d, steps)
-        figures["integrated"].append(mean_motion_share(ratio(flow_attr, error_attr).numpy(), moving))
+        figures["integrated"].append(mean_motion_share(share_of(flow_attr, error_attr).numpy(), moving))
         with torch.no_grad():
             still = float(TargetScore(model, target)(rebuild(Decomposition(d.first, 0 * d.flows, 0 * d.errors)))[0, 0])
         gaps.append((abs(delta), abs(float(score[0]) - still)))
-        figures["stepwise"].append(mean_motion_share(ratio(*stepwise_changes(model, target, d)).numpy(), moving))
+        figures["stepwise"].append(mean_motion_share(share_of(*stepwise_changes(model, target, d)).numpy(), moving))
         figures["with_first_frame"].append(with_first_frame(d, tuple(grads)))
         figures["motion_reliance"].append(motion_reliance(model, target, d, float(score[0]))["motion_reliance"])
     return {

@@ -12,7 +12,7 @@ import torch
 from conftest import small_input, small_model
 
 from xai_core.explanation import resolve_target
-from xai_core.methods.flow import Decomposition, decompose, motion_reliance, rebuild
+from xai_core.methods.flow import Decomposition, decompose, motion_reliance, rebuild, share_of
 from xai_core.methods.scoring import TargetScore
 
 SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "motion_share.py"
@@ -80,9 +80,9 @@ def test_the_integrated_attributions_are_complete(bench):
     assert flow_attr.shape == error_attr.shape == (7,)
     assert abs(change) > 1.0 and abs(delta) < 1e-6 * abs(change)  # Captum's quadrature weights: float32
     assert float(flow_attr.sum() + error_attr.sum()) == pytest.approx(change, rel=1e-6)
-    share = bench.ratio(flow_attr, error_attr)
+    share = share_of(flow_attr, error_attr)
     assert ((share >= 0) & (share <= 1)).all()
-    assert bench.ratio(torch.tensor([0.0, -1.0]), torch.tensor([0.0, 3.0])).tolist() == [0.0, 0.25]
+    assert share_of(torch.tensor([0.0, -1.0]), torch.tensor([0.0, 3.0])).tolist() == [0.0, 0.25]
 
 
 def test_the_table_has_every_figure(bench):

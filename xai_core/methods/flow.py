@@ -78,16 +78,19 @@ def farneback_flows(frames: np.ndarray, **options) -> torch.Tensor:
     return torch.from_numpy(np.stack(flows)).permute(0, 3, 1, 2).contiguous()
 
 
+def sampling_grid(x: torch.Tensor, y: torch.Tensor, height: int, width: int) -> torch.Tensor:
+    """Pixel positions x, y (same shape S) -> ``grid_sample``'s grid [S,2] for align_corners=True,
+    where -1 and 1 are the centres of the first and last pixels."""
+    return torch.stack([2 * x / max(width - 1, 1) - 1, 2 * y / max(height - 1, 1) - 1], dim=-1)
+
+
 def warp(image: torch.Tensor, flow: torch.Tensor) -> torch.Tensor:
     """g(I, f): image [N,C,H,W], flow [N,2,H,W] (pixels, x then y) -> [N,C,H,W] with
     out(p) = I(p - f(p)), bilinear; outside the frame the nearest edge pixel."""
     n, _, h, w = image.shape
     ys = torch.arange(h, device=image.device, dtype=image.dtype).view(1, h, 1)
     xs = torch.arange(w, device=image.device, dtype=image.dtype).view(1, 1, w)
-    sample_x = xs - flow[:, 0]
-    sample_y = ys - flow[:, 1]
-    # align_corners=True: -1 and 1 are the centres of the first and last pixels
-    grid = torch.stack([2 * sample_x / max(w - 1, 1) - 1, 2 * sample_y / max(h - 1, 1) - 1], dim=-1)
+    grid = sampling_grid(xs - flow[:, 0], ys - flow[:, 1], h, w)
     return F.grid_sample(image, grid, mode="bilinear", padding_mode="border", align_corners=True)
 
 
@@ -136,13 +139,27 @@ def decomposition_gradients(
     return scores.detach(), *grads
 
 
+def attribution_parts(
+    d: Decomposition, flow_grad: torch.Tensor, error_grad: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per frame i >= 1, the gradient x value attribution of the flows and of the errors,
+    sum_p |f_i(p) . d score / d f_i(p)| and sum_p |E_i(p) . d score / d E_i(p)|, [B,T-1] each."""
+    flow_part = (d.flows * flow_grad).sum(2).abs().flatten(2).sum(-1)
+    error_part = (d.errors * error_grad).sum(2).abs().flatten(2).sum(-1)
+    return flow_part, error_part
+
+
+def share_of(part: torch.Tensor, other: torch.Tensor) -> torch.Tensor:
+    """|part| / (|part| + |other|), elementwise, in [0, 1] (0 where both are 0)."""
+    part, other = part.abs(), other.abs()
+    total = part + other
+    return torch.where(total > 0, part / total.clamp(min=torch.finfo(total.dtype).tiny), 0.0)
+
+
 def motion_share(d: Decomposition, flow_grad: torch.Tensor, error_grad: torch.Tensor) -> torch.Tensor:
     """Per frame i >= 1, the flows' part of the gradient x value attribution, [B,T-1] in [0, 1]
     (0 where neither has any)."""
-    flow_part = (d.flows * flow_grad).sum(2).abs().flatten(2).sum(-1)
-    error_part = (d.errors * error_grad).sum(2).abs().flatten(2).sum(-1)
-    total = flow_part + error_part
-    return torch.where(total > 0, flow_part / total.clamp(min=torch.finfo(total.dtype).tiny), 0.0)
+    return share_of(*attribution_parts(d, flow_grad, error_grad))
 
 
 @torch.no_grad()
@@ -190,23 +207,20 @@ def _explanation(
     """Gradients (batch of one) -> spatial [T,H,W]: |d score / d f_t| per pixel (frame 0: zero,
     nothing flows into it); temporal [T]: each frame's gradient x value attribution, |.| summed
     over its flow and error (frame 0: I_0); extras as listed in ``flow_gradient``."""
+    flow_part, error_part = (part[0].float() for part in attribution_parts(d, grads[1], grads[2]))
     first_grad, flow_grad, error_grad = (g[0].float() for g in grads)
-    flows, errors, first = d.flows[0].float(), d.errors[0].float(), d.first[0].float()
     magnitude = flow_grad.norm(dim=1)  # [T-1,H,W]
     spatial = torch.cat([torch.zeros_like(magnitude[:1]), magnitude])
-    flow_part = (flows * flow_grad).sum(1).abs().sum((1, 2))
-    error_part = (errors * error_grad).sum(1).abs().sum((1, 2))
-    first_part = (first * first_grad).sum(0).abs().sum()
+    first_part = (d.first[0].float() * first_grad).sum(0).abs().sum()
     temporal = torch.cat([first_part[None], flow_part + error_part])
-    share = motion_share(d, grads[1], grads[2])[0].float()
     extras = {
-        "flows": flows,
+        "flows": d.flows[0].float(),
         "flow_grad": flow_grad,
         "flow_grad_magnitude": magnitude,
         "first_grad": first_grad.sum(0),
-        "errors": errors.abs().mean(1),
+        "errors": d.errors[0].float().abs().mean(1),
         "error_grad": error_grad.sum(1),
-        "motion_share": share,
+        "motion_share": share_of(flow_part, error_part),
     }
     return Explanation(
         method=name,

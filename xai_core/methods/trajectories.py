@@ -20,7 +20,7 @@ import torch
 from torch.nn import functional as F
 
 from ..explanation import Explanation, Target
-from .flow import FARNEBACK_PARAMS, clip_flows
+from .flow import FARNEBACK_PARAMS, clip_flows, sampling_grid
 from .registry import MethodError, Param, get_method, register
 
 FIXED_POINT_STEPS = 20  # at most
@@ -30,7 +30,7 @@ FIXED_POINT_TOLERANCE = 1e-4  # pixels
 def sample(field: torch.Tensor, points: torch.Tensor) -> torch.Tensor:
     """field [C,H,W] at points [N,2] (x, y; pixels, inside the frame) -> [N,C], bilinear."""
     _, h, w = field.shape
-    grid = torch.stack([2 * points[:, 0] / max(w - 1, 1) - 1, 2 * points[:, 1] / max(h - 1, 1) - 1], dim=-1)
+    grid = sampling_grid(points[:, 0], points[:, 1], h, w)
     out = F.grid_sample(field[None], grid.view(1, 1, -1, 2).to(field.dtype), mode="bilinear", align_corners=True)
     return out[0, :, 0].T
 
