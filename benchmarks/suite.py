@@ -758,6 +758,48 @@ def to_markdown(results: dict) -> str:
     return "\n".join(lines)
 
 
+# The quality measurements: results in the output folder, each made by its own command.
+QUALITY = (
+    (
+        "localization",
+        "Localization: Grad-CAM's peak on the moving shape",
+        "python benchmarks/localization.py --clips 60",
+    ),
+    (
+        "localization_methods",
+        "Localization of every spatial method",
+        "python benchmarks/localization.py --models cnn_transformer-sides r3d-sides --methods all --clips 10 "
+        "--name localization_methods",
+    ),
+    ("motion", "Motion explanations against the ground truth (issue 6)", "python benchmarks/motion.py"),
+    (
+        "motion_share",
+        "Motion against appearance: per-frame shares and motion reliance",
+        "python benchmarks/motion_share.py",
+    ),
+    ("float32_order", "float32 summation order", "python benchmarks/float32_order.py"),
+)
+
+
+def quality_markdown(folder: Path) -> list[str]:
+    """The quality measurements' tables found in ``folder`` (NAME.md), each under its command."""
+    found = [(stem, title, command) for stem, title, command in QUALITY if (folder / f"{stem}.md").is_file()]
+    if not found:
+        return []
+    lines = [
+        "",
+        "## Quality measurements",
+        "",
+        "Not timings: how well the explanations find the ground truth of Moving Shapes. Each table is",
+        "copied from its own command's results in this folder when the suite runs; rerun the command to",
+        "renew it.",
+    ]
+    for stem, title, command in found:
+        text = (folder / f"{stem}.md").read_text().strip()
+        lines += ["", f"### {title}", "", f"`{command}` (benchmarks/results/{stem}.md)", "", text]
+    return lines
+
+
 def _with_date(section: list[str], when: str | None) -> list[str]:
     """A section's lines, with the date it was measured under its title when it was kept from an
     earlier run."""
@@ -833,7 +875,7 @@ def main(
     folder = Path(out)
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "bench.json").write_text(json.dumps(results, indent=2) + "\n")
-    text = to_markdown(results)
+    text = "\n".join([to_markdown(results), *quality_markdown(folder)])
     (folder / "BENCHMARKS.md").write_text(text)
     if markdown:
         Path(markdown).write_text(text)

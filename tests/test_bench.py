@@ -158,3 +158,21 @@ def test_speed_target_status_and_report():
     assert suite.target_status({**row, "family": "motion", "method": "smoothflow"}) == "n/a (motion)"
     with pytest.raises(ValueError, match="--threads"):
         suite.main("unused", threads=0)
+
+
+def test_the_report_copies_the_quality_tables_under_their_commands(tmp_path):
+    """BENCHMARKS.md carries the quality measurements found in the results folder, each under the
+    command that makes it; a folder without any adds nothing."""
+    suite = load_suite()
+    assert suite.quality_markdown(tmp_path) == []
+    (tmp_path / "motion.md").write_text("| model | motion reliance |\n|---|---|\n| m | 0.97 |\n")
+    text = "\n".join(suite.quality_markdown(tmp_path))
+    assert text.count("### ") == 1 and "### Motion explanations against the ground truth" in text
+    assert "`python benchmarks/motion.py` (benchmarks/results/motion.md)" in text and "| m | 0.97 |" in text
+    stems = [stem for stem, _, _ in suite.QUALITY]
+    root = Path(suite.__file__).resolve().parent
+    for _, _, command in suite.QUALITY:  # every command names a script that exists
+        assert (root.parent / command.split()[1]).is_file(), command
+    for stem in stems:  # and the committed report has every table the repository holds
+        if (root / "results" / f"{stem}.md").is_file():
+            assert (root / "results" / f"{stem}.md").read_text().strip() in (root.parent / "BENCHMARKS.md").read_text()
