@@ -110,8 +110,7 @@ def with_first_frame(d: Decomposition, grads: tuple[torch.Tensor, ...]) -> float
 
 
 def measure(model_name: str, clips: int, steps: int) -> dict:
-    model = xai_core.load_model(model_name, device="cpu")
-    model.eval()
+    model = xai_core.load_model(model_name, device="cpu")  # in eval mode
     figures: dict[str, list[float]] = {name: [] for name in FIGURES}
     gaps = []  # integrated gradients: |convergence delta| and |score - still clip's score|
     start = time.perf_counter()

@@ -35,10 +35,12 @@ import numpy as np
 import torch
 
 import xai_core
+from xai_core.api import model_output
 from xai_core.explanation import Target, resolve_target
 from xai_core.methods.planning import LONG_METHODS
 from xai_core.methods.registry import get_method, method_specs
 from xai_core.methods.scoring import TargetScore
+from xai_core.models.modes import eval_mode
 from xai_core.video import load_video, sample_clips, write_video
 
 DEFAULT_MODEL = "cnn_transformer-sides"
@@ -174,18 +176,17 @@ def grad_cam_plus_plus(model, x: torch.Tensor, target_index: int) -> torch.Tenso
     from xai_core.methods.cam import upsample_cam
 
     net, inputs = (model.net, x.transpose(1, 2)) if model.layout == "BCTHW" else (model, x)
-    was_training = model.training
-    cam = GradCAMPlusPlus(net, target_layers=[model.layer()])
-    try:
-        outputs = cam.activations_and_grads(inputs)
-        sum(ClassifierOutputTarget(target_index)(out) for out in outputs).backward()
-        activation = cam.activations_and_grads.activations[0].numpy()
-        gradient = cam.activations_and_grads.gradients[0].numpy()
-        low = cam.get_cam_image(inputs, model.layer(), None, activation, gradient)
-    finally:
-        cam.activations_and_grads.release()
-        model.zero_grad(set_to_none=True)
-        model.train(was_training)
+    with eval_mode(model):  # GradCAMPlusPlus puts the network in eval mode; the model's own modes come back
+        cam = GradCAMPlusPlus(net, target_layers=[model.layer()])
+        try:
+            outputs = cam.activations_and_grads(inputs)
+            sum(ClassifierOutputTarget(target_index)(out) for out in outputs).backward()
+            activation = cam.activations_and_grads.activations[0].numpy()
+            gradient = cam.activations_and_grads.gradients[0].numpy()
+            low = cam.get_cam_image(inputs, model.layer(), None, activation, gradient)
+        finally:
+            cam.activations_and_grads.release()
+            model.zero_grad(set_to_none=True)
     low = torch.from_numpy(low[0] if model.layout == "BCTHW" else low)
     return upsample_cam(low, x.shape[1], tuple(x.shape[3:]))
 
@@ -280,11 +281,9 @@ class Subject(NamedTuple):
 
 def subject(name: str, model=None) -> Subject:
     model = model if model is not None else xai_core.load_model(name, device="cpu")
-    model.eval()
     clip = xai_core.load_video("shapes:1", model=model)
     x = model.preprocess(clip)
-    with torch.inference_mode():
-        output = model(x)
+    output = model_output(model, x)
     return Subject(name, model, clip, x, resolve_target(model.task, model.labels, None, output))
 
 

@@ -82,3 +82,74 @@ class ConvHead(nn.Module):
         b, t = x.shape[:2]
         f = torch.relu(self.conv2(torch.relu(self.conv1(x.flatten(0, 1)))))
         return self.head(f.mean((2, 3), keepdim=True)).view(b, t, -1).mean(1)
+
+
+def channel_shuffle(x: torch.Tensor, groups: int) -> torch.Tensor:
+    """[B,C,T,H,W] -> the channels regrouped (ShuffleNet): group g's k-th channel moves to k * groups + g."""
+    b, c, t, h, w = x.shape
+    return x.view(b, groups, c // groups, t, h, w).transpose(1, 2).reshape(b, c, t, h, w)
+
+
+class ShuffleUnit3D(nn.Module):
+    """A ShuffleNet unit in 3D: grouped 1x1x1 conv, channel shuffle, depthwise 3x3x3 conv, grouped
+    1x1x1 conv, each with batch norm, and a residual addition."""
+
+    def __init__(self, channels: int, groups: int = 2) -> None:
+        super().__init__()
+        self.groups = groups
+        self.reduce = nn.Sequential(
+            nn.Conv3d(channels, channels, 1, groups=groups, bias=False), nn.BatchNorm3d(channels), nn.ReLU()
+        )
+        self.depthwise = nn.Sequential(
+            nn.Conv3d(channels, channels, 3, padding=1, groups=channels, bias=False), nn.BatchNorm3d(channels)
+        )
+        self.expand = nn.Sequential(
+            nn.Conv3d(channels, channels, 1, groups=groups, bias=False), nn.BatchNorm3d(channels)
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = self.expand(self.depthwise(channel_shuffle(self.reduce(x), self.groups)))
+        return torch.relu(x + y)
+
+
+class Shuffle3D(nn.Module):
+    """A small ShuffleNet-style 3D CNN with batch norm and dropout, the shape of a gesture
+    recogniser: [B,C,T,H,W] -> [B,K]."""
+
+    def __init__(self, num_classes: int = 4) -> None:
+        super().__init__()
+        self.conv1 = nn.Sequential(
+            nn.Conv3d(3, 8, 3, stride=(1, 2, 2), padding=1, bias=False), nn.BatchNorm3d(8), nn.ReLU()
+        )
+        self.stage = nn.Sequential(ShuffleUnit3D(8), ShuffleUnit3D(8))
+        self.dropout = nn.Dropout(0.5)
+        self.fc = nn.Linear(8, num_classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fc(self.dropout(self.stage(self.conv1(x)).mean((2, 3, 4))))
+
+
+def shuffle_3d(num_classes: int = 4) -> nn.Module:
+    return Shuffle3D(num_classes)
+
+
+class NormedFrames(nn.Module):
+    """A per-frame CNN with batch norm and dropout, logits averaged over frames: [B,T,C,H,W] -> [B,K]."""
+
+    def __init__(self, num_classes: int = 3) -> None:
+        super().__init__()
+        self.features = nn.Sequential(
+            nn.Conv2d(3, 8, 3, padding=1), nn.BatchNorm2d(8), nn.ReLU(),
+            nn.Conv2d(8, 16, 3, stride=2, padding=1), nn.BatchNorm2d(16), nn.ReLU(),
+        )  # fmt: skip
+        self.dropout = nn.Dropout(0.3)
+        self.fc = nn.Linear(16, num_classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        b, t = x.shape[:2]
+        feats = self.features(x.flatten(0, 1)).mean((2, 3))
+        return self.fc(self.dropout(feats)).view(b, t, -1).mean(1)
+
+
+def normed_frames(num_classes: int = 3) -> nn.Module:
+    return NormedFrames(num_classes)

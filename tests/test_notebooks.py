@@ -54,6 +54,8 @@ def test_notebook_runs(path):
         assert "'layout': 'BTCHW'" in text and "'cam_layer': 'net.features.3'" in text  # inferred for the factory
         assert text.count("Grad-CAM map (16, 64, 64)") == 2  # a Moving Shapes clip and a real clip
         assert "BCTHW net.layer4" in text  # torchvision r3d_18 by name
+        assert "modules in training mode after loading: []" in text
+        assert "same map: True | set-up kept: True" in text  # eval-mode maps; each module's flag handed back
         assert "refused:" in text and "this would have run" not in text  # the pickle's code never ran
     if path.name == "03_temporal.ipynb":
         text = outputs_text(nb)

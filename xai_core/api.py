@@ -12,6 +12,7 @@ from ._version import __version__
 from .explanation import Explanation, describe_prediction, resolve_target
 from .methods.registry import MethodError, get_method
 from .models.base import ModelError, VideoModel
+from .models.modes import eval_mode
 from .video import Clip
 
 
@@ -33,7 +34,7 @@ def model_input(model: VideoModel, clip) -> tuple[torch.Tensor, dict]:
             raise ModelError(f"expected a tensor [1,T,3,H,W], got {tuple(clip.shape)}")
         if x.shape[3:] != (spec.height, spec.width):
             raise ModelError(f"model {model.name!r} takes {spec.height}x{spec.width} frames, got {tuple(x.shape[3:])}")
-        return x.to(model.device).float(), {"source": "tensor", "frame_indices": None}
+        return x.to(model.device, model.dtype), {"source": "tensor", "frame_indices": None}
     if isinstance(clip, np.ndarray):
         return model.preprocess(clip), {"source": "array", "frame_indices": None}
     raise TypeError(f"explain() takes a Clip, a tensor or an array, not {type(clip).__name__}")
@@ -42,10 +43,16 @@ def model_input(model: VideoModel, clip) -> tuple[torch.Tensor, dict]:
 def predict(model: VideoModel, clip) -> dict:
     """The model's prediction for a clip: label, index and probabilities (or the value)."""
     x, _ = model_input(model, clip)
-    with torch.inference_mode():
+    return describe_prediction(model.task, model.labels, model_output(model, x))
+
+
+def model_output(model: VideoModel, x: torch.Tensor) -> torch.Tensor:
+    """The model's output [1,K] for x [1,T,C,H,W], in eval mode (the model's modes handed back as
+    found), checked to be finite."""
+    with eval_mode(model), torch.inference_mode():
         output = model(x)
     _check_finite(output, model)
-    return describe_prediction(model.task, model.labels, output)
+    return output
 
 
 def explain(model: VideoModel, clip, method: str, target=None, **params) -> Explanation:
@@ -59,20 +66,14 @@ def explain(model: VideoModel, clip, method: str, target=None, **params) -> Expl
         raise MethodError(reason)
     resolved = spec.resolve_params(params)
     x, facts = model_input(model, clip)
-    was_training = model.training
-    model.eval()
-    try:
-        with torch.inference_mode():
-            output = model(x)
-        _check_finite(output, model)
+    with eval_mode(model):  # every module's own mode comes back as it was found
+        output = model_output(model, x)
         target_ = resolve_target(model.task, model.labels, target, output)
         start = time.perf_counter()
         expl = spec.fn(model, x, target_, **resolved)
         if model.device.type == "cuda":
             torch.cuda.synchronize()
         seconds = time.perf_counter() - start
-    finally:
-        model.train(was_training)
     for name, arr in [("spatial", expl.spatial), ("temporal", expl.temporal)]:
         if arr is not None and not np.isfinite(arr).all():
             raise MethodError(f"{method} produced non-finite values in its {name} map for this clip")

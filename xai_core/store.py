@@ -2,9 +2,10 @@
 
 ``RunStore(root)`` keeps one folder per run (``explanation.npz`` + ``explanation.json``) and an
 SQLite index (``runs.sqlite``) keyed by a hash of (model, clip content, method, target,
-parameters).  A run is written into a temporary folder and renamed into place before its index row
-is committed, so an interrupted or cancelled computation never leaves a half-written run behind,
-and a crash between the two steps leaves at most an unindexed folder, which ``put`` replaces.
+parameters) and the store's ``KEY_FORMAT``.  A run is written into a temporary folder and renamed
+into place before its index row is committed, so an interrupted or cancelled computation never
+leaves a half-written run behind, and a crash between the two steps leaves at most an unindexed
+folder, which ``put`` replaces.
 The default root is ``$XAI_RUNS``, else ``runs/`` in the working directory.
 """
 
@@ -27,9 +28,18 @@ def default_root() -> Path:
     return Path(os.environ.get("XAI_RUNS", "runs"))
 
 
+# Part of every key; raised when runs saved before cannot be trusted to be what the same settings give now.
+# 2: explanations hand each module's train / eval flag back as found (issue 15).  Before, one explanation
+# could leave a user's model in training mode; a run computed on a model shared with the page (one that
+# could not be copied) could then run partly with batch statistics and dropout.  Runs of format 1 are
+# not served.
+KEY_FORMAT = 2
+
+
 def run_key(model: str, clip_hash: str, method: str, target, params: dict) -> str:
-    """A stable key for what determines a run (params in a canonical JSON form)."""
-    text = json.dumps([model, clip_hash, method, None if target is None else str(target), params], sort_keys=True)
+    """A stable key for what determines a run (params in a canonical JSON form) and the store's format."""
+    what = [model, clip_hash, method, None if target is None else str(target), params]
+    text = json.dumps([f"format {KEY_FORMAT}", *what], sort_keys=True)
     return hashlib.sha256(text.encode()).hexdigest()[:24]
 
 
@@ -95,7 +105,8 @@ class RunStore:
         return Explanation.load(self.root / row[0])
 
     def records(self, model: str | None = None, clip_hash: str | None = None) -> list[RunRecord]:
-        """Stored runs, newest first (optionally of one model and clip)."""
+        """Stored runs, newest first (optionally of one model and clip); runs of an earlier
+        ``KEY_FORMAT`` are left out."""
         query, args = "SELECT * FROM runs", []
         where = [(c, v) for c, v in (("model", model), ("clip_hash", clip_hash)) if v is not None]
         if where:
@@ -103,8 +114,11 @@ class RunStore:
             args = [v for _, v in where]
         with self._db() as db:
             rows = db.execute(query + " ORDER BY created DESC", args).fetchall()
+        records = [
+            RunRecord(k, m, c, me, t, json.loads(p), cr, s, self.root / f) for k, m, c, me, t, p, cr, s, f in rows
+        ]
         return [
-            RunRecord(k, m, c, me, t, json.loads(p), cr, s, self.root / f)
-            for k, m, c, me, t, p, cr, s, f in rows
-            if (self.root / f).is_dir()
+            r
+            for r in records
+            if r.folder.is_dir() and r.key == run_key(r.model, r.clip_hash, r.method, r.target, r.params)
         ]

@@ -24,7 +24,7 @@ import streamlit as st
 import torch
 
 from . import render
-from .api import explain, predict
+from .api import explain, model_output, predict
 from .explanation import Explanation, resolve_target
 from .models.base import ModelError, VideoModel
 from .models.training_runs import RunRequest, TrainingRun
@@ -587,8 +587,7 @@ def _plan(model_key_: str, clip_hash: str, method: str, target: str | None, para
     from .methods.planning import plan
 
     x = _model.preprocess(_clip)
-    with torch.inference_mode():
-        resolved = resolve_target(_model.task, _model.labels, target, _model(x))
+    resolved = resolve_target(_model.task, _model.labels, target, model_output(_model, x))
     params = {k: tuple(v) if isinstance(v, list) else v for k, v in json.loads(params_json).items()}
     return plan(_model, x, resolved, method, params)
 
@@ -607,8 +606,7 @@ def _deletion(run: str, target: str | None, baseline: str, _model, _clip, _curve
     from .evaluate import deletion_insertion
 
     x = _model.preprocess(_clip)
-    with torch.inference_mode():
-        resolved = resolve_target(_model.task, _model.labels, target, _model(x))
+    resolved = resolve_target(_model.task, _model.labels, target, model_output(_model, x))
     kind = baseline if baseline != "previous" else "zero"  # sets of frames need a baseline of their own
     return deletion_insertion(_model, x, resolved, _curve, baseline=kind, padded=_clip.padded)
 

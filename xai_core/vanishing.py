@@ -11,13 +11,13 @@ architecture trained on the same task.
 from __future__ import annotations
 
 import numpy as np
-import torch
 from captum.attr import Saliency
 
-from .api import model_input
+from .api import model_input, model_output
 from .explanation import resolve_target
 from .methods.scoring import TargetScore, gradient_input
 from .models.base import VideoModel
+from .models.modes import eval_mode
 
 PEERS = {"cnn_lstm": "ica_lstm", "ica_lstm": "cnn_lstm"}
 
@@ -27,15 +27,9 @@ def gradient_profile(model: VideoModel, clip, target=None) -> np.ndarray:
 
     target: as in ``xai_core.explain`` (None: the predicted class / the regression output)."""
     x, _ = model_input(model, clip)
-    was_training = model.training
-    model.eval()
-    try:
-        with torch.inference_mode():
-            output = model(x)
-        forward = TargetScore(model, resolve_target(model.task, model.labels, target, output))
+    with eval_mode(model):
+        forward = TargetScore(model, resolve_target(model.task, model.labels, target, model_output(model, x)))
         grad = Saliency(forward).attribute(gradient_input(x), target=forward.captum_target, abs=True)
-    finally:
-        model.train(was_training)
     return grad.detach()[0].double().mean((1, 2, 3)).cpu().numpy()
 
 

@@ -19,6 +19,7 @@ import torch
 
 from ..explanation import Target
 from ..methods.engine import PerturbationEngine
+from ..models.modes import eval_mode
 
 
 def auc(curve: np.ndarray) -> float:
@@ -61,9 +62,10 @@ def deletion_insertion(
     order = np.argsort(key, kind="stable")
     rng = np.random.default_rng(seed)
     randoms = [rng.permutation(frames) for _ in range(random_orders)]
-    engine = PerturbationEngine(model, x, target, baseline, measure)
     masks = [order_masks(o, insertion) for o in (order, *randoms) for insertion in (False, True)]
-    scores = engine.subset_scores(torch.cat(masks)).numpy().reshape(len(masks), frames + 1)
+    with eval_mode(model):
+        engine = PerturbationEngine(model, x, target, baseline, measure)
+        scores = engine.subset_scores(torch.cat(masks)).numpy().reshape(len(masks), frames + 1)
     result = {"order": order.tolist(), "deletion": scores[0], "insertion": scores[1]}
     if random_orders:
         result["random_deletion"] = scores[2::2].mean(0)
@@ -90,8 +92,9 @@ def masked_accuracy(
         def right(output: torch.Tensor, label: int = int(label)) -> torch.Tensor:
             return (output.argmax(1) == label).double()
 
-        engine = PerturbationEngine(model, x, Target("class", int(label)), baseline, measure=right)
-        scores = engine.scores(frame_windows(x.shape[1], window))
+        with eval_mode(model):
+            engine = PerturbationEngine(model, x, Target("class", int(label)), baseline, measure=right)
+            scores = engine.scores(frame_windows(x.shape[1], window))
         correct = scores if correct is None else correct + scores
         correct_base += engine.base_score
         if progress is not None:

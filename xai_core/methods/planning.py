@@ -15,6 +15,7 @@ from dataclasses import dataclass
 import torch
 
 from ..explanation import Target
+from ..models.modes import eval_mode
 from .engine import PerturbationEngine
 from .masking import estimate, evaluations, frame_windows, occlusion_windows
 from .registry import get_method
@@ -31,7 +32,13 @@ class Plan:
 
 
 def plan(model, x: torch.Tensor, target: Target, name: str, params: dict) -> Plan:
-    """The cost of ``name`` with (resolved) ``params`` on the clip x [1,T,C,H,W]."""
+    """The cost of ``name`` with (resolved) ``params`` on the clip x [1,T,C,H,W] (timed in eval
+    mode, as ``explain`` runs it; the model's modes are handed back as found)."""
+    with eval_mode(model):
+        return _plan(model, x, target, name, params)
+
+
+def _plan(model, x: torch.Tensor, target: Target, name: str, params: dict) -> Plan:
     frames, height, width = x.shape[1], x.shape[3], x.shape[4]
     if name in ("frame_mask", "occlusion"):
         engine = PerturbationEngine(model, x, target, params["baseline"], params["measure"], params["blur_sigma"])

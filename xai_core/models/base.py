@@ -135,6 +135,7 @@ class VideoModel(nn.Module):
         self.layout = layout
         self.info = info or ModelInfo(name=type(net).__name__, arch=type(net).__name__)
         self._cam_layer_name = cam_layer or getattr(net, "cam_layer_name", None)
+        self.training = net.training  # the adapter has no layers of its own: it is in the mode of what it wraps
 
     # ------------------------------------------------------------------ basics
     @property
@@ -150,6 +151,11 @@ class VideoModel(nn.Module):
         for p in self.parameters():
             return p.device
         return torch.device("cpu")
+
+    @property
+    def dtype(self) -> torch.dtype:
+        """The floating dtype of the weights (float32; float64 for a model made ``.double()``)."""
+        return next((p.dtype for p in self.parameters() if p.is_floating_point()), torch.float32)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """x [B,T,C,H,W] -> [B,K] logits or [B,1] regression output."""
@@ -257,8 +263,7 @@ class VideoModel(nn.Module):
             x = nn.functional.interpolate(
                 x, size=(spec.height, spec.width), mode="bilinear", align_corners=False, antialias=True
             )
-        dtype = next((p.dtype for p in self.parameters() if p.is_floating_point()), x.dtype)
-        return x.unsqueeze(0).to(dtype)  # a model kept in float64 (the exactness tests) gets float64
+        return x.unsqueeze(0).to(self.dtype)  # a model kept in float64 (the exactness tests) gets float64
 
     def frames_of(self, x: torch.Tensor) -> np.ndarray:
         """A normalised clip [1,T,C,H,W] -> its frames as uint8 [T,H,W,3] (what ``preprocess`` undoes)."""

@@ -70,7 +70,7 @@ def load_model(
     config: dict | None = None,
     backbone_weights: str | Path | None = None,
 ) -> VideoModel:
-    """A VideoModel in eval mode from
+    """A VideoModel with every module in eval mode, from
 
     * a zoo name (``cnn_transformer-sides``) or a checkpoint path (``dir/NAME``,
       ``dir/NAME.safetensors``, ``dir/NAME.json``, or ``dir/NAME.pt``/``.pth`` with ``dir/NAME.json``
@@ -80,7 +80,6 @@ def load_model(
       ``backbone_weights``, ...) with ``weights``.  The statements (task, labels or labels_file,
       frames/height/width/mean/std, layout, cam_layer, config) say what the network does not;
       the layout and the Grad-CAM layer are inferred when not stated."""
-    target = resolve_device(device)
     statements = Statements(
         weights=weights,
         task=task,
@@ -96,6 +95,11 @@ def load_model(
         config=config,
         backbone_weights=backbone_weights,
     )
+    return _load(spec, resolve_device(device), statements).eval()
+
+
+def _load(spec: str | Path, target: torch.device, statements: Statements) -> VideoModel:
+    """``load_model``'s sources in turn (the modes left as the loader made them)."""
     text = str(spec)
     if text in zoo_names():
         model = load_checkpoint(checkpoints_dir() / text, device=target)
