@@ -777,6 +777,7 @@ QUALITY = (
         "python benchmarks/motion_share.py",
     ),
     ("float32_order", "float32 summation order", "python benchmarks/float32_order.py"),
+    ("modes", "Users' models with batch norm and dropout: modes, repeatability, Captum", "python benchmarks/modes.py"),
 )
 
 
@@ -789,9 +790,9 @@ def quality_markdown(folder: Path) -> list[str]:
         "",
         "## Quality measurements",
         "",
-        "Not timings: how well the explanations find the ground truth of Moving Shapes. Each table is",
-        "copied from its own command's results in this folder when the suite runs; rerun the command to",
-        "renew it.",
+        "Not timings: how well the explanations find the ground truth of Moving Shapes, and whether they",
+        "agree with their peers. Each table is copied from its own command's results in this folder when",
+        "the suite runs; rerun the command to renew it.",
     ]
     for stem, title, command in found:
         text = (folder / f"{stem}.md").read_text().strip()

@@ -6,6 +6,7 @@ Plain PyTorch, nothing from xai_core: the shape of what users arrive with.
 from __future__ import annotations
 
 import torch
+import torchvision
 from torch import nn
 
 
@@ -153,3 +154,16 @@ class NormedFrames(nn.Module):
 
 def normed_frames(num_classes: int = 3) -> nn.Module:
     return NormedFrames(num_classes)
+
+
+class FramewiseMobileNetV2(torchvision.models.MobileNetV2):
+    """torchvision's MobileNetV2 (an ImageNet classifier) run on every frame, its logits averaged
+    over frames: [B,T,C,H,W] -> [B,1000].  Its weights load as torchvision's own (same names)."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        b, t = x.shape[:2]
+        return super().forward(x.flatten(0, 1)).view(b, t, -1).mean(1)
+
+
+def framewise_mobilenet_v2() -> nn.Module:
+    return FramewiseMobileNetV2()

@@ -29,6 +29,7 @@ from xai_core.models import modes
 from xai_core.models.checkpoint import make_card, save_checkpoint
 from xai_core.models.modes import eval_mode, training_modules
 from xai_core.vanishing import gradient_profile
+from xai_core.video import sample_clips
 
 HERE = Path(__file__).resolve().parent
 BYO = HERE / "byo_models.py"
@@ -427,3 +428,40 @@ def test_the_library_sets_no_mode_outside_training_and_eval_mode():
         if calls.search(line)
     ]
     assert found == []
+
+
+# ---------------------------------------------------------------------------- real pretrained weights
+IMAGENET = HERE.parents[1] / "shared" / "models" / "mobilenet_v2_imagenet"
+
+
+@pytest.mark.skipif(
+    not IMAGENET.is_dir(), reason="../shared/models (the real pretrained weights) is not beside the checkout"
+)
+def test_a_real_pretrained_network_explains_the_same_twice_and_agrees_with_captum(tmp_path):
+    """ImageNet MobileNetV2 (batch norm, dropout; real weights) over the frames of a real clip,
+    loaded as a user would: file.py:factory + weights + labels file."""
+    names = (IMAGENET / "labels.txt").read_text().splitlines()
+    unique = [n if names.count(n) == 1 else f"{n} ({i})" for i, n in enumerate(names)]  # two cranes, two maillots
+    (tmp_path / "labels.txt").write_text("\n".join(unique))
+    model = xai_core.load_model(
+        f"{BYO}:framewise_mobilenet_v2", "cpu", weights=IMAGENET / "mobilenet_v2_imagenet.safetensors",
+        labels_file=tmp_path / "labels.txt", frames=4, height=112, width=112,
+        mean=(0.485, 0.456, 0.406), std=(0.229, 0.224, 0.225),
+    )  # fmt: skip
+    assert training_modules(model) == [] and has_norm_and_dropout(model) and len(model.labels) == 1000
+    clip = xai_core.load_video(sample_clips()["stgcn_ta_chi.mp4"], model=model)
+    for name in ("gradcam", "saliency", "frame_mask"):
+        first, second = (arrays(xai_core.explain(model, clip, name)) for _ in range(2))
+        assert all(np.array_equal(first[k], second[k]) for k in first), name
+        assert training_modules(model) == [], name
+    model = model.double()
+    x = model.preprocess(clip)
+    target = int(xai_core.predict(model, clip)["index"])
+    black = model.pixel_value(0).to(x.dtype)[0, 0]
+    captum = Occlusion(model).attribute(
+        x, sliding_window_shapes=(1, 3, 28, 28), strides=(1, 3, 28, 28), baselines=black, target=target
+    )[0, :, 0]
+    ours = xai_core.explain(model, clip, "occlusion", target=target, window=(1, 28, 28), stride=(1, 28, 28))
+    scale = float(captum.max() - captum.min())
+    assert scale > 1e-3
+    np.testing.assert_allclose(ours.spatial, captum.numpy(), rtol=0, atol=1e-6 * scale)
