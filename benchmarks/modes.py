@@ -36,16 +36,13 @@ import byo_models  # noqa: E402
 
 
 def training(model: torch.nn.Module) -> int:
+    """How many modules are in training mode (written here: older checkouts have no models.modes)."""
     return sum(m.training for m in model.modules())
 
 
 def shuffle_3d(folder: Path):
-    torch.manual_seed(0)
-    net = byo_models.shuffle_3d().train()
-    with torch.no_grad():  # running statistics of its own, as a trained network has
-        for _ in range(3):
-            net(torch.randn(2, 3, 16, 112, 112) * 1.7 + 0.6)
-    torch.save(net.eval().state_dict(), folder / "gesture.pth")
+    net = byo_models.with_running_statistics(byo_models.shuffle_3d(), (2, 3, 16, 112, 112))
+    torch.save(net.state_dict(), folder / "gesture.pth")
     (folder / "labels.txt").write_text("swipe left\nswipe right\nstop\nno gesture\n")
     model = xai_core.load_model(
         f"{BYO}:shuffle_3d", "cpu", weights=folder / "gesture.pth", labels_file=folder / "labels.txt",
@@ -55,9 +52,8 @@ def shuffle_3d(folder: Path):
 
 
 def mobilenet(folder: Path):
-    names = (IMAGENET / "labels.txt").read_text().splitlines()
-    unique = [n if names.count(n) == 1 else f"{n} ({i})" for i, n in enumerate(names)]
-    (folder / "imagenet.txt").write_text("\n".join(unique))
+    names = byo_models.distinct_labels((IMAGENET / "labels.txt").read_text().splitlines())
+    (folder / "imagenet.txt").write_text("\n".join(names))
     model = xai_core.load_model(
         f"{BYO}:framewise_mobilenet_v2", "cpu", weights=IMAGENET / "mobilenet_v2_imagenet.safetensors",
         labels_file=folder / "imagenet.txt", frames=8, height=112, width=112,

@@ -167,3 +167,40 @@ class FramewiseMobileNetV2(torchvision.models.MobileNetV2):
 
 def framewise_mobilenet_v2() -> nn.Module:
     return FramewiseMobileNetV2()
+
+
+class RecurrentFrames(nn.Module):
+    """A per-frame CNN into a two-layer LSTM with dropout between its layers: [B,T,C,H,W] -> [B,K]."""
+
+    def __init__(self, num_classes: int = 3) -> None:
+        super().__init__()
+        self.features = nn.Sequential(nn.Conv2d(3, 8, 3, stride=2, padding=1), nn.BatchNorm2d(8), nn.ReLU())
+        self.lstm = nn.LSTM(8, 6, num_layers=2, dropout=0.5, batch_first=True)
+        self.dropout = nn.Dropout(0.2)
+        self.fc = nn.Linear(6, num_classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        b, t = x.shape[:2]
+        feats = self.features(x.flatten(0, 1)).mean((2, 3)).view(b, t, -1)
+        return self.fc(self.dropout(self.lstm(feats)[0][:, -1]))
+
+
+def recurrent_frames(num_classes: int = 3) -> nn.Module:
+    return RecurrentFrames(num_classes)
+
+
+# ---------------------------------------------------------------------------- as weights arrive
+def with_running_statistics(net: nn.Module, shape: tuple[int, ...], seed: int = 0) -> nn.Module:
+    """``net`` with batch-norm statistics of its own, as a trained network has: a few batches of
+    shape ``shape`` (off-centre) in training mode; returned in eval mode."""
+    torch.manual_seed(seed)
+    net.train()
+    with torch.no_grad():
+        for _ in range(3):
+            net(torch.randn(*shape) * 1.7 + 0.6)
+    return net.eval()
+
+
+def distinct_labels(names: list[str]) -> list[str]:
+    """Class names made distinct by their index where a name repeats (ImageNet has two "crane"s)."""
+    return [n if names.count(n) == 1 else f"{n} ({i})" for i, n in enumerate(names)]
