@@ -28,12 +28,14 @@ SUPPORTED = {
 }
 
 
-def fast_params(spec) -> dict:
-    params = {p.name: FAST[p.name] for p in spec.params if p.name in FAST}
+def fast_params(spec, values: dict = FAST, trajectory_grid: int = 16) -> dict:
+    """The method's parameters among ``values`` (a quick grid), frame masking on single frames,
+    trajectories over 4 frames from a coarse grid."""
+    params = {p.name: values[p.name] for p in spec.params if p.name in values}
     if spec.name == "frame_mask":
         params.pop("window")
     if spec.name == "trajectories":
-        params.update(window=4, grid=16)
+        params.update(window=4, grid=trajectory_grid)
     return params
 
 

@@ -18,6 +18,7 @@ import torch
 from captum.attr import Occlusion
 from conftest import SMALL_SPEC, small_model
 from safetensors.torch import save_file
+from test_every_method import fast_params
 from torch import nn
 
 import xai_core
@@ -194,12 +195,7 @@ def test_the_adapter_takes_the_mode_of_the_network_it_wraps():
 
 # ---------------------------------------------------------------------------- every method
 def quick_params(spec) -> dict:
-    params = {p.name: QUICK[p.name] for p in spec.params if p.name in QUICK}
-    if spec.name == "frame_mask":
-        params.pop("window")
-    if spec.name == "trajectories":
-        params.update(window=4, grid=8)
-    return params
+    return fast_params(spec, QUICK, trajectory_grid=8)
 
 
 def arrays(expl) -> dict[str, np.ndarray]:
