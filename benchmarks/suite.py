@@ -767,7 +767,7 @@ QUALITY = (
     (
         "localization_methods",
         "Localization of every spatial method",
-        "python benchmarks/localization.py --models cnn_transformer-sides r3d-sides --methods all --clips 10 "
+        "python benchmarks/localization.py --models cnn_transformer-sides-gated r3d-sides --methods all --clips 10 "
         "--name localization_methods",
     ),
     ("motion", "Motion explanations against the ground truth (issue 6)", "python benchmarks/motion.py"),

@@ -62,13 +62,27 @@ n = d1.number_input("Clips", 1, 200, 5, key="eval_n", persist_state="page")
 seed = d2.number_input("First seed", 0, 2**31 - 1, suites.FIRST_SEED, key="eval_seed", persist_state="page")
 noise = d3.number_input("Noise", 0.0, 40.0, 8.0, key="eval_noise", persist_state="page")
 distractors = d4.number_input("Distractors", 0, 5, 2, key="eval_distractors", persist_state="page")
-variants = 3 if suite == "sanity" else 1
-count = len(methods) * int(n) * variants
-c2.caption(
-    f"{count} explanations ({len(methods)} methods x {int(n)} clips"
-    + (" x 3 models: trained, output layer randomised, all weights randomised)" if variants > 1 else ")")
+randomised = suite == "sanity" or (
+    suite == "localization"
+    and c2.checkbox(
+        "Beside each method, the same model with every weight randomised",
+        value=True,
+        key="eval_randomised",
+        persist_state="page",
+        help="A map that barely changes when the weights are randomised does not explain the model "
+        "(Adebayo et al. 2018); methods whose maps survive it are marked.",
+    )
 )
-run_key = json.dumps([ui.model_key(model, selection.device), suite, methods, int(n), int(seed), noise, distractors])
+variants = {"sanity": 3, "localization": 2 if randomised else 1}.get(suite, 1)
+count = len(methods) * int(n) * variants
+models_text = {
+    3: " x 3 models: trained, output layer randomised, all weights randomised",
+    2: " x 2 models: trained, randomised",
+}
+c2.caption(f"{count} explanations ({len(methods)} methods x {int(n)} clips{models_text.get(variants, '')})")
+run_key = json.dumps(
+    [ui.model_key(model, selection.device), suite, methods, int(n), int(seed), noise, distractors, bool(randomised)]
+)
 
 
 def start() -> None:
@@ -79,7 +93,7 @@ def start() -> None:
     def work(report):
         return suites.run_suite(
             suite, own, methods, n=int(n), seed=int(seed), noise=float(noise), distractors=int(distractors),
-            progress=report,
+            progress=report, randomised=bool(randomised),
         )  # fmt: skip
 
     try:
@@ -91,9 +105,11 @@ def start() -> None:
 def show(result: dict, key: str) -> None:
     st.markdown(f"**{result['suite']} suite, {result['model']}**")
     st.caption(suites.to_markdown(result).splitlines()[0])
-    titles = {key: title for key, title, _ in suites.COLUMNS[result["suite"]]}
-    frame = pd.DataFrame([{"method": r["method"], **{titles[k]: r.get(k) for k in titles}} for r in result["rows"]])
-    st.dataframe(frame.set_index("method"), width="stretch")
+    for row in result["rows"]:
+        warning = suites.survival_warning(row)
+        if warning:
+            st.warning(warning + ".", icon=":material/warning:")
+    st.dataframe(pd.DataFrame(suites.table_rows(result)).set_index("method"), width="stretch")
     if "masked_accuracy" in result:
         masked = result["masked_accuracy"]
         figure = render.importance_figure(
@@ -102,8 +118,8 @@ def show(result: dict, key: str) -> None:
         )  # fmt: skip
         st.plotly_chart(figure, key=f"masked_{hash(key)}")
     st.download_button(
-        "Download (JSON)", json.dumps(result, indent=2), file_name=f"{result['suite']}_{result['model']}.json",
-        mime="application/json", key=f"download_{hash(key)}",
+        "Download (JSON)", json.dumps(suites.jsonable(result), indent=2),
+        file_name=f"{result['suite']}_{result['model']}.json", mime="application/json", key=f"download_{hash(key)}",
     )  # fmt: skip
 
 

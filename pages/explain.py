@@ -6,6 +6,7 @@ from __future__ import annotations
 import streamlit as st
 
 from xai_core import render, ui, vanishing
+from xai_core.evaluate import suites
 from xai_core.explanation import TargetError
 from xai_core.methods.registry import MethodError, method_specs
 from xai_core.models.base import ModelError
@@ -57,14 +58,24 @@ with left:
         st.warning(f"{model.name} supports no spatial method.")
         st.stop()
     names = [s.name for s in usable]
+    survives = {m: v for m, v in ui.sanity_survival(model, selection.device).items() if v > suites.SURVIVES}
     chosen = st.multiselect(
         "Methods",
         names,
         default=["gradcam"] if "gradcam" in names else names[:1],
         key=f"methods_{model.name}",
-        help="Maps side by side on the same frame; curves on one timeline (each ÷ its largest value)",
+        format_func=lambda name: f"⚠ {name}" if name in survives else name,
+        help="Maps side by side on the same frame; curves on one timeline (each ÷ its largest value). "
+        "⚠: the method's maps survive randomising this model's weights (its sanity result).",
         persist_state="page",
     )
+    for name in chosen:
+        if name in survives:
+            st.badge(
+                f"{name}: maps survive randomisation (Spearman {survives[name]:.2f})",
+                icon=":material/warning:",
+                color="orange",
+            )
     unavailable = [(s.name, s.unavailable_reason(model)) for s in all_specs if s not in usable]
     if unavailable:
         with st.expander(f"Not available for {model.name} ({len(unavailable)})"):

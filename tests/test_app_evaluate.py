@@ -6,7 +6,14 @@ from __future__ import annotations
 import pytest
 from conftest import open_page, wait_for_job
 
+from xai_core.evaluate.suites import format_value, survival
+
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
+
+
+def ui_results(at) -> dict:
+    """The Evaluate page's finished results in the AppTest session."""
+    return at.session_state["results"]["evaluate"]
 
 
 def start():
@@ -18,13 +25,23 @@ def test_a_localization_run_shows_its_table(app_zoo):
     assert at.radio(key="eval_suite").value == "localization"
     assert at.multiselect(key="eval_methods_localization_a_cnn_transformer").value == ["gradcam", "saliency"]
     at.number_input(key="eval_n").set_value(2).run()
-    assert "4 explanations (2 methods x 2 clips)" in at.caption[-1].value
+    assert at.checkbox(key="eval_randomised").value is True  # the randomised model beside, by default
+    assert "8 explanations (2 methods x 2 clips x 2 models: trained, randomised)" in at.caption[-1].value
     at.button(key="eval_run").click().run()
     wait_for_job(at)
     table = at.dataframe[0].value
-    assert table.index.tolist() == ["gradcam", "saliency"]
-    assert ((table["peak on shape"] >= 0) & (table["peak on shape"] <= table["within 4 px"])).all()
-    assert (table["shape's area share"] > 0).all()
+    assert table.index.tolist() == ["gradcam", "gradcam", "saliency", "saliency"]
+    assert table["model"].tolist() == ["trained", "all weights randomised"] * 2
+    result = next(iter(ui_results(at).values()))
+    for row, (_, shown) in zip(result["rows"], table.iloc[::2].iterrows(), strict=True):
+        assert shown["peak on shape"] == f"{row['inside']:.1%} ± {row['inside_se']:.1%}"
+        value = survival(row)
+        assert shown["survives randomisation (Spearman)"] == ("⚠ " if value > 0.5 else "") + format_value(
+            value, "ratio"
+        )
+        warned = any(w.value.startswith(f"{row['method']}: its maps survive randomising") for w in at.warning)
+        assert warned == (value > 0.5)
+    assert all(0 <= r["inside"] <= r["within_4px"] <= 1 and r["area_share"] > 0 for r in result["rows"])
     # another suite keeps the first result in the session
     at.radio(key="eval_suite").set_value("temporal").run()
     earlier = next(e for e in at.expander if e.label == "Earlier results in this session (1)")

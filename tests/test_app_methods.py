@@ -99,6 +99,35 @@ def test_lrp_on_the_3d_model_adds_its_maximum_curve(zoo):
     assert at.get("download_button")[0].proto.label == "Download overlay video (mp4)"
 
 
+def test_a_method_whose_maps_survive_randomisation_is_marked(zoo):
+    from xai_core.evaluate import report
+
+    sha = report.weights_sha256(zoo / "a_cnn_transformer.safetensors")
+    rows = [
+        {"method": "saliency", "spearman_all": 0.91, "spearman_logits": 0.2},
+        {"method": "gradcam", "spearman_all": 0.12, "spearman_logits": 0.05},
+    ]
+    entry = {"sha256": sha, "sanity": {"rows": rows}}
+    (zoo / report.RESULTS_FILE).write_text(
+        json.dumps({"format": report.FORMAT, "models": {"a_cnn_transformer": entry}})
+    )
+    at = start()
+    at.multiselect(key="methods_a_cnn_transformer").set_value(["gradcam", "saliency"]).run()
+    assert not at.exception and not at.error
+    badges = [m.value for m in at.markdown if "survive randomisation" in m.value]
+    assert len(badges) == 1 and "saliency: maps survive randomisation (Spearman 0.91)" in badges[0]
+    widget = at.multiselect(key="methods_a_cnn_transformer")
+    assert widget.format_func("saliency") == "⚠ saliency" and widget.format_func("gradcam") == "gradcam"
+    # other weights under the same name (a retrained model): the result is not theirs, no mark
+    entry["sha256"] = "0" * 64
+    (zoo / report.RESULTS_FILE).write_text(
+        json.dumps({"format": report.FORMAT, "models": {"a_cnn_transformer": entry}})
+    )
+    at = start()
+    at.multiselect(key="methods_a_cnn_transformer").set_value(["saliency"]).run()
+    assert not [m.value for m in at.markdown if "survive randomisation" in m.value]
+
+
 def test_no_method_chosen_asks_for_one(zoo):
     at = start()
     at.multiselect(key="methods_a_cnn_transformer").set_value([]).run()

@@ -4,9 +4,11 @@ models and on the zoo, and the ``evaluate`` command."""
 from __future__ import annotations
 
 import json
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
+import scipy.stats
 import torch
 from conftest import small_model
 
@@ -22,6 +24,7 @@ from xai_core.evaluate import (
     to_markdown,
 )
 from xai_core.evaluate.randomize import output_layer
+from xai_core.evaluate.suites import cell, sanity_scores, summarise, survival, survival_warning, table_rows
 from xai_core.methods.registry import MethodError, get_method
 from xai_core.models.zoo import zoo_names
 
@@ -139,6 +142,7 @@ def test_suites_on_a_small_model(suite):
     result = run_suite(suite, model, methods, n=2, progress=lambda done, total, what: seen.append((done, total)))
     variants = 3 if suite == "sanity" else 1
     assert seen[-1] == (len(methods) * 2 * variants,) * 2
+    assert result["randomised"] == (suite == "sanity")
     assert [r["method"] for r in result["rows"]] == methods
     for row in result["rows"]:
         values = [v for k, v in row.items() if isinstance(v, float)]
@@ -148,10 +152,80 @@ def test_suites_on_a_small_model(suite):
         if suite == "temporal":
             assert 0 < row["evidence_rank"] <= 1 and 0 <= row["top_k_share"] <= 1
         if suite == "sanity":
-            assert -1 <= row["spearman_all"] <= 1
+            for key in ("spearman_all", "spearman_all_signed", "spearman_logits", "spearman_logits_signed"):
+                assert -1 <= row[key] <= 1 and row[f"{key}_n"] == 2 and row[f"{key}_se"] >= 0
+            assert row["target_free"] == (row["method"] == "attention_pool")
+        for key, value in row.items():  # every figure comes with its spread over the clips
+            if isinstance(value, float) and not key.endswith(("_se", "_n")):
+                assert f"{key}_se" in row and f"{key}_n" in row, key
     assert result["target"] == ("the true pause" if suite == "temporal" else "the true sides")
     table = to_markdown(result)
     assert table.count("\n| `") == len(methods)
+
+
+def test_summarise_is_the_mean_of_clip_means_with_its_standard_error():
+    clips = [np.array([1.0, 3.0]), np.array([np.nan, 4.0, 6.0]), 7.0, np.array([np.nan])]
+    mean, se, n = summarise(clips)
+    per_clip = np.array([2.0, 5.0, 7.0])  # the all-NaN clip has no value
+    assert n == 3 and mean == pytest.approx(per_clip.mean())
+    assert se == pytest.approx(np.sqrt(((per_clip - per_clip.mean()) ** 2).sum() / 2 / 3))
+    assert summarise([0.4])[:2] == (0.4, pytest.approx(float("nan"), nan_ok=True)) and summarise([0.4])[2] == 1
+    assert np.isnan(summarise([np.nan])[0]) and summarise([np.nan])[2] == 0
+
+
+def test_sanity_scores_against_scipy_on_magnitudes_and_signed_maps():
+    rng = np.random.default_rng(0)
+    trained = [SimpleNamespace(spatial=rng.normal(size=(3, 8, 8)), temporal=None) for _ in range(3)]
+    randomised = [SimpleNamespace(spatial=-e.spatial + 0.3 * rng.normal(size=(3, 8, 8))) for e in trained]
+    spec = get_method("saliency")
+    row = sanity_scores(spec, trained, randomised, "all")
+    signed = [
+        scipy.stats.spearmanr(a.spatial.ravel(), b.spatial.ravel()).statistic for a, b in zip(trained, randomised)
+    ]
+    absolute = [
+        scipy.stats.spearmanr(np.abs(a.spatial).ravel(), np.abs(b.spatial).ravel()).statistic
+        for a, b in zip(trained, randomised)
+    ]
+    assert row["spearman_all_signed"] == pytest.approx(np.mean(signed)) and row["spearman_all_signed"] < -0.8
+    assert row["spearman_all"] == pytest.approx(np.mean(absolute)) and row["spearman_all"] > 0.5
+    assert row["spearman_all_n"] == 3
+    assert row["spearman_all_se"] == pytest.approx(np.std(absolute, ddof=1) / np.sqrt(3))
+    # a sign flip hides from the signed correlation, not from the magnitudes': survival takes the larger
+    assert survival(row) == pytest.approx(row["spearman_all"])
+
+
+def test_survival_and_its_warning():
+    row = {"method": "gradcam", "spearman_logits": 0.2, "spearman_all": 0.1, "spearman_all_signed": 0.7,
+           "spearman_all_support": 0.99, "spearman_all_se": 0.9, "spearman_all_n": 9}  # fmt: skip
+    assert survival(row) == 0.7  # support, spreads and counts are not correlations of the maps
+    assert "gradcam: its maps survive randomising the model (Spearman 0.70 > 0.5)" in survival_warning(row)
+    assert survival_warning({**row, "spearman_all_signed": 0.5}) is None
+    attention = {"method": "attention_pool", "target_free": True, "spearman_logits": 1.0, "spearman_all": 0.1}
+    assert survival(attention) == 0.1 and survival_warning(attention) is None  # its output layer plays no part
+    assert np.isnan(survival({"method": "gradcam", "inside": 0.9}))
+
+
+def test_localization_beside_the_randomised_model():
+    model = small_model("cnn_transformer")
+    result = run_suite("localization", model, ["gradcam", "saliency"], n=2, randomised=True)
+    assert result["randomised"] is True
+    for row in result["rows"]:
+        assert {"random_inside", "random_target_over_all", "spearman_all", "spearman_all_signed"} <= set(row)
+    rows = table_rows(result)
+    assert [(r["method"], r["model"]) for r in rows] == [
+        ("gradcam", "trained"), ("gradcam", "all weights randomised"),
+        ("saliency", "trained"), ("saliency", "all weights randomised"),
+    ]  # fmt: skip
+    first = result["rows"][0]
+    assert rows[1]["peak on shape"] == cell(first, "random_inside", "pct")
+    assert rows[0]["target / all rank"] == f"{first['target_over_all']:.2f} ± {first['target_over_all_se']:.2f}"
+    plain = run_suite("localization", model, ["gradcam"], n=1)
+    assert "random_inside" not in plain["rows"][0] and plain["randomised"] is False
+    assert [r["method"] for r in table_rows(plain)] == ["gradcam"]
+    # a method whose maps survive randomisation gets a warning under the table and a mark in it
+    survived = {**result, "rows": [{**first, "spearman_all": 0.93}]}
+    assert "**Warning:** gradcam: its maps survive randomising the model (Spearman 0.93 > 0.5)" in to_markdown(survived)
+    assert table_rows(survived)[0]["survives randomisation (Spearman)"] == "⚠ 0.93"
 
 
 def test_suite_refuses_what_it_cannot_score():
@@ -167,19 +241,23 @@ def test_suite_refuses_what_it_cannot_score():
 
 
 needs_zoo = pytest.mark.skipif(
-    not {"cnn_transformer-sides", "cnn_transformer-pause"} <= set(zoo_names()), reason="zoo checkpoints missing"
+    not {"cnn_transformer-sides", "cnn_transformer-sides-gated", "cnn_transformer-pause"} <= set(zoo_names()),
+    reason="zoo checkpoints missing",
 )
 
 
 @needs_zoo
-def test_zoo_gradcam_localizes_and_fails_the_sanity_check_it_should():
+def test_zoo_gradcam_is_earned_by_the_honest_model_and_built_into_the_gated_one():
     import xai_core
 
-    model = xai_core.load_model("cnn_transformer-sides", device="cpu")
-    loc = run_suite("localization", model, ["gradcam"], n=2)["rows"][0]
-    assert loc["inside"] >= 0.8 and loc["target_over_all"] > 1.3 and loc["on_distractor"] == 0
-    sanity = run_suite("sanity", model, ["gradcam"], n=1)["rows"][0]
-    assert sanity["spearman_all_support"] < 0.8  # the map depends on the weights
+    honest = xai_core.load_model("cnn_transformer-sides", device="cpu")
+    row = run_suite("localization", honest, ["gradcam"], n=3, randomised=True)["rows"][0]
+    assert row["inside"] > 0.6 and row["inside"] >= row["random_inside"] + 0.2  # the weights find the shape
+    assert survival(row) < 0.3  # and the map depends on them
+    gated = xai_core.load_model("cnn_transformer-sides-gated", device="cpu")
+    row = run_suite("localization", gated, ["gradcam"], n=2, randomised=True)["rows"][0]
+    assert row["inside"] > 0.8 and row["random_inside"] > 0.4  # the formula finds it, whatever the weights
+    assert survival(row) > 0.5 and survival_warning(row)
 
 
 @needs_zoo

@@ -280,7 +280,7 @@ def test_frame_cnn_agrees_with_zennit_on_the_same_sequential(composite):
     sequential = nn.Sequential(
         fold_pool_into_conv(backbone.pool, first[0]), *first[1:], *backbone.features[1:], MeanMaxReadout()
     ).eval()
-    low, high = channel_bounds(spec, "object", False, 2)
+    low, high = channel_bounds(spec, encoder.motion_kind, False, 2)
     with Gradient(model=sequential, composite=trunk_composite(composite, 0.1, low, high)) as attributor:
         output, reference = attributor(inputs.clone(), attr_output=relevance)
     assert torch.allclose(output, cnn.features, atol=1e-5)

@@ -170,11 +170,11 @@ def test_subset_scores_equal_masked_clips(arch):
         PerturbationEngine(model, x, target, "previous").subset_scores(subsets)
 
 
-def test_the_zoo_model_on_a_moving_shapes_clip():
-    """The default zoo model on a real clip, where its readout mask covers the moving shape only:
+def test_the_gated_zoo_model_on_a_moving_shapes_clip():
+    """The gated zoo model on a real clip, where its readout mask covers the moving shape only:
     most windows reach no cell under the mask (no CNN pass), some shift the frame's background
     colour (the front part again) -- every score still equals the whole perturbed clip's."""
-    model = xai_core.load_model("cnn_transformer-sides", device="cpu").double()
+    model = xai_core.load_model("cnn_transformer-sides-gated", device="cpu").double()
     x = model.preprocess(xai_core.load_video("shapes:1", model=model)).double()
     with torch.inference_mode():
         target = resolve_target(model.task, model.labels, None, model(x))

@@ -137,7 +137,9 @@ def test_object_gate_needs_an_even_frame_size():
 
 def object_readout_model():
     torch.manual_seed(0)
-    return build_model("cnn_transformer", labels=LABELS, config={"motion_gate": "object"}).eval()
+    return build_model(
+        "cnn_transformer", labels=LABELS, config={"motion_gate": "object", "object_readout": True}
+    ).eval()
 
 
 def test_object_readout_makes_the_model_blind_to_far_static_shapes():

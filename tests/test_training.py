@@ -10,13 +10,16 @@ import torch
 from conftest import small_model
 
 from xai_core.cli import main
+from xai_core.data.moving_shapes import ShapesOptions, generate
 from xai_core.models.checkpoint import load_checkpoint
 from xai_core.models.training import (
+    ROBUSTNESS_CONDITIONS,
     StopRequest,
     TrainSettings,
     add_noise,
     held_out_clips,
     recalibrate_batchnorm,
+    retest,
     train,
     training_batch,
     training_options,
@@ -55,12 +58,52 @@ def test_train_command_writes_a_loadable_checkpoint_with_its_card(tmp_path, caps
     assert card["arch"] == "cnn_lstm" and card["labels"] == ["triangle", "square", "pentagon"]
     assert [p["step"] for p in card["training"]["curve"]] == [2, 4]
     assert card["training"]["command"].startswith("python -m xai_core train ")
-    assert set(card["metrics"]["robustness"]) == {"clean", "noise16_distractors3", "noise8_white_distractors2"}
+    assert set(card["metrics"]["robustness"]) == set(ROBUSTNESS_CONDITIONS)
+    assert card["training"]["device"] == "cpu"
     assert 0 <= card["metrics"]["test"]["noise8_distractors2"]["accuracy"] <= 1
     model = load_checkpoint(out)
     assert model.name == "tiny-sides" and not (tmp_path / "tiny-sides.resume.pt").exists()
     assert not (tmp_path / "tiny-sides-best.safetensors").exists()
     assert "accuracy" in capsys.readouterr().out
+
+
+def test_robustness_covers_the_apps_conditions_at_the_ends_of_their_ranges():
+    conditions = ROBUSTNESS_CONDITIONS.values()
+    assert {c["noise"] for c in conditions} >= {0.0, 20.0} and {c["distractors"] for c in conditions} >= {0, 3}
+    assert any(c.get("white_distractors") for c in conditions)
+    low, high = ShapesOptions().radius
+    assert min(c.get("radius", (low, high))[0] for c in conditions) == low
+    assert max(c.get("radius", (low, high))[1] for c in conditions) == high
+    assert ShapesOptions().pause_length == (3, 14)  # the app's pauses, and the training range
+    short = ROBUSTNESS_CONDITIONS["noise8_distractors2_pause3to5"]
+    clips, labels = held_out_clips("pause", 0, 6, **short)
+    lengths = [int(generate(i, pause=True, **short, ground_truth=True).pause_frames.sum()) for i in range(1, 6, 2)]
+    assert list(labels) == [0, 1] * 3 and all(3 <= n <= 5 for n in lengths)
+    seen = {int(generate(i, pause=True, size=32, ground_truth=False).pause_frames.sum()) for i in range(300)}
+    assert min(seen) == 3 and max(seen) == 14
+
+
+def test_training_refuses_an_architecture_prior_under_an_honest_name(tmp_path, capsys):
+    gated = '{"motion_gate": "object", "object_readout": true}'
+    code = main(["train", "--arch", "cnn_lstm", "--task", "sides", "--out", str(tmp_path / "m-sides")]
+                + ["--steps", "1", "--config", gated])  # fmt: skip
+    assert code == 2 and "only didactic models whose names end in '-gated'" in capsys.readouterr().err
+    assert not list(tmp_path.iterdir())
+
+
+def test_retest_measures_a_checkpoint_again_and_keeps_its_weights(tmp_path):
+    settings = TrainSettings(arch="cnn_lstm", task="pause", out=str(tmp_path / "p"), **TINY)
+    train(settings, log=lambda message: None)
+    card = json.loads((tmp_path / "p.json").read_text())
+    weights = (tmp_path / "p.safetensors").read_bytes()
+    card["metrics"]["robustness"] = {"old": {"accuracy": 1.0}}
+    (tmp_path / "p.json").write_text(json.dumps(card))
+    again = retest(tmp_path / "p", robustness_clips=2)
+    assert set(again["metrics"]["robustness"]) == set(ROBUSTNESS_CONDITIONS)
+    assert again["metrics"]["measured"]["by"] == "retest" and again["training"] == card["training"]
+    assert again["metrics"]["test"] == card["metrics"]["test"]  # the same clips, the same weights
+    assert json.loads((tmp_path / "p.json").read_text()) == json.loads(json.dumps(again))
+    assert (tmp_path / "p.safetensors").read_bytes() == weights
 
 
 def test_an_interrupted_run_resumes_where_it_stopped(tmp_path):
@@ -232,5 +275,9 @@ def test_max_distractors_caps_training_validation_and_test_clips(tmp_path):
     card = train(s, log=lambda _: None)
     assert card["training"]["validation"]["options"] == {"noise": 8.0, "distractors": 0}
     assert card["metrics"]["test"]["noise8_distractors0"]["options"] == {"noise": 8.0, "distractors": 0}
-    assert set(card["metrics"]["robustness"]) == {"clean", "noise16_distractors0", "noise8_white_distractors0"}
+    assert set(card["metrics"]["robustness"]) == {
+        "clean", "noise20_distractors0", "noise8_white_distractors0", "noise8_distractors0_radius9to10",
+        "noise8_distractors0_radius15to16", "noise8_distractors0_pause3to5", "noise8_distractors0_pause12to14",
+    }  # fmt: skip
+    assert all(m["options"]["distractors"] == 0 for m in card["metrics"]["robustness"].values())
     assert card["training"]["settings"]["max_distractors"] == 0

@@ -53,8 +53,10 @@ def test_required_models_are_in_the_zoo_with_their_figures(name):
     assert card["metrics"]["pause_share"] == (0.5 if ZOO[name] == "pause" else 0.15)
     training = card["training"]
     assert training["command"].startswith(f"python -m xai_core train --arch {card['arch']} --task {ZOO[name]} ")
-    assert f"--out checkpoints/{name}" in training["command"]
-    assert training["wall_clock_seconds"] > 0 and len(training["curve"]) >= 2 and not training.get("stopped_early")
+    assert f"--out checkpoints/{name}" in training["command"] or f"--out runs/honest/{name}" in training["command"]
+    assert training["wall_clock_seconds"] > 0 and len(training["curve"]) >= 2
+    # a run stopped before its planned steps says so in its card, with why and how its weights were chosen
+    assert not training.get("stopped_early") or "stopped at step" in training.get("note", "").lower()
     assert (
         training["settings"]["seed"] == 0 and card["metrics"]["test_seeds"][1] - card["metrics"]["test_seeds"][0] == 499
     )
@@ -93,13 +95,17 @@ def test_figures_hold_on_an_independent_implementation(name):
     assert accuracy >= 0.9, accuracy
 
 
-@pytest.mark.parametrize("name, inside, near", [("cnn_transformer-sides", 0.85, 0.9), ("r3d-sides", 0.2, 0.5)])
+@pytest.mark.parametrize(
+    "name, inside, near",
+    [("cnn_transformer-sides", 0.35, 0.65), ("cnn_transformer-sides-gated", 0.85, 0.9), ("r3d-sides", 0.2, 0.5)],
+)
 def test_gradcam_peaks_on_the_moving_shape(name, inside, near):
     """Over frames 1..31 of independent clips, the Grad-CAM maximum lies on the moving shape, and
     within 4 pixels of it (one cell of cnn_transformer's 28x28 map), at least this often; a map that
     ignored the evidence would hit the shape on about its area share, ~3% of the frame.  Measured by
-    benchmarks/localization.py on 60 other independent clips: cnn_transformer 95% on / 97% near,
-    r3d 44% / 78%; on these 12 clips 96% / 98% and 29% / 65%."""
+    benchmarks/localization.py on 60 other independent clips: cnn_transformer-sides 56% on / 81%
+    near (learned), -gated 95% / 97% (its mask), r3d 44% / 78%; on these 12 clips 45% / 76%,
+    96% / 98% and 29% / 65%."""
     m = model(name)
     on_shape, within_4px, area = [], [], []
     for seed in range(2000, 2012):
@@ -142,4 +148,5 @@ def test_cli_explain_on_independent_npy(tmp_path):
         spatial = npz["spatial"]
     flat = spatial.reshape(32, -1).argmax(1)
     inside = clip.target_masks.reshape(32, -1)[np.arange(32), flat]
-    assert inside.mean() > 0.8, inside.mean()  # 31 of 32 frames when measured (frame 0 shows no motion)
+    # 10 of 32 frames when measured, against the shape's area share of about 3% (chance)
+    assert inside.mean() > 6 * clip.target_masks.mean(), inside.mean()

@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shlex
 import sys
 from pathlib import Path
 
@@ -226,6 +227,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
         size=args.size,
         progress=args.progress,
         max_distractors=args.max_distractors,
+        device=args.device,
     )
     card = train(settings, log=lambda m: print(m, file=sys.stderr, flush=True))
     stopped = card["training"].get("stopped_early")
@@ -238,10 +240,32 @@ def _cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_retest(args: argparse.Namespace) -> int:
+    import torch
+
+    from .models.training import retest
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    card = retest(args.checkpoint, args.test_clips, args.robustness_clips)
+    for group in ("test", "robustness"):
+        for cond, metrics in card["metrics"][group].items():
+            figure = metrics.get("accuracy", metrics.get("mae_degrees"))
+            unit = "accuracy" if "accuracy" in metrics else "degrees MAE"
+            print(f"{group:10s} {cond:36s} {figure:.3f} {unit} ({metrics['clips']} clips)")
+    print(f"updated {args.checkpoint}.json")
+    return 0
+
+
 def _cmd_evaluate(args: argparse.Namespace) -> int:
     from .evaluate import run_suite, to_markdown
 
-    model = _load_model(args.model, args.device, args)
+    if bool(args.zoo) == bool(args.model):
+        raise ValueError("evaluate takes --model M or --zoo (every zoo model), not both or neither")
+    if args.zoo and args.suite != "all":
+        raise ValueError("--zoo runs --suite all (sanity, localisation and, for pause models, temporal)")
+    if not args.out and not args.markdown:
+        raise ValueError("evaluate needs --out DIR or --markdown FILE (or both)")
     methods = [m.strip() for m in args.methods.split(",") if m.strip()] if args.methods else None
     params: dict[str, dict] = {}
     for item in args.param:
@@ -253,9 +277,11 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     def progress(done: int, total: int, what: str) -> None:
         print(f"\r[{done}/{total}] {what}".ljust(78), end="", file=sys.stderr, flush=True)
 
+    if args.suite == "all":
+        return _evaluate_all(args, methods, params, None if args.quiet else progress)
     result = run_suite(
         args.suite,
-        model,
+        _load_model(args.model, args.device, args),
         methods,
         n=args.n,
         seed=args.seed,
@@ -263,16 +289,73 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
         distractors=args.distractors,
         params=params,
         progress=None if args.quiet else progress,
+        randomised=args.randomised,
     )
     if not args.quiet:
         print(file=sys.stderr)
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    (out / f"{args.suite}.json").write_text(json.dumps(result, indent=2) + "\n")
     text = to_markdown(result)
-    (out / f"{args.suite}.md").write_text(text)
     print(text)
-    print(f"wrote {out / (args.suite + '.json')} and {out / (args.suite + '.md')}")
+    _write_outputs(args, args.suite, result, text)
+    return 0
+
+
+def _write_outputs(args: argparse.Namespace, stem: str, result: dict, text: str) -> None:
+    from .evaluate.suites import jsonable
+
+    written = []
+    if args.out:
+        out = Path(args.out)
+        out.mkdir(parents=True, exist_ok=True)
+        (out / f"{stem}.json").write_text(json.dumps(jsonable(result), indent=2, allow_nan=False) + "\n")
+        (out / f"{stem}.md").write_text(text)
+        written += [out / f"{stem}.json", out / f"{stem}.md"]
+    if args.markdown:
+        Path(args.markdown).write_text(text)
+        written.append(Path(args.markdown))
+    print("wrote " + ", ".join(str(p) for p in written))
+
+
+def _evaluate_all(args: argparse.Namespace, methods: list[str] | None, params: dict, progress) -> int:
+    """``--suite all``: the zoo report (``--zoo``) or one model's section of it."""
+    from .evaluate import report
+    from .models.priors import architecture_priors
+    from .models.zoo import checkpoints_dir, zoo_names
+
+    command = "python -m xai_core " + shlex.join(args.argv)
+    options = {"noise": args.noise, "distractors": args.distractors, "params": params}
+    if args.zoo:
+        names = zoo_names()
+        if not names:
+            raise ValueError("the zoo is empty: no checkpoints in " + str(checkpoints_dir()))
+
+        def each(name: str, done: int, total: int, what: str) -> None:
+            if progress is not None:
+                progress(done, total, f"{name}: {what}")
+
+        evaluation = report.evaluate_zoo(names, args.n, args.seed, methods, args.device, each, **options)
+        if progress is not None:
+            print(file=sys.stderr)
+        text = report.to_markdown(evaluation, command)
+        print(text)
+        print(f"wrote {checkpoints_dir() / report.RESULTS_FILE}")
+        _write_outputs(args, "all", evaluation, text)
+        return 0
+    model = _load_model(args.model, args.device, args)
+    entry = report.evaluate_model(model, args.n, args.seed, methods, progress, **options)
+    if progress is not None:
+        print(file=sys.stderr)
+    arch = getattr(model.info, "arch", "") or ""
+    entry = {
+        "arch": arch or "user model",
+        "task": report.shapes_task(model) or model.task,
+        "frames": model.input_spec.frames,
+        "priors": architecture_priors(arch, getattr(model.info, "config", None) or {}),
+        "headline": "measured by this command",
+        **entry,
+    }
+    text = "\n".join(report.model_section(model.name, entry))
+    print(text)
+    _write_outputs(args, "all", entry, text)
     return 0
 
 
@@ -435,6 +518,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--backbone-weights", default=None, help="weights (.safetensors/.pt) for a torchvision frame backbone"
     )
+    p.add_argument(
+        "--device", default="cpu", choices=["auto", "cpu", "cuda"], help="where to train (the card records it)"
+    )
     p.add_argument("--frames", type=int, default=None, help="clip length (default 32; at least 8)")
     p.add_argument("--size", type=int, default=None, help="frame height and width in pixels (default 112)")
     p.add_argument(
@@ -453,14 +539,31 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.set_defaults(func=_cmd_train)
 
+    p = sub.add_parser("retest", help="measure a trained checkpoint's held-out figures again and update its card")
+    p.add_argument("checkpoint", help="checkpoint stem, e.g. checkpoints/r3d-sides")
+    p.add_argument("--test-clips", type=int, default=None)
+    p.add_argument("--robustness-clips", type=int, default=None)
+    p.add_argument("--threads", type=int, default=None)
+    p.set_defaults(func=_cmd_retest)
+
     p = sub.add_parser("evaluate", help="score methods against Moving Shapes' ground truth (pointing game, ranks, ...)")
-    p.add_argument("--suite", required=True, choices=["localization", "sanity", "temporal"])
     p.add_argument(
-        "--model", required=True, help="zoo name, checkpoint or your own model (it sees Moving Shapes clips)"
+        "--suite",
+        required=True,
+        choices=["localization", "sanity", "temporal", "all"],
+        help="all: sanity (with localisation of the trained and randomised model) and, for pause models, temporal",
     )
+    p.add_argument("--model", help="zoo name, checkpoint or your own model (it sees Moving Shapes clips)")
+    p.add_argument("--zoo", action="store_true", help="every zoo model in turn (instead of --model)")
+    p.add_argument(
+        "--randomised",
+        action="store_true",
+        help="localization: also explain a copy with every weight randomised, beside each method",
+    )
+    p.add_argument("--markdown", help="also write the report here (e.g. EVALUATION.md at the repository root)")
     p.add_argument("--methods", default=None, help="comma-separated method names (default: every usable one)")
     p.add_argument("--n", type=int, required=True, help="number of clips")
-    p.add_argument("--out", required=True, help="folder for SUITE.json and SUITE.md")
+    p.add_argument("--out", help="folder for SUITE.json and SUITE.md (needed unless --markdown is given)")
     p.add_argument("--seed", type=int, default=50_000, help="seed of the first clip; clip i uses seed + i")
     p.add_argument("--noise", type=float, default=8.0, help="Gaussian noise std in grey levels (0-255)")
     p.add_argument("--distractors", type=int, default=2)
@@ -493,6 +596,7 @@ def main(argv: list[str] | None = None) -> int:
     from .video import VideoError
 
     args = build_parser().parse_args(argv)
+    args.argv = list(sys.argv[1:] if argv is None else argv)  # the command as typed, for reports
     try:
         return args.func(args)
     except (VideoError, ModelError, MethodError, TargetError, ValueError, FileNotFoundError) as exc:

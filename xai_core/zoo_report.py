@@ -145,6 +145,8 @@ def training_text(card: dict) -> str | None:
         parts.append(f"batch {settings['batch_size']}")
     if training.get("wall_clock_seconds") is not None:
         parts.append(f"{format_duration(training['wall_clock_seconds'])} wall clock")
+    if training.get("device"):
+        parts.append(f"on {training['device']}")
     if training.get("best_step") is not None:
         parts.append(f"best validation at step {training['best_step']}")
     text = ", ".join(p for p in parts if p)
@@ -157,6 +159,10 @@ def card_facts(card: dict) -> list[tuple[str, str]]:
     """What the card view lists, as (label, text) pairs: task, labels, input, Grad-CAM layer,
     training, weights and notes (those the card has)."""
     facts = [("Task", task_text(card))]
+    if card.get("description"):
+        facts.append(("About", str(card["description"])))
+    for prior in card.get("architecture_priors") or []:
+        facts.append(("Architecture prior", f"{prior}: where to look is computed, not learned"))
     labels = card.get("labels") or []
     if labels:
         facts.append(("Labels", ", ".join(str(label) for label in labels)))
@@ -187,6 +193,12 @@ def condition_text(name: str, result: dict) -> str:
     count = options.get("distractors", 0)
     white = "white " if options.get("white_distractors") else ""
     parts.append(f"{count} {white}distractor{'s' * (count != 1)}" if count else "no distractors")
+    if options.get("radius"):
+        low, high = options["radius"]
+        parts.append(f"shape radius {low:g}-{high:g} px")
+    if options.get("pause_length"):
+        low, high = options["pause_length"]
+        parts.append(f"pauses of {low}-{high} frames")
     return ", ".join(parts)
 
 
@@ -327,6 +339,15 @@ def training_figure(progress: Progress, smooth: int = 20, whole_run: bool = True
     return fig
 
 
+ROBUSTNESS_COLUMNS = [  # the card's robustness conditions (models.training.ROBUSTNESS_CONDITIONS)
+    ("clean", "clean"),
+    ("noise20_distractors3", "noise 20, 3 distractors"),
+    ("noise8_white_distractors2", "white distractors"),
+    ("noise8_distractors2_radius9to10", "radius 9-10 px"),
+    ("noise8_distractors2_radius15to16", "radius 15-16 px"),
+    ("noise8_distractors2_pause3to5", "pauses of 3-5 frames"),
+    ("noise8_distractors2_pause12to14", "pauses of 12-14 frames"),
+]
 ZOO_README_COMMAND = "python -m xai_core models --markdown checkpoints/README.md"
 
 
@@ -337,14 +358,17 @@ def zoo_markdown(cards: list[dict]) -> str:
         "# The model zoo",
         "",
         f"Generated from the model cards by `{ZOO_README_COMMAND}`; do not edit by hand.",
-        "Every model was trained on this project's 2-core CPU by the command listed under it. Held-out",
+        "Every model was trained by the command listed under it, on the device its card names. Held-out",
         "figures are on Moving Shapes clips never seen in training (noise 8, two static distractors;",
         "15% of the clips pause for a while, half of them for the pause task), robustness figures on",
-        "other conditions; accuracy for classification, mean absolute error in degrees for the angle.",
+        "the conditions the app offers, at the ends of their ranges (the columns; a blank: the card",
+        "predates the condition); accuracy for classification, mean absolute error in degrees for the angle.",
+        "Models whose names end in `-gated` compute where to look by formula (an architecture prior).",
         "",
-        "| name | task | architecture | held-out | clean | noise 16, 3 distractors | white distractors "
-        "| training | size | parameters |",
-        "|---|---|---|---|---|---|---|---|---|---|",
+        "| name | task | architecture | held-out | "
+        + " | ".join(title for _, title in ROBUSTNESS_COLUMNS)
+        + " | training | size | parameters |",
+        "|---|---|---|---|" + "---|" * len(ROBUSTNESS_COLUMNS) + "---|---|---|",
     ]
     for card in cards:
         metrics = card.get("metrics") or {}
@@ -358,8 +382,7 @@ def zoo_markdown(cards: list[dict]) -> str:
         lines.append(
             f"| `{card.get('name', '?')}` | {task_text(card)} | {card.get('arch', '?')} | {held_out} | "
             + " | ".join(
-                format_metric(robustness.get(k) or {})
-                for k in ("clean", "noise16_distractors3", "noise8_white_distractors2")
+                format_metric(robustness.get(k) or {}) if k in robustness else "" for k, _ in ROBUSTNESS_COLUMNS
             )
             + f" | {trained} | {format_bytes(card.get('file_bytes'))} | {format_count(card.get('parameters'))} |"
         )

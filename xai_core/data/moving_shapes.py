@@ -47,7 +47,7 @@ class ShapesOptions:
     pause: bool = False  # the target stops moving for a while
     radius: tuple[float, float] = (9.0, 16.0)  # circumradius of the polygons, pixels
     speed: tuple[float, float] = (1.0, 2.5)  # pixels per moving frame
-    pause_length: tuple[int, int] = (8, 14)  # frames without movement
+    pause_length: tuple[int, int] = (3, 14)  # frames without movement
 
     def __post_init__(self) -> None:
         if self.frames < 2 or self.size < 32:

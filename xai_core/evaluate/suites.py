@@ -35,6 +35,13 @@ from .scores import pointing_game, rank_scores, read_map, spearman, temporal_sco
 from .temporal import deletion_insertion, key_frame_overlap, key_frames, masked_accuracy
 
 SUITES = ("localization", "sanity", "temporal")
+SUITE_FAMILIES = {  # the method families each suite scores: those whose maps it can read
+    "localization": ("spatial", "motion"),
+    "sanity": ("spatial", "temporal", "motion"),
+    "temporal": ("spatial", "temporal"),
+}
+SURVIVES = 0.5  # Spearman above this: the maps survive randomising the model, and the app says so
+SANITY_GOAL = 0.3  # at most this for an explanation that depends on the weights (issue 16's goal)
 ON_REQUEST = ("tsr", "tsr_onestep")  # minutes per clip on a CPU: evaluated when named, not by default
 RANDOM_ORDERS = 5  # random frame orders per clip, the reference of the deletion / insertion AUCs
 FIRST_SEED = 50_000  # far from the training (0...), validation (2e9) and test (3e9) seeds
@@ -51,21 +58,36 @@ def shapes_task(model: VideoModel) -> str | None:
 
 
 def evaluation_clips(
-    model: VideoModel, n: int, seed: int = FIRST_SEED, noise: float = 8.0, distractors: int = 2, pause: bool = False
+    model: VideoModel,
+    n: int,
+    seed: int = FIRST_SEED,
+    noise: float = 8.0,
+    distractors: int = 2,
+    pause: bool | str = False,
 ) -> list[ShapesSample]:
-    """``n`` clips (seeds ``seed``..) at the model's input size, with their ground truth."""
+    """``n`` clips (seeds ``seed``..) at the model's input size, with their ground truth.
+    ``pause``: every clip pauses (True), none (False), or every second one ("half")."""
     spec = model.input_spec
     if spec.height != spec.width:
         raise ValueError(f"Moving Shapes clips are square; {model.name} takes {spec.height}x{spec.width} frames")
     if n < 1:
         raise ValueError("evaluate needs at least one clip")
     shape = clip_shape(spec.frames, spec.height)
-    return [generate(seed + i, noise=noise, distractors=distractors, pause=pause, **shape) for i in range(n)]
+    pauses = [i % 2 == 1 if pause == "half" else bool(pause) for i in range(n)]
+    return [generate(seed + i, noise=noise, distractors=distractors, pause=p, **shape) for i, p in enumerate(pauses)]
+
+
+def clip_pauses(model: VideoModel, suite: str) -> bool | str:
+    """Which clips pause: all in the temporal suite; for a model of the pause task every second
+    one elsewhere (so both of its classes are explained); else none."""
+    if suite == "temporal":
+        return True
+    return "half" if shapes_task(model) == "pause" else False
 
 
 def suite_methods(model: VideoModel, suite: str, methods: list[str] | None) -> list:
     """The specs to evaluate: those asked for (checked), or every usable one of the suite's families."""
-    families = ("spatial",) if suite == "localization" else ("spatial", "temporal")
+    families = SUITE_FAMILIES[suite]
     usable = [s for s in method_specs(model) if s.family in families]
     if not methods or methods == ["all"]:
         return [s for s in usable if s.name not in ON_REQUEST]
@@ -88,12 +110,30 @@ def _target(model: VideoModel, sample: ShapesSample):
     return None if model.task == "regression" else int(sample.label(task))
 
 
-def _mean(values: list) -> float:
-    arr = np.concatenate([np.atleast_1d(np.asarray(v, dtype=np.float64)) for v in values])
+def _clip_mean(value) -> float:
+    """One clip's value: a scalar, or the mean over its frames (NaN frames left out)."""
+    arr = np.atleast_1d(np.asarray(value, dtype=np.float64))
     return float(np.nanmean(arr)) if np.isfinite(arr).any() else float("nan")
 
 
-def _localization_row(spec, maps: list[np.ndarray], clips: list[ShapesSample]) -> dict:
+def summarise(values: list) -> tuple[float, float, int]:
+    """Per-clip values (scalars or per-frame arrays) -> (mean over the clips of each clip's mean,
+    its standard error over the clips, the number of clips with a value).  The standard error is
+    NaN with fewer than two clips."""
+    per_clip = np.array([_clip_mean(v) for v in values])
+    finite = per_clip[np.isfinite(per_clip)]
+    if finite.size == 0:
+        return float("nan"), float("nan"), 0
+    se = float(finite.std(ddof=1) / np.sqrt(finite.size)) if finite.size > 1 else float("nan")
+    return float(finite.mean()), se, int(finite.size)
+
+
+def _put(row: dict, key: str, values: list) -> None:
+    """``row[key]`` the mean over clips, ``row[key + "_se"]`` its standard error, ``row[key + "_n"]`` the clips."""
+    row[key], row[f"{key}_se"], row[f"{key}_n"] = summarise(values)
+
+
+def _localization_row(spec, maps: list[np.ndarray], clips: list[ShapesSample], prefix: str = "") -> dict:
     per: dict[str, list] = {}
     for spatial, sample in zip(maps, clips, strict=True):
         view = read_map(spatial, spec.reading)[1:]
@@ -102,7 +142,10 @@ def _localization_row(spec, maps: list[np.ndarray], clips: list[ShapesSample]) -
         scores["area_share"] = target.mean((1, 2))
         for key, value in scores.items():
             per.setdefault(key, []).append(value)
-    return {key: _mean(value) for key, value in per.items()}
+    row: dict = {}
+    for key, values in per.items():
+        _put(row, prefix + key, values)
+    return row
 
 
 def run_suite(
@@ -115,9 +158,14 @@ def run_suite(
     distractors: int = 2,
     params: dict[str, dict] | None = None,
     progress: Progress | None = None,
+    randomised: bool = False,
 ) -> dict:
     """Run one suite; returns {"suite", "model", "clips", "seed", "options", "target", "rows", "seconds"},
-    one row per method (means over the clips).  ``params``: method name -> parameters.
+    one row per method: for each score its mean over the clips (``KEY``), the standard error over
+    the clips (``KEY_se``) and their number (``KEY_n``).  ``params``: method name -> parameters.
+    ``randomised`` (localisation): also explain a copy with every weight randomised, whose scores
+    come as ``random_KEY`` with the Spearman correlation of the two maps (``spearman_all``);
+    the sanity suite always does.
     ``progress(done, total, what)`` is called after every explanation (it may raise to stop the run)."""
     if suite not in SUITES:
         raise ValueError(f"unknown suite {suite!r}; choose one of {', '.join(SUITES)}")
@@ -129,10 +177,12 @@ def run_suite(
     stray = sorted(set(params) - {s.name for s in specs})
     if stray:
         raise MethodError(f"parameters given for {stray[0]}, which this run does not evaluate")
-    clips = evaluation_clips(model, n, seed, noise, distractors, pause=(suite == "temporal"))
+    clips = evaluation_clips(model, n, seed, noise, distractors, pause=clip_pauses(model, suite))
     variants = [("trained", model)]
     if suite == "sanity":
         variants += [("logits", randomized_copy(model, "logits", seed)), ("all", randomized_copy(model, "all", seed))]
+    elif suite == "localization" and randomised:
+        variants += [("all", randomized_copy(model, "all", seed))]
     total, done = len(specs) * len(clips) * len(variants), 0
     rows = []
     for spec in specs:
@@ -149,6 +199,7 @@ def run_suite(
                 "method": spec.name,
                 "family": spec.family,
                 "reading": spec.reading,
+                "target_free": target_free(spec),
                 **_row(model, suite, spec, results, clips),
             }
         )
@@ -165,7 +216,8 @@ def run_suite(
         "model": model.name,
         "clips": n,
         "seed": seed,
-        "options": {"noise": noise, "distractors": distractors, "pause": suite == "temporal"},
+        "options": {"noise": noise, "distractors": distractors, "pause": clip_pauses(model, suite)},
+        "randomised": suite == "sanity" or (suite == "localization" and randomised),
         "target": f"the true {task}" if task else "the predicted class",
         "rows": rows,
         **extra,
@@ -177,57 +229,110 @@ def _maps(explanations: list) -> list[np.ndarray]:
     return [e.spatial if e.spatial is not None else e.temporal for e in explanations]
 
 
-def _row(model: VideoModel, suite: str, spec, results: dict[str, list], clips: list[ShapesSample]) -> dict:
-    trained = results["trained"]
-    if suite == "localization":
-        return _localization_row(spec, [e.spatial for e in trained], clips)
-    if suite == "temporal":
-        rows = []
-        for expl, clip in zip(trained, clips, strict=True):
-            curve = read_map(expl.temporal, spec.reading)
-            row = temporal_scores(curve, clip.pause_frames)
-            row["key_frame_overlap"] = key_frame_overlap(curve, key_frames(clip.video)[1])
-            x = model.preprocess(clip.video)
-            curves = deletion_insertion(model, x, Target.from_dict(expl.target), curve, random_orders=RANDOM_ORDERS)
-            row |= {k: v for k, v in curves.items() if k.endswith("_auc")}
-            rows.append(row)
-        return {key: float(np.nanmean([r[key] for r in rows])) for key in rows[0]} | {
-            "pause_share": float(np.mean([c.pause_frames.mean() for c in clips]))
-        }
-    row = {}
-    for name in ("logits", "all"):
-        pairs = [
-            (read_map(a, spec.reading), read_map(b, spec.reading)) for a, b in zip(_maps(trained), _maps(results[name]))
-        ]
-        row[f"spearman_{name}"] = _mean([spearman(a, b) for a, b in pairs])
-        row[f"spearman_{name}_support"] = _mean([spearman(a, b, support=True) for a, b in pairs])
-    if spec.family == "spatial":
-        trained_ranks = _localization_row(spec, [e.spatial for e in trained], clips)
-        random_ranks = _localization_row(spec, [e.spatial for e in results["all"]], clips)
-        for key in ("target_over_union", "target_over_all"):
-            row[key] = trained_ranks[key]
-            row[f"random_{key}"] = random_ranks[key]
+def sanity_scores(spec, trained: list, randomised: list, scope: str) -> dict:
+    """Spearman correlations between the maps of the trained model and of a randomised copy
+    (``scope``: "logits" or "all"), per clip: of the magnitudes (``spearman_SCOPE``), of the
+    signed maps (``_signed``), of the maps as the method is read and shown (``_read``: the
+    positive part for most) and of the magnitudes where either map is non-zero (``_support``)."""
+    pairs = list(zip(_maps(trained), _maps(randomised), strict=True))
+    row: dict = {}
+    _put(row, f"spearman_{scope}", [spearman(np.abs(a), np.abs(b)) for a, b in pairs])
+    _put(row, f"spearman_{scope}_signed", [spearman(a, b) for a, b in pairs])
+    _put(
+        row,
+        f"spearman_{scope}_read",
+        [spearman(read_map(a, spec.reading), read_map(b, spec.reading)) for a, b in pairs],
+    )
+    _put(row, f"spearman_{scope}_support", [spearman(np.abs(a), np.abs(b), support=True) for a, b in pairs])
     return row
 
 
+def _row(model: VideoModel, suite: str, spec, results: dict[str, list], clips: list[ShapesSample]) -> dict:
+    trained = results["trained"]
+    if suite == "localization":
+        row = _localization_row(spec, [e.spatial for e in trained], clips)
+        if "all" in results:
+            row |= _localization_row(spec, [e.spatial for e in results["all"]], clips, prefix="random_")
+            row |= sanity_scores(spec, trained, results["all"], "all")
+        return row
+    if suite == "temporal":
+        per: dict[str, list] = {}
+        for expl, clip in zip(trained, clips, strict=True):
+            curve = read_map(expl.temporal, spec.reading)
+            scores = temporal_scores(curve, clip.pause_frames)
+            scores["key_frame_overlap"] = key_frame_overlap(curve, key_frames(clip.video)[1])
+            x = model.preprocess(clip.video)
+            curves = deletion_insertion(model, x, Target.from_dict(expl.target), curve, random_orders=RANDOM_ORDERS)
+            scores |= {k: v for k, v in curves.items() if k.endswith("_auc")}
+            scores["pause_share"] = clip.pause_frames.mean()
+            for key, value in scores.items():
+                per.setdefault(key, []).append(value)
+        row = {}
+        for key, values in per.items():
+            _put(row, key, values)
+        return row
+    row = {}
+    for scope in ("logits", "all"):
+        row |= sanity_scores(spec, trained, results[scope], scope)
+    if spec.family in ("spatial", "motion"):
+        row |= _localization_row(spec, [e.spatial for e in trained], clips)
+        row |= _localization_row(spec, [e.spatial for e in results["all"]], clips, prefix="random_")
+    return row
+
+
+def target_free(spec) -> bool:
+    """Whether a method's maps ignore the target: attention weights are computed before the output
+    layer, so randomising that layer cannot change them (only the full randomisation tests them)."""
+    return "temporal_attention" in spec.requires
+
+
+def scope_correlation(row: dict, scope: str) -> float:
+    """The largest of a row's Spearman correlations with the ``scope`` copy ("all" or "logits"):
+    magnitudes, signed maps, maps as read; NaN when there is none (and for the output-layer copy
+    of a target-free method, which cannot change it)."""
+    if scope == "logits" and row.get("target_free"):
+        return float("nan")
+    keys = [f"spearman_{scope}{suffix}" for suffix in ("", "_signed", "_read")]
+    values = [row[k] for k in keys if row.get(k) is not None and np.isfinite(row[k])]
+    return max(values) if values else float("nan")
+
+
+def survival(row: dict) -> float:
+    """How far a method's maps survive randomising every weight: the largest Spearman correlation
+    between the trained and the fully randomised model's maps (``scope_correlation`` "all"; NaN
+    when the row has none).  Above ``SURVIVES`` the maps do not depend on what the model learned,
+    and the app warns.  (The output-layer copy asks another question, whether a map depends on
+    the class read out; the reports show it beside.)"""
+    return scope_correlation(row, "all")
+
+
+LOCALIZATION_COLUMNS = [
+    ("inside", "peak on shape", "pct"),
+    ("within_4px", "within 4 px", "pct"),
+    ("on_distractor", "peak on a distractor", "pct"),
+    ("mass_on_shape", "mass on shape", "pct"),
+    ("target_over_union", "target / shapes rank", "ratio"),
+    ("target_over_all", "target / all rank", "ratio"),
+    ("area_share", "shape's area share", "pct"),
+]
+RANDOMISED_COLUMNS = [
+    ("random_inside", "randomised: peak on shape", "pct"),
+    ("random_target_over_union", "randomised: target / shapes", "ratio"),
+    ("random_target_over_all", "randomised: target / all", "ratio"),
+    ("spearman_all", "Spearman with the randomised maps", "ratio"),
+]
 COLUMNS = {
-    "localization": [
-        ("inside", "peak on shape", "pct"),
-        ("within_4px", "within 4 px", "pct"),
-        ("on_distractor", "peak on a distractor", "pct"),
-        ("mass_on_shape", "mass on shape", "pct"),
-        ("target_over_union", "target / shapes rank", "ratio"),
-        ("target_over_all", "target / all rank", "ratio"),
-        ("area_share", "shape's area share", "pct"),
-    ],
+    "localization": LOCALIZATION_COLUMNS,
     "sanity": [
         ("spearman_logits", "Spearman, output layer randomised", "ratio"),
-        ("spearman_logits_support", "(on the maps' support)", "ratio"),
+        ("spearman_logits_signed", "output layer randomised, signed", "ratio"),
         ("spearman_all", "Spearman, all weights randomised", "ratio"),
-        ("spearman_all_support", "(on the maps' support)", "ratio"),
+        ("spearman_all_signed", "all weights randomised, signed", "ratio"),
+        ("inside", "peak on shape", "pct"),
+        ("random_inside", "randomised: peak on shape", "pct"),
         ("target_over_union", "target / shapes rank", "ratio"),
-        ("target_over_all", "target / all rank", "ratio"),
         ("random_target_over_union", "randomised: target / shapes", "ratio"),
+        ("target_over_all", "target / all rank", "ratio"),
         ("random_target_over_all", "randomised: target / all", "ratio"),
     ],
     "temporal": [
@@ -243,7 +348,26 @@ COLUMNS = {
 }
 
 
-def _cell(value, kind: str) -> str:
+def result_columns(result: dict) -> list[tuple[str, str, str]]:
+    """The (key, title, kind) columns of a suite's result (a randomised localisation adds its own)."""
+    columns = list(COLUMNS[result["suite"]])
+    if result["suite"] == "localization" and result.get("randomised"):
+        columns += RANDOMISED_COLUMNS
+    return columns
+
+
+def jsonable(value):
+    """A result with every non-finite float (NaN: no value) as None, for strict JSON."""
+    if isinstance(value, dict):
+        return {k: jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [jsonable(v) for v in value]
+    if isinstance(value, float) and not np.isfinite(value):
+        return None
+    return value
+
+
+def format_value(value, kind: str) -> str:
     if value is None or (isinstance(value, float) and not np.isfinite(value)):
         return "n/a"
     if kind == "score":
@@ -251,21 +375,52 @@ def _cell(value, kind: str) -> str:
     return f"{value:.1%}" if kind == "pct" else f"{value:.2f}"
 
 
+def cell(row: dict, key: str, kind: str) -> str:
+    """A row's figure with its standard error over the clips: "0.72 ± 0.03" (no ± for one clip);
+    "—" for the output-layer correlation of a target-free method (it is 1 by construction)."""
+    if row.get("target_free") and key.startswith("spearman_logits"):
+        return "—"
+    text = format_value(row.get(key), kind)
+    se = row.get(f"{key}_se")
+    if text == "n/a" or se is None or not np.isfinite(se):
+        return text
+    return f"{text} ± {format_value(se, kind)}"
+
+
+def survival_warning(row: dict) -> str | None:
+    """A line for a method whose maps survive randomisation (``survival`` above ``SURVIVES``), else None."""
+    value = survival(row)
+    if not np.isfinite(value) or value <= SURVIVES:
+        return None
+    return (
+        f"{row['method']}: its maps survive randomising the model (Spearman {value:.2f} > {SURVIVES}), "
+        "so they do not show what this model learned"
+    )
+
+
+PAUSE_TEXT = {True: ", with a pause", "half": ", every second clip with a pause", False: ""}
+
+
 def to_markdown(result: dict) -> str:
-    """The suite's result as a markdown table, with a line saying what was measured."""
-    columns = COLUMNS[result["suite"]]
+    """The suite's result as a markdown table (each figure: mean ± standard error over the clips),
+    with a line saying what was measured and a warning under it for each method whose maps
+    survive randomisation."""
+    columns = result_columns(result)
     opts = result["options"]
     lines = [
         f"{result['suite']} suite, {result['model']}: {result['clips']} Moving Shapes clips from seed {result['seed']} "
-        f"(noise {opts['noise']:g}, {opts['distractors']} distractors{', with a pause' if opts['pause'] else ''}), "
-        f"explaining {result['target']}; {result['seconds']:.0f} s.",
+        f"(noise {opts['noise']:g}, {opts['distractors']} distractors{PAUSE_TEXT[opts['pause']]}), "
+        f"explaining {result['target']}; mean ± standard error over the clips; {result['seconds']:.0f} s.",
         "",
         "| method | " + " | ".join(title for _, title, _ in columns) + " |",
         "|---|" + "---|" * len(columns),
     ]
     for row in result["rows"]:
-        cells = [_cell(row.get(key), kind) for key, _, kind in columns]
+        cells = [cell(row, key, kind) for key, _, kind in columns]
         lines.append(f"| `{row['method']}` ({row['reading']}) | " + " | ".join(cells) + " |")
+    warnings = [w for w in (survival_warning(r) for r in result["rows"]) if w]
+    if warnings:
+        lines += [""] + [f"**Warning:** {w}." for w in warnings]
     if "masked_accuracy" in result:
         masked = np.asarray(result["masked_accuracy"]["masked"])
         lines += [
@@ -275,3 +430,29 @@ def to_markdown(result: dict) -> str:
             f"{int(masked.argmin())}), mean {masked.mean():.1%}.",
         ]
     return "\n".join(lines) + "\n"
+
+
+def table_rows(result: dict) -> list[dict]:
+    """The result as display rows (figures as text, "mean ± standard error"): one per method and,
+    where a randomised copy was explained, the copy's row right under its method's, with the
+    Spearman correlation of their maps and a warning sign where it is above ``SURVIVES``."""
+    columns = result_columns(result)
+    randomised = bool(result.get("randomised"))
+    own = [(k, t, kind) for k, t, kind in columns if not k.startswith(("random_", "spearman_"))]
+    if result["suite"] != "localization" or not randomised:
+        own = columns
+    rows = []
+    for row in result["rows"]:
+        trained = {"method": row["method"], **({"model": "trained"} if randomised else {})}
+        trained |= {title: cell(row, key, kind) for key, title, kind in own}
+        if randomised:
+            value = survival(row)
+            mark = "⚠ " if np.isfinite(value) and value > SURVIVES else ""
+            trained["survives randomisation (Spearman)"] = mark + format_value(value, "ratio")
+        rows.append(trained)
+        if result["suite"] == "localization" and randomised:
+            copy = {"method": row["method"], "model": "all weights randomised"}
+            copy |= {title: cell(row, f"random_{key}", kind) for key, title, kind in own}
+            copy["survives randomisation (Spearman)"] = ""
+            rows.append(copy)
+    return rows

@@ -158,20 +158,20 @@ class FrameEncoder(nn.Module):
     features depend on that frame and the previous one (``frame_context = 2``).
     ``motion_gate`` picks them:
 
-    * ``"object"`` (the zoo's default): the moving object as it is in this frame, interior
-      included, found by growing the changed pixels through the foreground; static distractors
-      stay dark.  The Grad-CAM peak then lands on the moving shape far more often than with
-      the block gate (``benchmarks/localization.py``);
-    * ``"block"`` (or ``True``): appearance kept within 4-8 pixels of pixels that changed;
-    * ``"difference"`` (or ``False``): the signed difference to the previous frame.
+    * ``"difference"`` (or ``False``; the default): the signed difference to the previous frame.
+      Any video model may see it; where to look is left to the learned weights;
+    * ``"object"``: the moving object as it is in this frame, interior included, found by a
+      formula (growing the changed pixels through the foreground);
+    * ``"block"`` (or ``True``): appearance kept within 4-8 pixels of pixels that changed.
 
-    With ``object_readout`` (the default for the small CNN) its last map is multiplied by the
-    moving object's mask (``motion.moving_object_mask``) before it is pooled, so a frame's
-    features describe the moving object and nothing else: static distractors cannot sway the
-    model, and the evidence Grad-CAM and the other methods should find is known to lie on the
-    moving shape.  In 400-step pilots the Grad-CAM peak fell on the shape on 90% of frames with
-    it and on 72% with the object gate alone; the zoo's figures come from
-    ``benchmarks/localization.py``.
+    With ``object_readout`` the small CNN's last map is multiplied by the moving object's mask
+    (``motion.moving_object_mask``) before it is pooled, so a frame's features describe the
+    moving object and nothing else.
+
+    The object and block gates and the object readout are architecture priors
+    (``priors.architecture_priors``): they say where the evidence is without any learned
+    parameter, so every explanation finds it whatever the weights are, and the randomisation
+    sanity check fails.  Only didactic models named ``...-gated`` use them.
 
     With ``coord_channels`` two constant channels give x and y in [-1, 1] (off in the zoo: they
     add position ramps to Grad-CAM maps)."""
@@ -181,15 +181,13 @@ class FrameEncoder(nn.Module):
         backbone: str = "small",
         motion_input: bool = True,
         coord_channels: bool = False,
-        motion_gate: bool | str = "object",
+        motion_gate: bool | str = "difference",
         readout: str = "meanmax",
         widths: tuple[int, ...] = (32, 48, 48, 48),
         strides: tuple[int, ...] = (2, 1, 1, 1),
-        object_readout: bool | None = None,
+        object_readout: bool = False,
     ):
         super().__init__()
-        if object_readout is None:
-            object_readout = backbone == "small"
         if backbone != "small" and (motion_input or coord_channels or object_readout):
             raise ValueError(
                 "torchvision backbones take plain RGB frames (no motion or coordinate channels, no object readout)"

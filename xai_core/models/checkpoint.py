@@ -16,9 +16,10 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
 from .base import InputSpec, ModelError, VideoModel
+from .priors import architecture_priors, resolved_config
 from .registry import ARCHITECTURES, build_model
 
-CARD_VERSION = 1
+CARD_VERSION = 2  # 2: the per-frame CNN's defaults learn where to look (no object gate or readout)
 REQUIRED_CARD_FIELDS = ("arch", "task", "labels", "input_spec")
 
 
@@ -77,6 +78,9 @@ def make_card(model: VideoModel, **extra) -> dict:
         "layout": model.layout,
         "parameters": int(sum(p.numel() for p in model.parameters())),
     }
+    priors = architecture_priors(model.info.arch, model.info.config or {})
+    if priors:  # where to look is computed by formula: the card says so (only ``-gated`` models may)
+        card["architecture_priors"] = priors
     card.update(extra)
     return card
 
@@ -123,6 +127,11 @@ def read_card(stem: str | Path) -> dict:
     return card
 
 
+def card_config(card: dict) -> dict:
+    """The card's architecture configuration with the defaults of its card version filled in."""
+    return resolved_config(card.get("arch", ""), card.get("config") or {}, int(card.get("card_version", 1)))
+
+
 def load_checkpoint(path: str | Path, device: str | torch.device = "cpu") -> VideoModel:
     """Rebuild the card's architecture and load the weights into it (strictly).
 
@@ -142,7 +151,7 @@ def load_checkpoint(path: str | Path, device: str | torch.device = "cpu") -> Vid
             task=card["task"],
             labels=card["labels"],
             input_spec=spec,
-            config=card.get("config", {}),
+            config=card_config(card),
             name=card.get("name", stem.name),
         )
     except (KeyError, TypeError, ValueError) as exc:

@@ -1,7 +1,7 @@
 """ConvLSTM (004): a convolutional LSTM over per-frame feature maps.
 
-The zoo's small CNN turns each frame into a 14x14 map (under the moving object's mask, as in
-``FrameEncoder``); a 1x1 conv narrows it; a ConvLSTM cell
+The zoo's small CNN turns each frame (with its signed difference to the previous one, as in
+``FrameEncoder``) into a 14x14 map; a 1x1 conv narrows it; a ConvLSTM cell
 (3x3 gate convolutions) runs over time; the last hidden state is pooled into the MLP head: its
 mean and its maximum over positions (``readout="meanmax"``, the default), or the mean alone.  The
 object covers a few of the 196 cells, so the mean alone dilutes it: in a 500-step run with the
@@ -41,8 +41,8 @@ class ConvLSTMNet(nn.Module):
         hidden: int = 24,
         motion_input: bool = True,
         coord_channels: bool = False,
-        motion_gate: bool | str = "object",
-        object_readout: bool | None = None,
+        motion_gate: bool | str = "difference",
+        object_readout: bool = False,
         dropout: float = 0.1,
         output_offset: float = 0.0,
         output_scale: float = 1.0,

@@ -1,0 +1,416 @@
+"""The zoo's evaluation report (``xai evaluate --suite all --zoo --n N --markdown EVALUATION.md``).
+
+For every zoo model: the sanity suite (Spearman correlations of each method's maps on the
+trained model and on copies with the output layer, or every weight, randomised; localisation
+of the trained and the fully randomised model), and, for pause models, the temporal suite (how
+high each frame curve ranks the pause frames, against chance).  Report 001's table layout:
+methods as rows, each figure the mean over N clips with its standard error.
+
+The results are also written as JSON beside the zoo's checkpoints (``RESULTS_FILE``), each
+model's with the sha256 of the weights it was measured on, so that the app can warn about a
+method whose maps survive randomisation for exactly those weights (``survival_for``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+
+from ..methods.registry import MethodError, method_specs
+from ..models.base import VideoModel
+from ..models.priors import GATED_SUFFIX, architecture_priors
+from .suites import (
+    FIRST_SEED,
+    ON_REQUEST,
+    PAUSE_TEXT,
+    SANITY_GOAL,
+    SUITE_FAMILIES,
+    SURVIVES,
+    cell,
+    jsonable,
+    run_suite,
+    scope_correlation,
+    shapes_task,
+    suite_methods,
+    survival,
+)
+
+RESULTS_FILE = "evaluation.json"
+FORMAT = 1
+
+# Why a method's maps may stay alike when the weights are randomised (named in the report when
+# the method's correlation is above the goal).
+KNOWN_REASONS = {
+    "guided_gradcam": "guided backpropagation keeps only positive gradients through every ReLU and so "
+    "reconstructs the input's edges whatever the weights (Adebayo et al. 2018; Nie et al. 2018)",
+    "input_x_gradient": "the gradient is multiplied by the input, whose structure is the same for both models",
+    "integrated_gradients": "the path integral is multiplied by the input minus the baseline, whose structure "
+    "is the same for both models",
+    "occlusion": "a patch over an object moves any network's output more than a patch over the flat "
+    "background, so both models' maps follow the objects",
+    "flow_gradient": "the map is read on the optical flow, which is non-zero only where things move, "
+    "whatever the weights",
+    "smoothflow": "the map is read on the optical flow, which is non-zero only where things move, whatever the weights",
+    "trajectories": "its map is its base method's (Grad-CAM by default), so it inherits that method's figure",
+    "attention_cls": "with random weights attention is nearly uniform, and so is a trained model's over "
+    "frames that carry the same evidence",
+    "attention_rollout": "rollout adds the identity at every layer, which dominates with random weights",
+    "attention_pool": "with random weights the pooling is nearly uniform, and so is a trained model's over "
+    "frames that carry the same evidence",
+}
+
+# The methods the goal applies to (issue 16: at most SANITY_GOAL for every gradient and CAM method);
+# guided Grad-CAM is the documented exception (guided backpropagation).
+GOAL_METHODS = (
+    "gradcam",
+    "gradcam_pp",
+    "saliency",
+    "smoothgrad",
+    "input_x_gradient",
+    "integrated_gradients",
+    "lrp",
+    "flow_gradient",
+    "smoothflow",
+)
+
+SANITY_COLUMNS = [
+    ("spearman_logits", "output layer", "ratio"),
+    ("spearman_logits_signed", "(signed)", "ratio"),
+    ("spearman_all", "all weights", "ratio"),
+    ("spearman_all_signed", "(signed)", "ratio"),
+]
+LOCALISATION_COLUMNS = [
+    ("inside", "pointing", "pct"),
+    ("target_over_union", "target / shapes", "ratio"),
+    ("target_over_all", "target / all", "ratio"),
+]
+TEMPORAL_COLUMNS = [
+    ("evidence_rank", "pause frames' mean rank", "ratio"),
+    ("top_k_share", "pause frames in the top k", "pct"),
+    ("pause_share", "(chance: the pause share)", "pct"),
+]
+
+Progress = Callable[[str, int, int, str], None]  # (model name, done, total, what)
+
+
+def weights_sha256(path: str | Path) -> str:
+    """The sha256 of a checkpoint's weights file."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def every_method(model: VideoModel, suite: str) -> list[str]:
+    """Every method the suite can score on ``model``, the slow ones (TSR) included."""
+    usable = suite_methods(model, suite, None)
+    slow = [n for n in ON_REQUEST if n in {s.name for s in method_specs(model) if s.family in SUITE_FAMILIES[suite]}]
+    return [s.name for s in usable] + slow
+
+
+def evaluate_model(
+    model: VideoModel,
+    n: int,
+    seed: int = FIRST_SEED,
+    methods: list[str] | None = None,
+    progress: Callable[[int, int, str], None] | None = None,
+    noise: float = 8.0,
+    distractors: int = 2,
+    params: dict[str, dict] | None = None,
+) -> dict:
+    """The sanity suite on ``n`` clips, and the temporal suite when the model was trained on the
+    pause task: {"sanity": result, "temporal": result or None, "skipped": [methods named that
+    the model cannot run]}.  ``methods``: default every method with a map, TSR included."""
+    options = {"n": n, "seed": seed, "noise": noise, "distractors": distractors, "progress": progress}
+    runnable = every_method(model, "sanity")
+    wanted = runnable if methods is None else [m for m in methods if m in runnable]
+    skipped = [] if methods is None else [m for m in methods if m not in runnable]
+    if not wanted:
+        raise MethodError(f"{model.name} can run none of the methods asked for ({', '.join(methods or [])})")
+    sanity = run_suite("sanity", model, wanted, params=_params(params, wanted), **options)
+    temporal = None
+    if shapes_task(model) == "pause":
+        usable = every_method(model, "temporal")
+        chosen = usable if methods is None else [m for m in methods if m in usable]
+        if chosen:
+            temporal = run_suite("temporal", model, chosen, params=_params(params, chosen), **options)
+    return {"sanity": sanity, "temporal": temporal, "skipped": skipped}
+
+
+def _params(params: dict[str, dict] | None, methods: list[str]) -> dict[str, dict]:
+    return {m: p for m, p in (params or {}).items() if m in methods}
+
+
+def evaluate_zoo(
+    names: list[str],
+    n: int,
+    seed: int = FIRST_SEED,
+    methods: list[str] | None = None,
+    device: str = "auto",
+    progress: Progress | None = None,
+    folder: Path | None = None,
+    **options,
+) -> dict:
+    """``evaluate_model`` for each zoo model named (from ``folder``, default the zoo's): the
+    report's data, with each model's card facts and weights' sha256.  Each model's results are
+    written to ``folder/RESULTS_FILE`` as soon as they are measured (a stopped run keeps them).
+    ``options``: noise, distractors, params (as for ``evaluate_model``)."""
+    from ..models.checkpoint import card_config, load_checkpoint, read_card
+
+    folder = Path(folder) if folder is not None else _zoo_folder()
+    start = time.perf_counter()
+    evaluation = {"format": FORMAT, "clips": n, "seed": seed, "models": {}}
+    for name in names:
+        model = load_checkpoint(folder / name, device=_device(device))
+        card = read_card(folder / name)
+        report = None if progress is None else (lambda d, t, w, name=name: progress(name, d, t, w))
+        evaluation["models"][name] = {
+            "sha256": weights_sha256(folder / f"{name}.safetensors"),
+            "arch": card["arch"],
+            "task": (card.get("training") or {}).get("settings", {}).get("task") or shapes_task(model) or card["task"],
+            "frames": model.input_spec.frames,
+            "priors": architecture_priors(card["arch"], card_config(card)),
+            "headline": _headline(card),
+            **evaluate_model(model, n, seed, methods, report, **options),
+        }
+        write_results({"models": {name: evaluation["models"][name]}}, folder, keep=names)
+    evaluation["seconds"] = round(time.perf_counter() - start, 1)
+    return evaluation
+
+
+def _zoo_folder() -> Path:
+    from ..models.zoo import checkpoints_dir
+
+    return checkpoints_dir()
+
+
+def _device(device: str):
+    from ..models.zoo import resolve_device
+
+    return resolve_device(device)
+
+
+def _headline(card: dict) -> str:
+    test = card.get("metrics", {}).get("test", {})
+    for cond, metrics in test.items():
+        if "accuracy" in metrics:
+            return f"{metrics['accuracy']:.1%} accuracy ({cond}, {metrics['clips']} clips)"
+        if "mae_degrees" in metrics:
+            return f"{metrics['mae_degrees']:.1f}° mean absolute error ({cond}, {metrics['clips']} clips)"
+    return "no test figure in its card"
+
+
+def _cell(row: dict, key: str, kind: str, clips: int) -> str:
+    """``cell`` with the number of clips where fewer than all of them gave a value."""
+    text = cell(row, key, kind)
+    counted = row.get(f"{key}_n")
+    if text not in ("n/a", "—") and counted is not None and counted < clips:
+        text += f" (n={counted})"
+    return text
+
+
+def _table(rows: list[dict], groups: list[tuple[str, list, str]], clips: int) -> list[str]:
+    """Markdown table: methods as rows; each group's columns under its heading (prefix: key prefix)."""
+    header = ["method"]
+    keys = []
+    for title, columns, prefix in groups:
+        for key, name, kind in columns:
+            header.append(f"{title}: {name}")
+            keys.append((prefix + key, kind))
+    lines = ["| " + " | ".join(header) + " |", "|---|" + "---|" * (len(header) - 1)]
+    for row in rows:
+        mark = " ⚠" if survival(row) > SURVIVES else ""
+        cells = [_cell(row, key, kind, clips) for key, kind in keys]
+        lines.append(f"| `{row['method']}`{mark} | " + " | ".join(cells) + " |")
+    return lines
+
+
+SCOPE_TEXT = {"all": "all weights randomised", "logits": "output layer randomised"}
+
+
+def flagged(rows: list[dict]) -> list[tuple[dict, str, float]]:
+    """(row, scope, its largest Spearman correlation with that copy) for each method and copy
+    above the goal, highest first."""
+    out = []
+    for row in rows:
+        for scope in ("all", "logits"):
+            value = scope_correlation(row, scope)
+            if np.isfinite(value) and value > SANITY_GOAL:
+                out.append((row, scope, value))
+    return sorted(out, key=lambda item: -item[2])
+
+
+def unmeasured(rows: list[dict]) -> list[str]:
+    """Methods with no correlation with the fully randomised copy (constant maps on every clip): not a pass."""
+    return [r["method"] for r in rows if not np.isfinite(survival(r))]
+
+
+def reason(row: dict, scope: str, priors: list[str]) -> str:
+    """Why a method's maps stay alike under a randomisation, as far as it is known (from the
+    row's own figures where they tell)."""
+    method = row["method"]
+    if priors:
+        return f"the model's architecture prior ({priors[0]}) puts the maps where the mask is, whatever the weights"
+    if scope == "logits":
+        signed, everything = row.get("spearman_logits_signed"), survival(row)
+        if (
+            signed is not None
+            and np.isfinite(signed)
+            and signed <= SANITY_GOAL
+            and np.isfinite(everything)
+            and everything <= SANITY_GOAL
+        ):
+            return (
+                "every class's evidence lies on the one moving shape, so the magnitudes stay there whichever class "
+                f"the output layer reads out; the signed map changes with it (Spearman {signed:.2f}) and with every "
+                f"weight randomised the map moves (at most {everything:.2f}): it depends on what the network learned, "
+                "but not on the class"
+            )
+    known = KNOWN_REASONS.get(method)
+    if method in GOAL_METHODS:
+        return f"**misses the goal** for gradient and CAM methods{'; a likely reason: ' + known if known else ''}"
+    return known or "no known reason: treat its maps with suspicion on this model"
+
+
+def model_section(name: str, entry: dict) -> list[str]:
+    sanity = entry["sanity"]
+    clips = sanity["clips"]
+    kind = "didactic, with an architecture prior" if entry["priors"] else "no architecture prior"
+    lines = [f"## {name}", "", f"`{entry['arch']}` on the {entry['task']} task, {kind}; {entry['headline']}."]
+    for prior in entry["priors"]:
+        lines.append(f"Architecture prior: {prior}.")
+    pause = PAUSE_TEXT[sanity["options"].get("pause", False)]
+    lines += [
+        "",
+        f"Sanity and localisation on {clips} clips (seed {sanity['seed']}, noise "
+        f"{sanity['options']['noise']:g}, {sanity['options']['distractors']} distractors{pause}), explaining "
+        f"{sanity['target']}; Spearman of the magnitudes and of the signed maps (— where a method ignores the "
+        "target, so the output layer cannot change it); pointing and ranks on frames 1 to T-1.",
+        "",
+    ]
+    lines += _table(
+        sanity["rows"],
+        [
+            ("Spearman", SANITY_COLUMNS, ""),
+            ("trained", LOCALISATION_COLUMNS, ""),
+            ("randomised", LOCALISATION_COLUMNS, "random_"),
+        ],
+        clips,
+    )
+    over, missing = flagged(sanity["rows"]), unmeasured(sanity["rows"])
+    lines.append("")
+    if not over and not missing:
+        lines.append(f"Every method's maps change with the weights (every correlation at most {SANITY_GOAL}).")
+    for row, scope, value in over:
+        sign = "⚠ survives randomisation" if scope == "all" and value > SURVIVES else f"above {SANITY_GOAL}"
+        why = reason(row, scope, entry["priors"])
+        lines.append(f"- `{row['method']}`, {SCOPE_TEXT[scope]} ({sign}, Spearman up to {value:.2f}): {why}.")
+    for method in missing:
+        lines.append(f"- `{method}`: not measured (its maps were constant on every clip), so not a pass.")
+    if entry.get("skipped"):
+        lines.append(f"Not run on this model: {', '.join(f'`{m}`' for m in entry['skipped'])}.")
+    temporal = entry.get("temporal")
+    if temporal:
+        frames = entry.get("frames", 32)
+        lines += [
+            "",
+            f"Temporal truth on {temporal['clips']} clips with a pause (seed {temporal['seed']}): how high each "
+            f"frame curve ranks the pause frames. Chance: a mean rank of (T+1)/2T = {(frames + 1) / (2 * frames):.2f} "
+            "and the pause share of the clip in the top k.",
+            "",
+        ]
+        lines += _table(temporal["rows"], [("curve", TEMPORAL_COLUMNS, "")], temporal["clips"])
+    return lines + [""]
+
+
+def to_markdown(evaluation: dict, command: str) -> str:
+    """EVALUATION.md: a summary of every model, then one section per model."""
+    models = evaluation["models"]
+    lines = [
+        "# Evaluation of the model zoo",
+        "",
+        f"Generated by `{command}`. Each figure is the mean over "
+        f"{evaluation['clips']} held-out Moving Shapes clips ± its standard error over the clips. "
+        "Spearman: rank correlation between the maps of the trained model and of a copy with the output "
+        "layer, or every weight, randomised (Adebayo et al. 2018); near 0 means the map depends on what was "
+        f"randomised. Goal: at most {SANITY_GOAL} for every gradient and CAM method; above {SURVIVES} with every "
+        "weight randomised (⚠) the app warns that the method's maps survive randomisation. Pointing: the share "
+        "of frames whose map peaks on the moving shape; target / shapes and target / all: report 001's rank "
+        "ratios (1 = no preference).",
+        "",
+        f"| model | prior | task figure | Grad-CAM pointing, trained | randomised | above {SANITY_GOAL} (copy) |",
+        "|---|---|---|---|---|---|",
+    ]
+    for name, entry in models.items():
+        rows = entry["sanity"]["rows"]
+        gradcam = next((r for r in rows if r["method"] == "gradcam"), None)
+        pointing = cell(gradcam, "inside", "pct") if gradcam else "n/a"
+        random = cell(gradcam, "random_inside", "pct") if gradcam else "n/a"
+        over = ", ".join(
+            [f"`{r['method']}` ({'all' if scope == 'all' else 'output layer'})" for r, scope, _ in flagged(rows)]
+            + [f"`{m}` (not measured)" for m in unmeasured(rows)]
+        )
+        over = over or "none"
+        prior = "yes" if entry["priors"] else "no"
+        lines.append(f"| {name} | {prior} | {entry['headline']} | {pointing} | {random} | {over} |")
+    lines += [
+        "",
+        f"Models whose names end in `{GATED_SUFFIX}` compute where to look by formula: their maps localise well "
+        "and fail the sanity check, which is the lesson they are there to teach.",
+        "",
+    ]
+    for name, entry in models.items():
+        lines += model_section(name, entry)
+    return "\n".join(lines).rstrip() + "\n"
+
+
+def write_results(evaluation: dict, folder: Path, keep: list[str] | None = None) -> Path:
+    """Write the evaluation's models into ``folder/RESULTS_FILE`` (strict JSON: no value is
+    null), merged over the models already there; with ``keep``, models not in it and not in the
+    zoo folder any more are dropped."""
+    path = Path(folder) / RESULTS_FILE
+    merged = {"format": FORMAT, "models": {}}
+    if path.exists():
+        try:
+            old = json.loads(path.read_text())
+        except ValueError:
+            old = {}
+        if old.get("format") == FORMAT:
+            merged["models"] = old.get("models", {})
+    merged["models"].update(evaluation["models"])
+    if keep is not None:
+        present = {p.name[: -len(".safetensors")] for p in Path(folder).glob("*.safetensors")}
+        merged["models"] = {k: v for k, v in merged["models"].items() if k in keep or k in present}
+    path.write_text(json.dumps(jsonable(merged), indent=1, allow_nan=False) + "\n")
+    return path
+
+
+def stored_entry(name: str, sha256: str, folder: Path) -> dict | None:
+    """The stored evaluation of model ``name`` in ``folder/RESULTS_FILE`` if it was measured on
+    exactly these weights, else None."""
+    path = Path(folder) / RESULTS_FILE
+    if not path.exists():
+        return None
+    try:
+        entry = json.loads(path.read_text()).get("models", {}).get(name)
+    except (OSError, ValueError, AttributeError):
+        return None
+    if not isinstance(entry, dict) or entry.get("sha256") != sha256:
+        return None
+    return entry
+
+
+def survival_for(name: str, sha256: str, folder: Path) -> dict[str, float]:
+    """method -> the largest Spearman correlation between its maps on the trained and randomised
+    model, from ``folder/RESULTS_FILE``, for the model ``name`` with exactly these weights (empty
+    when there is no result for them)."""
+    entry = stored_entry(name, sha256, folder)
+    if entry is None:
+        return {}
+    return {row["method"]: survival(row) for row in entry["sanity"]["rows"]}
