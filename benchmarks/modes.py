@@ -30,9 +30,10 @@ from xai_core.video import sample_clips
 HERE = Path(__file__).resolve().parent
 TESTS = HERE.parent / "tests"
 BYO = TESTS / "byo_models.py"
-IMAGENET = HERE.parents[1] / "shared" / "models" / "mobilenet_v2_imagenet"
 sys.path.insert(0, str(TESTS))
 import byo_models  # noqa: E402
+
+IMAGENET = byo_models.IMAGENET
 
 
 def training(model: torch.nn.Module) -> int:
@@ -52,14 +53,7 @@ def shuffle_3d(folder: Path):
 
 
 def mobilenet(folder: Path):
-    names = byo_models.distinct_labels((IMAGENET / "labels.txt").read_text().splitlines())
-    (folder / "imagenet.txt").write_text("\n".join(names))
-    model = xai_core.load_model(
-        f"{BYO}:framewise_mobilenet_v2", "cpu", weights=IMAGENET / "mobilenet_v2_imagenet.safetensors",
-        labels_file=folder / "imagenet.txt", frames=8, height=112, width=112,
-        mean=(0.485, 0.456, 0.406), std=(0.229, 0.224, 0.225),
-    )  # fmt: skip
-    return model, (1, 28, 28)
+    return byo_models.load_imagenet_mobilenet(folder, frames=8), (1, 28, 28)
 
 
 MODELS = {"ShuffleNet-style 3D CNN (factory)": shuffle_3d, "ImageNet MobileNetV2 per frame (factory)": mobilenet}

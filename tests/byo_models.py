@@ -5,6 +5,8 @@ Plain PyTorch, nothing from xai_core: the shape of what users arrive with.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import torch
 import torchvision
 from torch import nn
@@ -204,3 +206,21 @@ def with_running_statistics(net: nn.Module, shape: tuple[int, ...], seed: int = 
 def distinct_labels(names: list[str]) -> list[str]:
     """Class names made distinct by their index where a name repeats (ImageNet has two "crane"s)."""
     return [n if names.count(n) == 1 else f"{n} ({i})" for i, n in enumerate(names)]
+
+
+IMAGENET = Path(__file__).resolve().parents[2] / "shared" / "models" / "mobilenet_v2_imagenet"
+
+
+def load_imagenet_mobilenet(folder: Path, frames: int):
+    """The real ImageNet MobileNetV2 (``../shared/models``) per frame, loaded as a user would:
+    this file's ``framewise_mobilenet_v2`` + its weights + a labels file (written to ``folder``,
+    the repeated names made distinct), ``frames`` frames of 112x112 with ImageNet's normalisation."""
+    import xai_core
+
+    names = distinct_labels((IMAGENET / "labels.txt").read_text().splitlines())
+    (folder / "imagenet.txt").write_text("\n".join(names))
+    return xai_core.load_model(
+        f"{Path(__file__).resolve()}:framewise_mobilenet_v2", "cpu",
+        weights=IMAGENET / "mobilenet_v2_imagenet.safetensors", labels_file=folder / "imagenet.txt",
+        frames=frames, height=112, width=112, mean=(0.485, 0.456, 0.406), std=(0.229, 0.224, 0.225),
+    )  # fmt: skip

@@ -43,7 +43,9 @@ QUICK = {"samples": 2, "steps": 4, "block": 16, "window": (2, 16, 16), "stride":
 
 sys.path.insert(0, str(HERE))
 import byo_models  # noqa: E402
-from byo_models import distinct_labels, with_running_statistics  # noqa: E402
+
+IMAGENET = byo_models.IMAGENET
+from byo_models import with_running_statistics  # noqa: E402
 
 
 def has_norm_and_dropout(model: nn.Module) -> bool:
@@ -455,7 +457,6 @@ def test_the_library_sets_no_mode_outside_training_and_eval_mode():
 
 
 # ---------------------------------------------------------------------------- real pretrained weights
-IMAGENET = HERE.parents[1] / "shared" / "models" / "mobilenet_v2_imagenet"
 
 
 @pytest.mark.skipif(
@@ -464,13 +465,7 @@ IMAGENET = HERE.parents[1] / "shared" / "models" / "mobilenet_v2_imagenet"
 def test_a_real_pretrained_network_explains_the_same_twice_and_agrees_with_captum(tmp_path):
     """ImageNet MobileNetV2 (batch norm, dropout; real weights) over the frames of a real clip,
     loaded as a user would: file.py:factory + weights + labels file."""
-    names = distinct_labels((IMAGENET / "labels.txt").read_text().splitlines())  # two cranes, two maillots
-    (tmp_path / "labels.txt").write_text("\n".join(names))
-    model = xai_core.load_model(
-        f"{BYO}:framewise_mobilenet_v2", "cpu", weights=IMAGENET / "mobilenet_v2_imagenet.safetensors",
-        labels_file=tmp_path / "labels.txt", frames=4, height=112, width=112,
-        mean=(0.485, 0.456, 0.406), std=(0.229, 0.224, 0.225),
-    )  # fmt: skip
+    model = byo_models.load_imagenet_mobilenet(tmp_path, frames=4)  # two cranes, two maillots made distinct
     assert training_modules(model) == [] and has_norm_and_dropout(model) and len(model.labels) == 1000
     clip = xai_core.load_video(sample_clips()["stgcn_ta_chi.mp4"], model=model)
     for name in ("gradcam", "saliency", "frame_mask"):

@@ -13,7 +13,6 @@ method whose maps survive randomisation for exactly those weights (``survival_fo
 
 from __future__ import annotations
 
-import hashlib
 import json
 import time
 from collections.abc import Callable
@@ -23,7 +22,10 @@ import numpy as np
 
 from ..methods.registry import MethodError, method_specs
 from ..models.base import VideoModel
+from ..models.checkpoint import card_config, load_checkpoint, read_card
+from ..models.external import file_facts
 from ..models.priors import GATED_SUFFIX, architecture_priors
+from ..models.zoo import checkpoints_dir, resolve_device
 from .suites import (
     FIRST_SEED,
     ON_REQUEST,
@@ -99,12 +101,8 @@ Progress = Callable[[str, int, int, str], None]  # (model name, done, total, wha
 
 
 def weights_sha256(path: str | Path) -> str:
-    """The sha256 of a checkpoint's weights file."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
+    """The sha256 of a checkpoint's weights file (as a card records a loaded file's)."""
+    return file_facts(Path(path))["sha256"]
 
 
 def every_method(model: VideoModel, suite: str) -> list[str]:
@@ -163,13 +161,12 @@ def evaluate_zoo(
     model's results are written to ``folder/RESULTS_FILE`` as soon as they are measured (a
     stopped run keeps them), replacing that model's earlier results: the app's warnings read them.
     ``options``: noise, distractors, params (as for ``evaluate_model``)."""
-    from ..models.checkpoint import card_config, load_checkpoint, read_card
 
-    folder = Path(folder) if folder is not None else _zoo_folder()
+    folder = Path(folder) if folder is not None else checkpoints_dir()
     start = time.perf_counter()
     evaluation = {"format": FORMAT, "clips": n, "seed": seed, "models": {}}
     for name in names:
-        model = load_checkpoint(folder / name, device=_device(device))
+        model = load_checkpoint(folder / name, device=resolve_device(device))
         card = read_card(folder / name)
         report = None if progress is None else (lambda d, t, w, name=name: progress(name, d, t, w))
         evaluation["models"][name] = {
@@ -185,18 +182,6 @@ def evaluate_zoo(
             write_results({"models": {name: evaluation["models"][name]}}, folder, keep=names)
     evaluation["seconds"] = round(time.perf_counter() - start, 1)
     return evaluation
-
-
-def _zoo_folder() -> Path:
-    from ..models.zoo import checkpoints_dir
-
-    return checkpoints_dir()
-
-
-def _device(device: str):
-    from ..models.zoo import resolve_device
-
-    return resolve_device(device)
 
 
 def _headline(card: dict) -> str:
