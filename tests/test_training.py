@@ -123,6 +123,37 @@ def test_an_interrupted_run_resumes_where_it_stopped(tmp_path):
     assert "mae_degrees" in card["metrics"]["test"]["noise8_distractors2"]
 
 
+def test_a_killed_run_continues_from_its_last_resume_file_between_validations(tmp_path, monkeypatch):
+    """A hard kill runs no handler: the resume file written every ``checkpoint_every`` steps is
+    all that is left, and the same settings continue from it with the same batches."""
+    import xai_core.models.training as training
+
+    settings = TrainSettings(
+        arch="cnn_lstm", task="angle", out=str(tmp_path / "k"), **{**TINY, "steps": 5, "validate_every": 100},
+        checkpoint_every=2,
+    )
+    real_batch, seen = training.training_batch, []
+
+    def dies_at_step_four(task, step, s):
+        if step == 3 and "restart" not in seen:
+            raise SystemExit("killed")
+        if step < s.steps:  # not the batch-norm recalibration batches
+            seen.append(step)
+        return real_batch(task, step, s)
+
+    monkeypatch.setattr(training, "training_batch", dies_at_step_four)
+    with pytest.raises(SystemExit):
+        train(settings, log=lambda _: None)
+    assert seen == [0, 1, 2]
+    assert torch.load(tmp_path / "k.resume.pt", weights_only=True)["step"] == 2
+    seen.append("restart")
+    said = []
+    card = train(settings, log=said.append)
+    assert said[0] == "resuming k at step 2"
+    assert seen == [0, 1, 2, "restart", 2, 3, 4]  # step 2's update is redone, nothing else
+    assert card["training"]["steps_done"] == 5 and not (tmp_path / "k.resume.pt").exists()
+
+
 def test_batches_are_deterministic_and_follow_the_curriculum():
     s = TrainSettings(arch="r3d", task="pause", out="x", steps=100, batch_size=4)
     a, b = training_batch("pause", 7, s), training_batch("pause", 7, s)

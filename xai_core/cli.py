@@ -217,6 +217,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
         lr=args.lr,
         seed=args.seed,
         validate_every=args.validate_every,
+        checkpoint_every=args.checkpoint_every,
         threads=args.threads,
         config=config,
         test_clips=args.test_clips,
@@ -512,6 +513,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--lr", type=float, default=1e-3)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--validate-every", type=int, default=250)
+    p.add_argument(
+        "--checkpoint-every",
+        type=int,
+        default=50,
+        help="steps between resume files (a killed run continues from the last one); 0: only at validations",
+    )
     p.add_argument("--validation-clips", type=int, default=200)
     p.add_argument("--test-clips", type=int, default=500)
     p.add_argument("--robustness-clips", type=int, default=200)

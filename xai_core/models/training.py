@@ -6,7 +6,8 @@ training distribution is wider than the evaluation one (sizes, speeds, noise up 
 levels, 0-3 distractors, white distractors, occasional pauses) and starts with a short
 curriculum of easy clips.  Validation clips (fixed seeds) pick the best checkpoint; the final
 figures come from separate held-out test clips generated with the generator's own noise.
-A resume file is written at every validation so a stopped run can continue.
+A resume file is written at every validation and every ``checkpoint_every`` steps, so a run
+that is killed outright (no signal handler runs) loses at most that many steps.
 
 A run can also be stopped gracefully (SIGTERM, or a first Ctrl-C): it finishes the current
 step, validates, tests the best weights on the held-out clips and saves the checkpoint as usual;
@@ -75,6 +76,7 @@ class TrainSettings:
     max_noise: float = 20.0
     max_distractors: int = 3  # distractor shapes at most, in training, validation and test clips
     validate_every: int = 250
+    checkpoint_every: int = 50  # steps between resume files (also written at every validation)
     validation_clips: int = 200
     test_clips: int = 500
     robustness_clips: int = 200
@@ -442,6 +444,21 @@ def _train(s: TrainSettings, command: str | None, log, stop: StopRequest, progre
     t0 = time.time() - seconds
     done = start  # steps completed
 
+    def save_resume() -> None:
+        """Write everything the same command needs to continue after ``done`` steps."""
+        torch.save(
+            {
+                "net": model.net.state_dict(),
+                "opt": opt.state_dict(),
+                "schedule": schedule.state_dict(),
+                "step": done,
+                "seconds": time.time() - t0,
+                "curve": json.dumps(curve),
+                "best": json.dumps(best),
+            },
+            resume,
+        )
+
     def validate() -> None:
         """Validate the weights after ``done`` steps; keep them if they are the best so far."""
         nonlocal best
@@ -457,18 +474,7 @@ def _train(s: TrainSettings, command: str | None, log, stop: StopRequest, progre
         if improves(metrics, best):
             best = point
             save_checkpoint(model, stem.with_name(name + "-best"), make_card(model))
-        torch.save(
-            {
-                "net": model.net.state_dict(),
-                "opt": opt.state_dict(),
-                "schedule": schedule.state_dict(),
-                "step": done,
-                "seconds": time.time() - t0,
-                "curve": json.dumps(curve),
-                "best": json.dumps(best),
-            },
-            resume,
-        )
+        save_resume()
         progress.write("validation", **point)
         log(json.dumps(point))  # after the resume file: an interruption here loses nothing
 
@@ -490,6 +496,8 @@ def _train(s: TrainSettings, command: str | None, log, stop: StopRequest, progre
         bar.set_postfix(loss=f"{np.mean(losses[-50:]):.3f}")
         if done % s.validate_every == 0 or done == s.steps:
             validate()
+        elif s.checkpoint_every and done % s.checkpoint_every == 0:
+            save_resume()
     bar.close()
     stopped_early = done < s.steps
     if stopped_early:
