@@ -8,6 +8,7 @@ import subprocess
 import sys
 from functools import cache
 
+import cv2
 import numpy as np
 import pytest
 from independent_shapes import make_clip
@@ -103,9 +104,9 @@ def test_gradcam_peaks_on_the_moving_shape(name, inside, near):
     """Over frames 1..31 of independent clips, the Grad-CAM maximum lies on the moving shape, and
     within 4 pixels of it (one cell of cnn_transformer's 28x28 map), at least this often; a map that
     ignored the evidence would hit the shape on about its area share, ~3% of the frame.  Measured by
-    benchmarks/localization.py on 60 other independent clips: cnn_transformer-sides 56% on / 81%
-    near (learned), -gated 95% / 97% (its mask), r3d 44% / 78%; on these 12 clips 45% / 76%,
-    96% / 98% and 29% / 65%."""
+    benchmarks/localization.py on 60 other independent clips: cnn_transformer-sides 49% on / 82%
+    near (learned), -gated 95% / 97% (its mask), r3d 44% / 78%; on these 12 clips 39% / 83%,
+    96% / 98% and 29% / 65% (the predicted class explained)."""
     m = model(name)
     on_shape, within_4px, area = [], [], []
     for seed in range(2000, 2012):
@@ -146,7 +147,11 @@ def test_cli_explain_on_independent_npy(tmp_path):
     assert record["frame_indices"] == list(range(32))
     with np.load(tmp_path / "out" / "explanation.npz") as npz:
         spatial = npz["spatial"]
-    flat = spatial.reshape(32, -1).argmax(1)
-    inside = clip.target_masks.reshape(32, -1)[np.arange(32), flat]
-    # 10 of 32 frames when measured, against the shape's area share of about 3% (chance)
-    assert inside.mean() > 6 * clip.target_masks.mean(), inside.mean()
+    model = xai_core.load_model("cnn_transformer-sides", device="cpu")
+    np.testing.assert_allclose(spatial, xai_core.explain(model, clip.video, "gradcam").spatial, rtol=1e-5, atol=1e-7)
+    # The peak within 4 px of the shape: 27 of 32 frames when measured, against the share of the
+    # frame within 4 px of it (chance: 6.5%).  On the shape itself: 6 of 32 on this clip; the
+    # learned model's peaks sit on the outline (benchmarks/localization.py, README).
+    near = pointing_game(spatial, clip.target_masks)["within_4px"]
+    band = np.stack([cv2.distanceTransform((~m).astype(np.uint8), cv2.DIST_L2, 5) <= 4 for m in clip.target_masks])
+    assert near.mean() > 6 * band.mean(), (near.mean(), band.mean())

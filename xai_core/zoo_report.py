@@ -406,7 +406,7 @@ def zoo_markdown(cards: list[dict]) -> str:
         metrics = card.get("metrics") or {}
         seeds = metrics.get("test_seeds")
         validation = (training.get("validation") or {}).get("seeds")
-        lines.append(f"**{card.get('name', '?')}**: {describe_arch(card)}.")
+        lines.append(f"**{card.get('name', '?')}**: {describe_arch(card).rstrip('.')}.")
         facts = []
         if training.get("settings", {}).get("seed") is not None:
             facts.append(f"training data seed {training['settings']['seed']}")
