@@ -90,8 +90,9 @@ def _pct(s: dict, key: str) -> str:
 
 def to_markdown(results: list[dict]) -> str:
     lines = [
-        "| model | method | clips from | peak on shape | randomised: peak on shape | within 4 px | randomised: within 4 px "
-        "| on a distractor | map mass on shape | randomised: mass on shape | shape's area share |",
+        "| model | method | clips from | peak on shape | randomised: peak on shape | within 4 px "
+        "| randomised: within 4 px | on a distractor | map mass on shape | randomised: mass on shape "
+        "| shape's area share |",
         "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in results:

@@ -129,7 +129,10 @@ def test_a_killed_run_continues_from_its_last_resume_file_between_validations(tm
     import xai_core.models.training as training
 
     settings = TrainSettings(
-        arch="cnn_lstm", task="angle", out=str(tmp_path / "k"), **{**TINY, "steps": 5, "validate_every": 100},
+        arch="cnn_lstm",
+        task="angle",
+        out=str(tmp_path / "k"),
+        **{**TINY, "steps": 5, "validate_every": 100},
         checkpoint_every=2,
     )
     real_batch, seen = training.training_batch, []
