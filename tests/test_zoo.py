@@ -153,5 +153,6 @@ def test_cli_explain_on_independent_npy(tmp_path):
     # frame within 4 px of it (chance: 6.5%).  On the shape itself: 6 of 32 on this clip; the
     # learned model's peaks sit on the outline (benchmarks/localization.py, README).
     near = pointing_game(spatial, clip.target_masks)["within_4px"]
-    band = np.stack([cv2.distanceTransform((~m).astype(np.uint8), cv2.DIST_L2, 5) <= 4 for m in clip.target_masks])
+    outside = [(~m).astype(np.uint8) for m in clip.target_masks]  # the same distance as pointing_game's
+    band = np.stack([cv2.distanceTransform(o, cv2.DIST_L2, cv2.DIST_MASK_PRECISE) <= 4 for o in outside])
     assert near.mean() > 6 * band.mean(), (near.mean(), band.mean())
