@@ -238,6 +238,23 @@ def test_localization_beside_the_randomised_model():
     assert table_rows(survived)[0]["survives randomisation (Spearman)"] == "⚠ 0.93"
 
 
+def test_tsr_runs_on_the_first_slow_clips_and_its_rows_say_so():
+    model = small_model("cnn_transformer")
+    params = {"tsr_onestep": {"base": "saliency"}}
+    full = run_suite("sanity", model, ["saliency", "tsr_onestep"], n=2, params=params)
+    short = run_suite("sanity", model, ["saliency", "tsr_onestep"], n=2, params=params, slow_clips=1)
+    (sal, tsr), (sal_full, tsr_full) = short["rows"], full["rows"]
+    assert sal["spearman_all_n"] == 2 and tsr["spearman_all_n"] == 1 and tsr_full["spearman_all_n"] == 2
+    assert sal == sal_full  # the fast methods still see every clip
+    first = run_suite("sanity", model, ["tsr_onestep"], n=1, params=params)["rows"][0]
+    assert {k: v for k, v in tsr.items() if not k.endswith("_se")} == {
+        k: v for k, v in first.items() if not k.endswith("_se")
+    }  # exactly the figures of a run on the first clip alone
+    assert "(n=1)" in to_markdown(short) and "(n=1)" not in to_markdown(full)
+    with pytest.raises(ValueError, match="slow_clips must be at least 1"):
+        run_suite("sanity", model, ["saliency"], n=2, slow_clips=0)
+
+
 def test_suite_refuses_what_it_cannot_score():
     model = small_model("r3d")
     with pytest.raises(MethodError, match="attention_pool cannot be evaluated here"):

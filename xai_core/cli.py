@@ -263,6 +263,8 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
 
     if bool(args.zoo) == bool(args.model):
         raise ValueError("evaluate takes --model M or --zoo (every zoo model), not both or neither")
+    if args.resume and not args.zoo:
+        raise ValueError("--resume keeps stored zoo results: it goes with --zoo")
     if args.zoo and args.suite != "all":
         raise ValueError("--zoo runs --suite all (sanity, localisation and, for pause models, temporal)")
     if not args.out and not args.markdown:
@@ -291,6 +293,7 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
         params=params,
         progress=None if args.quiet else progress,
         randomised=args.randomised,
+        slow_clips=args.slow_n,
     )
     if not args.quiet:
         print(file=sys.stderr)
@@ -322,8 +325,9 @@ def _evaluate_all(args: argparse.Namespace, methods: list[str] | None, params: d
     from .models.priors import architecture_priors
     from .models.zoo import checkpoints_dir, zoo_names
 
-    command = "python -m xai_core " + shlex.join(args.argv)
-    options = {"noise": args.noise, "distractors": args.distractors, "params": params}
+    # --resume only saves time (the results are those of a fresh run), so the report names the plain command
+    command = "python -m xai_core " + shlex.join(a for a in args.argv if a != "--resume")
+    options = {"noise": args.noise, "distractors": args.distractors, "params": params, "slow_clips": args.slow_n}
     if args.zoo:
         names = zoo_names()
         if not names:
@@ -334,7 +338,9 @@ def _evaluate_all(args: argparse.Namespace, methods: list[str] | None, params: d
                 progress(done, total, f"{name}: {what}")
 
         store = methods is None or args.store
-        evaluation = report.evaluate_zoo(names, args.n, args.seed, methods, args.device, each, store=store, **options)
+        evaluation = report.evaluate_zoo(
+            names, args.n, args.seed, methods, args.device, each, store=store, resume=args.resume, **options
+        )
         if progress is not None:
             print(file=sys.stderr)
         text = report.to_markdown(evaluation, command)
@@ -576,8 +582,21 @@ def build_parser() -> argparse.ArgumentParser:
         help="--zoo with --methods: still store the results in the zoo's evaluation.json (a run of every method "
         "always does; the app's warnings read it)",
     )
+    p.add_argument(
+        "--resume",
+        action="store_true",
+        help="--zoo: keep a model's stored results when they were measured on the same weights with the same "
+        "settings (clips, seed, methods, noise, distractors, parameters); measure the others",
+    )
     p.add_argument("--methods", default=None, help="comma-separated method names (default: every usable one)")
     p.add_argument("--n", type=int, required=True, help="number of clips")
+    p.add_argument(
+        "--slow-n",
+        type=int,
+        default=None,
+        metavar="K",
+        help="run TSR (minutes a clip on a CPU) on the first K of the N clips only; its rows say n=K",
+    )
     p.add_argument("--out", help="folder for SUITE.json and SUITE.md (needed unless --markdown is given)")
     p.add_argument("--seed", type=int, default=50_000, help="seed of the first clip; clip i uses seed + i")
     p.add_argument("--noise", type=float, default=8.0, help="Gaussian noise std in grey levels (0-255)")

@@ -121,11 +121,20 @@ def evaluate_model(
     noise: float = 8.0,
     distractors: int = 2,
     params: dict[str, dict] | None = None,
+    slow_clips: int | None = None,
 ) -> dict:
     """The sanity suite on ``n`` clips, and the temporal suite when the model was trained on the
     pause task: {"sanity": result, "temporal": result or None, "skipped": [methods named that
-    the model cannot run]}.  ``methods``: default every method with a map, TSR included."""
-    options = {"n": n, "seed": seed, "noise": noise, "distractors": distractors, "progress": progress}
+    the model cannot run]}.  ``methods``: default every method with a map, TSR included;
+    ``slow_clips``: TSR (minutes a clip on a CPU) on the first ``slow_clips`` clips only."""
+    options = {
+        "n": n,
+        "seed": seed,
+        "noise": noise,
+        "distractors": distractors,
+        "progress": progress,
+        "slow_clips": slow_clips,
+    }
     runnable = every_method(model, "sanity")
     wanted = runnable if methods is None else [m for m in methods if m in runnable]
     skipped = [] if methods is None else [m for m in methods if m not in runnable]
@@ -154,28 +163,50 @@ def evaluate_zoo(
     progress: Progress | None = None,
     folder: Path | None = None,
     store: bool = True,
+    resume: bool = False,
     **options,
 ) -> dict:
     """``evaluate_model`` for each zoo model named (from ``folder``, default the zoo's): the
     report's data, with each model's card facts and weights' sha256.  With ``store``, each
     model's results are written to ``folder/RESULTS_FILE`` as soon as they are measured (a
     stopped run keeps them), replacing that model's earlier results: the app's warnings read them.
-    ``options``: noise, distractors, params (as for ``evaluate_model``)."""
+    With ``resume``, a model whose stored results were measured on the same weights (sha256) with
+    the same settings (clips, seed, methods, noise, distractors, parameters) keeps them instead of
+    being measured again: a long zoo run stopped part-way goes on where it stopped, and a model
+    retrained later is measured alone.  ``options``: noise, distractors, params (as for
+    ``evaluate_model``)."""
 
     folder = Path(folder) if folder is not None else checkpoints_dir()
     start = time.perf_counter()
-    evaluation = {"format": FORMAT, "clips": n, "seed": seed, "models": {}}
+    evaluation = {"format": FORMAT, "clips": n, "seed": seed, "slow_clips": options.get("slow_clips"), "models": {}}
     for name in names:
+        sha256 = weights_sha256(folder / f"{name}.safetensors")
         model = load_checkpoint(folder / name, device=resolve_device(device))
         card = read_card(folder / name)
+        wanted = {
+            "n": n,
+            "seed": seed,
+            "methods": every_method(model, "sanity") if methods is None else list(methods),
+            "noise": float(options.get("noise", 8.0)),
+            "distractors": int(options.get("distractors", 2)),
+            "params": options.get("params") or {},
+            "slow_clips": options.get("slow_clips"),
+        }
+        earlier = stored_entry(name, sha256, folder) if resume else None
+        if earlier is not None and jsonable(earlier.get("settings")) == jsonable(wanted):
+            if progress is not None:
+                progress(name, 1, 1, "kept from an earlier run on these weights with these settings")
+            evaluation["models"][name] = earlier
+            continue
         report = None if progress is None else (lambda d, t, w, name=name: progress(name, d, t, w))
         evaluation["models"][name] = {
-            "sha256": weights_sha256(folder / f"{name}.safetensors"),
+            "sha256": sha256,
             "arch": card["arch"],
             "task": (card.get("training") or {}).get("settings", {}).get("task") or shapes_task(model) or card["task"],
             "frames": model.input_spec.frames,
             "priors": architecture_priors(card["arch"], card_config(card)),
             "headline": _headline(card),
+            "settings": wanted,
             **evaluate_model(model, n, seed, methods, report, **options),
         }
         if store:
@@ -196,11 +227,7 @@ def _headline(card: dict) -> str:
 
 def _cell(row: dict, key: str, kind: str, clips: int) -> str:
     """``cell`` with the number of clips where fewer than all of them gave a value."""
-    text = cell(row, key, kind)
-    counted = row.get(f"{key}_n")
-    if text not in ("n/a", "—") and counted is not None and counted < clips:
-        text += f" (n={counted})"
-    return text
+    return cell(row, key, kind, clips)
 
 
 def _table(rows: list[dict], groups: list[tuple[str, list, str]], clips: int) -> list[str]:
@@ -332,7 +359,13 @@ def to_markdown(evaluation: dict, command: str) -> str:
         f"randomised. Goal: at most {SANITY_GOAL} for every gradient and CAM method; above {SURVIVES} with every "
         "weight randomised (⚠) the app warns that the method's maps survive randomisation. Pointing: the share "
         "of frames whose map peaks on the moving shape; target / shapes and target / all: report 001's rank "
-        "ratios (1 = no preference).",
+        "ratios (1 = no preference)."
+        + (
+            f" TSR, which takes minutes a clip on a CPU, was run on the first {evaluation['slow_clips']} clips "
+            "(its figures say n)."
+            if evaluation.get("slow_clips")
+            else ""
+        ),
         "",
         f"| model | prior | task figure | Grad-CAM pointing, trained | randomised | above {SANITY_GOAL} (copy) |",
         "|---|---|---|---|---|---|",

@@ -159,6 +159,7 @@ def run_suite(
     params: dict[str, dict] | None = None,
     progress: Progress | None = None,
     randomised: bool = False,
+    slow_clips: int | None = None,
 ) -> dict:
     """Run one suite; returns {"suite", "model", "clips", "seed", "options", "target", "rows", "seconds"},
     one row per method: for each score its mean over the clips (``KEY``), the standard error over
@@ -166,6 +167,8 @@ def run_suite(
     ``randomised`` (localisation): also explain a copy with every weight randomised, whose scores
     come as ``random_KEY`` with the Spearman correlation of the two maps (``spearman_all``);
     the sanity suite always does.
+    ``slow_clips``: the methods that take minutes a clip on a CPU (``ON_REQUEST``: TSR) are run on
+    the first ``slow_clips`` clips only (their rows say how many, ``KEY_n``); default all ``n``.
     ``progress(done, total, what)`` is called after every explanation (it may raise to stop the run)."""
     if suite not in SUITES:
         raise ValueError(f"unknown suite {suite!r}; choose one of {', '.join(SUITES)}")
@@ -183,11 +186,17 @@ def run_suite(
         variants += [("logits", randomized_copy(model, "logits", seed)), ("all", randomized_copy(model, "all", seed))]
     elif suite == "localization" and randomised:
         variants += [("all", randomized_copy(model, "all", seed))]
-    total, done = len(specs) * len(clips) * len(variants), 0
+    if slow_clips is not None and slow_clips < 1:
+        raise ValueError(f"slow_clips must be at least 1, got {slow_clips}")
+
+    def clips_for(spec) -> list[ShapesSample]:
+        return clips[:slow_clips] if spec.name in ON_REQUEST and slow_clips is not None else clips
+
+    total, done = sum(len(clips_for(spec)) for spec in specs) * len(variants), 0
     rows = []
     for spec in specs:
         results: dict[str, list] = {name: [] for name, _ in variants}
-        for sample in clips:
+        for sample in clips_for(spec):
             for name, net in variants:
                 expl = explain(net, sample.video, spec.name, target=_target(model, sample), **params.get(spec.name, {}))
                 results[name].append(expl)
@@ -200,7 +209,7 @@ def run_suite(
                 "family": spec.family,
                 "reading": spec.reading,
                 "target_free": target_free(spec),
-                **_row(model, suite, spec, results, clips),
+                **_row(model, suite, spec, results, clips_for(spec)),
             }
         )
     task = shapes_task(model)
@@ -375,16 +384,22 @@ def format_value(value, kind: str) -> str:
     return f"{value:.1%}" if kind == "pct" else f"{value:.2f}"
 
 
-def cell(row: dict, key: str, kind: str) -> str:
+def cell(row: dict, key: str, kind: str, clips: int | None = None) -> str:
     """A row's figure with its standard error over the clips: "0.72 ± 0.03" (no ± for one clip);
-    "—" for the output-layer correlation of a target-free method (it is 1 by construction)."""
+    "—" for the output-layer correlation of a target-free method (it is 1 by construction); with
+    ``clips``, " (n=K)" after a figure that fewer than ``clips`` clips gave."""
     if row.get("target_free") and key.startswith("spearman_logits"):
         return "—"
     text = format_value(row.get(key), kind)
-    se = row.get(f"{key}_se")
-    if text == "n/a" or se is None or not np.isfinite(se):
+    if text == "n/a":
         return text
-    return f"{text} ± {format_value(se, kind)}"
+    se = row.get(f"{key}_se")
+    if se is not None and np.isfinite(se):
+        text = f"{text} ± {format_value(se, kind)}"
+    counted = row.get(f"{key}_n")
+    if clips is not None and counted is not None and counted < clips:
+        text += f" (n={counted})"
+    return text
 
 
 def survival_warning(row: dict) -> str | None:
@@ -416,7 +431,7 @@ def to_markdown(result: dict) -> str:
         "|---|" + "---|" * len(columns),
     ]
     for row in result["rows"]:
-        cells = [cell(row, key, kind) for key, _, kind in columns]
+        cells = [cell(row, key, kind, result.get("clips")) for key, _, kind in columns]
         lines.append(f"| `{row['method']}` ({row['reading']}) | " + " | ".join(cells) + " |")
     warnings = [w for w in (survival_warning(r) for r in result["rows"]) if w]
     if warnings:
@@ -444,7 +459,7 @@ def table_rows(result: dict) -> list[dict]:
     rows = []
     for row in result["rows"]:
         trained = {"method": row["method"], **({"model": "trained"} if randomised else {})}
-        trained |= {title: cell(row, key, kind) for key, title, kind in own}
+        trained |= {title: cell(row, key, kind, result.get("clips")) for key, title, kind in own}
         if randomised:
             value = survival(row)
             mark = "⚠ " if np.isfinite(value) and value > SURVIVES else ""
@@ -452,7 +467,7 @@ def table_rows(result: dict) -> list[dict]:
         rows.append(trained)
         if result["suite"] == "localization" and randomised:
             copy = {"method": row["method"], "model": "all weights randomised"}
-            copy |= {title: cell(row, f"random_{key}", kind) for key, title, kind in own}
+            copy |= {title: cell(row, f"random_{key}", kind, result.get("clips")) for key, title, kind in own}
             copy["survives randomisation (Spearman)"] = ""
             rows.append(copy)
     return rows
