@@ -109,6 +109,25 @@ def test_ica_lstm_attends_only_to_the_past():
     assert torch.allclose(attention.sum(-1), torch.ones(1, 6, 4))
 
 
+@pytest.mark.parametrize("arch", ["cnn_lstm", "ica_lstm"])
+def test_a_forget_bias_lets_the_last_step_hear_the_first_frame(arch):
+    plain, biased = small_model(arch), small_model(arch, forget_bias=3.0)
+    hidden = plain.net.lstm.hidden_size
+    forget = slice(hidden, 2 * hidden)
+    assert torch.equal(biased.net.lstm.bias_ih_l0[forget], torch.full((hidden,), 3.0))
+    assert torch.equal(biased.net.lstm.bias_hh_l0[forget], torch.zeros(hidden))
+    other = torch.cat([torch.arange(hidden), torch.arange(2 * hidden, 4 * hidden)])
+    assert torch.equal(biased.net.lstm.bias_ih_l0[other], plain.net.lstm.bias_ih_l0[other])  # only that gate
+
+    def first_over_last(model) -> float:
+        """|d output / d features of frame 0| over the same for the last frame (the head's reach back)."""
+        feats = model.net.encode_frames(small_input()).detach().requires_grad_(True)
+        model.net.temporal_head(feats)[0].sum().backward()
+        return float(feats.grad[0, 0].norm() / feats.grad[0, -1].norm())
+
+    assert first_over_last(biased) > 5 * first_over_last(plain)
+
+
 def test_layout_bcthw_is_transposed_by_the_adapter():
     spec = InputSpec(frames=8, height=64, width=64)
     model = build_model("r3d_18", labels=LABELS, input_spec=spec).eval()

@@ -8,6 +8,12 @@
   its weights are exposed.
 * ``ICALSTM`` (002; Ismail et al. 2019): input-cell attention; at step t the LSTM reads an
   r-head attention summary of all inputs up to t, not only x_t.
+
+Both LSTMs take ``forget_bias``, the initial bias of the forget gate (an initialisation, not a
+prior: training changes it).  PyTorch starts it near 0, so the gate keeps about half the cell
+state a step and an event 20 frames before the last step reaches it 10^-6 weaker; a forget bias
+of 1 or more (Gers et al. 2000; Jozefowicz et al. 2015) lets a model read at its last step learn
+from the whole clip.
 """
 
 from __future__ import annotations
@@ -18,6 +24,17 @@ import torch
 from torch import nn
 
 from .backbones import FrameEncoder, OutputScale, output_layer
+
+
+def lstm(inputs: int, hidden: int, forget_bias: float | None = None) -> nn.LSTM:
+    """A one-layer batch-first LSTM; with ``forget_bias`` its forget gate's bias starts at that
+    value (PyTorch's gate order is input, forget, cell, output; the two bias vectors add up)."""
+    layer = nn.LSTM(inputs, hidden, batch_first=True)
+    if forget_bias is not None:
+        with torch.no_grad():
+            layer.bias_ih_l0[hidden : 2 * hidden].fill_(float(forget_bias))
+            layer.bias_hh_l0[hidden : 2 * hidden].zero_()
+    return layer
 
 
 class DecoupledVideoNet(nn.Module, ABC):
@@ -128,11 +145,12 @@ class CNNLSTM(DecoupledVideoNet):
         hidden: int = 128,
         dropout: float = 0.1,
         attention_pool: bool = False,
+        forget_bias: float | None = None,
         **encoder,
     ) -> None:
         super().__init__(num_outputs, **encoder)
         self.proj = nn.Sequential(nn.Linear(self.frame_encoder.out_dim, width), nn.ReLU())
-        self.lstm = nn.LSTM(width, hidden, batch_first=True)
+        self.lstm = lstm(width, hidden, forget_bias)
         self.attention_pool = attention_pool
         self.has_temporal_attention = attention_pool
         if attention_pool:
@@ -170,13 +188,14 @@ class ICALSTM(DecoupledVideoNet):
         attention_width: int = 32,
         attention_heads: int = 4,
         dropout: float = 0.1,
+        forget_bias: float | None = None,
         **encoder,
     ) -> None:
         super().__init__(num_outputs, **encoder)
         self.proj = nn.Sequential(nn.Linear(self.frame_encoder.out_dim, width), nn.ReLU())
         self.w1 = nn.Linear(width, attention_width, bias=False)
         self.w2 = nn.Linear(attention_width, attention_heads, bias=False)
-        self.lstm = nn.LSTM(width * attention_heads, hidden, batch_first=True)
+        self.lstm = lstm(width * attention_heads, hidden, forget_bias)
         self.head = output_layer(hidden, num_outputs, hidden=hidden, dropout=dropout)
 
     def input_cell_attention(self, inputs: torch.Tensor) -> torch.Tensor:
