@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import warnings
 
 import numpy as np
 import pytest
@@ -221,9 +222,14 @@ def test_pickles_that_need_code_are_refused_without_running(tmp_path):
     marker = tmp_path / "pwned"
     torch.save({"weights": _Payload(marker)}, tmp_path / "evil.pt")
     (tmp_path / "evil.json").write_text(json.dumps(make_card(small_model("r3d"))))
-    with pytest.raises(ModelError, match="evil.pt is refused: it is a pickle that needs code"):
-        load_model(tmp_path / "evil.pt", device="cpu")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no warning text around the refusal
+        with pytest.raises(ModelError, match="evil.pt is refused: it is a pickle that needs code") as refused:
+            load_model(tmp_path / "evil.pt", device="cpu")
     assert not marker.exists()
+    message = str(refused.value)
+    assert "\n" not in message and "weights_only" not in message  # one line, no advice to switch the check off
+    assert "(it calls io.open)" in message  # what the pickle would have run
     with pytest.raises(ModelError, match="pickled checkpoints are not loaded"):
         load_model(tmp_path / "model.pkl", device="cpu")
 

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import json
 import pickle
+import re
+import warnings
 from pathlib import Path
 
 import torch
@@ -40,17 +42,25 @@ def checkpoint_stem(path: str | Path) -> Path:
     return path.with_suffix("") if path.suffix in (".json", ".safetensors", *TORCH_SUFFIXES) else path
 
 
+def _needed_code(exc: Exception) -> str:
+    """The first global a refused pickle asks for, as " (it calls NAME)", from torch's message."""
+    found = re.search(r"Unsupported global: GLOBAL ([\w.]+)", str(exc))
+    return f" (it calls {found.group(1)})" if found else ""
+
+
 def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
     """Weights from a .safetensors file, or from a .pt/.pth file loaded with weights_only=True
     (plain tensors only: a pickle that needs code to load is refused)."""
     path = Path(path)
     if path.suffix in TORCH_SUFFIXES:
         try:
-            state = torch.load(path, map_location="cpu", weights_only=True)
+            with warnings.catch_warnings():  # torch's warnings about the file say nothing a user can act on here
+                warnings.simplefilter("ignore")
+                state = torch.load(path, map_location="cpu", weights_only=True)
         except pickle.UnpicklingError as exc:
             raise ModelError(
-                f"{path.name} is refused: it is a pickle that needs code to load, and only plain tensors are "
-                f"loaded here (torch.load with weights_only=True). Save a state_dict or use safetensors. ({exc})"
+                f"{path.name} is refused: it is a pickle that needs code to load{_needed_code(exc)}, and only plain "
+                "tensors are loaded here. Save the model's state_dict with torch.save, or use safetensors."
             ) from None
         except (OSError, RuntimeError, EOFError, ValueError) as exc:
             raise ModelError(f"{path.name} is not a readable PyTorch weights file: {exc}") from None
