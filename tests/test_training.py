@@ -67,6 +67,44 @@ def test_train_command_writes_a_loadable_checkpoint_with_its_card(tmp_path, caps
     assert "accuracy" in capsys.readouterr().out
 
 
+def test_a_run_can_start_from_another_checkpoints_frame_encoder(tmp_path):
+    from xai_core.evaluate.report import weights_sha256
+    from xai_core.models.checkpoint import make_card, save_checkpoint
+    from xai_core.models.training import init_from_checkpoint
+
+    source = small_model("cnn_transformer")
+    with torch.no_grad():  # "trained" weights, unlike any fresh model's
+        for tensor in source.net.parameters():
+            tensor.add_(torch.randn_like(tensor))
+    save_checkpoint(source, tmp_path / "src", make_card(source))
+    fresh, target = small_model("cnn_lstm"), small_model("cnn_lstm")
+    facts = init_from_checkpoint(target.net, tmp_path / "src", "frame_encoder.")
+    assert facts["sha256"] == weights_sha256(tmp_path / "src.safetensors") and facts["source"] == str(tmp_path / "src")
+    mine, theirs, before = target.net.state_dict(), source.net.state_dict(), fresh.net.state_dict()
+    assert facts["tensors"] == sorted(k for k in theirs if k.startswith("frame_encoder."))
+    assert all(torch.equal(mine[k], theirs[k]) for k in facts["tensors"])
+    assert not torch.equal(
+        before["frame_encoder.backbone.features.0.0.weight"], theirs["frame_encoder.backbone.features.0.0.weight"]
+    )
+    assert all(torch.equal(mine[k], before[k]) for k in mine if not k.startswith("frame_encoder."))  # the rest as built
+    with pytest.raises(ValueError, match="no weight of src.safetensors named 'lstm.'"):
+        init_from_checkpoint(target.net, tmp_path / "src", "lstm.")
+    wide = small_model("cnn_lstm", widths=[16, 16, 16, 16])
+    with pytest.raises(ValueError, match="src.safetensors has frame_encoder.* with another shape"):
+        init_from_checkpoint(wide.net, tmp_path / "src", "frame_encoder.")
+    with pytest.raises(ValueError, match="--init-from: no checkpoint"):
+        init_from_checkpoint(target.net, tmp_path / "missing")
+    out = tmp_path / "lstm-pause"
+    command = ["train", "--arch", "cnn_lstm", "--task", "pause", "--out", str(out), "--frames", "8", "--size", "64",
+               "--steps", "2", "--batch-size", "2", "--validate-every", "2", "--validation-clips", "2",
+               "--test-clips", "2", "--robustness-clips", "2", "--init-from", str(tmp_path / "src"),
+               "--init-prefix", "frame_encoder."]  # fmt: skip
+    assert main(command) == 0
+    training = json.loads((tmp_path / "lstm-pause.json").read_text())["training"]
+    assert training["init_from"] == json.loads(json.dumps(facts)) and "--init-from" in training["command"]
+    assert training["settings"]["init_prefix"] == "frame_encoder."
+
+
 def test_robustness_covers_the_apps_conditions_at_the_ends_of_their_ranges():
     conditions = ROBUSTNESS_CONDITIONS.values()
     assert {c["noise"] for c in conditions} >= {0.0, 20.0} and {c["distractors"] for c in conditions} >= {0, 3}

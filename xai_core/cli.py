@@ -224,13 +224,16 @@ def _cmd_train(args: argparse.Namespace) -> int:
         validation_clips=args.validation_clips,
         robustness_clips=args.robustness_clips,
         backbone_weights=args.backbone_weights,
+        init_from=args.init_from,
+        init_prefix=args.init_prefix,
         frames=args.frames,
         size=args.size,
         progress=args.progress,
         max_distractors=args.max_distractors,
         device=args.device,
     )
-    card = train(settings, log=lambda m: print(m, file=sys.stderr, flush=True))
+    command = "python -m xai_core " + shlex.join(args.argv)  # as typed, also when main() is called from Python
+    card = train(settings, command=command, log=lambda m: print(m, file=sys.stderr, flush=True))
     stopped = card["training"].get("stopped_early")
     when = (
         f" (stopped early at step {card['training']['steps_done']} of {args.steps}; the same command continues it)"
@@ -532,6 +535,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--config", default=None, help='architecture options as JSON, e.g. {"backbone": "resnet18"}')
     p.add_argument(
         "--backbone-weights", default=None, help="weights (.safetensors/.pt) for a torchvision frame backbone"
+    )
+    p.add_argument(
+        "--init-from",
+        default=None,
+        metavar="CHECKPOINT",
+        help="start from the weights of this checkpoint (zoo name or path) whose names and shapes match this "
+        "model's, e.g. a trained model's frame encoder (the card records the source and its sha256)",
+    )
+    p.add_argument(
+        "--init-prefix",
+        default="",
+        metavar="PREFIX",
+        help='with --init-from: only the weights whose names start with this, e.g. "frame_encoder."',
     )
     p.add_argument(
         "--device", default="cpu", choices=["auto", "cpu", "cuda"], help="where to train (the card records it)"

@@ -83,6 +83,8 @@ class TrainSettings:
     threads: int | None = None
     config: dict = field(default_factory=dict)
     backbone_weights: str | None = None  # torchvision frame backbone weights to start from
+    init_from: str | None = None  # a checkpoint (zoo name or path) whose matching weights start the run
+    init_prefix: str = ""  # only the weights whose names start with this (e.g. "frame_encoder.")
     frames: int | None = None  # clip length and frame size (None: Moving Shapes' 32 frames of 112x112)
     size: int | None = None
     progress: str | None = None  # JSON-lines progress log (appended to)
@@ -394,6 +396,33 @@ def train(s: TrainSettings, command: str | None = None, log=print, stop: StopReq
         progress.close()
 
 
+def init_from_checkpoint(net: torch.nn.Module, source: str | Path, prefix: str = "") -> dict:
+    """Copy into ``net`` every weight of checkpoint ``source`` (a zoo name or a path) whose name
+    starts with ``prefix`` and whose name and shape match one of ``net``'s (transfer learning:
+    e.g. a trained model's frame encoder under a new temporal head).  Returns {"source",
+    "sha256", "tensors": [names copied]}; an error when nothing matches or a name clashes in shape."""
+    from .checkpoint import checkpoint_stem, read_state_dict
+    from .external import file_facts
+    from .zoo import checkpoints_dir
+
+    stem = checkpoint_stem(source)
+    if not Path(f"{stem}.safetensors").exists() and (checkpoints_dir() / f"{source}.safetensors").exists():
+        stem = checkpoints_dir() / str(source)
+    weights = Path(f"{stem}.safetensors")
+    if not weights.exists():
+        raise ValueError(f"--init-from: no checkpoint {source} ({weights} does not exist)")
+    theirs = {k: v for k, v in read_state_dict(weights).items() if k.startswith(prefix)}
+    own = net.state_dict()
+    clash = [k for k in theirs if k in own and tuple(own[k].shape) != tuple(theirs[k].shape)]
+    if clash:
+        raise ValueError(f"--init-from: {weights.name} has {clash[0]} with another shape than this model's")
+    copied = sorted(k for k in theirs if k in own)
+    if not copied:
+        raise ValueError(f"--init-from: no weight of {weights.name} named {prefix!r}... matches this model's")
+    net.load_state_dict({**own, **{k: theirs[k] for k in copied}})
+    return {"source": str(source), "sha256": file_facts(weights)["sha256"], "tensors": copied}
+
+
 def _train(s: TrainSettings, command: str | None, log, stop: StopRequest, progress: ProgressLog) -> dict:
     from tqdm import tqdm
 
@@ -409,6 +438,10 @@ def _train(s: TrainSettings, command: str | None, log, stop: StopRequest, progre
     model = model_for_task(s.arch, s.task, s.config, name=name, input_spec=input_spec_for(s.arch, s))
     if s.backbone_weights:
         load_backbone_weights(model.net.frame_encoder, s.backbone_weights)
+    start_weights = None
+    if s.init_from:
+        start_weights = init_from_checkpoint(model.net, s.init_from, s.init_prefix)
+        log(f"{len(start_weights['tensors'])} tensors start from {s.init_from} ({start_weights['sha256'][:12]})")
     model.to(device)
     opt = torch.optim.AdamW(model.parameters(), lr=s.lr, weight_decay=s.weight_decay)
     schedule = torch.optim.lr_scheduler.LambdaLR(
@@ -529,6 +562,7 @@ def _train(s: TrainSettings, command: str | None, log, stop: StopRequest, progre
             "curve": curve,
             "torch": torch.__version__,
             "device": str(model.device) if model.device.type == "cpu" else torch.cuda.get_device_name(model.device),
+            **({"init_from": start_weights} if start_weights else {}),
         },
         metrics={
             "test": test,
