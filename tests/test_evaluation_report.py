@@ -261,6 +261,28 @@ def test_a_resumed_zoo_run_keeps_results_only_for_the_same_weights_and_settings(
     assert stored["b-sides"]["sha256"] == report.weights_sha256(tmp_path / "b-sides.safetensors")
     assert stored["a-sides"]["settings"]["noise"] == 20.0
     measured.clear()
+    report.evaluate_zoo(["a-sides"], 2, methods=["gradcam"], device="cpu", resume=True, noise=20)
+    assert measured == []  # 20 and 20.0 are the same setting
+    card = json.loads((tmp_path / "a-sides.json").read_text())
+    card["metrics"] = {"test": {"retested": {"accuracy": 0.5, "clips": 9}}}
+    (tmp_path / "a-sides.json").write_text(json.dumps(card))
+    kept = report.evaluate_zoo(["a-sides"], 2, methods=["gradcam"], device="cpu", resume=True, noise=20.0)
+    assert measured == [] and kept["models"]["a-sides"]["headline"] == "50.0% accuracy (retested, 9 clips)"
+    report.evaluate_zoo(["a-sides"], 2, methods=["gradcam"], device="cpu", resume=True, noise=20.0, slow_clips=1)
+    assert measured == ["a-sides"]  # another setting (TSR's clips)
+    stored = json.loads((tmp_path / report.RESULTS_FILE).read_text())
+    del stored["models"]["a-sides"]["settings"]  # measured before settings were recorded
+    (tmp_path / report.RESULTS_FILE).write_text(json.dumps(stored))
+    report.evaluate_zoo(["a-sides"], 2, methods=["gradcam"], device="cpu", resume=True, noise=20.0, slow_clips=1)
+    assert measured == ["a-sides", "a-sides"]
+    real_code = report.code_fingerprint
+    monkeypatch.setattr(report, "code_fingerprint", lambda: "other code")
+    report.evaluate_zoo(["a-sides"], 2, methods=["gradcam"], device="cpu", resume=True, noise=20.0, slow_clips=1)
+    assert measured == ["a-sides"] * 3  # measured by other code: measured again
+    monkeypatch.setattr(report, "code_fingerprint", real_code)
+    measured.clear()
+    report.evaluate_zoo(["a-sides", "b-sides"], 2, methods=["gradcam"], device="cpu", noise=20.0)  # both, fresh
+    measured.clear()
     out = tmp_path / "EVAL.md"
     args = ["evaluate", "--suite", "all", "--zoo", "--resume", "--n", "2", "--methods", "gradcam", "--noise", "20"]
     assert main([*args, "--store", "--quiet", "--markdown", str(out)]) == 0

@@ -234,6 +234,18 @@ def test_pickles_that_need_code_are_refused_without_running(tmp_path):
         load_model(tmp_path / "model.pkl", device="cpu")
 
 
+def test_a_pt_file_that_is_no_pickle_is_called_unreadable_not_code(tmp_path):
+    from xai_core.models.checkpoint import read_state_dict
+
+    (tmp_path / "page.pt").write_text("<html><body>Sign in to download</body></html>")
+    (tmp_path / "noise.pt").write_bytes(np.random.default_rng(0).bytes(100))
+    for name in ("page.pt", "noise.pt"):
+        with pytest.raises(ModelError, match=f"{name} is not a readable PyTorch weights file") as refused:
+            read_state_dict(tmp_path / name)
+        message = str(refused.value)
+        assert "needs code" not in message and "weights_only" not in message and "\n" not in message
+
+
 def test_pt_without_tensors_is_refused(tmp_path):
     torch.save({"weights": [1, 2, 3]}, tmp_path / "m.pt")
     (tmp_path / "m.json").write_text(json.dumps(make_card(small_model("r3d"))))

@@ -96,13 +96,41 @@ def test_a_run_can_start_from_another_checkpoints_frame_encoder(tmp_path):
         init_from_checkpoint(target.net, tmp_path / "missing")
     out = tmp_path / "lstm-pause"
     command = ["train", "--arch", "cnn_lstm", "--task", "pause", "--out", str(out), "--frames", "8", "--size", "64",
-               "--steps", "2", "--batch-size", "2", "--validate-every", "2", "--validation-clips", "2",
+               "--steps", "2", "--lr", "0", "--batch-size", "2", "--validate-every", "2", "--validation-clips", "2",
                "--test-clips", "2", "--robustness-clips", "2", "--init-from", str(tmp_path / "src"),
                "--init-prefix", "frame_encoder."]  # fmt: skip
     assert main(command) == 0
     training = json.loads((tmp_path / "lstm-pause.json").read_text())["training"]
     assert training["init_from"] == json.loads(json.dumps(facts)) and "--init-from" in training["command"]
     assert training["settings"]["init_prefix"] == "frame_encoder."
+    trained = load_checkpoint(out).net.state_dict()  # lr 0: the saved model is where the run started
+    convs = [k for k in facts["tensors"] if k.endswith(".0.weight")]  # (batch-norm statistics are recalibrated)
+    assert convs and all(torch.equal(trained[k], theirs[k]) for k in convs)
+    assert main(["train", "--arch", "cnn_lstm", "--task", "pause", "--out", str(tmp_path / "x"),
+                 "--init-prefix", "frame_encoder."]) == 2  # fmt: skip
+
+
+def test_a_resumed_run_keeps_the_record_of_the_weights_it_started_from(tmp_path):
+    from xai_core.models.checkpoint import make_card, save_checkpoint
+
+    source = small_model("cnn_lstm")
+    save_checkpoint(source, tmp_path / "src", make_card(source))
+    settings = TrainSettings(arch="cnn_lstm", task="pause", out=str(tmp_path / "p"), frames=8, size=64,
+                             init_from=str(tmp_path / "src"), init_prefix="frame_encoder.", **TINY)  # fmt: skip
+
+    def stop_after_first_validation(message: str) -> None:
+        if '"step": 2' in message:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        train(settings, log=stop_after_first_validation)
+    first = json.loads(torch.load(tmp_path / "p.resume.pt", weights_only=True)["init_from"])
+    for suffix in (".json", ".safetensors"):
+        (tmp_path / f"src{suffix}").unlink()  # the source is gone: the resumed run does not need it
+    said = []
+    card = train(settings, log=said.append)
+    assert said[0] == "resuming p at step 2" and card["training"]["init_from"] == first
+    assert first["sha256"] and first["tensors"][0].startswith("frame_encoder.")
 
 
 def test_robustness_covers_the_apps_conditions_at_the_ends_of_their_ranges():

@@ -204,10 +204,20 @@ def _cmd_shapes(args: argparse.Namespace) -> int:
     return 0
 
 
+def positive_int(text: str) -> int:
+    """argparse type: an integer of at least 1."""
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"takes a whole number of at least 1, got {text}")
+    return value
+
+
 def _cmd_train(args: argparse.Namespace) -> int:
     from .models.training import TrainSettings, train
 
     config = json.loads(args.config) if args.config else {}
+    if args.init_prefix and not args.init_from:
+        raise ValueError("--init-prefix chooses which weights --init-from copies: give --init-from too")
     settings = TrainSettings(
         arch=args.arch,
         task=args.task,
@@ -540,8 +550,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--init-from",
         default=None,
         metavar="CHECKPOINT",
-        help="start from the weights of this checkpoint (zoo name or path) whose names and shapes match this "
-        "model's, e.g. a trained model's frame encoder (the card records the source and its sha256)",
+        help="start from a checkpoint's weights (zoo name or path to NAME.safetensors): every weight under "
+        "--init-prefix that this model also has, by name (a shape mismatch is an error), e.g. a trained model's "
+        "frame encoder; the card records the source, its sha256 and the tensors",
     )
     p.add_argument(
         "--init-prefix",
@@ -577,7 +588,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--threads", type=int, default=None)
     p.set_defaults(func=_cmd_retest)
 
-    p = sub.add_parser("evaluate", help="score methods against Moving Shapes' ground truth (pointing game, ranks, ...)")
+    p = sub.add_parser(
+        "evaluate",
+        help="score methods against Moving Shapes' ground truth (pointing game, ranks, ...)",
+        allow_abbrev=False,  # the report quotes the command as typed, less --resume
+    )
     p.add_argument(
         "--suite",
         required=True,
@@ -602,13 +617,14 @@ def build_parser() -> argparse.ArgumentParser:
         "--resume",
         action="store_true",
         help="--zoo: keep a model's stored results when they were measured on the same weights with the same "
-        "settings (clips, seed, methods, noise, distractors, parameters); measure the others",
+        "settings (clips, seed, methods, noise, distractors, parameters, --slow-n, the card's config) by the same "
+        "code; measure the others (results are stored when every method runs, or with --store)",
     )
     p.add_argument("--methods", default=None, help="comma-separated method names (default: every usable one)")
     p.add_argument("--n", type=int, required=True, help="number of clips")
     p.add_argument(
         "--slow-n",
-        type=int,
+        type=positive_int,
         default=None,
         metavar="K",
         help="run TSR (minutes a clip on a CPU) on the first K of the N clips only; its rows say n=K",

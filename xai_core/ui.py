@@ -449,8 +449,8 @@ def _zoo_survival(name: str, folder: str, stamp: tuple) -> dict[str, tuple[int, 
     entry = stored_entry(name, weights_sha256(Path(folder) / f"{name}.safetensors"), Path(folder))
     if entry is None:
         return {}
-    clips = int(entry["sanity"].get("clips", 0))
-    return {row["method"]: (clips, survival(row)) for row in entry["sanity"]["rows"]}
+    clips = int(entry["sanity"].get("clips", 0))  # a method run on fewer clips (TSR, --slow-n) says how many
+    return {row["method"]: (int(row.get("spearman_all_n", clips)), survival(row)) for row in entry["sanity"]["rows"]}
 
 
 def sanity_survival(model: VideoModel, device: str) -> dict[str, float]:

@@ -13,6 +13,8 @@ method whose maps survive randomisation for exactly those weights (``survival_fo
 
 from __future__ import annotations
 
+import functools
+import hashlib
 import json
 import time
 from collections.abc import Callable
@@ -105,6 +107,23 @@ def weights_sha256(path: str | Path) -> str:
     return file_facts(Path(path))["sha256"]
 
 
+# app and command-line files: they lay figures out, they do not compute them
+NOT_COMPUTING = ("ui.py", "cli.py", "zoo_report.py", "model_upload.py", "__main__.py")
+
+
+@functools.cache
+def code_fingerprint() -> str:
+    """sha256 of the source of ``xai_core`` (less the app's and the command line's files): a
+    stored evaluation is resumed only when it was measured by exactly this code."""
+    root = Path(__file__).resolve().parents[1]
+    digest = hashlib.sha256()
+    for path in sorted(root.rglob("*.py")):
+        if path.parent == root and path.name in NOT_COMPUTING:
+            continue
+        digest.update(path.relative_to(root).as_posix().encode() + b"\0" + path.read_bytes() + b"\0")
+    return digest.hexdigest()
+
+
 def every_method(model: VideoModel, suite: str) -> list[str]:
     """Every method the suite can score on ``model``, the slow ones (TSR) included."""
     usable = suite_methods(model, suite, None)
@@ -171,18 +190,30 @@ def evaluate_zoo(
     model's results are written to ``folder/RESULTS_FILE`` as soon as they are measured (a
     stopped run keeps them), replacing that model's earlier results: the app's warnings read them.
     With ``resume``, a model whose stored results were measured on the same weights (sha256) with
-    the same settings (clips, seed, methods, noise, distractors, parameters) keeps them instead of
-    being measured again: a long zoo run stopped part-way goes on where it stopped, and a model
-    retrained later is measured alone.  ``options``: noise, distractors, params (as for
-    ``evaluate_model``)."""
+    the same settings (clips, seed, methods, noise, distractors, parameters, TSR's clips, the
+    card's config) by the same code (``code_fingerprint``) keeps them instead of being measured
+    again: a long zoo run stopped part-way goes on where it stopped, and a model retrained later
+    is measured alone.  The card's facts (headline, priors) are read again either way.
+    ``options``: noise, distractors, params, slow_clips (as for ``evaluate_model``)."""
 
     folder = Path(folder) if folder is not None else checkpoints_dir()
     start = time.perf_counter()
-    evaluation = {"format": FORMAT, "clips": n, "seed": seed, "slow_clips": options.get("slow_clips"), "models": {}}
+    slow_clips = options.get("slow_clips")
+    if slow_clips is not None and slow_clips >= n:
+        options["slow_clips"] = slow_clips = None  # every clip: the same run as without it
+    evaluation = {"format": FORMAT, "clips": n, "seed": seed, "slow_clips": slow_clips, "models": {}}
     for name in names:
         sha256 = weights_sha256(folder / f"{name}.safetensors")
         model = load_checkpoint(folder / name, device=resolve_device(device))
         card = read_card(folder / name)
+        facts = {  # read from the card every time: a retest or a card fix shows at once
+            "sha256": sha256,
+            "arch": card["arch"],
+            "task": (card.get("training") or {}).get("settings", {}).get("task") or shapes_task(model) or card["task"],
+            "frames": model.input_spec.frames,
+            "priors": architecture_priors(card["arch"], card_config(card)),
+            "headline": _headline(card),
+        }
         wanted = {
             "n": n,
             "seed": seed,
@@ -190,22 +221,20 @@ def evaluate_zoo(
             "noise": float(options.get("noise", 8.0)),
             "distractors": int(options.get("distractors", 2)),
             "params": options.get("params") or {},
-            "slow_clips": options.get("slow_clips"),
+            "slow_clips": slow_clips,
+            "config": card_config(card),  # what the weights compute with
+            "code": code_fingerprint(),  # the code that computed the figures
         }
         earlier = stored_entry(name, sha256, folder) if resume else None
         if earlier is not None and jsonable(earlier.get("settings")) == jsonable(wanted):
             if progress is not None:
-                progress(name, 1, 1, "kept from an earlier run on these weights with these settings")
-            evaluation["models"][name] = earlier
+                progress(name, 1, 1, "kept from an earlier run on these weights with these settings and code")
+            kept = {k: earlier[k] for k in ("sanity", "temporal", "skipped") if k in earlier}
+            evaluation["models"][name] = {**facts, "settings": wanted, **kept}
             continue
         report = None if progress is None else (lambda d, t, w, name=name: progress(name, d, t, w))
         evaluation["models"][name] = {
-            "sha256": sha256,
-            "arch": card["arch"],
-            "task": (card.get("training") or {}).get("settings", {}).get("task") or shapes_task(model) or card["task"],
-            "frames": model.input_spec.frames,
-            "priors": architecture_priors(card["arch"], card_config(card)),
-            "headline": _headline(card),
+            **facts,
             "settings": wanted,
             **evaluate_model(model, n, seed, methods, report, **options),
         }
@@ -225,9 +254,13 @@ def _headline(card: dict) -> str:
     return "no test figure in its card"
 
 
-def _cell(row: dict, key: str, kind: str, clips: int) -> str:
-    """``cell`` with the number of clips where fewer than all of them gave a value."""
-    return cell(row, key, kind, clips)
+def _fewer_clips(evaluation: dict) -> bool:
+    """Whether some model's sanity rows hold a method measured on fewer clips than the rest."""
+    return any(
+        row.get("spearman_all_n", entry["sanity"]["clips"]) < entry["sanity"]["clips"]
+        for entry in evaluation["models"].values()
+        for row in entry["sanity"]["rows"]
+    )
 
 
 def _table(rows: list[dict], groups: list[tuple[str, list, str]], clips: int) -> list[str]:
@@ -241,7 +274,7 @@ def _table(rows: list[dict], groups: list[tuple[str, list, str]], clips: int) ->
     lines = ["| " + " | ".join(header) + " |", "|---|" + "---|" * (len(header) - 1)]
     for row in rows:
         mark = " ⚠" if survival(row) > SURVIVES else ""
-        cells = [_cell(row, key, kind, clips) for key, kind in keys]
+        cells = [cell(row, key, kind, clips) for key, kind in keys]
         lines.append(f"| `{row['method']}`{mark} | " + " | ".join(cells) + " |")
     return lines
 
@@ -363,7 +396,7 @@ def to_markdown(evaluation: dict, command: str) -> str:
         + (
             f" TSR, which takes minutes a clip on a CPU, was run on the first {evaluation['slow_clips']} clips "
             "(its figures say n)."
-            if evaluation.get("slow_clips")
+            if evaluation.get("slow_clips") and _fewer_clips(evaluation)
             else ""
         ),
         "",

@@ -42,10 +42,11 @@ def checkpoint_stem(path: str | Path) -> Path:
     return path.with_suffix("") if path.suffix in (".json", ".safetensors", *TORCH_SUFFIXES) else path
 
 
-def _needed_code(exc: Exception) -> str:
-    """The first global a refused pickle asks for, as " (it calls NAME)", from torch's message."""
+def _needed_code(exc: Exception) -> str | None:
+    """The first global a refused pickle asks for (e.g. "io.open"), from torch's message; None when
+    the file was not refused for code (it is not a pickle torch can read)."""
     found = re.search(r"Unsupported global: GLOBAL ([\w.]+)", str(exc))
-    return f" (it calls {found.group(1)})" if found else ""
+    return found.group(1) if found else None
 
 
 def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
@@ -58,12 +59,19 @@ def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
                 warnings.simplefilter("ignore")
                 state = torch.load(path, map_location="cpu", weights_only=True)
         except pickle.UnpicklingError as exc:
+            needed = _needed_code(exc)
+            if needed is None:  # not a pickle torch can read at all (a damaged file, a web page, ...)
+                found = re.search(r"Unsupported operand (\S+)", str(exc))
+                why = f" (unknown pickle operand {found.group(1)})" if found else ""
+                raise ModelError(f"{path.name} is not a readable PyTorch weights file{why}") from None
             raise ModelError(
-                f"{path.name} is refused: it is a pickle that needs code to load{_needed_code(exc)}, and only plain "
-                "tensors are loaded here. Save the model's state_dict with torch.save, or use safetensors."
+                f"{path.name} is refused: it is a pickle that needs code to load (it calls {needed}), and only "
+                "plain tensors are loaded here. Save the model's state_dict with torch.save, or use safetensors."
             ) from None
-        except (OSError, RuntimeError, EOFError, ValueError) as exc:
-            raise ModelError(f"{path.name} is not a readable PyTorch weights file: {exc}") from None
+        except (OSError, RuntimeError, EOFError, ValueError, KeyError, IndexError) as exc:
+            raise ModelError(
+                f"{path.name} is not a readable PyTorch weights file: {type(exc).__name__} {exc}"
+            ) from None
         if isinstance(state, dict) and isinstance(state.get("state_dict"), dict):
             state = state["state_dict"]
         if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):

@@ -397,8 +397,8 @@ def train(s: TrainSettings, command: str | None = None, log=print, stop: StopReq
 
 
 def init_from_checkpoint(net: torch.nn.Module, source: str | Path, prefix: str = "") -> dict:
-    """Copy into ``net`` every weight of checkpoint ``source`` (a zoo name or a path) whose name
-    starts with ``prefix`` and whose name and shape match one of ``net``'s (transfer learning:
+    """Copy into ``net`` every weight of checkpoint ``source`` (a path to NAME[.safetensors], else
+    a zoo name) whose name starts with ``prefix`` and that ``net`` also has (transfer learning:
     e.g. a trained model's frame encoder under a new temporal head).  Returns {"source",
     "sha256", "tensors": [names copied]}; an error when nothing matches or a name clashes in shape."""
     from .checkpoint import checkpoint_stem, read_state_dict
@@ -406,11 +406,13 @@ def init_from_checkpoint(net: torch.nn.Module, source: str | Path, prefix: str =
     from .zoo import checkpoints_dir
 
     stem = checkpoint_stem(source)
-    if not Path(f"{stem}.safetensors").exists() and (checkpoints_dir() / f"{source}.safetensors").exists():
-        stem = checkpoints_dir() / str(source)
+    if not Path(f"{stem}.safetensors").exists() and (checkpoints_dir() / f"{stem.name}.safetensors").exists():
+        stem = checkpoints_dir() / stem.name
     weights = Path(f"{stem}.safetensors")
     if not weights.exists():
-        raise ValueError(f"--init-from: no checkpoint {source} ({weights} does not exist)")
+        raise ValueError(
+            f"--init-from: no checkpoint {source} (neither {weights} nor {stem.name} in the zoo, {checkpoints_dir()})"
+        )
     theirs = {k: v for k, v in read_state_dict(weights).items() if k.startswith(prefix)}
     own = net.state_dict()
     clash = [k for k in theirs if k in own and tuple(own[k].shape) != tuple(theirs[k].shape)]
@@ -438,8 +440,12 @@ def _train(s: TrainSettings, command: str | None, log, stop: StopRequest, progre
     model = model_for_task(s.arch, s.task, s.config, name=name, input_spec=input_spec_for(s.arch, s))
     if s.backbone_weights:
         load_backbone_weights(model.net.frame_encoder, s.backbone_weights)
+    resume = Path(f"{stem}.resume.pt")
+    state = torch.load(resume, weights_only=True, map_location=device) if resume.exists() else None
     start_weights = None
-    if s.init_from:
+    if state is not None and "init_from" in state:  # what the run started from, as its first session recorded it
+        start_weights = json.loads(state["init_from"])
+    elif s.init_from:  # (a resume file from before the record: the source as it is now)
         start_weights = init_from_checkpoint(model.net, s.init_from, s.init_prefix)
         log(f"{len(start_weights['tensors'])} tensors start from {s.init_from} ({start_weights['sha256'][:12]})")
     model.to(device)
@@ -447,10 +453,8 @@ def _train(s: TrainSettings, command: str | None, log, stop: StopRequest, progre
     schedule = torch.optim.lr_scheduler.LambdaLR(
         opt, lambda i: min(1.0, (i + 1) / 100) * 0.5 * (1 + math.cos(math.pi * min(i, s.steps) / s.steps))
     )
-    resume = Path(f"{stem}.resume.pt")
     start, curve, best, seconds = 0, [], None, 0.0
-    if resume.exists():
-        state = torch.load(resume, weights_only=True, map_location=device)
+    if state is not None:
         model.net.load_state_dict(state["net"])
         opt.load_state_dict(state["opt"])
         schedule.load_state_dict(state["schedule"])
@@ -488,6 +492,7 @@ def _train(s: TrainSettings, command: str | None, log, stop: StopRequest, progre
                 "seconds": time.time() - t0,
                 "curve": json.dumps(curve),
                 "best": json.dumps(best),
+                **({"init_from": json.dumps(start_weights)} if start_weights else {}),
             },
             resume,
         )
