@@ -1,12 +1,14 @@
 """Regenerate docs/screenshot.png and docs/temporal.png: the Explain and Temporal pages on the
 bundled zoo, in a real browser.
 
-    python docs/make_screenshot.py            # needs Debian's chromium and the playwright package
+    python docs/make_screenshot.py                 # needs Debian's chromium and the playwright package
+    python docs/make_screenshot.py --explain-only  # docs/screenshot.png alone
 
 Starts the app on a free localhost port, opens it in headless Chromium, waits until the Explain
-page shows the frame where the clip's frame-importance curve peaks (where the page starts), and
-saves the whole page; then picks cnn_lstm-pause and a clip with a pause, runs one-step TSR on the
-Temporal page (with a throw-away run store) and saves that page.
+page shows the frame where the clip's frame-importance curve peaks (where the page starts); when
+that is frame 0, which has no previous frame and so no motion input, it moves the scrubber to the
+highest peak after it; and saves the whole page.  Then it picks cnn_lstm-pause and a clip with a
+pause, runs one-step TSR on the Temporal page (with a throw-away run store) and saves that page.
 """
 
 from __future__ import annotations
@@ -43,16 +45,18 @@ def wait_idle(page) -> None:
     )
 
 
-def most_important_frame() -> int:
-    """Where the Grad-CAM frame-importance curve of the page's default model and clip peaks."""
+def important_frames() -> tuple[int, int]:
+    """Where the Grad-CAM frame-importance curve of the page's default model and clip peaks, and
+    where it peaks after frame 0."""
     import xai_core
 
     model = xai_core.load_model("cnn_transformer-sides", device="cpu")
-    return int(xai_core.explain(model, xai_core.load_video(DEFAULT_CLIP, model=model), "gradcam").temporal.argmax())
+    curve = xai_core.explain(model, xai_core.load_video(DEFAULT_CLIP, model=model), "gradcam").temporal
+    return int(curve.argmax()), 1 + int(curve[1:].argmax())
 
 
-def main() -> None:
-    frame = most_important_frame()
+def main(explain_only: bool = False) -> None:
+    frame, later = important_frames()
     port = free_port()
     env = {**os.environ, "STREAMLIT_BROWSER_GATHER_USAGE_STATS": "false", "XAI_RUNS": tempfile.mkdtemp()}
     server = subprocess.Popen(
@@ -89,18 +93,25 @@ def main() -> None:
             page.goto(f"http://127.0.0.1:{port}/")
             page.get_by_text(f"frame {frame} of 32").first.wait_for(timeout=120_000)
             wait_idle(page)
+            if frame == 0:  # no previous frame, no motion input: show the strongest frame that has one
+                page.locator('[data-testid="stMain"]').get_by_role("slider").first.focus()  # the Frame scrubber
+                for _ in range(later):
+                    page.keyboard.press("ArrowRight")
+                page.get_by_text(f"frame {later} of 32").first.wait_for(timeout=120_000)
+                wait_idle(page)
             height = page.evaluate("() => document.querySelector('[data-testid=\"stMain\"]').scrollHeight")
             page.set_viewport_size({"width": 1400, "height": max(1000, int(height))})
             wait_idle(page)
             OUT.parent.mkdir(exist_ok=True)
             page.screenshot(path=str(OUT), full_page=True)
             page.set_viewport_size({"width": 1400, "height": 1000})
-            temporal(page)
+            if not explain_only:
+                temporal(page)
             browser.close()
     finally:
         server.terminate()
         server.wait(timeout=20)
-    print(f"wrote {OUT} and {TEMPORAL_OUT}")
+    print(f"wrote {OUT}" + ("" if explain_only else f" and {TEMPORAL_OUT}"))
 
 
 def temporal(page) -> None:
@@ -132,4 +143,4 @@ def temporal(page) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    main(explain_only="--explain-only" in sys.argv[1:])
