@@ -59,14 +59,16 @@ def test_notebook_runs(path):
         assert "refused:" in text and "this would have run" not in text  # the pickle's code never ran
     if path.name == "03_temporal.ipynb":
         text = outputs_text(nb)
-        # frame masking with a blurred frame ranks the pause frames high; black and held frames do not
-        blur = re.search(r"blur: 32 clips in [\d.]+ s; pause frames' mean rank ([\d.]+)", text)
-        held = re.search(r"previous: 32 clips in [\d.]+ s; pause frames' mean rank ([\d.]+)", text)
-        assert blur and held and float(blur[1]) > 0.65 > float(held[1])
-        tsr = re.search(
-            r"tsr: \d+ saliency maps' worth in [\d.]+ s \(GradientChange\); pause frames' mean rank ([\d.]+)", text
+        # what the notebook's text says of its clip: masking one frame at a time, with any baseline, ranks the
+        # 14 pause frames below chance (the answer survives losing any one of them); TSR ranks them high
+        masked = re.findall(r"(blur|zero|previous): 32 clips in [\d.]+ s; pause frames' mean rank ([\d.]+)", text)
+        assert [b for b, _ in masked] == ["blur", "zero", "previous"] and all(float(r) < 0.5 for _, r in masked)
+        tsr = re.findall(
+            r"tsr(?:_onestep)?: \d+ saliency maps' worth in [\d.]+ s \(GradientChange\); pause frames' mean rank "
+            r"([\d.]+)",
+            text,
         )
-        assert tsr and float(tsr[1]) > 0.55  # above chance, the fast exact engine
+        assert len(tsr) == 2 and all(float(r) > 0.65 for r in tsr)  # well above chance, the fast exact engine
         insertion = re.search(r"insertion AUC ([\d.]+) \(random ([\d.]+)\)", text)
         assert insertion and float(insertion[1]) > float(insertion[2])
         assert "| `frame_mask` (positive) |" in text
