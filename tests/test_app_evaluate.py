@@ -35,13 +35,15 @@ def test_a_localization_run_shows_its_table(app_zoo):
     result = next(iter(ui_results(at).values()))
     for row, (_, shown) in zip(result["rows"], table.iloc[::2].iterrows(), strict=True):
         assert shown["peak on shape"] == f"{row['inside']:.1%} ± {row['inside_se']:.1%}"
+        assert shown["pointing game"] == f"{row['pointing']:.1%} ± {row['pointing_se']:.1%}"
         value = survival(row)
         assert shown["survives randomisation (Spearman)"] == ("⚠ " if value > 0.5 else "") + format_value(
             value, "ratio"
         )
         warned = any(w.value.startswith(f"{row['method']}: its maps survive randomising") for w in at.warning)
         assert warned == (value > 0.5)
-    assert all(0 <= r["inside"] <= r["within_4px"] <= 1 and r["area_share"] > 0 for r in result["rows"])
+    for r in result["rows"]:
+        assert 0 <= r["inside"] <= r["within_4px"] <= r["pointing"] <= 1 and r["area_share"] > 0
     # another suite keeps the first result in the session
     at.radio(key="eval_suite").set_value("temporal").run()
     earlier = next(e for e in at.expander if e.label == "Earlier results in this session (1)")

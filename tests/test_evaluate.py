@@ -15,6 +15,7 @@ from conftest import small_model
 from xai_core.cli import main
 from xai_core.evaluate import (
     pointing_game,
+    pointing_tolerance,
     randomized_copy,
     rank_scores,
     read_map,
@@ -71,6 +72,20 @@ def test_pointing_game_on_a_map_with_known_peaks():
     assert s["within_4px"].tolist() == [True, True, False]
     assert s["on_distractor"].tolist() == [False, False, True]
     np.testing.assert_allclose(s["mass_on_shape"], [1 / 1.5, 0, 0])
+    assert s["pointing"].tolist() == [True, False, False]  # 15 px at 224: 1.34 px on a 20-pixel frame
+
+
+def test_the_pointing_games_tolerance_is_15_pixels_at_224_scaled_to_the_frame():
+    assert pointing_tolerance(224, 224) == 15 and pointing_tolerance(112, 160) == 7.5
+    target = np.zeros((4, 112, 112), bool)
+    target[:, 50:60, 20:30] = True  # rightmost column 29
+    view = np.zeros((4, 112, 112))
+    for t, column in enumerate([29, 36, 37, 38]):  # 0, 7, 8 and 9 px right of the shape
+        view[t, 55, column] = 1.0
+    s = pointing_game(view, target)
+    assert s["pointing"].tolist() == [True, True, False, False]  # within 7.5 px
+    assert s["inside"].tolist() == [True, False, False, False]
+    assert s["within_4px"].tolist() == [True, False, False, False]
 
 
 def test_rank_scores_against_a_sorting_reference():
@@ -280,6 +295,7 @@ def test_zoo_gradcam_is_earned_by_the_honest_model_and_built_into_the_gated_one(
     honest = xai_core.load_model("cnn_transformer-sides", device="cpu")
     row = run_suite("localization", honest, ["gradcam"], n=3, randomised=True)["rows"][0]
     assert row["inside"] > 0.4 and row["inside"] >= row["random_inside"] + 0.2  # the weights find the shape
+    assert row["pointing"] >= 0.8 and row["pointing"] >= row["random_pointing"] + 0.2  # issue 16, point 4
     assert survival(row) < 0.3  # and the map depends on them
     gated = xai_core.load_model("cnn_transformer-sides-gated", device="cpu")
     row = run_suite("localization", gated, ["gradcam"], n=2, randomised=True)["rows"][0]

@@ -97,26 +97,32 @@ def test_figures_hold_on_an_independent_implementation(name):
 
 
 @pytest.mark.parametrize(
-    "name, inside, near",
-    [("cnn_transformer-sides", 0.35, 0.65), ("cnn_transformer-sides-gated", 0.85, 0.9), ("r3d-sides", 0.2, 0.5)],
+    "name, pointing, inside, near",
+    [
+        ("cnn_transformer-sides", 0.9, 0.35, 0.65),
+        ("cnn_transformer-sides-gated", 0.9, 0.85, 0.9),
+        ("r3d-sides", 0.75, 0.2, 0.5),
+    ],
 )
-def test_gradcam_peaks_on_the_moving_shape(name, inside, near):
-    """Over frames 1..31 of independent clips, the Grad-CAM maximum lies on the moving shape, and
-    within 4 pixels of it (one cell of cnn_transformer's 28x28 map), at least this often; a map that
-    ignored the evidence would hit the shape on about its area share, ~3% of the frame.  Measured by
-    benchmarks/localization.py on 60 other independent clips: cnn_transformer-sides 49% on / 82%
-    near (learned), -gated 95% / 97% (its mask), r3d 44% / 78%; on these 12 clips 39% / 83%,
-    96% / 98% and 29% / 65% (the predicted class explained)."""
+def test_gradcam_peaks_on_the_moving_shape(name, pointing, inside, near):
+    """Over frames 1..31 of independent clips, the Grad-CAM maximum lies within the pointing game's
+    tolerance of the moving shape (7.5 pixels at 112: Zhang et al.'s 15 at 224), on the shape, and
+    within 4 pixels of it, at least this often; a map that ignored the evidence would hit the shape
+    on about its area share, ~3% of the frame.  Measured on these 12 clips (the predicted class
+    explained): pointing 96.8% / 98.4% / 86.3% for cnn_transformer-sides / -gated / r3d-sides
+    (42.5%, 98.7%, 24.5% with every weight randomised: only the gated model's survives), on the
+    shape 39% / 96% / 29%, within 4 px 83% / 98% / 65%."""
     m = model(name)
-    on_shape, within_4px, area = [], [], []
+    hits_pointing, on_shape, within_4px, area = [], [], [], []
     for seed in range(2000, 2012):
         clip = make_clip(seed, noise=8, distractors=2)
         hits = pointing_game(xai_core.explain(m, clip.video, "gradcam").spatial, clip.target_masks)
+        hits_pointing.append(hits["pointing"][1:])
         on_shape.append(hits["inside"][1:])
         within_4px.append(hits["within_4px"][1:])
         area.append(clip.target_masks[1:].mean())
-    rates = float(np.mean(on_shape)), float(np.mean(within_4px)), float(np.mean(area))
-    assert rates[0] >= inside and rates[1] >= near and rates[0] > 6 * rates[2], rates
+    rates = [float(np.mean(v)) for v in (hits_pointing, on_shape, within_4px, area)]
+    assert rates[0] >= pointing and rates[1] >= inside and rates[2] >= near and rates[1] > 6 * rates[3], rates
 
 
 def test_cli_explain_on_independent_npy(tmp_path):

@@ -89,7 +89,8 @@ SANITY_COLUMNS = [
     ("spearman_all_read", "(as read)", "ratio"),
 ]
 LOCALISATION_COLUMNS = [
-    ("inside", "pointing", "pct"),
+    ("pointing", "pointing", "pct"),
+    ("inside", "on shape", "pct"),
     ("target_over_union", "target / shapes", "ratio"),
     ("target_over_all", "target / all", "ratio"),
 ]
@@ -390,9 +391,10 @@ def to_markdown(evaluation: dict, command: str) -> str:
         "Spearman: rank correlation between the maps of the trained model and of a copy with the output "
         "layer, or every weight, randomised (Adebayo et al. 2018); near 0 means the map depends on what was "
         f"randomised. Goal: at most {SANITY_GOAL} for every gradient and CAM method; above {SURVIVES} with every "
-        "weight randomised (⚠) the app warns that the method's maps survive randomisation. Pointing: the share "
-        "of frames whose map peaks on the moving shape; target / shapes and target / all: report 001's rank "
-        "ratios (1 = no preference)."
+        "weight randomised (⚠) the app warns that the method's maps survive randomisation. Pointing: the "
+        "pointing game (Zhang et al. 2016), the share of frames whose map peaks within its tolerance of the moving "
+        "shape (15 pixels at 224, scaled to the frame: 7.5 on a 112-pixel frame); on shape: the peak on the shape "
+        "itself; target / shapes and target / all: report 001's rank ratios (1 = no preference)."
         + (
             f" TSR, which takes minutes a clip on a CPU, was run on the first {evaluation['slow_clips']} clips "
             "(its figures say n)."
@@ -400,21 +402,27 @@ def to_markdown(evaluation: dict, command: str) -> str:
             else ""
         ),
         "",
-        f"| model | prior | task figure | Grad-CAM pointing, trained | randomised | above {SANITY_GOAL} (copy) |",
-        "|---|---|---|---|---|---|",
+        f"| model | prior | task figure | Grad-CAM pointing, trained | randomised | on shape, trained | randomised "
+        f"| above {SANITY_GOAL} (copy) |",
+        "|---|---|---|---|---|---|---|---|",
     ]
     for name, entry in models.items():
         rows = entry["sanity"]["rows"]
         gradcam = next((r for r in rows if r["method"] == "gradcam"), None)
-        pointing = cell(gradcam, "inside", "pct") if gradcam else "n/a"
-        random = cell(gradcam, "random_inside", "pct") if gradcam else "n/a"
+        pointing, random, on_shape, random_on_shape = (
+            cell(gradcam, key, "pct") if gradcam else "n/a"
+            for key in ("pointing", "random_pointing", "inside", "random_inside")
+        )
         over = ", ".join(
             [f"`{r['method']}` ({'all' if scope == 'all' else 'output layer'})" for r, scope, _ in flagged(rows)]
             + [f"`{m}` (not measured)" for m in unmeasured(rows)]
         )
         over = over or "none"
         prior = "yes" if entry["priors"] else "no"
-        lines.append(f"| {name} | {prior} | {entry['headline']} | {pointing} | {random} | {over} |")
+        lines.append(
+            f"| {name} | {prior} | {entry['headline']} | {pointing} | {random} | {on_shape} | {random_on_shape} "
+            f"| {over} |"
+        )
     lines += [
         "",
         "A model with a prior computes where to look by formula: its maps localise well and fail the sanity "

@@ -4,7 +4,9 @@ Maps are read the way their method declares (``MethodSpec.reading``): the positi
 magnitude for the plain gradients.  Spatial scores are per frame (``[T]`` arrays) so that a caller
 can leave frames out (frame 0 holds no motion evidence for a frame-difference model) and average.
 
-* Pointing game (``pointing_game``): where each frame's peak lies: on the target shape, within
+* Pointing game (``pointing_game``): where each frame's peak lies: within the game's tolerance of
+  the target shape (Zhang et al. 2016 count a hit within 15 pixels of the object at 224 pixels,
+  ``pointing_tolerance``: 7.5 pixels on a 112-pixel frame), on the target shape itself, within
   2 / 4 pixels of it, on a static distractor; and the share of the map's mass on the target.
 * Ranks (``rank_scores``, report 001): every pixel's percentile rank in its frame's map (ties
   share their mean rank; 1 = the largest value); the target pixels' mean rank over the mean rank
@@ -33,10 +35,21 @@ def read_map(values: np.ndarray, reading: str) -> np.ndarray:
     raise ValueError(f"unknown reading {reading!r}")
 
 
+POINTING_TOLERANCE_AT_224 = 15.0  # pixels: the pointing game's tolerance (Zhang et al. 2016) at 224 x 224
+
+
+def pointing_tolerance(height: int, width: int) -> float:
+    """The pointing game's tolerance in pixels for a frame of this size: 15 pixels per 224 of its
+    shorter side (the game's images are 224 pixels; a 112-pixel clip gets 7.5)."""
+    return POINTING_TOLERANCE_AT_224 * min(height, width) / 224
+
+
 def pointing_game(view: np.ndarray, target: np.ndarray, distractors: np.ndarray | None = None) -> dict:
     """view float [T,H,W] (already read), target / distractors bool [T,H,W] -> per-frame arrays [T]:
-    ``inside``, ``within_2px``, ``within_4px`` (bool), ``on_distractor`` (bool, with distractors),
-    ``mass_on_shape`` (float).  A frame whose map is all zero has its peak at pixel (0, 0)."""
+    ``pointing`` (the peak within ``pointing_tolerance`` of the target: the game's hit), ``inside``
+    (on the target itself), ``within_2px``, ``within_4px`` (bool), ``on_distractor`` (bool, with
+    distractors), ``mass_on_shape`` (float).  A frame whose map is all zero has its peak at pixel
+    (0, 0)."""
     frames = len(view)
     flat = view.reshape(frames, -1).argmax(1)
     ys, xs = np.unravel_index(flat, view.shape[1:])
@@ -45,7 +58,13 @@ def pointing_game(view: np.ndarray, target: np.ndarray, distractors: np.ndarray 
         [cv2.distanceTransform((~m).astype(np.uint8), cv2.DIST_L2, cv2.DIST_MASK_PRECISE) for m in target]
     )
     at_peak = distance[np.arange(frames), ys, xs]
-    scores = {"inside": at_peak == 0, "within_2px": at_peak <= 2, "within_4px": at_peak <= 4}
+    tolerance = pointing_tolerance(*view.shape[1:])
+    scores = {
+        "pointing": at_peak <= tolerance,
+        "inside": at_peak == 0,
+        "within_2px": at_peak <= 2,
+        "within_4px": at_peak <= 4,
+    }
     if distractors is not None:
         scores["on_distractor"] = distractors[np.arange(frames), ys, xs]
     total = view.sum((1, 2))

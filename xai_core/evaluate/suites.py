@@ -31,7 +31,7 @@ from ..explanation import Target
 from ..methods.registry import MethodError, method_specs
 from ..models.base import VideoModel
 from .randomize import randomized_copy
-from .scores import pointing_game, rank_scores, read_map, spearman, temporal_scores
+from .scores import pointing_game, pointing_tolerance, rank_scores, read_map, spearman, temporal_scores
 from .temporal import deletion_insertion, key_frame_overlap, key_frames, masked_accuracy
 
 SUITES = ("localization", "sanity", "temporal")
@@ -161,7 +161,8 @@ def run_suite(
     randomised: bool = False,
     slow_clips: int | None = None,
 ) -> dict:
-    """Run one suite; returns {"suite", "model", "clips", "seed", "options", "target", "rows", "seconds"},
+    """Run one suite; returns {"suite", "model", "clips", "seed", "options", "target", "rows", "seconds"}
+    (and the pointing game's ``pointing_tolerance`` in pixels for localisation and sanity),
     one row per method: for each score its mean over the clips (``KEY``), the standard error over
     the clips (``KEY_se``) and their number (``KEY_n``).  ``params``: method name -> parameters.
     ``randomised`` (localisation): also explain a copy with every weight randomised, whose scores
@@ -220,6 +221,8 @@ def run_suite(
             labels = [int(p["index"]) for p in (predict(model, c.video) for c in clips)]
         masked = masked_accuracy(model, [c.video for c in clips], labels)
         extra["masked_accuracy"] = {"accuracy": masked["accuracy"], "masked": masked["masked"].tolist()}
+    if suite in ("localization", "sanity"):
+        extra["pointing_tolerance"] = pointing_tolerance(*clips[0].video.shape[1:3])
     return {
         "suite": suite,
         "model": model.name,
@@ -316,6 +319,7 @@ def survival(row: dict) -> float:
 
 
 LOCALIZATION_COLUMNS = [
+    ("pointing", "pointing game", "pct"),
     ("inside", "peak on shape", "pct"),
     ("within_4px", "within 4 px", "pct"),
     ("on_distractor", "peak on a distractor", "pct"),
@@ -325,6 +329,7 @@ LOCALIZATION_COLUMNS = [
     ("area_share", "shape's area share", "pct"),
 ]
 RANDOMISED_COLUMNS = [
+    ("random_pointing", "randomised: pointing game", "pct"),
     ("random_inside", "randomised: peak on shape", "pct"),
     ("random_target_over_union", "randomised: target / shapes", "ratio"),
     ("random_target_over_all", "randomised: target / all", "ratio"),
@@ -337,6 +342,8 @@ COLUMNS = {
         ("spearman_logits_signed", "output layer randomised, signed", "ratio"),
         ("spearman_all", "Spearman, all weights randomised", "ratio"),
         ("spearman_all_signed", "all weights randomised, signed", "ratio"),
+        ("pointing", "pointing game", "pct"),
+        ("random_pointing", "randomised: pointing game", "pct"),
         ("inside", "peak on shape", "pct"),
         ("random_inside", "randomised: peak on shape", "pct"),
         ("target_over_union", "target / shapes rank", "ratio"),
@@ -433,6 +440,12 @@ def to_markdown(result: dict) -> str:
     for row in result["rows"]:
         cells = [cell(row, key, kind, result.get("clips")) for key, _, kind in columns]
         lines.append(f"| `{row['method']}` ({row['reading']}) | " + " | ".join(cells) + " |")
+    if "pointing_tolerance" in result:
+        lines += [
+            "",
+            f"Pointing game: the share of frames whose map peaks within {result['pointing_tolerance']:g} pixels of the "
+            "moving shape (Zhang et al. 2016: 15 pixels at 224); peak on shape: on the shape itself.",
+        ]
     warnings = [w for w in (survival_warning(r) for r in result["rows"]) if w]
     if warnings:
         lines += [""] + [f"**Warning:** {w}." for w in warnings]
