@@ -316,7 +316,26 @@ def test_a_version_1_card_that_left_the_gate_out_still_means_it(tmp_path):
     assert "architecture_priors" not in make_card(honest) and not honest.net.frame_encoder.object_readout
 
 
-@pytest.mark.xfail(strict=True, reason="issue 16: the zoo is being retrained without architecture priors")
+def test_the_zoo_refuses_a_model_that_computes_where_to_look_unless_it_is_named_gated(tmp_path, monkeypatch):
+    from conftest import small_model
+
+    import xai_core
+    from xai_core.models.base import ModelError
+    from xai_core.models.checkpoint import save_checkpoint
+
+    monkeypatch.setenv("XAI_CHECKPOINTS", str(tmp_path))
+    gated = small_model("cnn_lstm", motion_gate="object")
+    save_checkpoint(gated, tmp_path / "m-sides")
+    save_checkpoint(gated, tmp_path / "m-sides-gated")
+    save_checkpoint(small_model("cnn_lstm", object_readout=True), tmp_path / "r-sides")
+    save_checkpoint(small_model("cnn_lstm"), tmp_path / "h-sides")
+    assert xai_core.load_model("m-sides-gated", device="cpu").net.frame_encoder.motion_kind == "object"
+    assert xai_core.load_model("h-sides", device="cpu").net.frame_encoder.motion_kind == "difference"
+    for name, prior in (("m-sides", "an object mask"), ("r-sides", "object readout")):
+        with pytest.raises(ModelError, match=rf"zoo model {name} computes where to look by formula .*{prior}.*-gated"):
+            xai_core.load_model(name, device="cpu")
+
+
 def test_only_gated_zoo_models_compute_where_to_look():
     from xai_core.models.checkpoint import card_config
     from xai_core.models.zoo import zoo_cards

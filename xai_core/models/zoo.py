@@ -8,8 +8,9 @@ from pathlib import Path
 import torch
 
 from .base import ModelError, VideoModel
-from .checkpoint import TORCH_SUFFIXES, checkpoint_stem, load_checkpoint, read_card
+from .checkpoint import TORCH_SUFFIXES, card_config, checkpoint_stem, load_checkpoint, read_card
 from .external import Statements, load_user_model, with_checkpoint_statements
+from .priors import check_priors
 
 REPO_CHECKPOINTS = Path(__file__).resolve().parents[2] / "checkpoints"
 
@@ -98,11 +99,23 @@ def load_model(
     return _load(spec, resolve_device(device), statements).eval()
 
 
+def load_zoo_checkpoint(name: str, device: str | torch.device = "cpu") -> VideoModel:
+    """The zoo model ``name``; refused (ModelError) when its card computes where to look by a
+    formula (an architecture prior) and its name does not end in ``-gated``: a zoo model's
+    explanations must be earned by its weights (issue 16)."""
+    card = read_card(checkpoints_dir() / name)
+    try:
+        check_priors(name, str(card.get("arch", "")), card_config(card))
+    except ValueError as exc:
+        raise ModelError(f"zoo model {exc}") from None
+    return load_checkpoint(checkpoints_dir() / name, device=device)
+
+
 def _load(spec: str | Path, target: torch.device, statements: Statements) -> VideoModel:
     """``load_model``'s sources in turn (the modes left as the loader made them)."""
     text = str(spec)
     if text in zoo_names():
-        model = load_checkpoint(checkpoints_dir() / text, device=target)
+        model = load_zoo_checkpoint(text, target)
         return with_checkpoint_statements(model, statements, text)
     user = load_user_model(text, statements, target)
     if user is not None:
