@@ -105,6 +105,8 @@ def start() -> None:
 def show(result: dict, key: str) -> None:
     st.markdown(f"**{result['suite']} suite, {result['model']}**")
     st.caption(suites.to_markdown(result).splitlines()[0])
+    if suites.pointing_text(result):
+        st.caption(suites.pointing_text(result))
     for row in result["rows"]:
         warning = suites.survival_warning(row)
         if warning:

@@ -86,6 +86,23 @@ def test_the_pointing_games_tolerance_is_15_pixels_at_224_scaled_to_the_frame():
     assert s["pointing"].tolist() == [True, True, False, False]  # within 7.5 px
     assert s["inside"].tolist() == [True, False, False, False]
     assert s["within_4px"].tolist() == [True, False, False, False]
+    # chance: the share of the frame within 7.5 px of the shape, against a plain loop over pixels
+    on = np.argwhere(target[0])
+    near = [np.hypot(*(on - (y, x)).T).min() <= 7.5 for y in range(112) for x in range(112)]
+    np.testing.assert_allclose(s["pointing_chance"], np.mean(near))
+    assert 0.03 < np.mean(near) < 0.06  # 25 x 25 px, against the shape's 10 x 10
+
+
+def test_a_map_with_no_peak_or_a_frame_with_no_shape_scores_no_hit():
+    target = np.zeros((3, 112, 112), bool)
+    target[:2, 0:10, 0:10] = True  # in the corner where an all-zero map's argmax lands
+    view = np.zeros((3, 112, 112))
+    view[1] = 0.3  # constant
+    view[2, 5, 5] = 1.0  # a peak, but frame 2 has no shape
+    s = pointing_game(view, target, distractors=target.copy())
+    for key in ("pointing", "inside", "within_2px", "within_4px", "on_distractor"):
+        assert s[key].tolist() == [False, False, False], key
+    assert s["pointing_chance"][2] == 0
 
 
 def test_rank_scores_against_a_sorting_reference():

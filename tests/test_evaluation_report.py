@@ -33,8 +33,8 @@ def test_architecture_priors_name_every_formula_mask():
 def _row(method: str, all_weights: float, **extra) -> dict:
     row = {"method": method, "family": "spatial", "reading": "positive", "target_free": False}
     for key, value in {"spearman_logits": 0.05, "spearman_logits_signed": 0.02, "spearman_all": all_weights,
-                       "spearman_all_signed": 0.01, "pointing": 0.95, "random_pointing": 0.3, "inside": 0.9,
-                       "random_inside": 0.2, "target_over_union": 1.4,
+                       "spearman_all_signed": 0.01, "pointing": 0.95, "random_pointing": 0.3, "pointing_chance": 0.05,
+                       "inside": 0.9, "random_inside": 0.2, "target_over_union": 1.4,
                        "random_target_over_union": 1.0, "target_over_all": 1.9, "random_target_over_all": 1.1,
                        **extra}.items():  # fmt: skip
         row |= {key: value, f"{key}_se": 0.01, f"{key}_n": 4}

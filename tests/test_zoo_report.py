@@ -180,6 +180,7 @@ def test_zoo_markdown_lists_every_model_with_its_figures_and_command():
                 "settings": {"task": "sides", "steps": 800, "seed": 0},
                 "wall_clock_seconds": 1800,
                 "validation": {"seeds": [5, 9]},
+                "note": "Resumed once from its step-25 file.",
             },
             "metrics": {
                 "test": {"noise8_distractors2": {"accuracy": 0.984, "clips": 500}},
@@ -195,4 +196,5 @@ def test_zoo_markdown_lists_every_model_with_its_figures_and_command():
     assert "accuracy 98.4% (500 clips)" in rows[0] and "30 min" in rows[0] and "800 steps" in rows[0]
     assert "MAE 4.3°" in rows[1]
     assert "python -m xai_core train --arch cnn_lstm --task sides --out checkpoints/m-sides" in text
+    assert "```\n\nResumed once from its step-25 file.\n" in text  # the card's training note, under the command
     assert "Test seeds 100-599" not in text and "test seeds 100-599" in text

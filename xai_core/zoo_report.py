@@ -372,8 +372,8 @@ def zoo_markdown(cards: list[dict]) -> str:
         "15% of the clips pause for a while, half of them for the pause task), robustness figures on",
         "the conditions the app offers, at the ends of their ranges (the columns; a blank: the card",
         "predates the condition); accuracy for classification, mean absolute error in degrees for the angle.",
-        "A model with a prior (the column) computes where to look by formula; once the zoo is retrained only",
-        "`-gated` models will (issue 16).",
+        "A model with a prior (the column) computes where to look by formula; only didactic models named",
+        "`...-gated` may (issue 16), and the zoo refuses to load one under any other name.",
         "",
         "| name | task | architecture | prior | held-out | "
         + " | ".join(title for _, title in ROBUSTNESS_COLUMNS)
@@ -418,5 +418,7 @@ def zoo_markdown(cards: list[dict]) -> str:
             lines[-1] += " " + "; ".join(facts).capitalize() + "."
         if training.get("command"):
             lines += ["", "```bash", training["command"], "```"]
+        if training.get("note"):
+            lines += ["", str(training["note"])]
         lines.append("")
     return "\n".join(lines).rstrip() + "\n"

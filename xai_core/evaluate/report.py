@@ -89,8 +89,9 @@ SANITY_COLUMNS = [
     ("spearman_all_read", "(as read)", "ratio"),
 ]
 LOCALISATION_COLUMNS = [
-    ("pointing", "pointing", "pct"),
-    ("inside", "on shape", "pct"),
+    ("pointing", "pointing game", "pct"),
+    ("pointing_chance", "(by chance)", "pct"),
+    ("inside", "peak on shape", "pct"),
     ("target_over_union", "target / shapes", "ratio"),
     ("target_over_all", "target / all", "ratio"),
 ]
@@ -350,7 +351,7 @@ def model_section(name: str, entry: dict) -> list[str]:
         [
             ("Spearman", SANITY_COLUMNS, ""),
             ("trained", LOCALISATION_COLUMNS, ""),
-            ("randomised", LOCALISATION_COLUMNS, "random_"),
+            ("randomised", [c for c in LOCALISATION_COLUMNS if c[0] != "pointing_chance"], "random_"),
         ],
         clips,
     )
@@ -391,10 +392,11 @@ def to_markdown(evaluation: dict, command: str) -> str:
         "Spearman: rank correlation between the maps of the trained model and of a copy with the output "
         "layer, or every weight, randomised (Adebayo et al. 2018); near 0 means the map depends on what was "
         f"randomised. Goal: at most {SANITY_GOAL} for every gradient and CAM method; above {SURVIVES} with every "
-        "weight randomised (⚠) the app warns that the method's maps survive randomisation. Pointing: the "
-        "pointing game (Zhang et al. 2016), the share of frames whose map peaks within its tolerance of the moving "
-        "shape (15 pixels at 224, scaled to the frame: 7.5 on a 112-pixel frame); on shape: the peak on the shape "
-        "itself; target / shapes and target / all: report 001's rank ratios (1 = no preference)."
+        "weight randomised (⚠) the app warns that the method's maps survive randomisation. Pointing game: the "
+        "share of frames whose map peaks within its tolerance of the moving shape (Zhang et al. 2016's 15 pixels, "
+        "scaled to 15 per 224 of the frame's side: 7.5 on a 112-pixel frame; by chance: the share of the frame "
+        "that close to the shape); peak on shape: on the shape itself; target / shapes and target / all: report "
+        "001's rank ratios (1 = no preference)."
         + (
             f" TSR, which takes minutes a clip on a CPU, was run on the first {evaluation['slow_clips']} clips "
             "(its figures say n)."
@@ -402,7 +404,8 @@ def to_markdown(evaluation: dict, command: str) -> str:
             else ""
         ),
         "",
-        f"| model | prior | task figure | Grad-CAM pointing, trained | randomised | on shape, trained | randomised "
+        f"| model | prior | task figure | Grad-CAM pointing game, trained | randomised | peak on shape, trained "
+        "| randomised "
         f"| above {SANITY_GOAL} (copy) |",
         "|---|---|---|---|---|---|---|---|",
     ]
@@ -426,8 +429,8 @@ def to_markdown(evaluation: dict, command: str) -> str:
     lines += [
         "",
         "A model with a prior computes where to look by formula: its maps localise well and fail the sanity "
-        f"check. Only didactic models, whose names end in `{GATED_SUFFIX}`, may have one once the zoo is retrained "
-        "(issue 16).",
+        f"check. Only didactic models, whose names end in `{GATED_SUFFIX}`, may have one (issue 16): the zoo refuses "
+        "to load one under any other name.",
         "",
     ]
     for name, entry in models.items():

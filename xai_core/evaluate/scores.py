@@ -5,9 +5,12 @@ magnitude for the plain gradients.  Spatial scores are per frame (``[T]`` arrays
 can leave frames out (frame 0 holds no motion evidence for a frame-difference model) and average.
 
 * Pointing game (``pointing_game``): where each frame's peak lies: within the game's tolerance of
-  the target shape (Zhang et al. 2016 count a hit within 15 pixels of the object at 224 pixels,
-  ``pointing_tolerance``: 7.5 pixels on a 112-pixel frame), on the target shape itself, within
-  2 / 4 pixels of it, on a static distractor; and the share of the map's mass on the target.
+  the target shape (``pointing``), on the target shape itself, within 2 / 4 pixels of it, on a
+  static distractor; the share of the frame within the tolerance (what a peak placed at random
+  would score); and the share of the map's mass on the target.  Zhang et al. (2016) count a hit
+  within 15 pixels of the object on PASCAL VOC and COCO images, a few hundred pixels a side; the
+  tolerance here is our scaling of it, 15 pixels per 224 of the frame's shorter side (the input
+  size of the networks they explained): 7.5 pixels on a 112-pixel frame (``pointing_tolerance``).
 * Ranks (``rank_scores``, report 001): every pixel's percentile rank in its frame's map (ties
   share their mean rank; 1 = the largest value); the target pixels' mean rank over the mean rank
   of all shape pixels (target and distractors: "target over union") and over the mean rank of
@@ -35,29 +38,36 @@ def read_map(values: np.ndarray, reading: str) -> np.ndarray:
     raise ValueError(f"unknown reading {reading!r}")
 
 
-POINTING_TOLERANCE_AT_224 = 15.0  # pixels: the pointing game's tolerance (Zhang et al. 2016) at 224 x 224
+POINTING_TOLERANCE_AT_224 = 15.0  # pixels per 224 of the frame's side: Zhang et al.'s 15 pixels, scaled
 
 
 def pointing_tolerance(height: int, width: int) -> float:
     """The pointing game's tolerance in pixels for a frame of this size: 15 pixels per 224 of its
-    shorter side (the game's images are 224 pixels; a 112-pixel clip gets 7.5)."""
+    shorter side (a 112-pixel clip gets 7.5; see the module's docstring)."""
     return POINTING_TOLERANCE_AT_224 * min(height, width) / 224
 
 
 def pointing_game(view: np.ndarray, target: np.ndarray, distractors: np.ndarray | None = None) -> dict:
     """view float [T,H,W] (already read), target / distractors bool [T,H,W] -> per-frame arrays [T]:
     ``pointing`` (the peak within ``pointing_tolerance`` of the target: the game's hit), ``inside``
-    (on the target itself), ``within_2px``, ``within_4px`` (bool), ``on_distractor`` (bool, with
-    distractors), ``mass_on_shape`` (float).  A frame whose map is all zero has its peak at pixel
-    (0, 0)."""
+    (on the target itself), ``within_2px``, ``within_4px``, ``on_distractor`` (bool, with
+    distractors), ``pointing_chance`` (the share of the frame within the tolerance of the target)
+    and ``mass_on_shape`` (float).  A frame whose map is constant has no peak: it scores no hit
+    anywhere; so does a frame without target pixels."""
     frames = len(view)
-    flat = view.reshape(frames, -1).argmax(1)
-    ys, xs = np.unravel_index(flat, view.shape[1:])
-    # Euclidean distance of every pixel to the nearest target pixel (0 on the target).
+    flat = view.reshape(frames, -1)
+    ys, xs = np.unravel_index(flat.argmax(1), view.shape[1:])
+    peaked = flat.max(1) > flat.min(1)
+    # Euclidean distance of every pixel to the nearest target pixel (0 on the target; inf without one).
     distance = np.stack(
-        [cv2.distanceTransform((~m).astype(np.uint8), cv2.DIST_L2, cv2.DIST_MASK_PRECISE) for m in target]
+        [
+            cv2.distanceTransform((~m).astype(np.uint8), cv2.DIST_L2, cv2.DIST_MASK_PRECISE)
+            if m.any()
+            else np.full(m.shape, np.inf, np.float32)
+            for m in target
+        ]
     )
-    at_peak = distance[np.arange(frames), ys, xs]
+    at_peak = np.where(peaked, distance[np.arange(frames), ys, xs], np.inf)
     tolerance = pointing_tolerance(*view.shape[1:])
     scores = {
         "pointing": at_peak <= tolerance,
@@ -66,7 +76,8 @@ def pointing_game(view: np.ndarray, target: np.ndarray, distractors: np.ndarray 
         "within_4px": at_peak <= 4,
     }
     if distractors is not None:
-        scores["on_distractor"] = distractors[np.arange(frames), ys, xs]
+        scores["on_distractor"] = peaked & distractors[np.arange(frames), ys, xs]
+    scores["pointing_chance"] = (distance <= tolerance).mean((1, 2))
     total = view.sum((1, 2))
     scores["mass_on_shape"] = np.where(total > 0, (view * target).sum((1, 2)) / np.maximum(total, 1e-30), 0.0)
     return scores

@@ -320,6 +320,7 @@ def survival(row: dict) -> float:
 
 LOCALIZATION_COLUMNS = [
     ("pointing", "pointing game", "pct"),
+    ("pointing_chance", "pointing game by chance", "pct"),
     ("inside", "peak on shape", "pct"),
     ("within_4px", "within 4 px", "pct"),
     ("on_distractor", "peak on a distractor", "pct"),
@@ -423,6 +424,17 @@ def survival_warning(row: dict) -> str | None:
 PAUSE_TEXT = {True: ", with a pause", "half": ", every second clip with a pause", False: ""}
 
 
+def pointing_text(result: dict) -> str | None:
+    """What the pointing game's columns of a localisation or sanity result mean (None for other suites)."""
+    if "pointing_tolerance" not in result:
+        return None
+    return (
+        f"Pointing game: the share of frames whose map peaks within {result['pointing_tolerance']:g} pixels of the "
+        "moving shape (Zhang et al. 2016's 15 pixels, scaled to 15 per 224 of the frame's side); by chance: the "
+        "share of the frame that close to it; peak on shape: on the shape itself."
+    )
+
+
 def to_markdown(result: dict) -> str:
     """The suite's result as a markdown table (each figure: mean ± standard error over the clips),
     with a line saying what was measured and a warning under it for each method whose maps
@@ -440,12 +452,8 @@ def to_markdown(result: dict) -> str:
     for row in result["rows"]:
         cells = [cell(row, key, kind, result.get("clips")) for key, _, kind in columns]
         lines.append(f"| `{row['method']}` ({row['reading']}) | " + " | ".join(cells) + " |")
-    if "pointing_tolerance" in result:
-        lines += [
-            "",
-            f"Pointing game: the share of frames whose map peaks within {result['pointing_tolerance']:g} pixels of the "
-            "moving shape (Zhang et al. 2016: 15 pixels at 224); peak on shape: on the shape itself.",
-        ]
+    if pointing_text(result):
+        lines += ["", pointing_text(result)]
     warnings = [w for w in (survival_warning(r) for r in result["rows"]) if w]
     if warnings:
         lines += [""] + [f"**Warning:** {w}." for w in warnings]

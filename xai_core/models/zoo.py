@@ -75,7 +75,9 @@ def load_model(
 
     * a zoo name (``cnn_transformer-sides``) or a checkpoint path (``dir/NAME``,
       ``dir/NAME.safetensors``, ``dir/NAME.json``, or ``dir/NAME.pt``/``.pth`` with ``dir/NAME.json``
-      beside it): the card states the model (only ``cam_layer`` may be chosen);
+      beside it): the card states the model (only ``cam_layer`` may be chosen).  A zoo name whose
+      card computes where to look by formula (an architecture prior) is refused unless the name
+      ends in ``-gated``; a checkpoint loaded by its path is the user's own, and its card says so;
     * your own model (``models.external``): a TorchScript file, ``path/to/file.py:factory`` with
       ``weights``, or an architecture name (``r3d_18``, ``s3d``, ``cnn_lstm`` with ``config`` and
       ``backbone_weights``, ...) with ``weights``.  The statements (task, labels or labels_file,
