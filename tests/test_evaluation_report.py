@@ -297,6 +297,50 @@ def test_a_resumed_zoo_run_keeps_results_only_for_the_same_weights_and_settings(
     assert "--resume keeps stored zoo results: it goes with --zoo" in capsys.readouterr().err
 
 
+def test_a_run_stopped_inside_a_model_keeps_the_rows_of_the_methods_it_finished(tmp_path, monkeypatch):
+    from conftest import small_model
+
+    from xai_core.models.checkpoint import make_card, save_checkpoint
+
+    model = small_model("cnn_transformer")
+    model.info.name = "a-sides"
+    save_checkpoint(model, tmp_path / "a-sides", make_card(model))
+    monkeypatch.setenv("XAI_CHECKPOINTS", str(tmp_path))
+    methods = ["gradcam", "saliency", "smoothgrad"]
+    fresh = report.evaluate_zoo(["a-sides"], 2, methods=methods, device="cpu", store=False)
+
+    class Stop(Exception):
+        pass
+
+    def stop_at_smoothgrad(name, done, total, what):
+        if what.startswith("smoothgrad"):
+            raise Stop
+
+    with pytest.raises(Stop):
+        report.evaluate_zoo(["a-sides"], 2, methods=methods, device="cpu", progress=stop_at_smoothgrad)
+    partial = json.loads((tmp_path / report.PARTIAL_FILE).read_text())["models"]["a-sides"]
+    assert sorted(partial["rows"]["sanity"]) == ["gradcam", "saliency"]
+    assert not (tmp_path / report.RESULTS_FILE).exists()
+
+    said = []
+    resumed = report.evaluate_zoo(
+        ["a-sides"], 2, methods=methods, device="cpu", resume=True, progress=lambda *a: said.append(a[3])
+    )
+    assert not any(w.startswith(("gradcam", "saliency")) for w in said)  # only smoothgrad measured again
+    assert "2 methods' rows kept from a stopped run on these weights, settings and code" in said
+    rows = [{k: v for k, v in r.items()} for r in resumed["models"]["a-sides"]["sanity"]["rows"]]
+    assert json.loads(json.dumps(rows)) == json.loads(json.dumps(fresh["models"]["a-sides"]["sanity"]["rows"]))
+    assert not (tmp_path / report.PARTIAL_FILE).exists()  # the model is complete: its rows are in RESULTS_FILE
+
+    with pytest.raises(Stop):  # stopped again, then resumed with other settings: nothing is kept
+        report.evaluate_zoo(["a-sides"], 2, methods=methods, device="cpu", progress=stop_at_smoothgrad)
+    said.clear()
+    report.evaluate_zoo(
+        ["a-sides"], 2, methods=methods, device="cpu", resume=True, noise=20.0, progress=lambda *a: said.append(a[3])
+    )
+    assert any(w.startswith("gradcam") for w in said)
+
+
 def test_a_version_1_card_that_left_the_gate_out_still_means_it(tmp_path):
     from conftest import small_model
 

@@ -618,7 +618,8 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="--zoo: keep a model's stored results when they were measured on the same weights with the same "
         "settings (clips, seed, methods, noise, distractors, parameters, --slow-n, the card's config) by the same "
-        "code; measure the others (results are stored when every method runs, or with --store)",
+        "code, and the rows of the methods a stopped run finished for a model (evaluation.partial.json); measure "
+        "the rest (results are stored when every method runs, or with --store)",
     )
     p.add_argument("--methods", default=None, help="comma-separated method names (default: every usable one)")
     p.add_argument("--n", type=int, required=True, help="number of clips")

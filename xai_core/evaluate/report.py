@@ -45,6 +45,7 @@ from .suites import (
 )
 
 RESULTS_FILE = "evaluation.json"
+PARTIAL_FILE = "evaluation.partial.json"  # rows of a zoo run stopped part-way through a model
 FORMAT = 1
 
 # Why a method's maps may stay alike when the weights are randomised (named in the report when
@@ -143,11 +144,21 @@ def evaluate_model(
     distractors: int = 2,
     params: dict[str, dict] | None = None,
     slow_clips: int | None = None,
+    earlier_rows: dict[str, dict[str, dict]] | None = None,
+    on_row: Callable[[str, dict], None] | None = None,
 ) -> dict:
     """The sanity suite on ``n`` clips, and the temporal suite when the model was trained on the
     pause task: {"sanity": result, "temporal": result or None, "skipped": [methods named that
     the model cannot run]}.  ``methods``: default every method with a map, TSR included;
-    ``slow_clips``: TSR (minutes a clip on a CPU) on the first ``slow_clips`` clips only."""
+    ``slow_clips``: TSR (minutes a clip on a CPU) on the first ``slow_clips`` clips only.
+    ``on_row(suite, row)`` is called as each method's row is complete; ``earlier_rows`` (suite ->
+    method -> row, from such calls in a stopped run with the same arguments) are kept."""
+    earlier_rows = earlier_rows or {}
+
+    def suite_options(suite: str) -> dict:
+        report = None if on_row is None else (lambda row: on_row(suite, row))
+        return {"earlier_rows": earlier_rows.get(suite), "on_row": report}
+
     options = {
         "n": n,
         "seed": seed,
@@ -161,13 +172,15 @@ def evaluate_model(
     skipped = [] if methods is None else [m for m in methods if m not in runnable]
     if not wanted:
         raise MethodError(f"{model.name} can run none of the methods asked for ({', '.join(methods or [])})")
-    sanity = run_suite("sanity", model, wanted, params=_params(params, wanted), **options)
+    sanity = run_suite("sanity", model, wanted, params=_params(params, wanted), **options, **suite_options("sanity"))
     temporal = None
     if shapes_task(model) == "pause":
         usable = every_method(model, "temporal")
         chosen = usable if methods is None else [m for m in methods if m in usable]
         if chosen:
-            temporal = run_suite("temporal", model, chosen, params=_params(params, chosen), **options)
+            temporal = run_suite(
+                "temporal", model, chosen, params=_params(params, chosen), **options, **suite_options("temporal")
+            )
     return {"sanity": sanity, "temporal": temporal, "skipped": skipped}
 
 
@@ -235,13 +248,26 @@ def evaluate_zoo(
             evaluation["models"][name] = {**facts, "settings": wanted, **kept}
             continue
         report = None if progress is None else (lambda d, t, w, name=name: progress(name, d, t, w))
+        partial = {"sha256": sha256, "settings": wanted}
+        rows = stored_rows(name, partial, folder) if resume else {}
+        if rows and progress is not None:
+            kept = sum(len(r) for r in rows.values())
+            progress(name, 0, 1, f"{kept} methods' rows kept from a stopped run on these weights, settings and code")
+
+        def keep_row(suite: str, row: dict, name=name, partial=partial, rows=rows) -> None:
+            rows.setdefault(suite, {})[row["method"]] = row
+            write_rows(name, {**partial, "rows": rows}, folder)
+
         evaluation["models"][name] = {
             **facts,
             "settings": wanted,
-            **evaluate_model(model, n, seed, methods, report, **options),
+            **evaluate_model(
+                model, n, seed, methods, report, earlier_rows=dict(rows), on_row=keep_row if store else None, **options
+            ),
         }
         if store:
             write_results({"models": {name: evaluation["models"][name]}}, folder, keep=names)
+            write_rows(name, None, folder)
     evaluation["seconds"] = round(time.perf_counter() - start, 1)
     return evaluation
 
@@ -457,6 +483,39 @@ def write_results(evaluation: dict, folder: Path, keep: list[str] | None = None)
         merged["models"] = {k: v for k, v in merged["models"].items() if k in keep or k in present}
     path.write_text(json.dumps(jsonable(merged), indent=1, allow_nan=False) + "\n")
     return path
+
+
+def write_rows(name: str, entry: dict | None, folder: Path) -> None:
+    """Keep (or with None, drop) the rows measured so far for model ``name`` in a run not yet
+    finished, in ``folder/PARTIAL_FILE``: {"sha256", "settings", "rows": suite -> method -> row}."""
+    path = Path(folder) / PARTIAL_FILE
+    try:
+        stored = json.loads(path.read_text()) if path.exists() else {}
+    except ValueError:
+        stored = {}
+    models = stored.get("models", {}) if stored.get("format") == FORMAT else {}
+    if entry is None:
+        models.pop(name, None)
+    else:
+        models[name] = entry
+    if models:
+        path.write_text(json.dumps(jsonable({"format": FORMAT, "models": models}), allow_nan=False) + "\n")
+    else:
+        path.unlink(missing_ok=True)
+
+
+def stored_rows(name: str, partial: dict, folder: Path) -> dict[str, dict[str, dict]]:
+    """The rows (suite -> method -> row) a stopped run measured for model ``name`` with exactly
+    ``partial``'s weights (sha256) and settings (which name the code), else none."""
+    path = Path(folder) / PARTIAL_FILE
+    try:
+        entry = json.loads(path.read_text()).get("models", {}).get(name) if path.exists() else None
+    except (OSError, ValueError, AttributeError):
+        return {}
+    if not isinstance(entry, dict) or jsonable({k: entry.get(k) for k in partial}) != jsonable(partial):
+        return {}
+    rows = entry.get("rows")
+    return rows if isinstance(rows, dict) else {}
 
 
 def stored_entry(name: str, sha256: str, folder: Path) -> dict | None:

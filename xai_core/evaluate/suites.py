@@ -160,6 +160,8 @@ def run_suite(
     progress: Progress | None = None,
     randomised: bool = False,
     slow_clips: int | None = None,
+    earlier_rows: dict[str, dict] | None = None,
+    on_row: Callable[[dict], None] | None = None,
 ) -> dict:
     """Run one suite; returns {"suite", "model", "clips", "seed", "options", "target", "rows", "seconds"}
     (and the pointing game's ``pointing_tolerance`` in pixels for localisation and sanity),
@@ -170,7 +172,11 @@ def run_suite(
     the sanity suite always does.
     ``slow_clips``: the methods that take minutes a clip on a CPU (``ON_REQUEST``: TSR) are run on
     the first ``slow_clips`` clips only (their rows say how many, ``KEY_n``); default all ``n``.
-    ``progress(done, total, what)`` is called after every explanation (it may raise to stop the run)."""
+    ``progress(done, total, what)`` is called after every explanation (it may raise to stop the run).
+    ``on_row(row)`` is called as each method's row is complete; ``earlier_rows`` (method -> row,
+    from such calls in a stopped run with the same arguments) are kept instead of measured again:
+    every method seeds its own noise and the randomised copies come from ``seed``, so a row does
+    not depend on the methods measured before it."""
     if suite not in SUITES:
         raise ValueError(f"unknown suite {suite!r}; choose one of {', '.join(SUITES)}")
     start = time.perf_counter()
@@ -193,9 +199,14 @@ def run_suite(
     def clips_for(spec) -> list[ShapesSample]:
         return clips[:slow_clips] if spec.name in ON_REQUEST and slow_clips is not None else clips
 
-    total, done = sum(len(clips_for(spec)) for spec in specs) * len(variants), 0
+    earlier_rows = earlier_rows or {}
+    to_measure = [spec for spec in specs if spec.name not in earlier_rows]
+    total, done = sum(len(clips_for(spec)) for spec in to_measure) * len(variants), 0
     rows = []
     for spec in specs:
+        if spec.name in earlier_rows:
+            rows.append(earlier_rows[spec.name])
+            continue
         results: dict[str, list] = {name: [] for name, _ in variants}
         for sample in clips_for(spec):
             for name, net in variants:
@@ -213,6 +224,8 @@ def run_suite(
                 **_row(model, suite, spec, results, clips_for(spec)),
             }
         )
+        if on_row is not None:
+            on_row(rows[-1])
     task = shapes_task(model)
     extra = {}
     if suite == "temporal" and model.task == "classification":
