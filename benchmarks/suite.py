@@ -767,8 +767,8 @@ QUALITY = (
     (
         "localization_methods",
         "Localization of every spatial method",
-        "python benchmarks/localization.py --models cnn_transformer-sides-gated r3d-sides --methods all --clips 10 "
-        "--name localization_methods",
+        "python benchmarks/localization.py --models cnn_transformer-sides cnn_transformer-sides-gated r3d-sides "
+        "--methods all --clips 10 --name localization_methods",
     ),
     ("motion", "Motion explanations against the ground truth (issue 6)", "python benchmarks/motion.py"),
     (
