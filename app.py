@@ -1,8 +1,8 @@
 """Video XAI workbench: `streamlit run app.py`.
 
-Each page draws the shared sidebar (model, clip, device) itself through xai_core.ui, lays out
-its widgets and calls xai_core; selections live in st.session_state under widget keys, so
-they survive reruns.
+Each page draws the shared sidebar (model, clip, device) itself through workbench.sidebar, lays
+out its widgets and calls xai_core and workbench; selections live in st.session_state under
+widget keys, so they survive reruns.
 """
 
 import streamlit as st

@@ -9,7 +9,8 @@ import json
 import pandas as pd
 import streamlit as st
 
-from xai_core import render, ui
+from workbench import caches, jobs, sidebar, user_models
+from xai_core import render
 from xai_core.evaluate import suites
 from xai_core.methods.registry import MethodError
 from xai_core.models.base import ModelError
@@ -22,7 +23,7 @@ SUITE_HELP = {
     "temporal": "how high each frame curve ranks the frames where the shape pauses",
 }
 
-selection = ui.page_setup()
+selection = sidebar.page_setup()
 st.title("Evaluate")
 st.caption(
     "Scores the explanation methods against the ground truth of Moving Shapes clips made for the model "
@@ -32,7 +33,7 @@ if selection is None:
     st.info("Pick a model in the sidebar.")
     st.stop()
 try:
-    model = ui.get_model(selection.model, selection.device)
+    model = user_models.get_model(selection.model, selection.device)
 except ModelError as exc:
     st.error(str(exc), icon=":material/error:")
     st.stop()
@@ -81,14 +82,14 @@ models_text = {
 }
 c2.caption(f"{count} explanations ({len(methods)} methods x {int(n)} clips{models_text.get(variants, '')})")
 run_key = json.dumps(
-    [ui.model_key(model, selection.device), suite, methods, int(n), int(seed), noise, distractors, bool(randomised)]
+    [caches.model_key(model, selection.device), suite, methods, int(n), int(seed), noise, distractors, bool(randomised)]
 )
 
 
 def start() -> None:
     st.session_state.pop("eval_error", None)
 
-    own = ui.job_copy(model)
+    own = jobs.job_copy(model)
 
     def work(report):
         return suites.run_suite(
@@ -97,7 +98,7 @@ def start() -> None:
         )  # fmt: skip
 
     try:
-        ui.start_job(SLOT, work, name=f"{suite} suite on {model.name}", key=run_key)
+        jobs.start_job(SLOT, work, name=f"{suite} suite on {model.name}", key=run_key)
     except ValueError as exc:
         st.session_state["eval_error"] = str(exc)
 
@@ -126,12 +127,12 @@ def show(result: dict, key: str) -> None:
 
 
 def job_panel() -> None:
-    job = ui.job(SLOT)
+    job = jobs.job(SLOT)
     status = job.status()
-    if ui.job_progress(job, status, "eval_cancel", f" · {status.what}"):
+    if jobs.job_progress(job, status, "eval_cancel", f" · {status.what}"):
         return
-    if status.state == "done" and job.key not in ui.results(SLOT):
-        ui.results(SLOT)[job.key] = job.result
+    if status.state == "done" and job.key not in jobs.results(SLOT):
+        jobs.results(SLOT)[job.key] = job.result
         st.rerun()  # the page shows it with the others, without polling
     if status.state == "failed":
         st.error(f"{job.name} failed: {job.error}", icon=":material/error:")
@@ -139,13 +140,13 @@ def job_panel() -> None:
         st.warning(f"{job.name} was cancelled after {status.done} of {status.total}; nothing was kept.")
 
 
-running = ui.job(SLOT) is not None and not ui.job(SLOT).status().finished
+running = jobs.job(SLOT) is not None and not jobs.job(SLOT).status().finished
 c2.button("Run", key="eval_run", on_click=start, type="primary", disabled=running or not methods)
 if st.session_state.get("eval_error"):
     st.error(st.session_state["eval_error"], icon=":material/error:")
-if ui.job(SLOT) is not None:
+if jobs.job(SLOT) is not None:
     st.fragment(job_panel, run_every=POLL_SECONDS if running else None)()
-done = ui.results(SLOT)
+done = jobs.results(SLOT)
 if run_key in done:
     show(done[run_key], run_key)
 others = [(key, r) for key, r in done.items() if key != run_key]

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import streamlit as st
 
-from xai_core import render, ui, vanishing
+from workbench import caches, sanity, sidebar, user_models, widgets
+from xai_core import render, vanishing
 from xai_core.evaluate import suites
 from xai_core.explanation import TargetError
 from xai_core.methods.registry import MethodError, method_specs
@@ -15,11 +16,11 @@ from xai_core.video import VideoError
 ZOOM = 3  # 112x112 frames shown at 336x336
 PER_ROW = 3  # frames shown side by side
 
-selection = ui.page_setup()
+selection = sidebar.page_setup()
 st.title("Explain")
-model, clip = ui.model_and_clip_or_stop(selection)
+model, clip = sidebar.model_and_clip_or_stop(selection)
 
-prediction = ui.get_prediction(model, clip, selection.device)
+prediction = caches.get_prediction(model, clip, selection.device)
 frames = clip.num_frames
 
 
@@ -47,7 +48,7 @@ with left:
             + (", with a pause" if truth.get("has_pause") else "")
         )
     st.caption(
-        f"{model.name} · {ui.describe_source(clip.source)} · {clip.num_frames} frames"
+        f"{model.name} · {sidebar.describe_source(clip.source)} · {clip.num_frames} frames"
         + (f" ({int(clip.padded.sum())} padding)" if clip.padded.any() else "")
     )
 
@@ -58,7 +59,7 @@ with left:
         st.warning(f"{model.name} supports no spatial method.")
         st.stop()
     names = [s.name for s in usable]
-    survives = {m: v for m, v in ui.sanity_survival(model, selection.device).items() if v > suites.SURVIVES}
+    survives = {m: v for m, v in sanity.sanity_survival(model, selection.device).items() if v > suites.SURVIVES}
     chosen = st.multiselect(
         "Methods",
         names,
@@ -85,13 +86,13 @@ with left:
         st.info("Pick one or more methods.")
         st.stop()
     specs = [s for s in usable if s.name in chosen]
-    target = ui.target_widget(model, prediction)
+    target = widgets.target_widget(model, prediction)
     params = {}
     for spec in specs:
         if spec.params:
             with st.expander(f"{spec.name} settings", expanded=len(specs) == 1):
                 st.caption(spec.description)
-                params[spec.name] = ui.param_widgets(spec, model)
+                params[spec.name] = widgets.param_widgets(spec, model)
         else:
             params[spec.name] = {}
 
@@ -99,7 +100,7 @@ with right:
     explanations, failures = {}, []
     for spec in specs:
         try:
-            explanations[spec.name] = ui.get_explanation(
+            explanations[spec.name] = caches.get_explanation(
                 model, clip, spec.name, target, params[spec.name], selection.device
             )
         except (MethodError, TargetError, ModelError) as exc:
@@ -111,12 +112,12 @@ with right:
     first = next(iter(explanations.values()))
 
     curve_area = st.container()
-    shown_for = f"{ui.model_key(model, selection.device)}|{clip.content_hash()}"
-    frame = ui.frame_slider(  # a new clip or model starts where the evidence is
+    shown_for = f"{caches.model_key(model, selection.device)}|{clip.content_hash()}"
+    frame = widgets.frame_slider(  # a new clip or model starts where the evidence is
         "frame",
         0,
         frames - 1,
-        ui.peak_frame(first.temporal, clip.padded),
+        widgets.peak_frame(first.temporal, clip.padded),
         shown_for,
         help="Scrub through the clip (or click the curve)",
     )
@@ -187,11 +188,12 @@ with right:
         if shown_name not in spatial:
             shown_name = names[0]
         expl = spatial[shown_name]
-        expl_key = f"{ui.model_key(model, selection.device)}|{shown_name}|{target}|{sorted(params[shown_name].items())}"
+        shown_params = sorted(params[shown_name].items())
+        expl_key = f"{caches.model_key(model, selection.device)}|{shown_name}|{target}|{shown_params}"
         d1, d2 = st.columns(2)
         d1.download_button(
             "Download overlay video (mp4)",
-            data=ui.overlay_video_bytes(
+            data=caches.overlay_video_bytes(
                 clip.content_hash(), expl_key, "mp4", opacity, cmap, mode, clip.frames, expl.spatial
             ),
             file_name=f"{model.name}_{shown_name}.mp4",
@@ -200,7 +202,7 @@ with right:
         )
         d2.download_button(
             "Download overlay GIF",
-            data=ui.overlay_video_bytes(
+            data=caches.overlay_video_bytes(
                 clip.content_hash(), expl_key, "gif", opacity, cmap, mode, clip.frames, expl.spatial
             ),
             file_name=f"{model.name}_{shown_name}.gif",
@@ -216,14 +218,14 @@ with right:
                 "Mean |gradient of the score| per frame (002). A plain LSTM's gradient fades towards the first "
                 "frames; the input-cell attention LSTM was designed to keep them in view."
             )
-            peer = vanishing.peer_model(model.name, model.info.arch, ui.model_names())
-            profiles = {model.name: ui.get_profile(model, clip, target, selection.device)}
+            peer = vanishing.peer_model(model.name, model.info.arch, user_models.model_names())
+            profiles = {model.name: caches.get_profile(model, clip, target, selection.device)}
             if peer is None:
                 st.info(f"No {vanishing.PEERS[model.info.arch]} model for this task in the zoo to compare with.")
             else:
                 try:
-                    other = ui.get_model(peer, selection.device)
-                    other_clip = ui.cached_clip(
+                    other = user_models.get_model(peer, selection.device)
+                    other_clip = caches.cached_clip(
                         selection.clip_kind,
                         selection.clip_source,
                         other.input_spec.frames,
@@ -231,7 +233,7 @@ with right:
                         other.input_spec.width,
                         selection.upload,
                     )
-                    profiles[peer] = ui.get_profile(other, other_clip, target, selection.device)
+                    profiles[peer] = caches.get_profile(other, other_clip, target, selection.device)
                 except (ModelError, VideoError, TargetError) as exc:
                     st.error(str(exc), icon=":material/error:")
             st.plotly_chart(render.profile_figure(profiles, clip.padded), key="vanishing_profile")

@@ -7,8 +7,8 @@ import os
 
 import streamlit as st
 
-from xai_core import ui, zoo_report
-from xai_core.model_upload import (
+from workbench import figures, sidebar, state, user_models
+from workbench.model_upload import (
     LAYOUT_CHOICES,
     SOURCES,
     TORCHVISION_ARCHS,
@@ -17,6 +17,8 @@ from xai_core.model_upload import (
     load_request,
     safe_filename,
 )
+from workbench.training import start_training, training_run
+from xai_core import zoo_report
 from xai_core.models.base import ModelError
 from xai_core.models.registry import ARCHITECTURES
 from xai_core.models.training import TASK_KIND
@@ -30,9 +32,9 @@ TASK_HELP = {
     "pause": "does the shape stop for a while (2 classes)",
 }
 
-ui.page_setup()
+sidebar.page_setup()
 st.title("Models")
-run = ui.training_run()
+run = training_run()
 zoo_tab, upload_tab, train_tab = st.tabs(TABS, default=TABS[2] if run is not None else None)
 
 
@@ -53,10 +55,10 @@ def show_card(card: dict) -> None:
     if training.get("command"):
         st.markdown("**Training command**")
         st.code(training["command"], language="bash")
-    figure = zoo_report.curve_figure(card)
+    figure = figures.curve_figure(card)
     if figure is not None:
         st.plotly_chart(figure, key="card_curve")
-    metrics = zoo_report.metrics_frame(card)
+    metrics = figures.metrics_frame(card)
     if len(metrics):
         st.markdown("**Held-out clips** (never seen in training)")
         st.dataframe(metrics, hide_index=True)
@@ -65,12 +67,12 @@ def show_card(card: dict) -> None:
 
 
 with zoo_tab:
-    cards = ui.model_cards()
+    cards = user_models.model_cards()
     if not cards:
         st.info("No models yet: train one (Train a model) or load your own (Your own model).")
     else:
         names = [c["name"] for c in cards]
-        table = zoo_report.zoo_table(cards, {name: ui.model_capabilities(name) for name in names})
+        table = figures.zoo_table(cards, {name: user_models.model_capabilities(name) for name in names})
 
         def on_row_select() -> None:
             """Selecting a row of the table shows that model's card."""
@@ -107,7 +109,7 @@ def on_load(kind: str) -> None:
     try:
         spec, kwargs = load_request(
             kind,
-            ui.session_folder() / "uploads",
+            state.session_folder() / "uploads",
             model_file=model_file,
             weights_file=uploaded(f"up_weights_{kind}"),
             labels_file=uploaded("up_labels_file"),
@@ -129,7 +131,7 @@ def on_load(kind: str) -> None:
             if typed
             else default_name(kind, model_file, ss.get("up_factory", ""), ss.get("up_arch", ""))
         )
-        model = ui.add_user_model(spec, kwargs, name)
+        model = user_models.add_user_model(spec, kwargs, name)
     except ModelError as exc:
         ss["upload_error"] = str(exc)
         return
@@ -193,7 +195,7 @@ with upload_tab:
 # ---------------------------------------------------------------------------- training
 def run_panel() -> None:
     """The session's run: live loss curve, progress, time left and Stop; its outcome once it ends."""
-    run = ui.training_run()
+    run = training_run()
     progress = run.progress()
     request = run.request
     st.markdown(
@@ -210,7 +212,7 @@ def run_panel() -> None:
         if run.stop_requested and progress.phase == "training":
             said = f"Stopping after step {progress.step}…"
         st.progress(progress.fraction, text=said)
-        st.plotly_chart(zoo_report.training_figure(progress), key="training_curve")
+        st.plotly_chart(figures.training_figure(progress), key="training_curve")
         eta = progress.eta_seconds()
         if eta is not None and not run.stop_requested:
             st.caption(
@@ -240,14 +242,14 @@ def run_panel() -> None:
         f"Saved **{request.name}** ({headline} on held-out clips{stopped}): it is in the zoo table and the sidebar.",
         icon=":material/check_circle:",
     )
-    st.plotly_chart(zoo_report.training_figure(progress, whole_run=False), key="training_curve")
+    st.plotly_chart(figures.training_figure(progress, whole_run=False), key="training_curve")
 
 
 def on_start(request: RunRequest) -> None:
     """Start the run (the settings stay for the next one, the name does not)."""
     st.session_state.pop("train_error", None)
     try:
-        ui.start_training(request)
+        start_training(request)
     except (ValueError, OSError) as exc:
         st.session_state["train_error"] = str(exc)
         return
@@ -321,7 +323,7 @@ with train_tab:
         request = RunRequest(
             arch=arch,
             task=task,
-            name=name or ui.unique_model_name(f"{arch}-{task}-{frames}x{size}"),
+            name=name or user_models.unique_model_name(f"{arch}-{task}-{frames}x{size}"),
             steps=int(steps),
             batch_size=int(batch),
             frames=int(frames),

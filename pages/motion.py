@@ -10,7 +10,8 @@ from __future__ import annotations
 import numpy as np
 import streamlit as st
 
-from xai_core import render, ui
+from workbench import caches, sidebar, widgets
+from xai_core import render
 from xai_core.explanation import TargetError
 from xai_core.methods.flow import FARNEBACK_PARAMS
 from xai_core.methods.registry import MethodError, get_method, method_specs
@@ -22,11 +23,11 @@ HELP = {
     "smoothflow": "the same, averaged over noisy decompositions (SmoothGrad in the decomposed space)",
 }
 
-selection = ui.page_setup()
+selection = sidebar.page_setup()
 st.title("Motion")
-model, clip = ui.model_and_clip_or_stop(selection)
-prediction = ui.get_prediction(model, clip, selection.device)
-st.caption(f"{model.name} · {ui.describe_source(clip.source)} · {clip.num_frames} frames")
+model, clip = sidebar.model_and_clip_or_stop(selection)
+prediction = caches.get_prediction(model, clip, selection.device)
+st.caption(f"{model.name} · {sidebar.describe_source(clip.source)} · {clip.num_frames} frames")
 
 specs = [s for s in method_specs() if s.family == "motion" and s.name != "trajectories"]
 usable = [s for s in specs if s.unavailable_reason(model) is None]
@@ -44,10 +45,10 @@ with left:
         captions=[HELP.get(s.name, s.description) for s in usable],
     )
     spec = next(s for s in usable if s.name == method)
-    target = ui.target_widget(model, prediction)
+    target = widgets.target_widget(model, prediction)
     with st.expander(f"{method} settings"):
         st.caption(spec.description)
-        params = ui.param_widgets(spec, model)
+        params = widgets.param_widgets(spec, model)
     top_help = "arrows where the score is most sensitive to the flow (largest |d score / d flow|)"
     top_n = st.slider("Top flow vectors", 5, 200, 30, 5, key="motion_top", persist_state="page", help=top_help)
     step = st.slider("Arrow grid (pixels)", 4, 16, 8, 2, key="motion_step", persist_state="page")
@@ -57,13 +58,13 @@ with left:
     farneback = {p.name: params[p.name] for p in FARNEBACK_PARAMS if p.name in params}
     with st.expander("trajectories settings"):
         st.caption(trajectory_spec.description + " (Farneback settings as above)")
-        trajectory_params = ui.param_widgets(trajectory_spec, model, skip=tuple(farneback))
+        trajectory_params = widgets.param_widgets(trajectory_spec, model, skip=tuple(farneback))
     history = st.slider("Track history (frames)", 1, 32, 10, key="motion_history", persist_state="page")
 
 with right:
     try:
         with st.spinner(f"Decomposing the clip and running {method}…"):
-            expl = ui.get_explanation(model, clip, method, target, params, selection.device)
+            expl = caches.get_explanation(model, clip, method, target, params, selection.device)
     except (MethodError, TargetError, ModelError, ValueError) as exc:
         st.error(str(exc), icon=":material/error:")
         st.stop()
@@ -71,9 +72,9 @@ with right:
     flows, flow_grad, magnitude = extras["flows"], extras["flow_grad"], extras["flow_grad_magnitude"]
     share = extras["motion_share"]
     frames = clip.num_frames
-    shown_for = f"{ui.model_key(model, selection.device)}|{clip.content_hash()}"
+    shown_for = f"{caches.model_key(model, selection.device)}|{clip.content_hash()}"
     peak = int(np.argmax(magnitude.reshape(len(magnitude), -1).sum(1))) + 1  # a new clip starts at the peak
-    frame = ui.frame_slider(
+    frame = widgets.frame_slider(
         "motion_frame", 1, frames - 1, peak, shown_for, help="The flow into this frame from the one before it"
     )
     meta = expl.meta
@@ -187,7 +188,7 @@ with right:
     st.subheader("Most salient trajectories")
     try:
         with st.spinner("Pushing points along the flows…"):
-            paths = ui.get_explanation(
+            paths = caches.get_explanation(
                 model, clip, "trajectories", target, {**trajectory_params, **farneback}, selection.device
             )
     except (MethodError, TargetError, ModelError, ValueError) as exc:

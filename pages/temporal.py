@@ -11,7 +11,8 @@ import zipfile
 import numpy as np
 import streamlit as st
 
-from xai_core import render, ui
+from workbench import caches, jobs, runs, sidebar, widgets
+from xai_core import render
 from xai_core.evaluate import key_frame_overlap, key_frames
 from xai_core.explanation import TargetError
 from xai_core.methods.planning import LONG_METHODS
@@ -28,14 +29,14 @@ HELP = {
     "tsr": "two-step TSR (002): time relevance, then feature relevance in the frames above alpha",
 }
 
-selection = ui.page_setup()
+selection = sidebar.page_setup()
 st.title("Temporal")
-model, clip = ui.model_and_clip_or_stop(selection)
-prediction = ui.get_prediction(model, clip, selection.device)
+model, clip = sidebar.model_and_clip_or_stop(selection)
+prediction = caches.get_prediction(model, clip, selection.device)
 said = f"{prediction['label']} ({prediction['probabilities'][prediction['index']]:.1%})" if "index" in prediction else (
     f"{prediction['label']} = {prediction['value']:.1f}"
 )  # fmt: skip
-st.caption(f"{model.name} · {ui.describe_source(clip.source)} · predicts {said}")
+st.caption(f"{model.name} · {sidebar.describe_source(clip.source)} · predicts {said}")
 
 left, right = st.columns([1, 2], gap="large")
 with left:
@@ -47,26 +48,26 @@ with left:
         captions=[HELP[m] for m in LONG_METHODS],
     )
     spec = get_method(method)
-    target = ui.target_widget(model, prediction)
+    target = widgets.target_widget(model, prediction)
     with st.expander(f"{method} settings", expanded=True):
-        params = ui.param_widgets(spec, model)
+        params = widgets.param_widgets(spec, model)
     try:
         resolved = spec.resolve_params(params)
-        plan = ui.get_plan(model, clip, method, target, resolved, selection.device)
+        plan = caches.get_plan(model, clip, method, target, resolved, selection.device)
     except (MethodError, TargetError, ModelError, ValueError) as exc:
         st.error(str(exc), icon=":material/error:")
         st.stop()
     took = f"{plan.seconds:.1f} s" if plan.seconds < 10 else f"{plan.seconds:.0f} s"
     st.markdown(f"**{plan.evaluations:,} model evaluations**, about **{took}** here ({plan.note}).")
-    key = ui.temporal_key(model, clip, method, target, resolved, selection.device)
-    stored = ui.stored_run(key)
-    job = ui.job(SLOT)
+    key = runs.temporal_key(model, clip, method, target, resolved, selection.device)
+    stored = runs.stored_run(key)
+    job = jobs.job(SLOT)
     running = job is not None and not job.status().finished
 
     def start() -> None:
         st.session_state.pop("temporal_error", None)
         try:
-            ui.start_temporal_run(SLOT, model, clip, method, target, resolved, selection.device, key)
+            runs.start_temporal_run(SLOT, model, clip, method, target, resolved, selection.device, key)
         except ValueError as exc:
             st.session_state["temporal_error"] = str(exc)
 
@@ -82,9 +83,9 @@ with left:
 
 
 def job_panel() -> None:
-    job = ui.job(SLOT)
+    job = jobs.job(SLOT)
     status = job.status()
-    if ui.job_progress(job, status, "temporal_cancel"):
+    if jobs.job_progress(job, status, "temporal_cancel"):
         return
     if not getattr(job, "shown", False):
         job.shown = True
@@ -97,10 +98,10 @@ def job_panel() -> None:
 
 with right:
     panel = st.container()  # the job's progress goes above the result, drawn after it
-    stored = ui.stored_run(key)
+    stored = runs.stored_run(key)
     if stored is None:
         st.info("Not computed yet for these settings: press Run.")
-    if ui.job(SLOT) is not None:
+    if jobs.job(SLOT) is not None:
         with panel:
             st.fragment(job_panel, run_every=POLL_SECONDS if running else None)()
     if stored is None:
@@ -115,7 +116,7 @@ with right:
     show_truth = c2.checkbox("Shade the pause frames", value=True, key="temporal_truth", persist_state="page",
                              disabled=truth is None or not np.any(truth))  # fmt: skip
     if "temporal_frame" not in st.session_state or st.session_state["temporal_frame"] >= frames:
-        st.session_state["temporal_frame"] = ui.peak_frame(expl.temporal, clip.padded)
+        st.session_state["temporal_frame"] = widgets.peak_frame(expl.temporal, clip.padded)
 
     def on_select() -> None:
         points = ((st.session_state.get("temporal_curve") or {}).get("selection") or {}).get("points") or []
@@ -166,15 +167,16 @@ with right:
     st.button("Compute the curves", key="temporal_deletion", on_click=lambda: st.session_state.update({wanted: True}))
     if st.session_state.get(wanted):
         try:
-            result = ui.get_deletion(model, clip, target, expl.temporal, resolved.get("baseline", "zero"), key)
+            result = caches.get_deletion(model, clip, target, expl.temporal, resolved.get("baseline", "zero"), key)
             st.plotly_chart(render.deletion_figure(result), key="deletion_curves")
         except (ValueError, ModelError) as exc:
             st.error(str(exc), icon=":material/error:")
 
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w") as archive:
-        for path in sorted(ui.stored_folder(key).iterdir()):
+        for path in sorted(runs.stored_folder(key).iterdir()):
             archive.write(path, path.name)
     st.download_button("Download the run (npz + json)", buffer.getvalue(), file_name=f"{model.name}_{method}.zip",
                        mime="application/zip", key="temporal_download")  # fmt: skip
-    st.caption(f"Computed in {expl.seconds:.1f} s on {expl.meta.get('device', '?')}; saved in {ui.stored_folder(key)}.")
+    device = expl.meta.get("device", "?")
+    st.caption(f"Computed in {expl.seconds:.1f} s on {device}; saved in {runs.stored_folder(key)}.")

@@ -11,7 +11,7 @@ import torch
 from safetensors.torch import save
 
 import xai_core
-from xai_core.model_upload import (
+from workbench.model_upload import (
     UploadedFile,
     default_name,
     load_request,

@@ -1,13 +1,10 @@
-"""The Models page's tables and figures, built from cards without Streamlit."""
+"""Model cards as text (the Models page's facts, the zoo's README), without Streamlit, pandas or plotly."""
 
 from __future__ import annotations
 
-import numpy as np
-import pytest
 from conftest import small_model
 
 from xai_core import zoo_report
-from xai_core.models.training_runs import Progress
 
 
 def zoo_card(**training) -> dict:
@@ -67,37 +64,7 @@ def test_formatting():
     assert zoo_report.format_metric({"mae_degrees": 4.13}) == "MAE 4.1°"
 
 
-def test_the_table_has_a_row_per_card_with_its_figures():
-    cards = [zoo_card(), angle_card(), {"name": "mine", "arch": "torchscript", "task": "classification"}]
-    capabilities = {
-        "cnn_lstm-sides": ["temporal_head", "cam_layer", "frame_encoder"],
-        "r3d-angle": ["cam_layer"],
-        "mine": "cannot be loaded: gone",
-    }
-    table = zoo_report.zoo_table(cards, capabilities)
-    assert list(table.columns) == zoo_report.TABLE_COLUMNS
-    assert table["name"].tolist() == ["cnn_lstm-sides", "r3d-angle", "mine"]
-    first = table.iloc[0].to_dict()
-    assert first == {
-        "name": "cnn_lstm-sides",
-        "architecture": "cnn_lstm",
-        "task": "sides (classification)",
-        "held-out": "accuracy 97.2%",
-        "training time": "1 h 50 min",
-        "file size": "2.5 MB",
-        "parameters": "356k",
-        "capabilities": "cam_layer, frame_encoder, temporal_head",
-    }
-    assert table.iloc[1]["held-out"] == "MAE 4.1°" and table.iloc[1]["task"] == "angle (regression)"
-    mine = table.iloc[2]
-    assert (mine["held-out"], mine["training time"], mine["file size"]) == ("-", "-", "-")
-    assert mine["capabilities"] == "cannot be loaded: gone"
-    stopped = zoo_report.zoo_table([zoo_card(stopped_early=True, steps_done=120)], {})
-    assert stopped.iloc[0]["training time"] == "1 h 50 min (stopped early)"
-    assert stopped.iloc[0]["capabilities"] == "none"
-
-
-def test_card_facts_and_held_out_figures():
+def test_card_facts():
     card = zoo_card(stopped_early=True, steps_done=120)
     facts = dict(zoo_report.card_facts(card))
     assert facts["Labels"] == "triangle, square, pentagon"
@@ -106,13 +73,6 @@ def test_card_facts_and_held_out_figures():
         "120 steps, batch 8, 1 h 50 min wall clock, best validation at step 200; stopped early (planned 400 steps)"
     )
     assert zoo_report.describe_arch(card).startswith("cnn_lstm: per-frame CNN + LSTM")
-    metrics = zoo_report.metrics_frame(card)
-    assert metrics.to_dict("records") == [
-        {"set": "test", "clips": "noise 8, 2 distractors", "result": "accuracy 97.2%", "n": 500},
-        {"set": "robustness", "clips": "no noise, no distractors", "result": "accuracy 100.0%", "n": 200},
-        {"set": "robustness", "clips": "noise 8, 2 white distractors", "result": "accuracy 90.0%", "n": 200},
-    ]
-    assert zoo_report.metrics_frame({"name": "bare"}).empty
 
 
 def test_a_loaded_models_card_lists_its_weights_and_notes():
@@ -125,44 +85,6 @@ def test_a_loaded_models_card_lists_its_weights_and_notes():
     assert facts["Grad-CAM layer"] == card["cam_layer"] and card["cam_layer"]
     assert facts["Note (weights)"] == "random weights: no weights file was given"
     assert "Training" not in facts and facts["Input"].startswith("8 frames of 64x64")
-    assert zoo_report.curve_figure(card) is None
-
-
-def test_curve_figure_shows_validation_and_loss_with_the_kept_step():
-    fig = zoo_report.curve_figure(zoo_card())
-    validation, loss = fig.data
-    assert list(validation.x) == [200, 400] and list(validation.y) == [75.0, 50.0]
-    assert list(loss.y) == [0.9, 0.5] and loss.yaxis == "y2"
-    assert fig.layout.shapes[0].x0 == 200  # the step whose weights were kept
-    assert fig.layout.yaxis.title.text == "accuracy (%)" and fig.layout.title.text == "Validation (50 clips)"
-    regression = zoo_report.curve_figure(angle_card())
-    assert list(regression.data[0].y) == [12.5] and regression.layout.yaxis.title.text == "MAE (degrees)"
-
-
-def test_moving_average_matches_a_plain_loop():
-    values = list(np.random.default_rng(0).normal(size=30))
-    expected = [np.mean(values[max(0, i - 6) : i + 1]) for i in range(30)]
-    assert np.allclose(zoo_report.moving_average(values, 7), expected)
-    assert zoo_report.moving_average([], 5).size == 0
-
-
-def test_training_figure_has_losses_their_mean_and_validation_points():
-    progress = Progress(
-        phase="training",
-        total_steps=100,
-        steps=[1, 2, 3, 4],
-        losses=[4.0, 2.0, 3.0, 1.0],
-        validation=[{"step": 4, "accuracy": 0.25, "loss": 2.5}],
-    )
-    fig = zoo_report.training_figure(progress, smooth=2)
-    raw, mean, validation = fig.data
-    assert list(raw.x) == [1, 2, 3, 4] and list(raw.y) == [4.0, 2.0, 3.0, 1.0]
-    assert list(mean.y) == pytest.approx([4.0, 3.0, 2.5, 2.0])
-    assert list(validation.x) == [4] and list(validation.y) == [25.0] and validation.yaxis == "y2"
-    assert tuple(fig.layout.xaxis.range) == (0, 100)  # the whole run's length, filled as it goes
-    assert tuple(zoo_report.training_figure(progress, whole_run=False).layout.xaxis.range) == (0, 4)
-    empty = zoo_report.training_figure(Progress())
-    assert len(empty.data) == 2 and len(empty.data[0].x) == 0
 
 
 def test_zoo_markdown_lists_every_model_with_its_figures_and_command():

@@ -1,4 +1,6 @@
-"""The Models page's tables and figures, built from model cards (no Streamlit here).
+"""Model cards as text: durations, sizes and figures in words, a card's facts, and the zoo's
+README (``zoo_markdown``, written by ``python -m xai_core models --markdown``).  No Streamlit,
+pandas or plotly here: the Models page's tables and figures are the app's (``workbench.figures``).
 
 A card is the JSON beside a checkpoint (``checkpoints/NAME.json``, see ``models.checkpoint``),
 with ``name`` and ``file_bytes`` added by ``zoo.zoo_cards()``; cards of uploaded models may lack
@@ -7,23 +9,7 @@ the training and metrics sections, and every function here copes with that.
 
 from __future__ import annotations
 
-import numpy as np
-import pandas as pd
-
 from .models.registry import ARCHITECTURES
-from .models.training_runs import Progress
-
-TABLE_COLUMNS = [
-    "name",
-    "architecture",
-    "task",
-    "held-out",
-    "training time",
-    "file size",
-    "parameters",
-    "capabilities",
-]
-METRIC_NAMES = {"accuracy": "accuracy", "mae_degrees": "angle error (MAE, degrees)"}
 
 
 def format_duration(seconds: float | None) -> str:
@@ -95,31 +81,6 @@ def task_text(card: dict) -> str:
     shapes_task = ((card.get("training") or {}).get("settings") or {}).get("task")
     task = card.get("task", "?")
     return f"{shapes_task} ({task})" if shapes_task else task
-
-
-def zoo_table(cards: list[dict], capabilities: dict[str, list[str] | str]) -> pd.DataFrame:
-    """One row per card: name, architecture, task, held-out figure, training time, file size,
-    parameters, capabilities (``capabilities[name]``: a list from the loaded model, or a
-    message saying why it could not be loaded)."""
-    rows = []
-    for card in cards:
-        name = card.get("name", "?")
-        caps = capabilities.get(name, [])
-        training = card.get("training") or {}
-        wall = training.get("wall_clock_seconds")
-        rows.append(
-            {
-                "name": name,
-                "architecture": card.get("arch", "?"),
-                "task": task_text(card),
-                "held-out": headline_metric(card),
-                "training time": format_duration(wall) + (" (stopped early)" if training.get("stopped_early") else ""),
-                "file size": format_bytes(card.get("file_bytes")),
-                "parameters": format_count(card.get("parameters")),
-                "capabilities": caps if isinstance(caps, str) else ", ".join(sorted(caps)) or "none",
-            }
-        )
-    return pd.DataFrame(rows, columns=TABLE_COLUMNS)
 
 
 def input_text(card: dict) -> str:
@@ -208,143 +169,6 @@ def condition_text(name: str, result: dict) -> str:
         low, high = options["pause_length"]
         parts.append(f"pauses of {low}-{high} frames")
     return ", ".join(parts)
-
-
-def metrics_frame(card: dict) -> pd.DataFrame:
-    """The held-out figures: one row per test and robustness condition (set, clips, value)."""
-    metrics = card.get("metrics") or {}
-    rows = []
-    for group, label in (("test", "test"), ("robustness", "robustness")):
-        for name, result in (metrics.get(group) or {}).items():
-            if not isinstance(result, dict):
-                continue
-            rows.append(
-                {
-                    "set": label,
-                    "clips": condition_text(name, result),
-                    "result": format_metric(result),
-                    "n": result.get("clips"),
-                }
-            )
-    return pd.DataFrame(rows, columns=["set", "clips", "result", "n"])
-
-
-def _metric_key(points: list[dict]) -> str | None:
-    for key in METRIC_NAMES:
-        if any(key in p for p in points):
-            return key
-    return None
-
-
-def _metric_values(points: list[dict], key: str) -> list[float]:
-    scale = 100.0 if key == "accuracy" else 1.0
-    return [p[key] * scale for p in points]
-
-
-def curve_figure(card: dict):
-    """The validation curve of a card (``training.curve``): the validation figure (accuracy in %
-    or angle error in degrees) and the training loss against the step, the best step marked.
-    None when the card has no curve."""
-    import plotly.graph_objects as go
-    from plotly.subplots import make_subplots
-
-    training = card.get("training") or {}
-    curve = [p for p in training.get("curve") or [] if "step" in p]
-    key = _metric_key(curve)
-    if not curve or key is None:
-        return None
-    points = [p for p in curve if key in p]
-    fig = make_subplots(specs=[[{"secondary_y": True}]])
-    steps = [p["step"] for p in points]
-    fig.add_trace(
-        go.Scatter(
-            x=steps, y=_metric_values(points, key), mode="lines+markers", name=f"validation {METRIC_NAMES[key]}"
-        ),
-        secondary_y=False,
-    )
-    losses = [(p["step"], p["loss"]) for p in curve if p.get("loss") is not None]
-    if losses:
-        fig.add_trace(
-            go.Scatter(
-                x=[s for s, _ in losses],
-                y=[v for _, v in losses],
-                mode="lines",
-                name="training loss",
-                line=dict(dash="dot", color="gray"),
-            ),
-            secondary_y=True,
-        )
-    best = training.get("best_step")
-    if best is not None:
-        fig.add_vline(x=best, line_dash="dash", line_color="green", annotation_text="kept", annotation_position="top")
-    fig.update_yaxes(title_text="accuracy (%)" if key == "accuracy" else "MAE (degrees)", secondary_y=False)
-    fig.update_yaxes(title_text="training loss", secondary_y=True, showgrid=False)
-    fig.update_layout(
-        title=f"Validation ({points[-1].get('clips', '?')} clips)",
-        xaxis_title="step",
-        height=320,
-        margin=dict(l=10, r=10, t=40, b=10),
-        legend=dict(orientation="h", y=-0.25),
-    )
-    return fig
-
-
-def moving_average(values: list[float], window: int) -> np.ndarray:
-    """Trailing mean over up to ``window`` values [N] -> [N] (the first points average fewer)."""
-    x = np.asarray(values, dtype=float)
-    if x.size == 0:
-        return x
-    sums = np.cumsum(np.insert(x, 0, 0.0))
-    idx = np.arange(1, x.size + 1)
-    lo = np.maximum(0, idx - window)
-    return (sums[idx] - sums[lo]) / (idx - lo)
-
-
-def training_figure(progress: Progress, smooth: int = 20, whole_run: bool = True):
-    """The live curve of a run: the loss of every step (faint), its trailing mean over
-    ``smooth`` steps, and the validation points on a second axis.  The step axis spans the
-    whole planned run (``whole_run``, while it goes) or the steps that ran."""
-    import plotly.graph_objects as go
-    from plotly.subplots import make_subplots
-
-    fig = make_subplots(specs=[[{"secondary_y": True}]])
-    fig.add_trace(
-        go.Scatter(
-            x=progress.steps, y=progress.losses, mode="lines", name="loss per step", line=dict(color="#9ecae1", width=1)
-        ),
-        secondary_y=False,
-    )
-    fig.add_trace(
-        go.Scatter(
-            x=progress.steps,
-            y=moving_average(progress.losses, smooth),
-            mode="lines",
-            name=f"mean of {smooth} steps",
-            line=dict(color="#08519c", width=2),
-        ),
-        secondary_y=False,
-    )
-    key = _metric_key(progress.validation)
-    if key is not None:
-        points = [p for p in progress.validation if key in p]
-        fig.add_trace(
-            go.Scatter(
-                x=[p["step"] for p in points],
-                y=_metric_values(points, key),
-                mode="lines+markers",
-                name=f"validation {METRIC_NAMES[key]}",
-                line=dict(color="#d62728"),
-            ),
-            secondary_y=True,
-        )
-        fig.update_yaxes(
-            title_text="accuracy (%)" if key == "accuracy" else "MAE (degrees)", secondary_y=True, showgrid=False
-        )
-    last = progress.total_steps if whole_run else max(progress.steps, default=progress.step)
-    fig.update_xaxes(title_text="step", range=[progress.start_step, max(last, progress.start_step + 1)])
-    fig.update_yaxes(title_text="training loss", secondary_y=False)
-    fig.update_layout(height=320, margin=dict(l=10, r=10, t=30, b=10), legend=dict(orientation="h", y=-0.25))
-    return fig
 
 
 ROBUSTNESS_COLUMNS = [  # the card's robustness conditions (models.training.ROBUSTNESS_CONDITIONS)

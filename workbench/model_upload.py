@@ -13,9 +13,9 @@ import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
-from .models.base import ModelError
-from .models.conv3d import TORCHVISION_VIDEO
-from .models.external import is_torchscript
+from xai_core.models.base import ModelError
+from xai_core.models.conv3d import TORCHVISION_VIDEO
+from xai_core.models.external import is_torchscript
 
 SOURCES = {
     "TorchScript file": "torchscript",

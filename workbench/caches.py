@@ -1,0 +1,159 @@
+"""The app's caches: models as resources (one per name and device); clips, predictions,
+explanations, overlay videos, gradient profiles, run plans and deletion curves as data, keyed by
+what determines them (the model's key, the clip's content hash, the method, the target and the
+parameters).  The ``get_*`` helpers build those keys; arguments named ``_x`` are not hashed."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import streamlit as st
+
+from xai_core import render
+from xai_core.api import explain, model_output, predict
+from xai_core.explanation import Explanation, resolve_target
+from xai_core.models.base import VideoModel
+from xai_core.models.zoo import load_model
+from xai_core.video import Clip, VideoError, encode_video, load_video
+
+
+def model_key(model: VideoModel, device: str) -> str:
+    """What names ``model`` in the data caches: its name and device, and for a user's model its load request."""
+    user = getattr(model, "xai_user_key", None)
+    return f"{model.name}@{device}" + (f"#{user}" if user else "")
+
+
+def _target_key(target) -> str | None:
+    return None if target is None else str(target)
+
+
+@st.cache_resource(show_spinner="Loading the model…", max_entries=8)
+def cached_model(name: str, device: str) -> VideoModel:
+    """A zoo model by name, on ``device``."""
+    return load_model(name, device=device)
+
+
+@st.cache_resource(show_spinner="Loading your model…", max_entries=8)
+def cached_user_model(request_json: str, device: str) -> VideoModel:
+    """A user's model (``load_model(spec, **kwargs)``) renamed as they asked; its cache key
+    (``xai_user_key``) keeps its explanations apart from another model of the same name."""
+    request = json.loads(request_json)
+    model = load_model(request["spec"], device=device, **request["kwargs"])
+    model.info.name = request["name"]
+    model.xai_user_key = hashlib.sha256(request_json.encode()).hexdigest()[:16]
+    return model
+
+
+@st.cache_data(show_spinner="Reading the video…", max_entries=32)
+def cached_clip(kind: str, source: str, frames: int, height: int, width: int, upload: bytes | None = None) -> Clip:
+    """The clip sampled to the model's input; uploads are decoded from a temporary file."""
+    size = (height, width)
+    if kind != "upload":
+        return load_video(source, frames=frames, size=size)
+    name = "".join(c if c.isalnum() or c in "._-" else "_" for c in Path(source).name) or "upload"
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / name
+        path.write_bytes(upload or b"")
+        try:
+            clip = load_video(path, frames=frames, size=size)
+        except VideoError as exc:  # name the user's file, not the temporary copy
+            raise VideoError(str(exc).replace(str(path), Path(source).name)) from None
+    clip.source = Path(source).name
+    return clip
+
+
+@st.cache_data(show_spinner=False, max_entries=64)
+def cached_prediction(model_key: str, clip_hash: str, _model: VideoModel, _clip: Clip) -> dict:
+    """predict(), cached by (model, clip content)."""
+    return predict(_model, _clip)
+
+
+def get_prediction(model: VideoModel, clip: Clip, device: str) -> dict:
+    """The model's prediction on the clip (cached)."""
+    return cached_prediction(model_key(model, device), clip.content_hash(), model, clip)
+
+
+@st.cache_data(show_spinner="Explaining…", max_entries=64)
+def cached_explanation(
+    model_key: str, clip_hash: str, method: str, target: str | None, params_json: str, _model: VideoModel, _clip: Clip
+) -> Explanation:
+    """explain(), cached by (model, clip content, method, target, parameters)."""
+    return explain(_model, _clip, method, target=target, **json.loads(params_json))
+
+
+def get_explanation(model: VideoModel, clip: Clip, method: str, target, params: dict, device: str) -> Explanation:
+    """``method``'s explanation of ``target`` with ``params`` (cached)."""
+    key = model_key(model, device)
+    return cached_explanation(
+        key, clip.content_hash(), method, _target_key(target), json.dumps(params, sort_keys=True), model, clip
+    )
+
+
+@st.cache_data(show_spinner="Encoding the video…", max_entries=16)
+def overlay_video_bytes(
+    clip_hash: str,
+    expl_key: str,
+    fmt: str,
+    opacity: float,
+    cmap: str,
+    mode: str,
+    _frames: np.ndarray,
+    _spatial: np.ndarray,
+    fps: float = 8.0,
+) -> bytes:
+    """The overlay of the whole clip (frames [T,H,W,3], map [T,H,W]) as an H.264 mp4 or a GIF, 3x enlarged."""
+    frames = render.overlay_clip(_frames, _spatial, opacity=opacity, cmap=cmap, mode=mode)
+    frames = np.stack([render.upscale(f, 3) for f in frames])
+    return encode_video(frames, fmt=fmt, fps=fps)
+
+
+@st.cache_data(show_spinner="Measuring the gradient per frame…", max_entries=32)
+def cached_profile(model_key: str, clip_hash: str, target: str | None, _model: VideoModel, _clip: Clip) -> np.ndarray:
+    """vanishing.gradient_profile(), cached by (model, clip content, target)."""
+    from xai_core import vanishing
+
+    return vanishing.gradient_profile(_model, _clip, target)
+
+
+def get_profile(model: VideoModel, clip: Clip, target, device: str) -> np.ndarray:
+    """The mean |gradient| reaching each frame [T] (cached)."""
+    return cached_profile(model_key(model, device), clip.content_hash(), _target_key(target), model, clip)
+
+
+@st.cache_data(show_spinner="Timing a sample…", max_entries=64)
+def _plan(model_key_: str, clip_hash: str, method: str, target: str | None, params_json: str, _model, _clip):
+    from xai_core.methods.planning import plan
+
+    x = _model.preprocess(_clip)
+    resolved = resolve_target(_model.task, _model.labels, target, model_output(_model, x))
+    params = {k: tuple(v) if isinstance(v, list) else v for k, v in json.loads(params_json).items()}
+    return plan(_model, x, resolved, method, params)
+
+
+def get_plan(model: VideoModel, clip: Clip, method: str, target, params: dict, device: str):
+    """``planning.plan`` for these settings (cached): evaluations and estimated seconds."""
+    from xai_core.methods.registry import get_method
+
+    resolved = get_method(method).resolve_params(params)
+    return _plan(
+        model_key(model, device), clip.content_hash(), method, _target_key(target), json.dumps(resolved), model, clip
+    )
+
+
+@st.cache_data(show_spinner="Deleting and inserting frames…", max_entries=32)
+def _deletion(run: str, target: str | None, baseline: str, _model, _clip, _curve) -> dict:
+    from xai_core.evaluate import deletion_insertion
+
+    x = _model.preprocess(_clip)
+    resolved = resolve_target(_model.task, _model.labels, target, model_output(_model, x))
+    kind = baseline if baseline != "previous" else "zero"  # sets of frames need a baseline of their own
+    return deletion_insertion(_model, x, resolved, _curve, baseline=kind, padded=_clip.padded)
+
+
+def get_deletion(model: VideoModel, clip: Clip, target, curve: np.ndarray, baseline: str, run: str) -> dict:
+    """Deletion / insertion curves of a run's frame curve [T] (cached by the run)."""
+    return _deletion(run, _target_key(target), baseline, model, clip, curve)

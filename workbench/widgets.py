@@ -1,0 +1,131 @@
+"""Widgets the pages share: the frame scrubber (and the frame it starts on), the target to
+explain, and one widget per declared parameter of a method."""
+
+from __future__ import annotations
+
+import numpy as np
+import streamlit as st
+
+from xai_core.methods.registry import MethodSpec
+from xai_core.models.base import VideoModel
+
+
+def peak_frame(temporal: np.ndarray, padded: np.ndarray | None = None) -> int:
+    """The frame a page shows first: the one with the most evidence on the importance curve
+    (temporal [T]), padding frames excluded; the first frame when the curve is flat."""
+    scores = np.asarray(temporal, dtype=np.float64).copy()
+    if padded is not None and len(padded) == len(scores) and not np.all(padded):
+        scores[np.asarray(padded, bool)] = -np.inf
+    return int(np.argmax(scores)) if np.isfinite(scores).any() else 0
+
+
+def frame_slider(key: str, first: int, last: int, start: int, shown_for: str, help: str) -> int:
+    """The page's Frame scrubber over [first, last].  It starts at ``start`` (where the evidence
+    is) the first time, and again whenever the model or clip it was showing (``shown_for``)
+    changes; a value left outside the range (a shorter clip) is moved into it."""
+    start = min(max(start, first), last)
+    initial = {}
+    if key not in st.session_state:  # the first run, or Streamlit dropped the scrubber (an error page)
+        initial = {"value": start}
+    elif st.session_state.get(f"{key}_shown_for") != shown_for:
+        st.session_state[key] = start
+    elif not first <= st.session_state[key] <= last:
+        st.session_state[key] = min(max(st.session_state[key], first), last)
+    st.session_state[f"{key}_shown_for"] = shown_for
+    return st.slider("Frame", first, last, key=key, help=help, persist_state="page", **initial)
+
+
+def target_widget(model: VideoModel, prediction: dict) -> int | str | None:
+    """The target chosen by the user: None (predicted / output), a class index, or 'ref=VALUE'."""
+    if model.task == "classification":
+        # -1 stands for the predicted class (a None option would read as "nothing chosen" in the browser)
+        options = [-1, *range(len(model.labels))]
+
+        def name(option):
+            if option == -1:
+                return f"predicted class ({prediction['label']})"
+            return f"{option}: {model.labels[option]}"
+
+        chosen = st.selectbox(
+            "Explain the class", options, format_func=name, key=f"target_{model.name}", persist_state="page"
+        )
+        return None if chosen == -1 else chosen
+    kind = st.radio(
+        "Explain",
+        ["the output", "the error against a reference value"],
+        key=f"regression_{model.name}",
+        persist_state="page",
+    )
+    if kind == "the output":
+        return None
+    value = st.number_input(
+        "Reference value", value=float(round(prediction["value"])), key=f"reference_{model.name}", persist_state="page"
+    )
+    return f"ref={value}"
+
+
+def param_widgets(spec: MethodSpec, model: VideoModel, skip: tuple[str, ...] = ()) -> dict:
+    """One widget per declared parameter of the method (those of the CAM layer first)."""
+    params = {}
+    for p in spec.params:
+        if p.name in skip:
+            continue
+        key = f"param_{spec.name}_{p.name}_{model.name}"
+        if p.kind == "layer":
+            layers = list(model.conv_layers())
+            default = model.cam_layer_name
+            ordered = [default] + [name for name in layers if name != default] if default else layers
+            chosen = st.selectbox(
+                p.name,
+                ordered,
+                key=key,
+                help=p.help,
+                format_func=lambda n, d=default: f"{n} (default)" if n == d else n,
+                persist_state="page",
+            )
+            params[p.name] = None if chosen == default else chosen
+        elif p.kind == "choice":
+            params[p.name] = st.selectbox(
+                p.name,
+                list(p.choices),
+                index=list(p.choices).index(p.default),
+                key=key,
+                help=p.help,
+                persist_state="page",
+            )
+        elif p.kind == "bool":
+            params[p.name] = st.checkbox(p.name, value=bool(p.default), key=key, help=p.help, persist_state="page")
+        elif p.kind == "float" and p.default is None:  # optional: empty means "not set"
+            text = st.text_input(p.name, value="", key=key, help=p.help, persist_state="page").strip()
+            try:
+                params[p.name] = float(text) if text else None
+            except ValueError:
+                st.error(f"{p.name} must be a number (or empty), not {text!r}", icon=":material/error:")
+                params[p.name] = None
+        elif p.kind in ("int", "float"):
+            cast = int if p.kind == "int" else float
+            params[p.name] = st.number_input(
+                p.name,
+                value=cast(p.default),
+                min_value=None if p.minimum is None else cast(p.minimum),
+                max_value=None if p.maximum is None else cast(p.maximum),
+                key=key,
+                help=p.help,
+                persist_state="page",
+            )
+        elif p.kind == "ints":
+            columns = st.columns(p.size or len(p.default))
+            values = []
+            for i, (column, v) in enumerate(zip(columns, p.default, strict=True)):
+                values.append(
+                    column.number_input(
+                        f"{p.name} [{i}]", value=int(v), min_value=int(p.minimum or 0), key=f"{key}_{i}", help=p.help,
+                        persist_state="page",
+                    )
+                )  # fmt: skip
+            params[p.name] = tuple(int(v) for v in values)
+        else:
+            params[p.name] = (
+                st.text_input(p.name, value=p.default or "", key=key, help=p.help, persist_state="page") or None
+            )
+    return params
