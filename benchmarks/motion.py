@@ -46,14 +46,9 @@ import numpy as np
 import torch
 
 import xai_core
+from xai_core.angles import angular_difference, screen_angle
 from xai_core.api import model_input
-from xai_core.evaluate.motion import (
-    angular_difference,
-    flow_direction_error,
-    mean_motion_share,
-    screen_angle,
-    trajectories_on_target,
-)
+from xai_core.evaluate.motion import flow_direction_error, mean_motion_share, trajectories_on_target
 from xai_core.methods.flow import Decomposition, clip_flows, decompose, motion_share, rebuild
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))

@@ -9,18 +9,10 @@ import pytest
 
 from xai_core.evaluate.motion import (
     MIN_SPEED,
-    angular_difference,
     flow_direction_error,
     mean_motion_share,
-    screen_angle,
     trajectories_on_target,
 )
-
-
-def test_screen_angles_are_counter_clockwise_with_y_down():
-    vectors = np.array([[1.0, 0.0], [0.0, -1.0], [-1.0, 0.0], [0.0, 1.0], [1.0, -1.0]])
-    np.testing.assert_allclose(screen_angle(vectors), [0, 90, 180, 270, 45])
-    np.testing.assert_allclose(angular_difference(np.array([350.0, 10.0, 180.0]), 5.0), [15, 5, 175])
 
 
 def field(angle: float, speed: float, shape=(3, 16, 16)) -> np.ndarray:

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -97,3 +101,12 @@ def test_probabilities_figure_highlights_the_prediction():
     fig = render.probabilities_figure({"probabilities": [0.2, 0.7, 0.1], "index": 1}, ["a", "b", "c"])
     bar = fig.data[0]
     assert list(bar.y) == ["c", "a", "b"] and bar.marker.color[-1] == "#d62728"
+
+
+def test_importing_render_leaves_the_evaluation_unloaded():
+    """render takes its angle convention from xai_core.angles, a module both it and the evaluation use."""
+    code = "import sys, xai_core.render; print(sorted(m for m in sys.modules if m.startswith('xai_core.evaluate')))"
+    root = Path(__file__).resolve().parents[1]
+    done = subprocess.run([sys.executable, "-c", code], cwd=root, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "[]"

@@ -1,4 +1,4 @@
-"""Tests for xai_core.video: sources, sampling, padding, resizing, writing, streaming memory, errors."""
+"""Tests for the xai_core.video package: sources, sampling, padding, resizing, writing, streaming memory, errors."""
 
 from __future__ import annotations
 
@@ -20,13 +20,14 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from xai_core import video
 from xai_core.data.moving_shapes import generate
 from xai_core.video import (
     DEFAULT_SHAPES_OPTIONS,
     SAMPLES_DIR,
     Clip,
     VideoError,
+    check_source,
+    decoders,
     encode_video,
     load_video,
     probe_video,
@@ -137,9 +138,9 @@ def test_opencv_fallback_gives_same_frames(monkeypatch):
     ref = load_video(path, frames=8, size=(64, 64))
 
     def refuse(*args, **kwargs):
-        raise video._CannotOpen("simulated")
+        raise decoders._CannotOpen("simulated")
 
-    monkeypatch.setattr(video, "_PyAVSource", refuse)
+    monkeypatch.setattr(decoders, "_PyAVSource", refuse)
     clip = load_video(path, frames=8, size=(64, 64))
     np.testing.assert_array_equal(clip.frame_indices, ref.frame_indices)
     assert clip.original_size == ref.original_size and clip.fps == pytest.approx(ref.fps)
@@ -334,7 +335,7 @@ def test_count_by_decoding_when_demuxing_fails(tmp_path, monkeypatch):
     def broken(self):
         raise av.error.InvalidDataError(1094995529, "simulated demuxer failure")
 
-    monkeypatch.setattr(video._PyAVSource, "count", broken)
+    monkeypatch.setattr(decoders._PyAVSource, "count", broken)
     clip = load_video(path, frames=7)
     assert clip.original_frames == 30
     np.testing.assert_allclose(levels(clip), 8 * sample_indices(30, 7), atol=3)
@@ -672,6 +673,35 @@ def test_bad_sources_raise_one_clear_video_error(bad_sources, case, frames, capf
     assert capfd.readouterr().err == ""  # no decoder log lines besides the one message
 
 
+CHECKED_EARLY = ("missing", "empty", "garbage", "unsupported", "text", "truncated", "audio only", "empty folder")
+
+
+def test_check_source_says_what_load_video_says_without_decoding(bad_sources, tmp_path):
+    """check_source (run before a model is loaded) raises load_video's message for every source that
+    cannot be opened at all; what only decoding shows (too few frames, no decodable frame) is left to
+    load_video."""
+    for case, (source, message) in bad_sources.items():
+        if case in CHECKED_EARLY:
+            with pytest.raises(VideoError) as err:
+                check_source(source)
+            assert message in str(err.value) and "\n" not in str(err.value), case
+        else:
+            assert check_source(source) is None, case
+    np.save(tmp_path / "image.npy", np.zeros((8, 8, 3), np.uint8))
+    (tmp_path / "fake.npz").write_text("not a zip")
+    for source, message in [
+        (tmp_path / "image.npy", "looks like one image"),
+        (tmp_path / "fake.npz", "not a .npz file"),
+        ("shapes:x", "the seed after 'shapes:' must be an integer"),
+        ("shapes:3?colour=red", "unknown Moving Shapes option 'colour'"),
+    ]:
+        with pytest.raises(VideoError, match=re.escape(message)):
+            check_source(source)
+    np.save(tmp_path / "clip.npy", moving_square(4))
+    for good in (sample_clips()["moviepy_chaplin.mp4"], tmp_path / "clip.npy", "shapes:3?noise=8", moving_square(4)):
+        assert check_source(good) is None
+
+
 def test_min_frames_and_probe_errors(bad_sources):
     clip = load_video(bad_sources["one frame"][0], frames=4, min_frames=1)
     assert clip.frame_indices.tolist() == [0, -1, -1, -1]
@@ -689,10 +719,10 @@ def test_permission_denied(tmp_path, monkeypatch):
     def denied(*args, **kwargs):
         raise av.error.PermissionError(13, "Permission denied", str(path))
 
-    monkeypatch.setattr(video.av, "open", denied)  # what FFmpeg raises for an unreadable file (tests may run as root)
+    monkeypatch.setattr(decoders.av, "open", denied)  # FFmpeg's error for an unreadable file (tests may run as root)
     with pytest.raises(VideoError, match="locked.mp4: permission denied"):
         load_video(path)
-    monkeypatch.setattr(video.os, "access", lambda *a, **k: False)
+    monkeypatch.setattr(decoders.os, "access", lambda *a, **k: False)
     with pytest.raises(VideoError, match="locked.mp4: permission denied"):
         load_video(path)
 

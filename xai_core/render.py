@@ -9,7 +9,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from .evaluate.motion import screen_angle
+from .angles import screen_angle
 
 COLORMAPS = {
     "jet": cv2.COLORMAP_JET,

@@ -7,8 +7,9 @@ pause in the movement.  Everything is deterministic per seed.
 Conventions
 -----------
 * Frames are uint8 RGB ``[T, H, W, 3]`` on a black background.
-* The angle is in degrees, counter-clockwise as seen on screen: a shape at 0 degrees moves to the
-  right, at 90 degrees straight up (image y decreases), at 180 degrees to the left.
+* The angle is a screen angle (``xai_core.angles``): degrees, counter-clockwise as seen on screen;
+  a shape at 0 degrees moves to the right, at 90 degrees straight up (image y decreases), at 180
+  degrees to the left.
 * ``flow[i]`` (``[T-1, 2, H, W]``, x then y, pixels) is the true displacement between frame ``i``
   and frame ``i + 1`` of every target pixel of frame ``i`` (zero elsewhere): the convention of
   OpenCV's Farneback flow, ``frame_i(y, x) ~ frame_{i+1}(y + fy, x + fx)``.
@@ -18,11 +19,12 @@ Conventions
 from __future__ import annotations
 
 import colorsys
-import math
 from dataclasses import asdict, dataclass, field
 
 import cv2
 import numpy as np
+
+from ..angles import screen_direction
 
 SIDES = (3, 4, 5)
 SHAPE_NAMES = {3: "triangle", 4: "square", 5: "pentagon"}
@@ -189,7 +191,7 @@ def generate(
     progress, pause_frames = _moving_steps(rng, opts)
     steps = progress[-1]
 
-    direction = np.array([math.cos(math.radians(angle)), -math.sin(math.radians(angle))])
+    direction = screen_direction(angle)
     margin = radius + 2.0
     room = size - 2 * margin
     largest = max(abs(direction[0]), abs(direction[1])) * steps
@@ -267,6 +269,11 @@ def generate(
         distractor_sides=[d[2] for d in distractors],
         options=opts,
     )
+
+
+# A ``shapes:SEED`` clip source (``data.shapes_clip``): its options where the spec states none, and its frame rate.
+DEFAULT_SHAPES_OPTIONS: dict = {"noise": 8.0, "distractors": 2}
+SHAPES_FPS = 8.0
 
 
 def parse_source(spec: str) -> tuple[int, dict]:

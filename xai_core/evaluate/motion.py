@@ -13,19 +13,10 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..angles import angular_difference, screen_angle
+
 MIN_SPEED = 0.25  # pixels per frame: slower flow has no usable direction
 TRACK_REACH = 3  # pixels: a track this close to the target's mask is on it
-
-
-def screen_angle(flow: np.ndarray) -> np.ndarray:
-    """flow [...,2] (x, y with y down) -> direction in degrees, counter-clockwise on the screen
-    from the right (the Moving Shapes convention for the true angle), in [0, 360)."""
-    return np.degrees(np.arctan2(-flow[..., 1], flow[..., 0])) % 360.0
-
-
-def angular_difference(a: np.ndarray, b: float | np.ndarray) -> np.ndarray:
-    """|a - b| in degrees, wrapped into [0, 180]."""
-    return np.abs((np.asarray(a) - b + 180.0) % 360.0 - 180.0)
 
 
 def flow_direction_error(
