@@ -8,7 +8,7 @@ import streamlit as st
 from workbench import caches, sanity, sidebar, user_models, widgets
 from xai_core import render, vanishing
 from xai_core.evaluate import suites
-from xai_core.explanation import TargetError
+from xai_core.explanation import TargetError, prediction_text
 from xai_core.methods.registry import MethodError, method_specs
 from xai_core.models.base import ModelError
 from xai_core.video import VideoError
@@ -36,8 +36,7 @@ left, right = st.columns([1, 2], gap="large")
 with left:
     st.subheader("Prediction")
     if model.task == "classification":
-        p = prediction["probabilities"][prediction["index"]]
-        st.markdown(f"**{prediction['label']}** with probability **{p:.1%}**")
+        st.markdown(f"Predicts **{prediction_text(prediction)}**")
         st.plotly_chart(render.probabilities_figure(prediction, model.labels), key="probabilities")
     else:
         st.metric(prediction["label"], f"{prediction['value']:.1f}")

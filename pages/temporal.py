@@ -14,7 +14,7 @@ import streamlit as st
 from workbench import caches, jobs, runs, sidebar, widgets
 from xai_core import render
 from xai_core.evaluate import key_frame_overlap, key_frames
-from xai_core.explanation import TargetError
+from xai_core.explanation import TargetError, prediction_text
 from xai_core.methods.planning import LONG_METHODS
 from xai_core.methods.registry import MethodError, get_method
 from xai_core.models.base import ModelError
@@ -33,10 +33,7 @@ selection = sidebar.page_setup()
 st.title("Temporal")
 model, clip = sidebar.model_and_clip_or_stop(selection)
 prediction = caches.get_prediction(model, clip, selection.device)
-said = f"{prediction['label']} ({prediction['probabilities'][prediction['index']]:.1%})" if "index" in prediction else (
-    f"{prediction['label']} = {prediction['value']:.1f}"
-)  # fmt: skip
-st.caption(f"{model.name} · {sidebar.describe_source(clip.source)} · predicts {said}")
+st.caption(f"{model.name} · {sidebar.describe_source(clip.source)} · predicts {prediction_text(prediction)}")
 
 left, right = st.columns([1, 2], gap="large")
 with left:

@@ -47,7 +47,7 @@ def test_first_page_shows_prediction_curve_frames_and_downloads(zoo):
 
     at = start()
     assert at.title[0].value == "Explain"
-    assert re.match(r"\*\*(triangle|square|pentagon)\*\* with probability \*\*\d+\.\d%\*\*", at.markdown[0].value)
+    assert re.fullmatch(r"Predicts \*\*(triangle|square|pentagon) \(\d+\.\d%\)\*\*", at.markdown[0].value)
     assert len(at.get("plotly_chart")) == 2  # probabilities + frame importance
     # the scrubber starts on the frame where the importance curve peaks
     model = xai_core.load_model(str(zoo / "a_cnn_transformer"), device="cpu")

@@ -269,7 +269,7 @@ def test_a_resumed_zoo_run_keeps_results_only_for_the_same_weights_and_settings(
     card["metrics"] = {"test": {"retested": {"accuracy": 0.5, "clips": 9}}}
     (tmp_path / "a-sides.json").write_text(json.dumps(card))
     kept = report.evaluate_zoo(["a-sides"], 2, methods=["gradcam"], device="cpu", resume=True, noise=20.0)
-    assert measured == [] and kept["models"]["a-sides"]["headline"] == "50.0% accuracy (retested, 9 clips)"
+    assert measured == [] and kept["models"]["a-sides"]["headline"] == "accuracy 50.0% (retested, 9 clips)"
     report.evaluate_zoo(["a-sides"], 2, methods=["gradcam"], device="cpu", resume=True, noise=20.0, slow_clips=1)
     assert measured == ["a-sides"]  # another setting (TSR's clips)
     stored = json.loads((tmp_path / report.RESULTS_FILE).read_text())

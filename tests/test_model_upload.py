@@ -15,7 +15,6 @@ from workbench.model_upload import (
     UploadedFile,
     default_name,
     load_request,
-    parse_channels,
     parse_labels,
     safe_filename,
 )
@@ -60,13 +59,6 @@ def torchscript_file() -> UploadedFile:
 
 
 def test_fields_are_parsed():
-    assert parse_channels("0.4, 0.5,0.6", "mean") == [0.4, 0.5, 0.6]
-    assert parse_channels("(0.4 0.5 0.6)", "mean") == [0.4, 0.5, 0.6]
-    assert parse_channels("0.5", "std") == [0.5, 0.5, 0.5] and parse_channels("  ", "std") is None
-    with pytest.raises(ModelError, match="three numbers"):
-        parse_channels("0.4, 0.5", "mean")
-    with pytest.raises(ModelError, match="mean: give three numbers"):
-        parse_channels("red", "mean")
     assert parse_labels("cat\n dog \n\nbird") == ["cat", "dog", "bird"]
     assert parse_labels("cat, dog,bird") == ["cat", "dog", "bird"] and parse_labels("") is None
     assert safe_filename("../../etc/my net.py") == "my_net.py" and safe_filename(".hidden") == "hidden"
@@ -97,7 +89,7 @@ def test_a_factory_request_loads_the_users_model(tmp_path):
         "frames": 8,
         "height": 32,
         "width": 32,
-        "mean": [0.5, 0.5, 0.5],
+        "mean": (0.5, 0.5, 0.5),
         "labels": ["a", "b", "c"],
         "weights": kwargs["weights"],
     }
@@ -140,6 +132,8 @@ def test_each_submission_gets_its_own_folder(tmp_path):
         ("torchvision", {"arch": "resnet50"}, "choose one of r3d_18"),
         ("torchvision", {"arch": "r3d_18", "labels_text": "a", "labels_file": UploadedFile("l.txt", b"a")}, "not both"),
         ("camera", {}, "unknown kind of model"),
+        ("torchvision", {"arch": "r3d_18", "mean_text": "0.4, 0.5"}, r"mean takes three numbers \(one per RGB"),
+        ("torchvision", {"arch": "r3d_18", "std_text": "0.2 0 0.2"}, "std must be positive"),
     ],
 )
 def test_mistakes_get_one_message(tmp_path, kind, fields, message):

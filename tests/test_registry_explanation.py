@@ -9,6 +9,7 @@ from conftest import small_input, small_model
 from torch import nn
 
 from xai_core import Explanation, explain, list_methods
+from xai_core.explanation import describe_prediction, prediction_text
 from xai_core.methods.registry import REGISTRY, MethodError, Param, get_method, method_specs
 from xai_core.models.base import InputSpec, ModelError, VideoModel
 
@@ -100,3 +101,10 @@ def test_explanation_checks_shapes():
     e = Explanation("m", {}, {}, "classification", {}, temporal=np.arange(5), extras={"spatial": np.zeros(2)})
     with pytest.raises(ValueError, match="shadow"):
         e._arrays()
+
+
+def test_a_prediction_is_stated_one_way():
+    classified = describe_prediction("classification", ["a", "b"], torch.tensor([[0.0, 1.0]]))
+    assert prediction_text(classified) == "b (73.1%)"
+    regressed = describe_prediction("regression", ["angle (degrees)"], torch.tensor([[123.456]]))
+    assert prediction_text(regressed) == "angle (degrees) = 123.5"

@@ -64,6 +64,19 @@ def test_formatting():
     assert zoo_report.format_metric({"mae_degrees": 4.13}) == "MAE 4.1°"
 
 
+def test_the_headline_is_worded_one_way_everywhere():
+    """The first test condition with a figure; the clips and the condition's name on request."""
+    card = {"metrics": {"test": {"note": {"clips": 3}, "clean": {"mae_degrees": 4.13, "clips": 500}}}}
+    assert zoo_report.headline_metric(card) == "MAE 4.1°"
+    assert zoo_report.headline_metric(card, clips=True) == "MAE 4.1° (500 clips)"
+    assert zoo_report.headline_metric(card, clips=True, condition=True) == "MAE 4.1° (clean, 500 clips)"
+    assert zoo_report.headline_metric(card, condition=True) == "MAE 4.1° (clean)"
+    assert zoo_report.headline_metric({"name": "upload"}) == "-"
+    assert zoo_report.headline_metric({"metrics": {}}, missing="no test figure") == "no test figure"
+    test = {"retested": {"accuracy": 0.5, "clips": 9}}
+    assert zoo_report.test_headline(test, clips=True, condition=True) == "accuracy 50.0% (retested, 9 clips)"
+
+
 def test_card_facts():
     card = zoo_card(stopped_early=True, steps_done=120)
     facts = dict(zoo_report.card_facts(card))

@@ -13,6 +13,7 @@ import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
+from xai_core.channels import parse_channels
 from xai_core.models.base import ModelError
 from xai_core.models.conv3d import TORCHVISION_VIDEO
 from xai_core.models.external import is_torchscript
@@ -48,24 +49,6 @@ def store(folder: str | Path, file: UploadedFile) -> Path:
     path = folder / safe_filename(file.name)
     path.write_bytes(file.data)
     return path
-
-
-def parse_channels(text: str | None, what: str) -> list[float] | None:
-    """'0.45, 0.45, 0.45' (commas or spaces; one number means all three) -> floats; '' -> None."""
-    if text is None or not text.strip():
-        return None
-    parts = [p for p in re.split(r"[,\s]+", text.strip().strip("()[]")) if p]
-    try:
-        values = [float(p) for p in parts]
-    except ValueError:
-        raise ModelError(
-            f"{what}: give three numbers (one per RGB channel), e.g. 0.45, 0.45, 0.45; got {text!r}"
-        ) from None
-    if len(values) == 1:
-        values *= 3
-    if len(values) != 3:
-        raise ModelError(f"{what}: give three numbers (one per RGB channel), got {len(values)}")
-    return values
 
 
 def parse_labels(text: str | None) -> list[str] | None:
@@ -118,8 +101,8 @@ def load_request(
         "frames": frames,
         "height": height,
         "width": width,
-        "mean": parse_channels(mean_text, "mean"),
-        "std": parse_channels(std_text, "std"),
+        "mean": parse_channels(mean_text, "mean", error=ModelError),
+        "std": parse_channels(std_text, "std", positive=True, error=ModelError),
         "layout": None if layout in ("auto", "", None) else layout,
         "cam_layer": cam_layer.strip() or None,
         "labels": labels,

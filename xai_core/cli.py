@@ -27,20 +27,10 @@ def _table(rows: list[list[str]], header: list[str]) -> str:
     return "\n".join(line.rstrip() for line in lines)
 
 
-def headline_metric(card: dict) -> str:
-    """'accuracy 97.2%' / 'MAE 4.1°' from a card's first test condition, or '-'."""
-    test = card.get("metrics", {}).get("test", {})
-    for result in test.values():
-        if "accuracy" in result:
-            return f"accuracy {result['accuracy']:.1%} ({result['clips']} clips)"
-        if "mae_degrees" in result:
-            return f"MAE {result['mae_degrees']:.1f} deg ({result['clips']} clips)"
-    return "-"
-
-
 # ---------------------------------------------------------------------------- commands
 def _cmd_models(args: argparse.Namespace) -> int:
     from .models.zoo import checkpoints_dir, zoo_cards
+    from .zoo_report import headline_metric
 
     cards = zoo_cards()
     if args.markdown:
@@ -64,7 +54,14 @@ def _cmd_models(args: argparse.Namespace) -> int:
         print(f"no models in {checkpoints_dir()}")
         return 0
     rows = [
-        [c["name"], c["arch"], c["task"], ", ".join(c["labels"]), headline_metric(c), f"{c['file_bytes'] / 1e6:.1f} MB"]
+        [
+            c["name"],
+            c["arch"],
+            c["task"],
+            ", ".join(c["labels"]),
+            headline_metric(c, clips=True),
+            f"{c['file_bytes'] / 1e6:.1f} MB",
+        ]
         for c in cards
     ]
     print(_table(rows, ["name", "arch", "task", "labels", "held-out", "size"]))
@@ -103,6 +100,7 @@ def _cmd_methods(args: argparse.Namespace) -> int:
 
 def _cmd_predict(args: argparse.Namespace) -> int:
     from .api import predict
+    from .explanation import prediction_text
     from .video import load_video
 
     model = _load_model(args.model, args.device, args)
@@ -119,12 +117,11 @@ def _cmd_predict(args: argparse.Namespace) -> int:
                 "frame_indices": [int(i) for i in clip.frame_indices],
             }
         )
-    elif model.task == "classification":
-        print(f"{prediction['label']} ({prediction['probabilities'][prediction['index']]:.1%})")
+        return 0
+    print(prediction_text(prediction))
+    if model.task == "classification":
         for label, p in sorted(zip(model.labels, prediction["probabilities"], strict=True), key=lambda lp: -lp[1])[:5]:
             print(f"  {p:7.2%}  {label}")
-    else:
-        print(f"{prediction['label']}: {prediction['value']:.4g}")
     return 0
 
 
@@ -141,6 +138,7 @@ def parse_params(items: list[str]) -> dict:
 
 def _cmd_explain(args: argparse.Namespace) -> int:
     from .api import explain
+    from .explanation import prediction_text
     from .render import overlay_clip
     from .video import load_video, write_video
 
@@ -156,13 +154,9 @@ def _cmd_explain(args: argparse.Namespace) -> int:
             raise ValueError(f"{args.method} gives no spatial map to overlay")
         frames = overlay_clip(clip.frames, expl.spatial, opacity=0.5, cmap="jet", mode="positive")
         written.append(str(write_video(frames, args.overlay, fps=args.fps)))
-    pred = expl.prediction
-    said = pred["label"] + (
-        f" ({pred['probabilities'][pred['index']]:.1%})" if "index" in pred else f" = {pred['value']:.4g}"
-    )
     print(
-        f"{model.name} on {clip.source}: {said}; {args.method} for {expl.meta['target_description']} "
-        f"in {expl.seconds:.2f} s"
+        f"{model.name} on {clip.source}: {prediction_text(expl.prediction)}; {args.method} for "
+        f"{expl.meta['target_description']} in {expl.seconds:.2f} s"
     )
     if "motion_reliance" in expl.meta:  # the motion methods' clip-level motion-vs-appearance figure
         m = expl.meta
@@ -214,6 +208,7 @@ def positive_int(text: str) -> int:
 
 def _cmd_train(args: argparse.Namespace) -> int:
     from .models.training import TrainSettings, train
+    from .zoo_report import headline_metric
 
     config = json.loads(args.config) if args.config else {}
     if args.init_prefix and not args.init_from:
@@ -250,7 +245,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
         if stopped
         else ""
     )
-    print(f"saved {args.out}.safetensors and {args.out}.json{when}: {headline_metric(card)}")
+    print(f"saved {args.out}.safetensors and {args.out}.json{when}: {headline_metric(card, clips=True)}")
     return 0
 
 
@@ -399,14 +394,6 @@ def _cmd_bench(args: argparse.Namespace) -> int:
     return 0
 
 
-def _numbers(text: str, option: str) -> list[float]:
-    """'0.45,0.45,0.45' -> [0.45, 0.45, 0.45]."""
-    try:
-        return [float(v) for v in text.split(",")]
-    except ValueError:
-        raise ValueError(f"{option} takes numbers separated by commas (a,b,c), got {text!r}") from None
-
-
 def parse_size(values: list[str]) -> tuple[int, int]:
     """['64x48'] or ['64', '48'] (height, width) or ['64'] (square) -> (64, 48)."""
     parts = values[0].lower().split("x") if len(values) == 1 else values
@@ -423,6 +410,8 @@ def parse_size(values: list[str]) -> tuple[int, int]:
 
 def model_statements(args: argparse.Namespace) -> dict:
     """What the user stated about their own model on the command line -> load_model keywords."""
+    from .channels import parse_channels
+
     statements = {
         "weights": args.weights,
         "labels_file": args.labels,
@@ -435,9 +424,9 @@ def model_statements(args: argparse.Namespace) -> dict:
     if args.size:
         statements["height"], statements["width"] = parse_size(args.size)
     if args.mean:
-        statements["mean"] = _numbers(args.mean, "--mean")
+        statements["mean"] = parse_channels(args.mean, "--mean")
     if args.std:
-        statements["std"] = _numbers(args.std, "--std")
+        statements["std"] = parse_channels(args.std, "--std", positive=True)
     if args.config:
         try:
             statements["config"] = json.loads(args.config)

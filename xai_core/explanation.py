@@ -120,6 +120,14 @@ def describe_prediction(task: str, labels: list[str], output: torch.Tensor) -> d
     return {"value": float(out[0]), "label": labels[0]}
 
 
+def prediction_text(prediction: dict) -> str:
+    """A prediction (``describe_prediction``'s dict) in words, as the command line and the app state
+    it: 'square (97.2%)' (a class and its probability) or 'angle (degrees) = 123.5' (a regression)."""
+    if "index" in prediction:
+        return f"{prediction['label']} ({prediction['probabilities'][prediction['index']]:.1%})"
+    return f"{prediction['label']} = {prediction['value']:.4g}"
+
+
 @dataclass
 class Explanation:
     """One method's answer for one clip and one target.

@@ -54,18 +54,26 @@ def format_metric(result: dict) -> str:
     return "-"
 
 
-def test_headline(test: dict | None) -> str:
-    """The first figure of test results ({condition: {"accuracy" | "mae_degrees": ...}}), or '-'."""
-    for result in (test or {}).values():
+def test_headline(test: dict | None, *, clips: bool = False, condition: bool = False, missing: str = "-") -> str:
+    """The first figure of test results ({condition: {"accuracy" | "mae_degrees": ..., "clips": n}}):
+    'accuracy 97.2%'; ``clips`` adds the clip count, 'accuracy 97.2% (500 clips)', ``condition``
+    the condition's name, 'accuracy 97.2% (clean, 500 clips)'; ``missing`` when there is none."""
+    for name, result in (test or {}).items():
         text = format_metric(result)
-        if text != "-":
-            return text
-    return "-"
+        if text == "-":
+            continue
+        notes = [name] if condition else []
+        if clips and "clips" in result:
+            notes.append(f"{result['clips']} clips")
+        return text + (f" ({', '.join(notes)})" if notes else "")
+    return missing
 
 
-def headline_metric(card: dict) -> str:
-    """The first test condition's figure of a card (``metrics.test``), or '-' when it has none."""
-    return test_headline((card.get("metrics") or {}).get("test"))
+def headline_metric(card: dict, *, clips: bool = False, condition: bool = False, missing: str = "-") -> str:
+    """A card's headline: the figure of its first test condition (``metrics.test``), worded by
+    ``test_headline``; the command line, the zoo's README, the evaluation report and the app all
+    state a model's quality this way."""
+    return test_headline((card.get("metrics") or {}).get("test"), clips=clips, condition=condition, missing=missing)
 
 
 def describe_arch(card: dict) -> str:
@@ -208,9 +216,7 @@ def zoo_markdown(cards: list[dict]) -> str:
         metrics = card.get("metrics") or {}
         robustness = metrics.get("robustness") or {}
         training = card.get("training") or {}
-        test = metrics.get("test") or {}
-        clips = next((r.get("clips") for r in test.values() if isinstance(r, dict)), None)
-        held_out = headline_metric(card) + (f" ({clips} clips)" if clips else "")
+        held_out = headline_metric(card, clips=True)
         steps = training.get("steps_done") or (training.get("settings") or {}).get("steps")
         trained = format_duration(training.get("wall_clock_seconds")) + (f", {steps} steps" if steps else "")
         best = training.get("best_step")

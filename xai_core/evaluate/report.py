@@ -28,6 +28,7 @@ from ..models.checkpoint import card_config, load_checkpoint, read_card
 from ..models.external import file_facts
 from ..models.priors import GATED_SUFFIX, architecture_priors
 from ..models.zoo import checkpoints_dir, resolve_device
+from ..zoo_report import headline_metric
 from .suites import (
     FIRST_SEED,
     ON_REQUEST,
@@ -227,7 +228,7 @@ def evaluate_zoo(
             "task": (card.get("training") or {}).get("settings", {}).get("task") or shapes_task(model) or card["task"],
             "frames": model.input_spec.frames,
             "priors": architecture_priors(card["arch"], card_config(card)),
-            "headline": _headline(card),
+            "headline": headline_metric(card, clips=True, condition=True, missing="no test figure in its card"),
         }
         wanted = {
             "n": n,
@@ -270,16 +271,6 @@ def evaluate_zoo(
             write_rows(name, None, folder)
     evaluation["seconds"] = round(time.perf_counter() - start, 1)
     return evaluation
-
-
-def _headline(card: dict) -> str:
-    test = card.get("metrics", {}).get("test", {})
-    for cond, metrics in test.items():
-        if "accuracy" in metrics:
-            return f"{metrics['accuracy']:.1%} accuracy ({cond}, {metrics['clips']} clips)"
-        if "mae_degrees" in metrics:
-            return f"{metrics['mae_degrees']:.1f}° mean absolute error ({cond}, {metrics['clips']} clips)"
-    return "no test figure in its card"
 
 
 def _fewer_clips(evaluation: dict) -> bool:

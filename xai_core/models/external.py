@@ -31,6 +31,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from ..channels import parse_channels
 from .backbones import load_backbone_weights
 from .base import TASKS, InputSpec, ModelError, ModelInfo, VideoModel
 from .checkpoint import CARD_VERSION, TORCH_SUFFIXES, make_card, read_state_dict, save_checkpoint, state_differences
@@ -200,20 +201,6 @@ def _labels(st: Statements, card: dict, task: str) -> list[str] | None:
     return labels
 
 
-def _channels(values, name: str) -> tuple[float, float, float]:
-    try:
-        values = [float(v) for v in (values if isinstance(values, (list, tuple)) else [values])]
-    except (TypeError, ValueError):
-        raise ModelError(f"{name} takes three numbers (one per RGB channel), got {values!r}") from None
-    if len(values) == 1:
-        values = values * 3
-    if len(values) != 3:
-        raise ModelError(f"{name} takes three numbers (one per RGB channel), got {len(values)}")
-    if name == "std" and min(values) <= 0:
-        raise ModelError(f"std must be positive, got {values}")
-    return tuple(values)
-
-
 def _spec(st: Statements, card: dict, default: InputSpec) -> InputSpec:
     """The stated input spec over the card's, over ``default``."""
     base = default
@@ -231,7 +218,7 @@ def _spec(st: Statements, card: dict, default: InputSpec) -> InputSpec:
             changes[name] = value
     for name in ("mean", "std"):
         if getattr(st, name) is not None:
-            changes[name] = _channels(getattr(st, name), name)
+            changes[name] = parse_channels(getattr(st, name), name, positive=name == "std", error=ModelError)
     return replace(base, **changes)
 
 
