@@ -9,17 +9,15 @@ max |a - b| / (max - min of the first); writes results/float32_order.md (and .js
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 
 import numpy as np
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from suite import DEFAULT_MODEL, captum_frame_ablation, subject  # noqa: E402
-
-from xai_core.methods.perturbation import fill_clip  # noqa: E402
-from xai_core.methods.registry import get_method  # noqa: E402
+from xai_core.bench.peers import captum_frame_ablation
+from xai_core.bench.subjects import DEFAULT_MODEL, subject
+from xai_core.methods.perturbation import fill_clip
+from xai_core.methods.registry import get_method
 
 
 def difference(a: np.ndarray, b: np.ndarray) -> float:

@@ -1,5 +1,6 @@
-"""The performance suite (``python -m xai_core bench``, benchmarks/suite.py) on a zoo of small random
-models: what it measures, the peers' agreement and the report.  Speed itself is never asserted."""
+"""The performance suite (``python -m xai_core bench``: the package's xai_core/bench/, also run by
+benchmarks/suite.py) on a zoo of small random models: what it measures, the peers' agreement and the
+report.  Speed itself is never asserted."""
 
 from __future__ import annotations
 

@@ -377,14 +377,8 @@ def _evaluate_all(args: argparse.Namespace, methods: list[str] | None, params: d
 
 
 def _cmd_bench(args: argparse.Namespace) -> int:
-    import importlib.util
+    from .bench import suite
 
-    suite_path = Path(__file__).resolve().parents[1] / "benchmarks" / "suite.py"
-    if not suite_path.exists():
-        raise FileNotFoundError(f"no benchmark suite at {suite_path} (it lives in the repository's benchmarks/ folder)")
-    spec = importlib.util.spec_from_file_location("xai_benchmarks_suite", suite_path)
-    suite = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(suite)
     keep = tuple(part.strip() for part in (args.keep or "").split(",") if part.strip())
     suite.main(args.out, quick=args.quick, markdown=args.markdown, threads=args.threads, keep=keep)
     print(
