@@ -7,6 +7,7 @@ import os
 import re
 import subprocess
 import sys
+from pathlib import Path
 
 import av
 import numpy as np
@@ -271,3 +272,109 @@ def test_explain_with_the_temporal_methods(tiny_checkpoints, tmp_path, capsys):
     code, _, err = run(capsys, "explain", "--model", "tiny_r3d", "--video", "shapes:4", "--method", "frame_mask",
                        "--out", str(tmp_path / "fm2"), "--overlay", str(tmp_path / "x.gif"))  # fmt: skip
     assert code == 2 and "frame_mask gives no spatial map to overlay" in err
+
+
+# ---------------------------------------------------------------------------- start-up: what a command imports
+ROOT = Path(__file__).resolve().parents[1]
+# Runs `python -m xai_core ARGS` inside a fresh interpreter, then says which heavy packages it imported.
+PROBE = r"""
+import json, runpy, sys
+sys.argv = ["xai", *json.loads(sys.argv[1])]
+try:
+    runpy.run_module("xai_core", run_name="__main__", alter_sys=True)
+    code = 0
+except SystemExit as exc:
+    code = exc.code
+heavy = sorted({m.split(".")[0] for m in sys.modules} & {"torch", "torchvision", "captum", "zennit"})
+print("PROBE " + json.dumps({"code": code, "heavy": heavy}))
+"""
+
+
+def probe(argv: list[str]) -> tuple[dict, str]:
+    """Run the command line in a fresh interpreter of this checkout: ({"code", "heavy"}, stderr)."""
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}
+    done = subprocess.run(
+        [sys.executable, "-c", PROBE, json.dumps(argv)], cwd=ROOT, env=env, capture_output=True, text=True, timeout=300
+    )
+    line = next(line for line in done.stdout.splitlines() if line.startswith("PROBE "))
+    return json.loads(line[len("PROBE ") :]), done.stderr
+
+
+def test_help_and_the_method_list_import_no_torch():
+    for argv in (["--help"], ["methods"], ["methods", "--json"], ["predict", "--help"]):
+        result, err = probe(argv)
+        assert result == {"code": 0, "heavy": []}, (argv, err)
+
+
+@pytest.mark.parametrize("kind", ["empty", "corrupt", "missing", "bad shapes spec"])
+@pytest.mark.parametrize("command", ["predict", "explain"])
+def test_a_video_that_cannot_be_read_is_said_before_torch_is_imported(tmp_path, command, kind):
+    video = {"empty": tmp_path / "empty.mp4", "corrupt": tmp_path / "broken.mp4", "missing": tmp_path / "none.mp4"}
+    (tmp_path / "empty.mp4").write_bytes(b"")
+    (tmp_path / "broken.mp4").write_bytes(np.random.default_rng(1).bytes(5000))
+    source = str(video.get(kind, "shapes:seven"))
+    argv = [command, "--model", "cnn_transformer-sides", "--video", source]
+    argv += ["--method", "gradcam", "--out", str(tmp_path / "out")] if command == "explain" else []
+    result, err = probe(argv)
+    said = {
+        "empty": "the file is empty",
+        "corrupt": "not a readable video (corrupt or unknown format)",
+        "missing": "no such file or folder",
+        "bad shapes spec": "the seed after 'shapes:' must be an integer",
+    }[kind]
+    assert result == {"code": 2, "heavy": []}
+    assert err.startswith("error: ") and err.count("\n") == 1 and said in err and source in err
+
+
+def test_the_probe_sees_torch_when_a_command_loads_a_model():
+    """The checks above can fail: a command that gets as far as the zoo imports torch."""
+    result, err = probe(["predict", "--model", "no-such-model", "--video", "shapes:1"])
+    assert result["code"] == 2 and "torch" in result["heavy"] and "unknown model 'no-such-model'" in err
+
+
+def test_methods_without_a_model_lists_every_registered_method(capsys):
+    from xai_core.methods.registry import method_specs
+
+    code, out, _ = run(capsys, "methods")
+    rows = out.splitlines()[1:]
+    assert code == 0 and [row.split()[0] for row in rows] == [s.name for s in method_specs()]
+    occlusion = next(row for row in rows if row.startswith("occlusion "))
+    assert "window=(1, 10, 10), stride=(1, 10, 10)" in occlusion  # defaults as the registry states them
+
+
+class _Remover:
+    """Unpickling this would delete the marker file (posix.remove)."""
+
+    def __init__(self, marker):
+        self.marker = marker
+
+    def __reduce__(self):
+        return (os.remove, (str(self.marker),))
+
+
+def test_a_refused_pickle_checkpoint_is_one_line_and_nothing_else(tmp_path):
+    """The whole output of `python -m xai_core` for a pickle that would run code: no torch warning, no advice
+    to turn weights_only off, nothing on stdout."""
+    import torch
+    from conftest import small_model
+
+    from xai_core.models.checkpoint import make_card
+
+    marker = tmp_path / "keep"
+    marker.write_text("")
+    torch.save({"weights": _Remover(marker)}, tmp_path / "evil.pt")
+    (tmp_path / "evil.json").write_text(json.dumps(make_card(small_model("r3d"))))
+    done = subprocess.run(
+        [sys.executable, "-m", "xai_core", "predict", "--model", str(tmp_path / "evil.pt"), "--video", "shapes:1"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert (done.returncode, done.stdout) == (2, "")
+    assert done.stderr == (
+        f"error: evil.pt is refused: it is a pickle that needs code to load (it calls {os.remove.__module__}.remove), "
+        "not a safetensors checkpoint, and is not loaded. Convert it where you trust it: save its state_dict as "
+        "NAME.safetensors (safetensors.torch.save_file), plus a NAME.json model card for a checkpoint\n"
+    )
+    assert marker.exists()

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import pickle
 import warnings
 
 import numpy as np
@@ -12,7 +14,7 @@ from conftest import LABELS, SMALL_SPEC, small_input, small_model
 from safetensors.torch import save_file
 
 from xai_core.models.base import InputSpec, ModelError
-from xai_core.models.checkpoint import load_checkpoint, make_card, save_checkpoint
+from xai_core.models.checkpoint import load_checkpoint, make_card, read_state_dict, save_checkpoint
 from xai_core.models.registry import ARCHITECTURES, build_model
 from xai_core.models.zoo import load_model
 
@@ -230,13 +232,41 @@ def test_pickles_that_need_code_are_refused_without_running(tmp_path):
     message = str(refused.value)
     assert "\n" not in message and "weights_only" not in message  # one line, no advice to switch the check off
     assert "(it calls io.open)" in message  # what the pickle would have run
-    with pytest.raises(ModelError, match="pickled checkpoints are not loaded"):
+    with pytest.raises(ModelError, match="model.pkl is refused: it is a pickle, which can run code when loaded"):
         load_model(tmp_path / "model.pkl", device="cpu")
 
 
-def test_a_pt_file_that_is_no_pickle_is_called_unreadable_not_code(tmp_path):
-    from xai_core.models.checkpoint import read_state_dict
+class _Remover:
+    """Unpickling this would delete the marker file; its function's module (posix) is one torch blocks outright."""
 
+    def __init__(self, marker):
+        self.marker = marker
+
+    def __reduce__(self):
+        return (os.remove, (str(self.marker),))
+
+
+def test_pickles_of_blocked_modules_and_plain_pickles_are_refused_by_name(tmp_path):
+    """torch words a refusal of a blocked module's function (posix.remove) apart from other globals, and a
+    pickle.dump file (not torch.save's format) fails on its first opcode: both are refused pickles."""
+    marker = tmp_path / "keep"
+    marker.write_text("")
+    torch.save({"weights": _Remover(marker)}, tmp_path / "blocked.pt")
+    with open(tmp_path / "plain.pt", "wb") as f:
+        pickle.dump({"weights": torch.zeros(2)}, f)
+    cases = {"blocked.pt": f"a pickle that needs code to load (it calls {os.remove.__module__}.remove)",
+             "plain.pt": "a plain pickle (pickle.dump, not torch.save), which can run code"}  # fmt: skip
+    for name, what in cases.items():
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")  # torch's warning about the plain pickle's protocol stays inside
+            with pytest.raises(ModelError) as refused:
+                read_state_dict(tmp_path / name)
+        assert str(refused.value).startswith(f"{name} is refused: it is {what}, not a safetensors checkpoint")
+        assert "weights_only" not in str(refused.value) and "\n" not in str(refused.value)
+    assert marker.exists()
+
+
+def test_a_pt_file_that_is_no_pickle_is_called_unreadable_not_code(tmp_path):
     (tmp_path / "page.pt").write_text("<html><body>Sign in to download</body></html>")
     (tmp_path / "noise.pt").write_bytes(np.random.default_rng(0).bytes(100))
     for name in ("page.pt", "noise.pt"):

@@ -4,15 +4,61 @@ import xai_core
 model = xai_core.load_model("cnn_transformer-sides")
 clip = xai_core.load_video("shapes:7", model=model)
 expl = xai_core.explain(model, clip, "gradcam")
+
+The names below are imported when first used (PEP 562), so that ``import xai_core`` (and the
+command line's help) does not pay for torch; submodules (``xai_core.video``, ...) load the same way.
 """
 
+from __future__ import annotations
+
+import importlib
+import importlib.util
+from typing import TYPE_CHECKING
+
 from ._version import __version__
-from .api import explain, predict
-from .explanation import Explanation, Target
-from .methods.registry import MethodError, list_methods, method_specs
-from .models.base import InputSpec, ModelError, VideoModel
-from .models.zoo import load_model, zoo_names
-from .video import Clip, VideoError, load_video
+
+# public name -> the module that defines it
+_EXPORTS = {
+    "explain": ".api",
+    "predict": ".api",
+    "Explanation": ".explanation",
+    "Target": ".explanation",
+    "MethodError": ".methods.registry",
+    "list_methods": ".methods.registry",
+    "method_specs": ".methods.registry",
+    "InputSpec": ".models.base",
+    "ModelError": ".models.base",
+    "VideoModel": ".models.base",
+    "load_model": ".models.zoo",
+    "zoo_names": ".models.zoo",
+    "Clip": ".video",
+    "VideoError": ".video",
+    "load_video": ".video",
+}
+
+if TYPE_CHECKING:
+    from .api import explain, predict
+    from .explanation import Explanation, Target
+    from .methods.registry import MethodError, list_methods, method_specs
+    from .models.base import InputSpec, ModelError, VideoModel
+    from .models.zoo import load_model, zoo_names
+    from .video import Clip, VideoError, load_video
+
+
+def __getattr__(name: str):
+    """A public name (imported from its module on first use) or a submodule."""
+    if name in _EXPORTS:
+        value = getattr(importlib.import_module(_EXPORTS[name], __name__), name)
+        globals()[name] = value
+        return value
+    if not name.startswith("_") and importlib.util.find_spec(f"{__name__}.{name}") is not None:
+        return importlib.import_module(f"{__name__}.{name}")
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *_EXPORTS})
+
 
 __all__ = [
     "Clip",

@@ -1,7 +1,9 @@
 """Command line: ``python -m xai_core COMMAND`` (also the console script ``xai``).
 
 Errors print one line on stderr and exit with status 2 (bad input) or 1 (anything else;
-``XAI_DEBUG=1`` shows the traceback).
+``XAI_DEBUG=1`` shows the traceback).  Each command imports what it needs when it runs: ``--help``,
+``methods`` without a model and a video that cannot be read (checked before the model is loaded)
+never import torch.
 """
 
 from __future__ import annotations
@@ -69,24 +71,25 @@ def _cmd_models(args: argparse.Namespace) -> int:
 
 
 def _cmd_methods(args: argparse.Namespace) -> int:
-    from .methods.registry import method_specs
+    model = None
+    if args.model:
+        from .methods.registry import method_specs
 
-    model = _load_model(args.model, "cpu", args) if args.model else None
-    specs = method_specs()
-    entries = []
-    for spec in specs:
-        entry = spec.to_dict()
-        if model is not None:
+        model = _load_model(args.model, "cpu", args)
+        entries = []
+        for spec in method_specs():
             reason = spec.unavailable_reason(model)
-            entry["available"] = reason is None
-            entry["reason"] = reason
-        entries.append(entry)
+            entries.append({**spec.to_dict(), "available": reason is None, "reason": reason})
+    else:
+        from .method_catalog import catalog_entries
+
+        entries = catalog_entries()  # the registry as data: no torch, no method imported
     if args.json:
         _print_json(entries)
         return 0
     rows = []
     for e in entries:
-        params = ", ".join(f"{p['name']}={p['default']}" for p in e["params"]) or "-"
+        params = ", ".join(f"{p['name']}={_default_text(p['default'])}" for p in e["params"]) or "-"
         row = [e["name"], e["family"], params, e["description"]]
         if model is not None:
             row.insert(1, "yes" if e["available"] else "no: " + e["reason"])
@@ -98,10 +101,17 @@ def _cmd_methods(args: argparse.Namespace) -> int:
     return 0
 
 
+def _default_text(value) -> str:
+    """A parameter's default as the registry has it: (1, 10, 10) also when read back from JSON as a list."""
+    return str(tuple(value) if isinstance(value, list) else value)
+
+
 def _cmd_predict(args: argparse.Namespace) -> int:
+    from .video import check_source, load_video
+
+    check_source(args.video)  # a video that cannot be read is said before torch and the model load
     from .api import predict
     from .explanation import prediction_text
-    from .video import load_video
 
     model = _load_model(args.model, args.device, args)
     clip = load_video(args.video, model=model)
@@ -137,16 +147,19 @@ def parse_params(items: list[str]) -> dict:
 
 
 def _cmd_explain(args: argparse.Namespace) -> int:
-    from .api import explain
-    from .explanation import prediction_text
-    from .render import overlay_clip
-    from .video import load_video, write_video
+    from .video import check_source, load_video, write_video
 
     if args.overlay and Path(args.overlay).suffix.lower() not in (".mp4", ".gif"):
         raise ValueError(f"--overlay must end in .mp4 or .gif, got {args.overlay!r}")
+    params = parse_params(args.param)
+    check_source(args.video)  # a video that cannot be read is said before torch and the model load
+    from .api import explain
+    from .explanation import prediction_text
+    from .render import overlay_clip
+
     model = _load_model(args.model, args.device, args)
     clip = load_video(args.video, model=model)
-    expl = explain(model, clip, args.method, target=args.target, **parse_params(args.param))
+    expl = explain(model, clip, args.method, target=args.target, **params)
     out = expl.save(args.out)
     written = [str(out / "explanation.npz"), str(out / "explanation.json")]
     if args.overlay:
@@ -640,16 +653,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from .explanation import TargetError
-    from .methods.registry import MethodError
-    from .models.base import ModelError
-    from .video import VideoError
-
     args = build_parser().parse_args(argv)
     args.argv = list(sys.argv[1:] if argv is None else argv)  # the command as typed, for reports
     try:
         return args.func(args)
-    except (VideoError, ModelError, MethodError, TargetError, ValueError, FileNotFoundError) as exc:
+    except (ValueError, FileNotFoundError) as exc:  # bad input: VideoError, ModelError, MethodError, TargetError
         if os.environ.get("XAI_DEBUG"):
             raise
         print(f"error: {exc}", file=sys.stderr)

@@ -183,7 +183,7 @@ def to_markdown(results: dict) -> str:
     return "\n".join(lines)
 
 
-# The quality measurements: results in the output folder, each made by its own command (stem, title, command).
+# Measurements made by their own commands (quality, and the command line's start-up): (results stem, title, command).
 QUALITY = (
     (
         "localization",
@@ -204,21 +204,27 @@ QUALITY = (
     ),
     ("float32_order", "float32 summation order", "python benchmarks/float32_order.py"),
     ("modes", "Users' models with batch norm and dropout: modes, repeatability, Captum", "python benchmarks/modes.py"),
+    (
+        "cli_startup",
+        "Command-line start-up (issue 17)",
+        "python benchmarks/cli_startup.py --baseline DIR --baseline-label 'before (010da33)'",
+    ),
 )
 
 
 def quality_markdown(folder: Path) -> list[str]:
-    """The quality measurements' tables found in ``folder`` (NAME.md), each under its command."""
+    """The tables of the measurements made by their own commands (``QUALITY``) found in ``folder``
+    (NAME.md), each under its command."""
     found = [(stem, title, command) for stem, title, command in QUALITY if (folder / f"{stem}.md").is_file()]
     if not found:
         return []
     lines = [
         "",
-        "## Quality measurements",
+        "## Measured by their own commands",
         "",
-        "Not timings: how well the explanations find the ground truth of Moving Shapes, and whether they",
-        "agree with their peers. Each table is copied from its own command's results in this folder when",
-        "the suite runs; rerun the command to renew it.",
+        "How well the explanations find the ground truth of Moving Shapes, whether they agree with their peers,",
+        "and how fast the command line starts. Each table is copied from its own command's results in this folder",
+        "when the suite runs; rerun the command to renew it.",
     ]
     for stem, title, command in found:
         text = (folder / f"{stem}.md").read_text().strip()

@@ -45,8 +45,24 @@ def checkpoint_stem(path: str | Path) -> Path:
 def _needed_code(exc: Exception) -> str | None:
     """The first global a refused pickle asks for (e.g. "io.open"), from torch's message; None when
     the file was not refused for code (it is not a pickle torch can read)."""
-    found = re.search(r"Unsupported global: GLOBAL ([\w.]+)", str(exc))
+    found = re.search(r"(?:Unsupported global: GLOBAL|unsupported GLOBAL) ([\w.]+)", str(exc))
     return found.group(1) if found else None
+
+
+def _is_plain_pickle(path: Path) -> bool:
+    """Whether the file starts like a pickle of protocol 2 or later (pickle.dump, not torch.save's zip)."""
+    with open(path, "rb") as f:
+        head = f.read(2)
+    return len(head) == 2 and head[0] == 0x80 and 2 <= head[1] <= 5
+
+
+def refused_pickle(name: str, what: str) -> ModelError:
+    """The one line for a pickle that is not loaded: which file, what it is, and what to give instead."""
+    return ModelError(
+        f"{name} is refused: it is {what}, not a safetensors checkpoint, and is not loaded. Convert it where you "
+        "trust it: save its state_dict as NAME.safetensors (safetensors.torch.save_file), plus a NAME.json model "
+        "card for a checkpoint"
+    )
 
 
 def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
@@ -60,14 +76,14 @@ def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
                 state = torch.load(path, map_location="cpu", weights_only=True)
         except pickle.UnpicklingError as exc:
             needed = _needed_code(exc)
-            if needed is None:  # not a pickle torch can read at all (a damaged file, a web page, ...)
-                found = re.search(r"Unsupported operand (\S+)", str(exc))
-                why = f" (unknown pickle operand {found.group(1)})" if found else ""
-                raise ModelError(f"{path.name} is not a readable PyTorch weights file{why}") from None
-            raise ModelError(
-                f"{path.name} is refused: it is a pickle that needs code to load (it calls {needed}), and only "
-                "plain tensors are loaded here. Save the model's state_dict with torch.save, or use safetensors."
-            ) from None
+            if needed is not None:
+                raise refused_pickle(path.name, f"a pickle that needs code to load (it calls {needed})") from None
+            if _is_plain_pickle(path):
+                what = "a plain pickle (pickle.dump, not torch.save), which can run code"
+                raise refused_pickle(path.name, what) from None
+            found = re.search(r"Unsupported operand (\S+)", str(exc))  # a damaged file, a web page, ...
+            why = f" (unknown pickle operand {found.group(1)})" if found else ""
+            raise ModelError(f"{path.name} is not a readable PyTorch weights file{why}") from None
         except (OSError, RuntimeError, EOFError, ValueError, KeyError, IndexError) as exc:
             raise ModelError(
                 f"{path.name} is not a readable PyTorch weights file: {type(exc).__name__} {exc}"

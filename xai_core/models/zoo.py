@@ -8,7 +8,7 @@ from pathlib import Path
 import torch
 
 from .base import ModelError, VideoModel
-from .checkpoint import TORCH_SUFFIXES, card_config, checkpoint_stem, load_checkpoint, read_card
+from .checkpoint import TORCH_SUFFIXES, card_config, checkpoint_stem, load_checkpoint, read_card, refused_pickle
 from .external import Statements, load_user_model, with_checkpoint_statements
 from .priors import check_priors
 
@@ -124,10 +124,7 @@ def _load(spec: str | Path, target: torch.device, statements: Statements) -> Vid
         return user
     path = Path(text)
     if path.suffix in (".pkl", ".ckpt", ".pickle"):
-        raise ModelError(
-            f"{path.name}: pickled checkpoints are not loaded; give NAME.safetensors (or a .pt/.pth state_dict) "
-            "with a NAME.json model card"
-        )
+        raise refused_pickle(path.name, "a pickle, which can run code when loaded")
     stem = checkpoint_stem(path)
     if path.suffix in TORCH_SUFFIXES and path.exists():
         return with_checkpoint_statements(load_checkpoint(path, device=target), statements, text)
