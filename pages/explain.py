@@ -59,7 +59,7 @@ with left:
         st.warning(f"{model.name} supports no spatial method.")
         st.stop()
     names = [s.name for s in usable]
-    survives = {m: v for m, v in sanity.sanity_survival(model, selection.device).items() if v > suites.SURVIVES}
+    survives = {m: v for m, v in sanity.sanity_survival(model, selection.device).items() if v.survives(suites.SURVIVES)}
     chosen = st.multiselect(
         "Methods",
         names,
@@ -73,7 +73,7 @@ with left:
     for name in chosen:
         if name in survives:
             st.badge(
-                f"{name}: maps survive randomisation (Spearman {survives[name]:.2f})",
+                survives[name].text(name, suites.SURVIVES),
                 icon=":material/warning:",
                 color="orange",
             )

@@ -197,8 +197,10 @@ def model_section(name: str, entry: dict) -> list[str]:
         "",
         f"Sanity and localisation on {clips} clips (seed {sanity['seed']}, noise "
         f"{sanity['options']['noise']:g}, {sanity['options']['distractors']} distractors{pause}), explaining "
-        f"{sanity['target']}; Spearman of the magnitudes and of the signed maps (— where a method ignores the "
-        "target, so the output layer cannot change it); pointing and ranks on frames 1 to T-1.",
+        f"{sanity['target']}; Spearman of the magnitudes, of the signed maps and of the maps as read, over the "
+        "whole clip (— where a method ignores the target, so the output layer cannot change it), and frame by "
+        "frame (the mean over frames of each frame's correlation: where in the frame, not which frame); "
+        "pointing and ranks on frames 1 to T-1.",
         "",
     ]
     lines += _table(
@@ -247,7 +249,10 @@ def to_markdown(evaluation: dict, command: str) -> str:
         "Spearman: rank correlation between the maps of the trained model and of a copy with the output "
         "layer, or every weight, randomised (Adebayo et al. 2018); near 0 means the map depends on what was "
         f"randomised. Goal: at most {SANITY_GOAL} for every gradient and CAM method; above {SURVIVES} with every "
-        "weight randomised (⚠) the app warns that the method's maps survive randomisation. Pointing game: the "
+        "weight randomised (⚠) the app warns that the method's maps survive randomisation. Over the whole clip "
+        "two maps also correlate when their size changes alike from frame to frame, so the correlation is given "
+        "frame by frame as well, and a method above the goal over the clip but not within frames is named with "
+        "the time course both models share. Pointing game: the "
         "share of frames whose map peaks within its tolerance of the moving shape (Zhang et al. 2016's 15 pixels, "
         "scaled to 15 per 224 of the frame's side: 7.5 on a 112-pixel frame; by chance: the share of the frame "
         "that close to the shape); peak on shape: on the shape itself; target / shapes and target / all: report "
