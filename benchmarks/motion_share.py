@@ -44,7 +44,6 @@ from xai_core.explanation import resolve_target
 from xai_core.methods.flow import (
     Decomposition,
     attribution_parts,
-    clip_flows,
     decompose,
     decomposition_gradients,
     motion_reliance,
@@ -52,7 +51,8 @@ from xai_core.methods.flow import (
     rebuild,
     share_of,
 )
-from xai_core.methods.scoring import TargetScore
+from xai_core.methods.machinery.optical_flow import clip_flows
+from xai_core.methods.machinery.scoring import TargetScore
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 from independent_shapes import make_clip  # noqa: E402

@@ -9,7 +9,7 @@ from conftest import small_input, small_model
 from torch import nn
 
 from xai_core import Explanation, explain, list_methods
-from xai_core.methods.registry import REGISTRY, MethodError, Param, get_method, method_specs
+from xai_core.methods.machinery.registry import REGISTRY, MethodError, Param, get_method, method_specs
 from xai_core.models.base import InputSpec, ModelError, VideoModel
 
 

@@ -126,7 +126,7 @@ def get_profile(model: VideoModel, clip: Clip, target, device: str) -> np.ndarra
 
 @st.cache_data(show_spinner="Timing a sample…", max_entries=64)
 def _plan(model_key_: str, clip_hash: str, method: str, target: str | None, params_json: str, _model, _clip):
-    from xai_core.methods.planning import plan
+    from xai_core.methods.machinery.planning import plan
 
     x = _model.preprocess(_clip)
     resolved = resolve_target(_model.task, _model.labels, target, model_output(_model, x))
@@ -136,7 +136,7 @@ def _plan(model_key_: str, clip_hash: str, method: str, target: str | None, para
 
 def get_plan(model: VideoModel, clip: Clip, method: str, target, params: dict, device: str):
     """``planning.plan`` for these settings (cached): evaluations and estimated seconds."""
-    from xai_core.methods.registry import get_method
+    from xai_core.methods.machinery.registry import get_method
 
     resolved = get_method(method).resolve_params(params)
     return _plan(

@@ -10,7 +10,7 @@ import torch
 
 from ._version import __version__
 from .explanation import Explanation, describe_prediction, resolve_target
-from .methods.registry import MethodError, get_method
+from .methods.machinery.registry import MethodError, get_method
 from .models.base import ModelError, VideoModel
 from .models.modes import eval_mode
 from .video import Clip

@@ -15,7 +15,7 @@ from captum.attr import Saliency
 
 from .api import model_input, model_output
 from .explanation import resolve_target
-from .methods.scoring import TargetScore, gradient_input
+from .methods.machinery.scoring import TargetScore, gradient_input
 from .models.base import VideoModel
 from .models.modes import eval_mode
 

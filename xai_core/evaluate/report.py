@@ -22,7 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..methods.registry import MethodError, method_specs
+from ..methods.machinery.registry import MethodError, method_specs
 from ..models.base import VideoModel
 from ..models.checkpoint import card_config, load_checkpoint, read_card
 from ..models.external import file_facts

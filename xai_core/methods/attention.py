@@ -20,7 +20,7 @@ import math
 import torch
 
 from ..explanation import Explanation, Target
-from .registry import Param, register
+from .machinery.registry import Param, register
 
 KEEP = Param(
     "keep", "float", 0.7, minimum=0.01, maximum=1.0, help="share of the frame weights kept (the largest); the rest is 0"

@@ -33,16 +33,12 @@ from captum.attr import GuidedBackprop
 from torch.nn import functional as F
 
 from ..explanation import Explanation, Target
-from .hooks import capture_output
-from .registry import MethodError, Param, register
-from .scoring import TargetScore, gradient_input
+from .machinery.hooks import capture_output
+from .machinery.maps import frame_importance
+from .machinery.registry import MethodError, Param, register
+from .machinery.scoring import TargetScore, gradient_input
 
 CamFormula = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
-
-
-def frame_importance(spatial: torch.Tensor) -> torch.Tensor:
-    """[T,H,W] signed map -> [T] frame importance: the mean positive evidence in each frame."""
-    return spatial.clamp(min=0).mean(dim=(1, 2))
 
 
 def layer_activation_and_gradient(model, x: torch.Tensor, target: Target, layer) -> tuple[torch.Tensor, torch.Tensor]:

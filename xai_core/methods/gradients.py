@@ -13,32 +13,14 @@ come back as ``[1,T,C,H,W]``; the maps are
 
 from __future__ import annotations
 
-import math
-from collections.abc import Iterator
-from contextlib import contextmanager
-
 import torch
 from captum.attr import InputXGradient, IntegratedGradients, NoiseTunnel, Saliency
-from torchvision.transforms.v2 import functional as TF
 
 from ..explanation import Explanation, Target
-from .registry import Param, register
-from .scoring import TargetScore, gradient_input
-
-# Noisy clips (SmoothGrad) and interpolation steps (integrated gradients) per forward/backward pass.
-# Measured on the 2-core CPU (cnn_transformer-sides, 32x112x112, one thread, 8 clips, medians of 5
-# interleaved runs): SmoothGrad 1.61 / 1.59 / 2.02 s and integrated gradients 1.23 / 1.21 / 1.44 s
-# at batches of 1 / 2 / 4.  Two at a time is as fast as one (faster when the cores are shared:
-# fewer thread synchronisations), four is slower; each clip in a batch holds its own activations.
-# A GPU takes 8 at once.
-CPU_BATCH, GPU_BATCH = 2, 8
-
-BASELINES = ("black", "blur", "mean")
-
-
-def clips_per_pass(device: torch.device) -> int:
-    """How many noisy clips / interpolation steps go through the model together on ``device``."""
-    return GPU_BATCH if device.type == "cuda" else CPU_BATCH
+from .machinery.perturbation import BASELINES, baseline_clip
+from .machinery.registry import Param, register
+from .machinery.scoring import TargetScore, gradient_input
+from .machinery.smoothing import clips_per_pass, seeded, smoothing_params
 
 
 def _explanation(
@@ -93,23 +75,6 @@ def input_x_gradient(model, x: torch.Tensor, target: Target) -> Explanation:
     forward = TargetScore(model, target)
     attr = InputXGradient(forward).attribute(gradient_input(x), target=forward.captum_target)
     return _explanation("input_x_gradient", model, target, attr, "sum")
-
-
-def smoothing_params(copies_of: str, range_of: str) -> tuple[Param, Param, Param]:
-    """SmoothGrad's samples, sigma and seed, for noisy copies of ``copies_of`` with the noise scaled
-    to the value range of ``range_of`` (smoothgrad: the clip; smoothflow: the decomposition)."""
-    return (
-        Param("samples", "int", 16, minimum=1, maximum=256, help=f"noisy copies of {copies_of}"),
-        Param(
-            "sigma",
-            "float",
-            0.15,
-            minimum=0.0,
-            maximum=1.0,
-            help=f"noise standard deviation as a share of {range_of} value range (max - min)",
-        ),
-        Param("seed", "int", 0, minimum=0, help="seed of the noise (same seed, same maps)"),
-    )
 
 
 @register(
@@ -185,28 +150,3 @@ def integrated_gradients(
         "clips_per_pass": clips_per_pass(inputs.device),
     }
     return _explanation("integrated_gradients", model, target, attr, "sum", meta=meta)
-
-
-def baseline_clip(model, x: torch.Tensor, kind: str, blur_sigma: float = 5.0) -> torch.Tensor:
-    """The baseline clip [1,T,C,H,W] (normalised like x): "black" (pixel value 0 before normalisation),
-    "blur" (each frame blurred by a Gaussian of ``blur_sigma`` pixels, reflected at the borders) or
-    "mean" (the clip's mean frame in every frame)."""
-    x = x.detach()
-    if kind == "black":
-        return model.pixel_value(0, device=x.device).to(x.dtype).expand_as(x).clone()
-    if kind == "mean":
-        return x.mean(1, keepdim=True).expand_as(x).clone()
-    if kind == "blur":
-        radius = max(1, math.ceil(3 * blur_sigma))
-        radius = min(radius, (min(x.shape[-2:]) - 1) // 2)  # reflection padding needs a smaller radius
-        return TF.gaussian_blur(x, kernel_size=[2 * radius + 1] * 2, sigma=[blur_sigma] * 2)
-    raise ValueError(f"unknown baseline {kind!r}; choose one of {', '.join(BASELINES)}")
-
-
-@contextmanager
-def seeded(seed: int, device: torch.device) -> Iterator[None]:
-    """The global RNG seeded inside the block (CPU and ``device``), restored after it."""
-    devices = [device.index or 0] if device.type == "cuda" else []
-    with torch.random.fork_rng(devices=devices):
-        torch.manual_seed(seed)
-        yield

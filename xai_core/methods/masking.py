@@ -9,57 +9,15 @@ windows that cover it (Captum's convention for Occlusion; a single frame mask gi
 
 from __future__ import annotations
 
-import math
-import time
-
-import numpy as np
 import torch
 
 from .. import jobs
 from ..explanation import Explanation, Target
-from .cam import frame_importance
-from .engine import PerturbationEngine
-from .perturbation import MASK_BASELINES, MEASURES, Perturbation
-from .registry import Param, register
-
-BASELINE = Param(
-    "baseline",
-    "choice",
-    "zero",
-    choices=MASK_BASELINES,
-    help="what replaces the masked pixels: black (zero), the clip's mean frame, the frame blurred, or the last frame "
-    "before the window (previous)",
-)
-MEASURE = Param(
-    "measure",
-    "choice",
-    "score",
-    choices=MEASURES,
-    help="score: the explained score (logit, output or -(output - ref)^2); probability: the target class's",
-)
-BLUR = Param("blur_sigma", "float", 5.0, minimum=0.5, maximum=50.0, help="blur baseline: Gaussian sigma in pixels")
-
-
-def window_starts(size: int, window: int, stride: int) -> list[tuple[int, int]]:
-    """Captum's sliding windows along one axis: starts 0, s, 2s, ... (ceil((size - w) / s) + 1 of
-    them), the last one cut at the border.  -> [(start, stop)]"""
-    if window > size:
-        raise ValueError(f"a window of {window} does not fit in {size}")
-    if stride > window and window < size:
-        raise ValueError(f"a stride of {stride} would skip pixels between windows of {window}")
-    count = math.ceil((size - window) / stride) + 1
-    return [(i * stride, min(i * stride + window, size)) for i in range(count)]
-
-
-def frame_windows(frames: int, window: int) -> list[Perturbation]:
-    """Windows of ``window`` consecutive frames, at every start."""
-    return [Perturbation(t, t + window) for t in range(frames - window + 1)]
-
-
-def occlusion_windows(shape: tuple[int, int, int], window: tuple, stride: tuple) -> list[Perturbation]:
-    """shape (T, H, W) -> every spatio-temporal window (t, y, x order, Captum's positions)."""
-    axes = [window_starts(n, w, s) for n, w, s in zip(shape, window, stride, strict=True)]
-    return [Perturbation(t0, t1, (y0, y1, x0, x1)) for t0, t1 in axes[0] for y0, y1 in axes[1] for x0, x1 in axes[2]]
+from .machinery.engine import PerturbationEngine
+from .machinery.maps import frame_importance
+from .machinery.perturbation import BASELINE, BLUR, MEASURE, Perturbation
+from .machinery.registry import Param, register
+from .machinery.windows import frame_windows, occlusion_windows
 
 
 def spread(perturbations: list[Perturbation], drops: torch.Tensor, shape: tuple[int, int, int]) -> torch.Tensor:
@@ -72,17 +30,6 @@ def spread(perturbations: list[Perturbation], drops: torch.Tensor, shape: tuple[
         total[p.start : p.stop, y0:y1, x0:x1] += drop
         count[p.start : p.stop, y0:y1, x0:x1] += 1
     return torch.where(count > 0, total / count.clamp(min=1), 0.0)
-
-
-def estimate(engine: PerturbationEngine, perturbations: list[Perturbation], sample: int = 8) -> float:
-    """Seconds the engine should take for all ``perturbations``, from timing an evenly spread sample."""
-    if not perturbations:
-        return 0.0
-    step = max(1, len(perturbations) // sample)
-    chosen = perturbations[::step][:sample]
-    start = time.perf_counter()
-    engine.scores(chosen)
-    return (time.perf_counter() - start) / len(chosen) * len(perturbations)
 
 
 def _report(what: str):
@@ -176,11 +123,3 @@ def occlusion(
         temporal=frame_importance(spatial).numpy(),
         meta={"base_score": engine.base_score, "evaluations": len(windows), "strategy": engine.strategy},
     )
-
-
-def evaluations(name: str, frames: int, height: int, width: int, params: dict) -> int:
-    """How many perturbed clips ``frame_mask`` / ``occlusion`` score with these parameters."""
-    if name == "frame_mask":
-        return max(0, frames - int(params.get("window", 1)) + 1)
-    window, stride = tuple(params.get("window", (1, 10, 10))), tuple(params.get("stride", (1, 10, 10)))
-    return int(np.prod([len(window_starts(n, w, s)) for n, w, s in zip((frames, height, width), window, stride)]))

@@ -20,8 +20,8 @@ import torch
 from torch.nn import functional as F
 
 from ..explanation import Explanation, Target
-from .flow import FARNEBACK_PARAMS, clip_flows, sampling_grid
-from .registry import MethodError, Param, get_method, register
+from .machinery.optical_flow import FARNEBACK_PARAMS, clip_flows, sampling_grid
+from .machinery.registry import MethodError, Param, get_method, register
 
 FIXED_POINT_STEPS = 20  # at most
 FIXED_POINT_TOLERANCE = 1e-4  # pixels

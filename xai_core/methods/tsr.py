@@ -23,10 +23,10 @@ import torch
 
 from .. import jobs
 from ..explanation import Explanation, Target
-from .masking import BASELINE, BLUR, window_starts
-from .perturbation import Perturbation
-from .registry import MethodError, Param, get_method, register
-from .relevance_change import GradientChange, ReferenceChange, gradient_change_applies
+from .machinery.perturbation import BASELINE, BLUR, Perturbation
+from .machinery.registry import MethodError, Param, get_method, register
+from .machinery.relevance_change import GradientChange, ReferenceChange, gradient_change_applies
+from .machinery.windows import grid_features
 
 FEATURES = ("grid", "slic")
 BASE = Param("base", "str", "saliency", help="the base attribution R: any spatial method the model supports")
@@ -55,15 +55,6 @@ def change_engine(model, x: torch.Tensor, target: Target, base: str, baseline: s
     if engine == "auto" and gradient_change_applies(model, spec.name, dim):
         return GradientChange(model, x, target, spec.name, baseline, blur_sigma)
     return ReferenceChange(model, x, target, spec.name, {}, baseline, blur_sigma)
-
-
-def grid_features(height: int, width: int, block: int) -> list[tuple[int, int, int, int]]:
-    """Blocks of ``block`` x ``block`` pixels tiling the frame (the last row and column cut)."""
-    return [
-        (y0, y1, x0, x1)
-        for y0, y1 in window_starts(height, block, block)
-        for x0, x1 in window_starts(width, block, block)
-    ]
 
 
 def slic_features(frame: np.ndarray, segments: int) -> np.ndarray:

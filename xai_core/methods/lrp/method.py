@@ -4,8 +4,8 @@ The explained score (a class logit, the regression output, or the negative squar
 against a reference value) is the starting relevance on the output unit; rules pass it back
 layer by layer, roughly conserving the total, to the input.  Decoupled nets are done in the
 two stages of 004 (the temporal part first, then the frame CNN per frame with that relevance as
-its starting relevance); the rules per layer are listed in ``lrp_nets``, ``lrp_lstm`` and
-``lrp_rules``.  Transformers are out of scope (the "lrp_rules" capability leaves them out).
+its starting relevance); the rules per layer are listed in ``nets``, ``lstm`` and ``rules``.
+``nets.COVERAGE`` lists the architectures LRP covers; Transformers are out of scope.
 
 Frame CNN input: each frame's network input holds the frame's RGB and, in the zoo's encoders,
 three motion channels computed from the frame and the one before it.  Relevance of a pixel =
@@ -33,11 +33,11 @@ from __future__ import annotations
 
 import torch
 
-from ..explanation import Explanation, Target
-from .cam import frame_importance
-from .lrp_nets import input_relevance
-from .lrp_rules import COMPOSITES
-from .registry import Param, register
+from ...explanation import Explanation, Target
+from ..machinery.maps import frame_importance
+from ..machinery.registry import Param, register
+from .nets import input_relevance, uncovered
+from .rules import COMPOSITES
 
 DEFAULT_EPSILON = 0.25
 
@@ -60,10 +60,16 @@ EPSILON = Param(
 )
 
 
+def applies(model) -> str | None:
+    """Why LRP cannot explain ``model`` (its network is not in ``nets.COVERAGE``), or None."""
+    why = uncovered(model.net)
+    return None if why is None else f"lrp needs a model with lrp rules; {model.name} has none: {why}"
+
+
 @register(
     "lrp",
     family="spatial",
-    requires=("lrp_rules",),
+    applies=applies,
     params=(COMPOSITE, EPSILON),
     description="Layer-wise relevance propagation through the CNN, the LSTM / ConvLSTM or the 3D CNN (zennit rules)",
     references=("Bach et al. 2015", "Arras et al. 2017 (LSTM)", "004: LRP through VGG16+LSTM and a ConvLSTM"),
