@@ -38,9 +38,8 @@ import torch
 from captum.attr import IntegratedGradients
 
 import xai_core
-from xai_core.api import model_input
+from xai_core.api import prepare
 from xai_core.evaluate.motion import mean_motion_share
-from xai_core.explanation import resolve_target
 from xai_core.methods.flow import (
     Decomposition,
     attribution_parts,
@@ -117,9 +116,8 @@ def measure(model_name: str, clips: int, steps: int) -> dict:
     for k in range(clips):
         clip = make_clip(FIRST_SEED + k, distractors=0)
         moving = ~clip.paused[1:]
-        x, _ = model_input(model, clip.video)
-        with torch.no_grad():
-            target = resolve_target(model.task, model.labels, None, model(x))
+        prepared = prepare(model, clip.video)
+        x, target = prepared.x, prepared.target
         d = decompose(x, clip_flows(model, x))
         score, *grads = decomposition_gradients(model, target, d)
         figures["first_order"].append(mean_motion_share(motion_share(d, grads[1], grads[2])[0].numpy(), moving))

@@ -35,8 +35,8 @@ import numpy as np
 import torch
 
 import xai_core
-from xai_core.api import model_output
-from xai_core.explanation import Target, resolve_target
+from xai_core.api import prepare
+from xai_core.explanation import Target
 from xai_core.methods.machinery.planning import LONG_METHODS
 from xai_core.methods.machinery.registry import get_method, method_specs
 from xai_core.methods.machinery.scoring import TargetScore
@@ -283,9 +283,8 @@ class Subject(NamedTuple):
 def subject(name: str, model=None) -> Subject:
     model = model if model is not None else xai_core.load_model(name, device="cpu")
     clip = xai_core.load_video("shapes:1", model=model)
-    x = model.preprocess(clip)
-    output = model_output(model, x)
-    return Subject(name, model, clip, x, resolve_target(model.task, model.labels, None, output))
+    prepared = prepare(model, clip)
+    return Subject(name, model, clip, prepared.x, prepared.target)
 
 
 def bench_model(s: Subject, repeats: int) -> dict:

@@ -31,7 +31,7 @@ from dataclasses import dataclass
 import torch
 from torch.nn import functional as F
 
-from ..explanation import Explanation, Target
+from ..explanation import Attribution, Target
 from .machinery.optical_flow import FARNEBACK_PARAMS, clip_flows, sampling_grid
 from .machinery.registry import Param, register
 from .machinery.scoring import TargetScore
@@ -145,15 +145,7 @@ def motion_reliance(model, target: Target, d: Decomposition, score: float | None
     }
 
 
-def _explanation(
-    name: str,
-    model,
-    target: Target,
-    d: Decomposition,
-    grads: tuple[torch.Tensor, torch.Tensor, torch.Tensor],
-    params: dict,
-    meta: dict,
-) -> Explanation:
+def _attribution(d: Decomposition, grads: tuple[torch.Tensor, torch.Tensor, torch.Tensor], meta: dict) -> Attribution:
     """Gradients (batch of one) -> spatial [T,H,W]: |d score / d f_t| per pixel (frame 0: zero,
     nothing flows into it); temporal [T]: each frame's gradient x value attribution, |.| summed
     over its flow and error (frame 0: I_0); extras as listed in ``flow_gradient``."""
@@ -172,12 +164,7 @@ def _explanation(
         "error_grad": error_grad.sum(1),
         "motion_share": share_of(flow_part, error_part),
     }
-    return Explanation(
-        method=name,
-        params=params,
-        target=target.to_dict(),
-        task=model.task,
-        prediction={},
+    return Attribution(
         spatial=spatial.cpu().numpy(),
         temporal=temporal.cpu().numpy(),
         extras={k: v.detach().cpu().numpy() for k, v in extras.items()},
@@ -207,7 +194,7 @@ def _decomposed(model, x: torch.Tensor, options: dict) -> tuple[Decomposition, d
     "warp errors, differentiated through the rebuild",
     references=("001: flow decomposition and flow gradients", "Farneback 2003"),
 )
-def flow_gradient(model, x: torch.Tensor, target: Target, **farneback) -> Explanation:
+def flow_gradient(model, x: torch.Tensor, target: Target, **farneback) -> Attribution:
     """x [1,T,C,H,W] -> spatial [T,H,W]: |d score / d f_t| (0 for frame 0); temporal [T]:
     gradient x value per frame (flow and error; frame 0: I_0).  extras: ``flows`` [T-1,2,H,W],
     ``flow_grad`` [T-1,2,H,W], ``flow_grad_magnitude`` [T-1,H,W], ``first_grad`` [H,W] (I_0's
@@ -219,7 +206,7 @@ def flow_gradient(model, x: torch.Tensor, target: Target, **farneback) -> Explan
     score, *grads = decomposition_gradients(model, target, d)
     meta["gradient_seconds"] = time.perf_counter() - start
     meta.update(motion_reliance(model, target, d, score=float(score[0])))
-    return _explanation("flow_gradient", model, target, d, tuple(grads), {}, meta)
+    return _attribution(d, tuple(grads), meta)
 
 
 @register(
@@ -243,7 +230,7 @@ def smoothflow(
     noise_on: str = "all",
     seed: int = 0,
     **farneback,
-) -> Explanation:
+) -> Attribution:
     """As ``flow_gradient``, each gradient the mean over ``samples`` decompositions with Gaussian
     noise N(0, s^2), s = sigma * (max - min) of the part, on I_0, the flows and / or the errors
     (``noise_on``); the maps and shares are computed from the noise-free decomposition's values."""
@@ -272,4 +259,4 @@ def smoothflow(
     meta.update(gradient_seconds=time.perf_counter() - start, noise_std=stdevs, clips_per_pass=batch)
     meta.update(motion_reliance(model, target, d))
     grads = tuple(total / samples for total in sums)
-    return _explanation("smoothflow", model, target, d, grads, {}, meta)
+    return _attribution(d, grads, meta)

@@ -16,32 +16,19 @@ from __future__ import annotations
 import torch
 from captum.attr import InputXGradient, IntegratedGradients, NoiseTunnel, Saliency
 
-from ..explanation import Explanation, Target
+from ..explanation import Attribution, Target
 from .machinery.perturbation import BASELINES, baseline_clip
 from .machinery.registry import Param, register
 from .machinery.scoring import TargetScore, gradient_input
 from .machinery.smoothing import clips_per_pass, seeded, smoothing_params
 
 
-def _explanation(
-    name: str,
-    model,
-    target: Target,
-    attribution: torch.Tensor,
-    temporal: str,
-    params: dict | None = None,
-    meta: dict | None = None,
-) -> Explanation:
-    """attribution [1,T,C,H,W] -> Explanation with spatial [T,H,W] (channel sum) and temporal [T]
+def _attribution(attribution: torch.Tensor, temporal: str, meta: dict | None = None) -> Attribution:
+    """attribution [1,T,C,H,W] -> Attribution with spatial [T,H,W] (channel sum) and temporal [T]
     (``temporal``: "abs_mean" = mean |spatial| per frame, "sum" = sum of spatial per frame)."""
     spatial = attribution.detach()[0].sum(1).float()
     per_frame = spatial.abs().mean((1, 2)) if temporal == "abs_mean" else spatial.sum((1, 2))
-    return Explanation(
-        method=name,
-        params=params or {},
-        target=target.to_dict(),
-        task=model.task,
-        prediction={},
+    return Attribution(
         spatial=spatial.cpu().numpy(),
         temporal=per_frame.cpu().numpy(),
         meta=meta or {},
@@ -55,11 +42,11 @@ def _explanation(
     description="Vanilla gradient of the target score w.r.t. the clip (signed), summed over colour channels",
     references=("Simonyan et al. 2014", "002: feature saliency with input gradients"),
 )
-def saliency(model, x: torch.Tensor, target: Target) -> Explanation:
+def saliency(model, x: torch.Tensor, target: Target) -> Attribution:
     """x [1,T,C,H,W] -> spatial d score / d x summed over C [T,H,W]; temporal: mean |spatial| per frame."""
     forward = TargetScore(model, target)
     grad = Saliency(forward).attribute(gradient_input(x), target=forward.captum_target, abs=False)
-    return _explanation("saliency", model, target, grad, "abs_mean")
+    return _attribution(grad, "abs_mean")
 
 
 @register(
@@ -68,13 +55,13 @@ def saliency(model, x: torch.Tensor, target: Target) -> Explanation:
     description="Input times gradient (signed), summed over colour channels",
     references=("Shrikumar et al. 2016",),
 )
-def input_x_gradient(model, x: torch.Tensor, target: Target) -> Explanation:
+def input_x_gradient(model, x: torch.Tensor, target: Target) -> Attribution:
     """x [1,T,C,H,W] -> spatial (x * d score / d x) summed over C [T,H,W]; temporal: its sum per frame.
 
     x is the normalised clip, so a pixel at the channel mean (grey 0.45) contributes nothing."""
     forward = TargetScore(model, target)
     attr = InputXGradient(forward).attribute(gradient_input(x), target=forward.captum_target)
-    return _explanation("input_x_gradient", model, target, attr, "sum")
+    return _attribution(attr, "sum")
 
 
 @register(
@@ -87,7 +74,7 @@ def input_x_gradient(model, x: torch.Tensor, target: Target) -> Explanation:
 )
 def smoothgrad(
     model, x: torch.Tensor, target: Target, samples: int = 16, sigma: float = 0.15, seed: int = 0
-) -> Explanation:
+) -> Attribution:
     """x [1,T,C,H,W] -> spatial: mean over ``samples`` noisy clips x + N(0, s^2), s = sigma * (max x - min x),
     of the signed gradient, summed over C [T,H,W]; temporal: mean |spatial| per frame."""
     forward = TargetScore(model, target)
@@ -104,7 +91,7 @@ def smoothgrad(
             abs=False,
         )
     meta = {"noise_std": stdev, "clips_per_pass": clips_per_pass(inputs.device)}  # the noise depends on both
-    return _explanation("smoothgrad", model, target, grad, "abs_mean", meta=meta)
+    return _attribution(grad, "abs_mean", meta=meta)
 
 
 @register(
@@ -126,7 +113,7 @@ def smoothgrad(
 )
 def integrated_gradients(
     model, x: torch.Tensor, target: Target, steps: int = 32, baseline: str = "black", blur_sigma: float = 5.0
-) -> Explanation:
+) -> Attribution:
     """x [1,T,C,H,W] -> spatial: (x - x') * mean gradient on the path from the baseline x' to x, summed
     over C [T,H,W]; temporal: its sum per frame.  meta: score, baseline_score and the convergence
     delta (sum of the attributions minus the score difference; Gauss-Legendre quadrature)."""
@@ -149,4 +136,4 @@ def integrated_gradients(
         "convergence_delta": float(delta.sum()),
         "clips_per_pass": clips_per_pass(inputs.device),
     }
-    return _explanation("integrated_gradients", model, target, attr, "sum", meta=meta)
+    return _attribution(attr, "sum", meta=meta)

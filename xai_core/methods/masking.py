@@ -1,7 +1,7 @@
 """Masking methods: how much the explained score drops when frames (``frame_mask``, 002's time
 contribution) or spatio-temporal windows (``occlusion``, Zeiler & Fergus) are replaced by a
-baseline.  The scores of the perturbed clips come from ``engine.PerturbationEngine``: the same
-numbers as running every perturbed clip through the model, much faster.
+baseline.  The scores of the perturbed clips come from ``machinery.engine.PerturbationEngine``:
+the same numbers as running every perturbed clip through the model, much faster.
 
 The attribution of a frame or pixel is the mean drop ``score(x) - score(perturbed x)`` over the
 windows that cover it (Captum's convention for Occlusion; a single frame mask gives its own drop).
@@ -12,7 +12,7 @@ from __future__ import annotations
 import torch
 
 from .. import jobs
-from ..explanation import Explanation, Target
+from ..explanation import Attribution, Target
 from .machinery.engine import PerturbationEngine
 from .machinery.maps import frame_importance
 from .machinery.perturbation import BASELINE, BLUR, MEASURE, Perturbation
@@ -56,7 +56,7 @@ def frame_mask(
     baseline: str = "zero",
     measure: str = "score",
     blur_sigma: float = 5.0,
-) -> Explanation:
+) -> Attribution:
     """x [1,T,C,H,W] -> temporal [T]: the mean drop of the windows covering each frame.
 
     extras: ``window_drops`` [W] (score(x) - score with window w masked, w = its first frame),
@@ -69,12 +69,7 @@ def frame_mask(
     scores = engine.scores(windows, progress=_report("frame_mask"))
     drops = engine.base_score - scores
     curve = spread(windows, drops, (frames, 1, 1))[:, 0, 0]
-    return Explanation(
-        method="frame_mask",
-        params={},
-        target=target.to_dict(),
-        task=model.task,
-        prediction={},
+    return Attribution(
         spatial=None,
         temporal=curve.float().numpy(),
         extras={"window_drops": drops.float().numpy(), "window_scores": scores.float().numpy()},
@@ -104,7 +99,7 @@ def occlusion(
     baseline: str = "zero",
     measure: str = "score",
     blur_sigma: float = 5.0,
-) -> Explanation:
+) -> Attribution:
     """x [1,T,C,H,W] -> spatial [T,H,W]: the mean drop of the windows covering each pixel (all
     colour channels occluded together); temporal [T]: the mean positive part per frame.
     meta: ``base_score``, ``evaluations``."""
@@ -113,12 +108,8 @@ def occlusion(
     engine = PerturbationEngine(model, x, target, baseline, measure, blur_sigma)
     drops = engine.base_score - engine.scores(windows, progress=_report("occlusion"))
     spatial = spread(windows, drops, shape).float()
-    return Explanation(
-        method="occlusion",
+    return Attribution(
         params={"window": list(window), "stride": list(stride)},
-        target=target.to_dict(),
-        task=model.task,
-        prediction={},
         spatial=spatial.numpy(),
         temporal=frame_importance(spatial).numpy(),
         meta={"base_score": engine.base_score, "evaluations": len(windows), "strategy": engine.strategy},

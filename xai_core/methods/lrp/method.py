@@ -33,7 +33,7 @@ from __future__ import annotations
 
 import torch
 
-from ...explanation import Explanation, Target
+from ...explanation import Attribution, Target
 from ..machinery.maps import frame_importance
 from ..machinery.registry import Param, register
 from .nets import input_relevance, uncovered
@@ -76,7 +76,7 @@ def applies(model) -> str | None:
 )
 def lrp(
     model, x: torch.Tensor, target: Target, composite: str = "epsilon_plus_flat", epsilon: float = DEFAULT_EPSILON
-) -> Explanation:
+) -> Attribution:
     """x [1,T,C,H,W] -> spatial [T,H,W] signed pixel relevance; temporal [T] mean positive relevance per frame.
 
     extras: ``relevance_max`` [T] (the maximum per frame, 004's second curve); ``relevance_features``
@@ -100,12 +100,7 @@ def lrp(
         motion = channels[:, result.motion].sum(1)
         extras["motion_spatial"] = motion
         extras["relevance_motion"] = motion.sum((1, 2))
-    return Explanation(
-        method="lrp",
-        params={"composite": composite, "epsilon": epsilon},
-        target=target.to_dict(),
-        task=model.task,
-        prediction={},
+    return Attribution(
         spatial=spatial.cpu().numpy(),
         temporal=frame_importance(spatial).cpu().numpy(),
         extras={name: value.detach().float().cpu().numpy() for name, value in extras.items()},

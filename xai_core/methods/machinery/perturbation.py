@@ -10,7 +10,10 @@ baseline's content.  Baselines (``MASK_BASELINES``), all in pixel space before n
 * ``previous``: the last frame before the window, held (frame 0 has none: black).
 
 ``apply`` builds the whole perturbed clip: the slow, obvious definition that the fast engines
-(``engine``) must reproduce.
+(``engine``) must reproduce.  ``baseline_clip`` makes whole baseline clips (``BASELINES``: black,
+blur, mean), which the per-frame baselines above take their content from and integrated gradients
+starts from; ``BASELINE``, ``MEASURE`` and ``BLUR`` are the parameters the masking methods and
+TSR share.
 """
 
 from __future__ import annotations

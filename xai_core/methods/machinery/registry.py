@@ -1,9 +1,10 @@
 """The method registry: every explanation method is one function registered by name.
 
-A method is ``fn(model, x, target, **params) -> Explanation`` with ``x [1,T,C,H,W]`` on the
-model's device and ``target`` a resolved ``Target``.  It declares its family, the model
-capabilities it needs, the tasks it supports, what else a model must be for it (``applies``) and
-its parameters (with defaults and ranges, so that the UI can build widgets from them).
+A method is ``fn(model, x, target, **params) -> Attribution`` (its maps, extras and facts; the
+context is ``api.explain``'s) with ``x [1,T,C,H,W]`` on the model's device and ``target`` a
+resolved ``Target``.  It declares its family, the model capabilities it needs, the tasks it
+supports, what else a model must be for it (``applies``) and its parameters (with defaults and
+ranges, so that the UI can build widgets from them).
 
 The methods are found, on the first look-up, by importing every module of ``xai_core.methods``
 outside this sub-package: a method module registers its methods when it is imported.
