@@ -18,8 +18,8 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from suite import DEFAULT_MODEL, captum_frame_ablation, subject  # noqa: E402
 
-from xai_core.methods.perturbation import fill_clip  # noqa: E402
-from xai_core.methods.registry import get_method  # noqa: E402
+from xai_core.methods.machinery.perturbation import fill_clip  # noqa: E402
+from xai_core.methods.machinery.registry import get_method  # noqa: E402
 
 
 def difference(a: np.ndarray, b: np.ndarray) -> float:

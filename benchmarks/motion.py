@@ -54,7 +54,8 @@ from xai_core.evaluate.motion import (
     screen_angle,
     trajectories_on_target,
 )
-from xai_core.methods.flow import Decomposition, clip_flows, decompose, motion_share, rebuild
+from xai_core.methods.flow import Decomposition, decompose, motion_share, rebuild
+from xai_core.methods.machinery.optical_flow import clip_flows
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 from independent_shapes import make_clip  # noqa: E402

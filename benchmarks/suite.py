@@ -35,11 +35,11 @@ import numpy as np
 import torch
 
 import xai_core
-from xai_core.api import model_output
-from xai_core.explanation import Target, resolve_target
-from xai_core.methods.planning import LONG_METHODS
-from xai_core.methods.registry import get_method, method_specs
-from xai_core.methods.scoring import TargetScore
+from xai_core.api import prepare
+from xai_core.explanation import Target
+from xai_core.methods.machinery.planning import LONG_METHODS
+from xai_core.methods.machinery.registry import get_method, method_specs
+from xai_core.methods.machinery.scoring import TargetScore
 from xai_core.models.modes import eval_mode
 from xai_core.video import load_video, sample_clips, write_video
 
@@ -207,7 +207,7 @@ def captum_smoothgrad(model, x: torch.Tensor, target_index: int, samples: int, s
     """NoiseTunnel(Saliency) with the same samples, noise, noise seed and clips per pass as ours."""
     from captum.attr import NoiseTunnel, Saliency
 
-    from xai_core.methods.gradients import clips_per_pass
+    from xai_core.methods.machinery.smoothing import clips_per_pass
 
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
@@ -230,7 +230,8 @@ def captum_integrated_gradients(
     convergence delta and the two scores ours also records)."""
     from captum.attr import IntegratedGradients
 
-    from xai_core.methods.gradients import baseline_clip, clips_per_pass
+    from xai_core.methods.machinery.perturbation import baseline_clip
+    from xai_core.methods.machinery.smoothing import clips_per_pass
 
     attr = IntegratedGradients(model).attribute(
         _leaf(x),
@@ -282,9 +283,8 @@ class Subject(NamedTuple):
 def subject(name: str, model=None) -> Subject:
     model = model if model is not None else xai_core.load_model(name, device="cpu")
     clip = xai_core.load_video("shapes:1", model=model)
-    x = model.preprocess(clip)
-    output = model_output(model, x)
-    return Subject(name, model, clip, x, resolve_target(model.task, model.labels, None, output))
+    prepared = prepare(model, clip)
+    return Subject(name, model, clip, prepared.x, prepared.target)
 
 
 def bench_model(s: Subject, repeats: int) -> dict:
@@ -427,7 +427,7 @@ def captum_frame_ablation(
 def bench_temporal_case(s: Subject, method: str, repeats: int) -> dict:
     """One temporal method on one model against its slow peer, timed side by side; the difference
     is the largest |ours - peer| over the range of the peer's values."""
-    from xai_core.methods.perturbation import fill_clip
+    from xai_core.methods.machinery.perturbation import fill_clip
 
     user_params, peer_name, target_ratio = TEMPORAL_CASES[method]
     spec = get_method(method)

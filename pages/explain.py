@@ -9,7 +9,7 @@ from workbench import caches, sanity, sidebar, user_models, widgets
 from xai_core import render, vanishing
 from xai_core.evaluate import suites
 from xai_core.explanation import TargetError
-from xai_core.methods.registry import MethodError, method_specs
+from xai_core.methods.machinery.registry import MethodError, method_specs
 from xai_core.models.base import ModelError
 from xai_core.video import VideoError
 

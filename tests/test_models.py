@@ -235,7 +235,7 @@ def test_pickles_that_need_code_are_refused_without_running(tmp_path):
 
 
 def test_a_pt_file_that_is_no_pickle_is_called_unreadable_not_code(tmp_path):
-    from xai_core.models.checkpoint import read_state_dict
+    from xai_core.models.weights import read_state_dict
 
     (tmp_path / "page.pt").write_text("<html><body>Sign in to download</body></html>")
     (tmp_path / "noise.pt").write_bytes(np.random.default_rng(0).bytes(100))

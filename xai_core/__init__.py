@@ -9,7 +9,7 @@ expl = xai_core.explain(model, clip, "gradcam")
 from ._version import __version__
 from .api import explain, predict
 from .explanation import Explanation, Target
-from .methods.registry import MethodError, list_methods, method_specs
+from .methods.machinery.registry import MethodError, list_methods, method_specs
 from .models.base import InputSpec, ModelError, VideoModel
 from .models.zoo import load_model, zoo_names
 from .video import Clip, VideoError, load_video

@@ -72,7 +72,7 @@ def _cmd_models(args: argparse.Namespace) -> int:
 
 
 def _cmd_methods(args: argparse.Namespace) -> int:
-    from .methods.registry import method_specs
+    from .methods.machinery.registry import method_specs
 
     model = _load_model(args.model, "cpu", args) if args.model else None
     specs = method_specs()
@@ -658,7 +658,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     from .explanation import TargetError
-    from .methods.registry import MethodError
+    from .methods.machinery.registry import MethodError
     from .models.base import ModelError
     from .video import VideoError
 

@@ -20,7 +20,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from ..methods.registry import MethodError, method_specs
+from ..methods.machinery.registry import MethodError, method_specs
 from ..models.base import VideoModel
 from ..models.checkpoint import card_config, load_checkpoint, read_card
 from ..models.external import file_facts

@@ -28,7 +28,7 @@ import numpy as np
 from ..api import explain, predict
 from ..data.moving_shapes import TASK_LABELS, ShapesSample, clip_shape, generate
 from ..explanation import Target
-from ..methods.registry import MethodError, method_specs
+from ..methods.machinery.registry import MethodError, method_specs
 from ..models.base import VideoModel
 from .randomize import randomized_copy
 from .scores import (
