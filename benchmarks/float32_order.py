@@ -16,8 +16,8 @@ import torch
 
 from xai_core.bench.peers import captum_frame_ablation
 from xai_core.bench.subjects import DEFAULT_MODEL, subject
-from xai_core.methods.perturbation import fill_clip
-from xai_core.methods.registry import get_method
+from xai_core.methods.machinery.perturbation import fill_clip
+from xai_core.methods.machinery.registry import get_method
 
 
 def difference(a: np.ndarray, b: np.ndarray) -> float:

@@ -42,7 +42,7 @@ import xai_core
 from xai_core.data.moving_shapes import generate
 from xai_core.evaluate import pointing_game, randomized_copy, read_map
 from xai_core.evaluate.suites import summarise
-from xai_core.methods.registry import get_method
+from xai_core.methods.machinery.registry import get_method
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 from independent_shapes import make_clip  # noqa: E402

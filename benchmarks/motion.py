@@ -49,7 +49,8 @@ import xai_core
 from xai_core.angles import angular_difference, screen_angle
 from xai_core.api import model_input
 from xai_core.evaluate.motion import flow_direction_error, mean_motion_share, trajectories_on_target
-from xai_core.methods.flow import Decomposition, clip_flows, decompose, motion_share, rebuild
+from xai_core.methods.flow import Decomposition, decompose, motion_share, rebuild
+from xai_core.methods.machinery.optical_flow import clip_flows
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 from independent_shapes import make_clip  # noqa: E402

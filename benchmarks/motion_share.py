@@ -38,13 +38,11 @@ import torch
 from captum.attr import IntegratedGradients
 
 import xai_core
-from xai_core.api import model_input
+from xai_core.api import prepare
 from xai_core.evaluate.motion import mean_motion_share
-from xai_core.explanation import resolve_target
 from xai_core.methods.flow import (
     Decomposition,
     attribution_parts,
-    clip_flows,
     decompose,
     decomposition_gradients,
     motion_reliance,
@@ -52,7 +50,8 @@ from xai_core.methods.flow import (
     rebuild,
     share_of,
 )
-from xai_core.methods.scoring import TargetScore
+from xai_core.methods.machinery.optical_flow import clip_flows
+from xai_core.methods.machinery.scoring import TargetScore
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 from independent_shapes import make_clip  # noqa: E402
@@ -117,9 +116,8 @@ def measure(model_name: str, clips: int, steps: int) -> dict:
     for k in range(clips):
         clip = make_clip(FIRST_SEED + k, distractors=0)
         moving = ~clip.paused[1:]
-        x, _ = model_input(model, clip.video)
-        with torch.no_grad():
-            target = resolve_target(model.task, model.labels, None, model(x))
+        prepared = prepare(model, clip.video)
+        x, target = prepared.x, prepared.target
         d = decompose(x, clip_flows(model, x))
         score, *grads = decomposition_gradients(model, target, d)
         figures["first_order"].append(mean_motion_share(motion_share(d, grads[1], grads[2])[0].numpy(), moving))

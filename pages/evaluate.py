@@ -12,7 +12,7 @@ import streamlit as st
 from workbench import caches, jobs, sidebar, user_models
 from xai_core import render
 from xai_core.evaluate import suites
-from xai_core.methods.registry import MethodError
+from xai_core.methods.machinery.registry import MethodError
 from xai_core.models.base import ModelError
 
 POLL_SECONDS = 1.0

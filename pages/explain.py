@@ -9,7 +9,7 @@ from workbench import caches, sanity, sidebar, user_models, widgets
 from xai_core import render, vanishing
 from xai_core.evaluate import suites
 from xai_core.explanation import TargetError, prediction_text
-from xai_core.methods.registry import MethodError, method_specs
+from xai_core.methods.machinery.registry import MethodError, method_specs
 from xai_core.models.base import ModelError
 from xai_core.video import VideoError
 
@@ -58,7 +58,7 @@ with left:
         st.warning(f"{model.name} supports no spatial method.")
         st.stop()
     names = [s.name for s in usable]
-    survives = {m: v for m, v in sanity.sanity_survival(model, selection.device).items() if v > suites.SURVIVES}
+    survives = {m: v for m, v in sanity.sanity_survival(model, selection.device).items() if v.survives(suites.SURVIVES)}
     chosen = st.multiselect(
         "Methods",
         names,
@@ -72,7 +72,7 @@ with left:
     for name in chosen:
         if name in survives:
             st.badge(
-                f"{name}: maps survive randomisation (Spearman {survives[name]:.2f})",
+                survives[name].text(name, suites.SURVIVES),
                 icon=":material/warning:",
                 color="orange",
             )

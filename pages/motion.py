@@ -13,8 +13,8 @@ import streamlit as st
 from workbench import caches, sidebar, widgets
 from xai_core import render
 from xai_core.explanation import TargetError
-from xai_core.methods.flow import FARNEBACK_PARAMS
-from xai_core.methods.registry import MethodError, get_method, method_specs
+from xai_core.methods.machinery.optical_flow import FARNEBACK_PARAMS
+from xai_core.methods.machinery.registry import MethodError, get_method, method_specs
 from xai_core.models.base import ModelError
 
 ZOOM = 3

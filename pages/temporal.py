@@ -15,8 +15,8 @@ from workbench import caches, jobs, runs, sidebar, widgets
 from xai_core import render
 from xai_core.evaluate import key_frame_overlap, key_frames
 from xai_core.explanation import TargetError, prediction_text
-from xai_core.methods.planning import LONG_METHODS
-from xai_core.methods.registry import MethodError, get_method
+from xai_core.methods.machinery.planning import LONG_METHODS
+from xai_core.methods.machinery.registry import MethodError, get_method
 from xai_core.models.base import ModelError
 
 SLOT = "temporal"

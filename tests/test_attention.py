@@ -9,8 +9,8 @@ from conftest import small_input, small_model
 
 from xai_core import Explanation, explain, list_methods
 from xai_core.methods.attention import keep_top
-from xai_core.methods.hooks import count_hooks
-from xai_core.methods.registry import MethodError
+from xai_core.methods.machinery.hooks import count_hooks
+from xai_core.methods.machinery.registry import MethodError
 
 ATTENTION = {"attention_cls", "attention_rollout", "attention_pool"}
 ARCHS = ["cnn_transformer", "cnn_lstm", "cnn_lstm_attn", "ica_lstm", "convlstm", "r3d"]

@@ -14,7 +14,7 @@ from conftest import small_model
 
 import xai_core
 from xai_core.cli import main
-from xai_core.methods.registry import get_method
+from xai_core.methods.machinery.registry import get_method
 from xai_core.models.checkpoint import make_card, save_checkpoint
 
 SUITE = Path(__file__).resolve().parents[1] / "benchmarks" / "suite.py"

@@ -333,7 +333,7 @@ def test_the_probe_sees_torch_when_a_command_loads_a_model():
 
 
 def test_methods_without_a_model_lists_every_registered_method(capsys):
-    from xai_core.methods.registry import method_specs
+    from xai_core.methods.machinery.registry import method_specs
 
     code, out, _ = run(capsys, "methods")
     rows = out.splitlines()[1:]

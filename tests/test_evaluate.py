@@ -34,7 +34,7 @@ from xai_core.evaluate.suites import (
     survival_warning,
     table_rows,
 )
-from xai_core.methods.registry import MethodError, get_method
+from xai_core.methods.machinery.registry import MethodError, get_method
 from xai_core.models.zoo import zoo_names
 
 

@@ -4,10 +4,12 @@ makes it, the warnings it feeds to the app, and the architecture-prior rule it r
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
+from scipy.stats import spearmanr
 
 from xai_core.cli import EXIT_BAD_INPUT, main
 from xai_core.evaluate import report
@@ -390,3 +392,43 @@ def test_only_gated_zoo_models_compute_where_to_look():
         check_priors(card["name"], card["arch"], card_config(card))
         assert bool(card.get("architecture_priors")) == card["name"].endswith("-gated"), card["name"]
     assert sum(card["name"].endswith("-gated") for card in cards) <= 1
+
+
+def test_the_code_fingerprint_follows_computing_code_and_not_the_report_layout(tmp_path):
+    import shutil
+
+    package = Path(report.__file__).resolve().parents[1]
+    copy = tmp_path / "xai_core"
+    shutil.copytree(package, copy, ignore=shutil.ignore_patterns("__pycache__", "samples"))
+    before = report.source_fingerprint(copy)
+    assert before == report.code_fingerprint()
+    (copy / "evaluate" / "markdown.py").write_text((copy / "evaluate" / "markdown.py").read_text() + "\n# reworded\n")
+    (copy / "cli.py").write_text((copy / "cli.py").read_text() + "\n# another option\n")
+    assert report.source_fingerprint(copy) == before  # layout and command line: stored results stay valid
+    (copy / "evaluate" / "scores.py").write_text((copy / "evaluate" / "scores.py").read_text() + "\n# changed\n")
+    assert report.source_fingerprint(copy) != before  # computing code: measured again
+
+
+def test_a_map_whose_size_follows_time_alike_in_both_models_is_told_apart_frame_by_frame():
+    from xai_core.evaluate.markdown import reason
+    from xai_core.evaluate.scores import size_trend, spearman, spearman_per_frame
+
+    rng = np.random.default_rng(0)
+    envelope = np.geomspace(0.01, 10.0, 16)[:, None, None]  # both maps grow toward the last frame
+    trained, randomised = envelope * rng.random((16, 20, 20)), envelope * rng.random((16, 20, 20))
+    assert spearman(trained, randomised) > 0.6  # over the clip: alike
+    per_frame = spearman_per_frame(trained, randomised)
+    assert per_frame.shape == (16,) and abs(per_frame.mean()) < 0.1  # frame by frame: unrelated
+    reference = [spearmanr(trained[t].ravel(), randomised[t].ravel()).statistic for t in range(16)]
+    assert np.allclose(per_frame, reference)
+    assert size_trend(trained) == pytest.approx(1.0) and size_trend(-trained[::-1]) == pytest.approx(-1.0)
+    assert np.isnan(size_trend(np.ones((5, 3, 3))))
+    row = _row("gradcam", 0.7, spearman_all_frames=0.05, spearman_all_frames_signed=0.02)
+    row |= {"size_trend_trained": 0.9, "size_trend_all": 0.8}
+    text = reason(row, "all", [])
+    assert "frame by frame the maps change (Spearman at most 0.05" in text and "misses the goal" not in text
+    assert "trained 0.90, randomised 0.80" in text
+    row["spearman_all_frames"] = 0.6  # the maps also survive within frames: the goal is missed
+    assert reason(row, "all", []).startswith("**misses the goal**")
+    row |= {"spearman_all_frames": 0.05, "size_trend_all": -0.8}  # opposite time courses: no shared reason
+    assert reason(row, "all", []).startswith("**misses the goal**")

@@ -9,8 +9,8 @@ import torch
 from conftest import SMALL_SPEC, small_input, small_model
 
 from xai_core import explain
-from xai_core.methods.hooks import count_hooks
-from xai_core.methods.registry import MethodError, method_specs
+from xai_core.methods.machinery.hooks import count_hooks
+from xai_core.methods.machinery.registry import MethodError, method_specs
 
 ARCHS = ("cnn_transformer", "cnn_lstm", "cnn_lstm_attn", "ica_lstm", "convlstm", "r3d")
 FAST = {"samples": 2, "steps": 4, "block": 32, "window": (1, 32, 32), "stride": (1, 32, 32)}  # a quick grid

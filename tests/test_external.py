@@ -18,8 +18,8 @@ from safetensors.torch import save_file
 
 import xai_core
 from xai_core.cli import main
-from xai_core.methods.hooks import count_hooks
-from xai_core.methods.registry import MethodError
+from xai_core.methods.machinery.hooks import count_hooks
+from xai_core.methods.machinery.registry import MethodError
 from xai_core.models.base import InputSpec, ModelError
 from xai_core.models.external import is_torchscript, make_user_card, save_user_model
 

@@ -18,14 +18,14 @@ from xai_core.methods.flow import (
     Decomposition,
     decompose,
     decomposition_gradients,
-    farneback_flows,
     motion_reliance,
     motion_share,
     rebuild,
     warp,
 )
-from xai_core.methods.registry import MethodError
-from xai_core.methods.scoring import TargetScore
+from xai_core.methods.machinery.optical_flow import farneback_flows
+from xai_core.methods.machinery.registry import MethodError
+from xai_core.methods.machinery.scoring import TargetScore
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -11,9 +11,9 @@ from torch.nn import functional as F
 
 from xai_core import explain
 from xai_core.explanation import Target
-from xai_core.methods.cam import frame_importance
-from xai_core.methods.hooks import count_hooks
-from xai_core.methods.registry import MethodError
+from xai_core.methods.machinery.hooks import count_hooks
+from xai_core.methods.machinery.maps import frame_importance
+from xai_core.methods.machinery.registry import MethodError
 from xai_core.models.base import InputSpec
 from xai_core.models.registry import build_model
 

@@ -10,9 +10,9 @@ from captum.attr import InputXGradient, IntegratedGradients, NoiseTunnel, Salien
 from conftest import SMALL_SPEC, small_input, small_model
 
 from xai_core import explain
-from xai_core.methods.gradients import clips_per_pass
-from xai_core.methods.hooks import count_hooks
-from xai_core.methods.registry import MethodError
+from xai_core.methods.machinery.hooks import count_hooks
+from xai_core.methods.machinery.registry import MethodError
+from xai_core.methods.machinery.smoothing import clips_per_pass
 
 GRADIENT_METHODS = ["saliency", "input_x_gradient", "smoothgrad", "integrated_gradients"]
 FAST = {"smoothgrad": {"samples": 3}, "integrated_gradients": {"steps": 6}}

@@ -43,7 +43,7 @@ def test_a_public_name_loads_what_it_needs():
 
 def test_every_public_name_is_its_modules():
     from xai_core import api, explanation, video
-    from xai_core.methods import registry
+    from xai_core.methods.machinery import registry
     from xai_core.models import base, zoo
 
     homes = {"explain": api, "predict": api, "Explanation": explanation, "Target": explanation,

@@ -1,14 +1,19 @@
 """The layers: the library (``xai_core``) runs without Streamlit and without the app's package
-(``workbench``); only the app (app.py, pages/, workbench/) imports Streamlit."""
+(``workbench``); only the app (app.py, pages/, workbench/) imports Streamlit.  The import-linter
+contracts in pyproject.toml (layers, forbidden imports, no cycle) hold, and break when a module
+crosses them, even by an import inside a function."""
 
 from __future__ import annotations
 
 import ast
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
+
+import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 APP_ONLY = ("streamlit", "workbench")
@@ -54,8 +59,8 @@ print(json.dumps({
 
 
 def library_modules() -> list[str]:
-    """Every module of xai_core, from its files: ``pkgutil.walk_packages`` would miss the modules of
-    ``methods/`` and ``models/``, which are namespace packages (no ``__init__.py``)."""
+    """Every module of xai_core, from its files (a module without its package's ``__init__.py``
+    would be missed by ``pkgutil.walk_packages``, not here)."""
     names = []
     for path in sorted((ROOT / "xai_core").rglob("*.py")):
         parts = path.relative_to(ROOT).with_suffix("").parts
@@ -123,3 +128,37 @@ def test_no_library_source_names_streamlit_or_the_app():
                 continue
             found += [f"{path.relative_to(ROOT)}:{node.lineno} {m}" for m in modules if m.split(".")[0] in APP_ONLY]
     assert found == []
+
+
+def lint_imports(root: Path) -> subprocess.CompletedProcess:
+    """``lint-imports`` with this checkout's contracts, on the packages found in ``root``."""
+    command = [sys.executable, "-c", "from importlinter.cli import lint_imports_command; lint_imports_command()"]
+    options = ["--config", str(ROOT / "pyproject.toml"), "--no-cache", "--no-logo"]
+    env = {**os.environ, "PYTHONPATH": str(root)}
+    return subprocess.run(command + options, cwd=root, env=env, capture_output=True, text=True, timeout=600)
+
+
+def test_the_import_contracts_hold():
+    done = lint_imports(ROOT)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    assert "7 kept, 0 broken" in done.stdout
+
+
+@pytest.mark.parametrize(
+    "module, late_import, broken",
+    [
+        ("xai_core/models/base.py", "from ..methods.machinery import registry", "Models know nothing of the methods"),
+        ("xai_core/methods/cam.py", "from . import gradients", "the method modules stand alone"),
+        ("xai_core/render.py", "import streamlit", "imports neither Streamlit nor the app"),
+        ("xai_core/models/backbones.py", "from . import checkpoint", "No import cycle anywhere in xai_core"),
+    ],
+)
+def test_an_import_inside_a_function_breaks_the_contracts(tmp_path, module, late_import, broken):
+    """A copy of the packages with one import, inside a function, that crosses a contract."""
+    for package in ("xai_core", "workbench"):
+        shutil.copytree(ROOT / package, tmp_path / package, ignore=shutil.ignore_patterns("__pycache__", "samples"))
+    with open(tmp_path / module, "a") as file:
+        file.write(f"\n\ndef _late():\n    {late_import}\n")
+    done = lint_imports(tmp_path)
+    assert done.returncode != 0
+    assert broken in done.stdout and "BROKEN" in done.stdout

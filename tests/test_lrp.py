@@ -10,30 +10,31 @@ import pytest
 import torch
 from conftest import SMALL_SPEC, small_input, small_model
 from torch import nn
+from torchvision.models.video.resnet import BasicStem, Bottleneck, Conv3DSimple, VideoResNet
 from zennit.attribution import Gradient
 
 from xai_core import explain, list_methods
 from xai_core.explanation import Target
-from xai_core.methods.hooks import count_hooks
-from xai_core.methods.lrp_lstm import (
+from xai_core.methods.lrp.lstm import (
     attention_summary_relevance,
     convlstm_relevance,
     convlstm_trace,
     lstm_relevance,
     lstm_trace,
 )
-from xai_core.methods.lrp_nets import FrameCNN, channel_bounds, input_relevance
-from xai_core.methods.lrp_rules import (
+from xai_core.methods.lrp.nets import COVERAGE, FrameCNN, channel_bounds, input_relevance, uncovered
+from xai_core.methods.lrp.rules import (
     COMPOSITES,
     Block3dCanonizer,
     VideoBasicBlockCanonizer,
     fold_pool_into_conv,
     trunk_composite,
 )
-from xai_core.methods.registry import MethodError
+from xai_core.methods.machinery.hooks import count_hooks
+from xai_core.methods.machinery.registry import MethodError, get_method
 from xai_core.models.backbones import FrameEncoder
-from xai_core.models.base import InputSpec
-from xai_core.models.conv3d import Block3d
+from xai_core.models.base import InputSpec, VideoModel
+from xai_core.models.conv3d import TORCHVISION_VIDEO, Block3d
 from xai_core.models.convlstm import ConvLSTMCell
 from xai_core.models.registry import build_model
 
@@ -425,13 +426,26 @@ def test_every_composite_runs_and_differs(composite):
 
 def test_lrp_is_not_offered_to_the_transformer():
     transformer = small_model("cnn_transformer")
-    assert "lrp_rules" not in transformer.capabilities and "lrp" not in list_methods(transformer)
+    assert "CNNTransformer" in uncovered(transformer.net) and "lrp" not in list_methods(transformer)
     with pytest.raises(MethodError, match="lrp needs a model with lrp rules; cnn_transformer has none"):
         explain(transformer, small_input(), "lrp")
-    assert all("lrp_rules" in small_model(arch).capabilities for arch in SUPPORTED)
+    assert all(uncovered(small_model(arch).net) is None for arch in SUPPORTED)
     assert "lrp" in list_methods(small_model("cnn_lstm"))
-    assert "lrp_rules" in build_model("r3d_18", input_spec=SMALL_SPEC).capabilities
-    assert "lrp_rules" not in build_model("s3d", input_spec=SMALL_SPEC).capabilities  # no rules for its blocks
+    assert all(uncovered(build_model(name, input_spec=SMALL_SPEC).net) is None for name in TORCHVISION_VIDEO[:3])
+    assert "S3D" in uncovered(build_model("s3d", input_spec=SMALL_SPEC).net)  # no rules for its blocks
+
+
+def test_one_table_decides_what_lrp_covers():
+    """The classes of ``COVERAGE`` are exactly the nets LRP is offered for; a torchvision 3D ResNet
+    is covered only with basic blocks, and the model is refused with the reason."""
+    covered = {type(small_model(arch).net) for arch in SUPPORTED} | {VideoResNet}
+    assert set(COVERAGE) == covered
+    bottleneck = VideoResNet(Bottleneck, [Conv3DSimple] * 4, [1, 1, 1, 1], BasicStem, num_classes=2)
+    model = VideoModel(bottleneck, task="classification", labels=["a", "b"], input_spec=SMALL_SPEC, layout="BCTHW")
+    assert uncovered(bottleneck) == "its blocks (Bottleneck) have no LRP rules"
+    assert get_method("lrp").unavailable_reason(model).endswith("has none: its blocks (Bottleneck) have no LRP rules")
+    with pytest.raises(ValueError, match="LRP has no rules for VideoResNet"):
+        input_relevance(model, small_input(), Target("class", 0, label="a"), "epsilon", 0.25)
 
 
 def test_a_subclass_with_its_own_forward_is_not_covered():
@@ -443,7 +457,7 @@ def test_a_subclass_with_its_own_forward_is_not_covered():
 
     model = small_model("cnn_lstm")
     model.net.__class__ = Mine
-    assert "lrp_rules" not in model.capabilities and "lrp" not in list_methods(model)
+    assert "Mine" in uncovered(model.net) and "lrp" not in list_methods(model)
     assert "gradcam" in list_methods(model)
 
 

@@ -12,11 +12,12 @@ from conftest import small_input, small_model
 
 import xai_core
 from xai_core.explanation import resolve_target
-from xai_core.methods.engine import PerturbationEngine, strategy_for
-from xai_core.methods.masking import evaluations, occlusion_windows, window_starts
-from xai_core.methods.perturbation import Perturbation
-from xai_core.methods.registry import MethodError, get_method
-from xai_core.methods.scoring import TargetScore
+from xai_core.methods.machinery.engine import PerturbationEngine, strategy_for
+from xai_core.methods.machinery.perturbation import Perturbation
+from xai_core.methods.machinery.planning import evaluations
+from xai_core.methods.machinery.registry import MethodError, get_method
+from xai_core.methods.machinery.scoring import TargetScore
+from xai_core.methods.machinery.windows import occlusion_windows, window_starts
 
 ARCHS = ("cnn_transformer", "cnn_lstm", "cnn_lstm_attn", "ica_lstm", "convlstm", "r3d")
 TOLERANCE = 1e-5  # of the score's range over the perturbations (the bound)

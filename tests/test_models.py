@@ -14,8 +14,9 @@ from conftest import LABELS, SMALL_SPEC, small_input, small_model
 from safetensors.torch import save_file
 
 from xai_core.models.base import InputSpec, ModelError
-from xai_core.models.checkpoint import load_checkpoint, make_card, read_state_dict, save_checkpoint
+from xai_core.models.checkpoint import load_checkpoint, make_card, save_checkpoint
 from xai_core.models.registry import ARCHITECTURES, build_model
+from xai_core.models.weights import read_state_dict
 from xai_core.models.zoo import load_model
 
 ZOO_ARCHS = ["cnn_transformer", "cnn_lstm", "cnn_lstm_attn", "ica_lstm", "r3d", "convlstm"]

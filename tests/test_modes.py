@@ -25,8 +25,8 @@ import xai_core
 from workbench.model_upload import UploadedFile, load_request
 from xai_core.evaluate import deletion_insertion, masked_accuracy, run_suite
 from xai_core.explanation import resolve_target
-from xai_core.methods.planning import plan
-from xai_core.methods.registry import get_method, method_specs
+from xai_core.methods.machinery.planning import plan
+from xai_core.methods.machinery.registry import get_method, method_specs
 from xai_core.models import modes
 from xai_core.models.checkpoint import make_card, save_checkpoint
 from xai_core.models.modes import eval_mode, training_modules

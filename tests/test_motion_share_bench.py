@@ -13,7 +13,7 @@ from conftest import small_input, small_model
 
 from xai_core.explanation import resolve_target
 from xai_core.methods.flow import Decomposition, decompose, motion_reliance, rebuild, share_of
-from xai_core.methods.scoring import TargetScore
+from xai_core.methods.machinery.scoring import TargetScore
 
 SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "motion_share.py"
 

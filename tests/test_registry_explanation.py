@@ -1,6 +1,9 @@
-"""The method registry (capabilities, parameters) and the Explanation record."""
+"""The method registry (discovery, capabilities, what a method applies to, parameters) and the
+Explanation record."""
 
 from __future__ import annotations
+
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -10,7 +13,15 @@ from torch import nn
 
 from xai_core import Explanation, explain, list_methods
 from xai_core.explanation import describe_prediction, prediction_text
-from xai_core.methods.registry import REGISTRY, MethodError, Param, get_method, method_specs
+from xai_core.methods.machinery.registry import (
+    REGISTRY,
+    MethodError,
+    MethodSpec,
+    Param,
+    get_method,
+    method_modules,
+    method_specs,
+)
 from xai_core.models.base import InputSpec, ModelError, VideoModel
 
 
@@ -57,6 +68,35 @@ def test_parameters_are_checked_and_converted():
     with pytest.raises(MethodError, match="one of black, blur"):
         c.coerce("white", "m")
     assert Param("flag", "bool", False).coerce("true", "m") is True
+
+
+def test_methods_are_found_by_walking_the_package():
+    """Every module of xai_core/methods outside machinery/ is imported, and every method comes
+    from one of them; the machinery holds none."""
+    package = Path(__file__).resolve().parents[1] / "xai_core" / "methods"
+    files = {
+        "xai_core.methods." + ".".join(path.relative_to(package).with_suffix("").parts)
+        for path in package.rglob("*.py")
+        if path.name != "__init__.py" and "machinery" not in path.relative_to(package).parts
+    }
+    assert set(method_modules()) == files and "xai_core.methods.lrp.method" in files
+    homes = {spec.fn.__module__ for spec in method_specs()}
+    assert homes == {name for name in files if not name.startswith("xai_core.methods.lrp.")} | {
+        "xai_core.methods.lrp.method"
+    }
+
+
+def test_a_method_declares_what_else_a_model_must_be():
+    """``applies(model)`` is asked after the capabilities and the task, and its reason is the answer."""
+
+    def three_classes(model):
+        return None if model.num_outputs == 3 else f"probe needs three classes; {model.name} has {model.num_outputs}"
+
+    spec = MethodSpec("probe", lambda model, x, target: None, "spatial", applies=three_classes)
+    assert spec.unavailable_reason(flat_model()) == "probe needs three classes; FlatModel has 2"
+    assert spec.unavailable_reason(small_model("cnn_lstm")) is None
+    cam = MethodSpec("probe", spec.fn, "spatial", requires=frozenset({"cam_layer"}), applies=three_classes)
+    assert cam.unavailable_reason(flat_model()).startswith("probe needs a model with cam layer")
 
 
 def test_every_method_declares_itself():

@@ -11,8 +11,8 @@ from conftest import small_input, small_model
 
 from xai_core import explain
 from xai_core.data.moving_shapes import generate
-from xai_core.methods.flow import farneback_flows
-from xai_core.methods.registry import MethodError
+from xai_core.methods.machinery.optical_flow import farneback_flows
+from xai_core.methods.machinery.registry import MethodError
 from xai_core.methods.trajectories import along, parse_points, push, sample, window_sums
 
 

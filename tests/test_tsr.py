@@ -10,8 +10,8 @@ import torch
 from conftest import small_input, small_model
 
 from xai_core.explanation import resolve_target
-from xai_core.methods.registry import MethodError, get_method
-from xai_core.methods.relevance_change import GradientChange, ReferenceChange, gradient_change_applies
+from xai_core.methods.machinery.registry import MethodError, get_method
+from xai_core.methods.machinery.relevance_change import GradientChange, ReferenceChange, gradient_change_applies
 
 ARCHS = ("cnn_transformer", "cnn_lstm", "cnn_lstm_attn", "ica_lstm", "convlstm", "r3d")
 TOLERANCE = 1e-5
@@ -88,7 +88,7 @@ def test_input_x_gradient_and_one_step(arch):
 def test_both_engines_agree_with_another_base_and_masks():
     """GradientChange and ReferenceChange on windows, boxes and the blur baseline; a CAM base
     takes the reference engine."""
-    from xai_core.methods.perturbation import Perturbation
+    from xai_core.methods.machinery.perturbation import Perturbation
 
     model, x = small_model("cnn_lstm").double(), small_input().double()
     target = resolve_target(model.task, model.labels, 2)

@@ -14,8 +14,8 @@ import numpy as np
 import streamlit as st
 
 from xai_core import render
-from xai_core.api import explain, model_output, predict
-from xai_core.explanation import Explanation, resolve_target
+from xai_core.api import explain, predict, prepare
+from xai_core.explanation import Explanation
 from xai_core.models.base import VideoModel
 from xai_core.models.zoo import load_model
 from xai_core.video import Clip, VideoError, encode_video, load_video
@@ -126,17 +126,16 @@ def get_profile(model: VideoModel, clip: Clip, target, device: str) -> np.ndarra
 
 @st.cache_data(show_spinner="Timing a sample…", max_entries=64)
 def _plan(model_key_: str, clip_hash: str, method: str, target: str | None, params_json: str, _model, _clip):
-    from xai_core.methods.planning import plan
+    from xai_core.methods.machinery.planning import plan
 
-    x = _model.preprocess(_clip)
-    resolved = resolve_target(_model.task, _model.labels, target, model_output(_model, x))
+    prepared = prepare(_model, _clip, target)
     params = {k: tuple(v) if isinstance(v, list) else v for k, v in json.loads(params_json).items()}
-    return plan(_model, x, resolved, method, params)
+    return plan(_model, prepared.x, prepared.target, method, params)
 
 
 def get_plan(model: VideoModel, clip: Clip, method: str, target, params: dict, device: str):
     """``planning.plan`` for these settings (cached): evaluations and estimated seconds."""
-    from xai_core.methods.registry import get_method
+    from xai_core.methods.machinery.registry import get_method
 
     resolved = get_method(method).resolve_params(params)
     return _plan(
@@ -148,10 +147,9 @@ def get_plan(model: VideoModel, clip: Clip, method: str, target, params: dict, d
 def _deletion(run: str, target: str | None, baseline: str, _model, _clip, _curve) -> dict:
     from xai_core.evaluate import deletion_insertion
 
-    x = _model.preprocess(_clip)
-    resolved = resolve_target(_model.task, _model.labels, target, model_output(_model, x))
+    prepared = prepare(_model, _clip, target)
     kind = baseline if baseline != "previous" else "zero"  # sets of frames need a baseline of their own
-    return deletion_insertion(_model, x, resolved, _curve, baseline=kind, padded=_clip.padded)
+    return deletion_insertion(_model, prepared.x, prepared.target, _curve, baseline=kind, padded=_clip.padded)
 
 
 def get_deletion(model: VideoModel, clip: Clip, target, curve: np.ndarray, baseline: str, run: str) -> dict:

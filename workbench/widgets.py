@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import streamlit as st
 
-from xai_core.methods.registry import MethodSpec
+from xai_core.methods.machinery.registry import MethodSpec
 from xai_core.models.base import VideoModel
 
 

@@ -23,9 +23,9 @@ _EXPORTS = {
     "predict": ".api",
     "Explanation": ".explanation",
     "Target": ".explanation",
-    "MethodError": ".methods.registry",
-    "list_methods": ".methods.registry",
-    "method_specs": ".methods.registry",
+    "MethodError": ".methods.machinery.registry",
+    "list_methods": ".methods.machinery.registry",
+    "method_specs": ".methods.machinery.registry",
     "InputSpec": ".models.base",
     "ModelError": ".models.base",
     "VideoModel": ".models.base",
@@ -39,7 +39,7 @@ _EXPORTS = {
 if TYPE_CHECKING:
     from .api import explain, predict
     from .explanation import Explanation, Target
-    from .methods.registry import MethodError, list_methods, method_specs
+    from .methods.machinery.registry import MethodError, list_methods, method_specs
     from .models.base import InputSpec, ModelError, VideoModel
     from .models.zoo import load_model, zoo_names
     from .video import Clip, VideoError, load_video

@@ -1,16 +1,19 @@
-"""The Python API: ``explain`` runs a registered method on a clip and fills in the context."""
+"""The Python API: ``prepare`` (the clip preprocessed, one forward pass, the target resolved),
+``predict``, and ``explain``, which runs a registered method on a prepared clip and fills in the
+context of its Explanation."""
 
 from __future__ import annotations
 
 import platform
 import time
+from dataclasses import dataclass
 
 import numpy as np
 import torch
 
 from ._version import __version__
-from .explanation import Explanation, describe_prediction, resolve_target
-from .methods.registry import MethodError, get_method
+from .explanation import Explanation, Target, describe_prediction, resolve_target
+from .methods.machinery.registry import MethodError, get_method
 from .models.base import ModelError, VideoModel
 from .models.modes import eval_mode
 from .video import Clip
@@ -40,10 +43,34 @@ def model_input(model: VideoModel, clip) -> tuple[torch.Tensor, dict]:
     raise TypeError(f"explain() takes a Clip, a tensor or an array, not {type(clip).__name__}")
 
 
+@dataclass(frozen=True)
+class Prepared:
+    """A clip made ready for a method: ``x`` [1,T,C,H,W] on the model's device, the model's
+    ``output`` [1,K] on it, the resolved ``target``, the ``prediction`` (label, index and
+    probabilities, or the value) and ``facts`` about the clip (source, clip_hash, frame_indices)."""
+
+    x: torch.Tensor
+    output: torch.Tensor
+    target: Target
+    prediction: dict
+    facts: dict
+
+
+def prepare(model: VideoModel, clip, target=None) -> Prepared:
+    """The prologue of every explanation: preprocess ``clip`` (a Clip, a tensor or an array), run
+    the model once (eval mode, checked to be finite) and resolve ``target`` against its output.
+
+    target: None (the predicted class / the regression output), a class index or label, or for
+    regression "output" / "ref=VALUE"."""
+    x, facts = model_input(model, clip)
+    output = model_output(model, x)
+    resolved = resolve_target(model.task, model.labels, target, output)
+    return Prepared(x, output, resolved, describe_prediction(model.task, model.labels, output), facts)
+
+
 def predict(model: VideoModel, clip) -> dict:
     """The model's prediction for a clip: label, index and probabilities (or the value)."""
-    x, _ = model_input(model, clip)
-    return describe_prediction(model.task, model.labels, model_output(model, x))
+    return prepare(model, clip).prediction
 
 
 def model_output(model: VideoModel, x: torch.Tensor) -> torch.Tensor:
@@ -58,39 +85,48 @@ def model_output(model: VideoModel, x: torch.Tensor) -> torch.Tensor:
 def explain(model: VideoModel, clip, method: str, target=None, **params) -> Explanation:
     """Explain ``model``'s output on ``clip`` with the registered ``method``.
 
-    target: None (the predicted class / the regression output), a class index or label, or
-    for regression "output" / "ref=VALUE"."""
+    target: as in ``prepare``.  The method computes the maps; the context (method, parameters,
+    target, task, prediction, timing, provenance) is filled in here."""
     spec = get_method(method)
     reason = spec.unavailable_reason(model)
     if reason:
         raise MethodError(reason)
     resolved = spec.resolve_params(params)
-    x, facts = model_input(model, clip)
+    prepared = prepare(model, clip, target)
     with eval_mode(model):  # every module's own mode comes back as it was found
-        output = model_output(model, x)
-        target_ = resolve_target(model.task, model.labels, target, output)
         start = time.perf_counter()
-        expl = spec.fn(model, x, target_, **resolved)
+        result = spec.fn(model, prepared.x, prepared.target, **resolved)
         if model.device.type == "cuda":
             torch.cuda.synchronize()
         seconds = time.perf_counter() - start
-    for name, arr in [("spatial", expl.spatial), ("temporal", expl.temporal)]:
+    for name, arr in [("spatial", result.spatial), ("temporal", result.temporal)]:
         if arr is not None and not np.isfinite(arr).all():
             raise MethodError(f"{method} produced non-finite values in its {name} map for this clip")
-    expl.params = {**resolved, **expl.params}
-    expl.prediction = describe_prediction(model.task, model.labels, output)
-    expl.seconds = seconds
-    expl.model = model.name
-    expl.frame_indices = facts.pop("frame_indices")
-    expl.meta.update(
-        facts,
-        device=str(model.device),
-        xai_core=__version__,
-        torch=torch.__version__,
-        python=platform.python_version(),
-        target_description=target_.describe(),
+    facts = dict(prepared.facts)
+    frame_indices = facts.pop("frame_indices")
+    meta = {
+        **result.meta,
+        **facts,
+        "device": str(model.device),
+        "xai_core": __version__,
+        "torch": torch.__version__,
+        "python": platform.python_version(),
+        "target_description": prepared.target.describe(),
+    }
+    return Explanation(
+        method=spec.name,
+        params={**resolved, **result.params},
+        target=prepared.target.to_dict(),
+        task=model.task,
+        prediction=prepared.prediction,
+        spatial=result.spatial,
+        temporal=result.temporal,
+        extras=result.extras,
+        seconds=seconds,
+        model=model.name,
+        frame_indices=frame_indices,
+        meta=meta,
     )
-    return expl
 
 
 def _check_finite(output: torch.Tensor, model: VideoModel) -> None:

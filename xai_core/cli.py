@@ -73,7 +73,7 @@ def _cmd_models(args: argparse.Namespace) -> int:
 def _cmd_methods(args: argparse.Namespace) -> int:
     model = None
     if args.model:
-        from .methods.registry import method_specs
+        from .methods.machinery.registry import method_specs
 
         model = _load_model(args.model, "cpu", args)
         entries = []

@@ -1,8 +1,9 @@
-"""The result of every method: ``Explanation``, and what it explains: ``Target``.
+"""What a method computes (``Attribution``), what ``explain`` returns (``Explanation``: the
+attribution with its context) and what is explained (``Target``).
 
 Maps are raw and signed as the method computed them (never min-max scaled here); rendering
-decides how to show them.  Saved as ``explanation.npz`` (arrays) + ``explanation.json`` (the
-rest) in one folder.
+decides how to show them.  An Explanation is saved as ``explanation.npz`` (arrays) +
+``explanation.json`` (the rest) in one folder.
 """
 
 from __future__ import annotations
@@ -128,6 +129,39 @@ def prediction_text(prediction: dict) -> str:
     return f"{prediction['label']} = {prediction['value']:.4g}"
 
 
+def checked_maps(spatial, temporal, extras: dict) -> tuple[np.ndarray | None, np.ndarray | None, dict[str, np.ndarray]]:
+    """The maps as float32 arrays, spatial [T,H,W] and temporal [T] (either may be None), and the
+    extras as arrays; a map of another rank is an error."""
+    if spatial is not None:
+        spatial = np.asarray(spatial, dtype=np.float32)
+        if spatial.ndim != 3:
+            raise ValueError(f"spatial must be [T,H,W], got shape {spatial.shape}")
+    if temporal is not None:
+        temporal = np.asarray(temporal, dtype=np.float32)
+        if temporal.ndim != 1:
+            raise ValueError(f"temporal must be [T], got shape {temporal.shape}")
+    return spatial, temporal, {k: np.asarray(v) for k, v in extras.items()}
+
+
+@dataclass
+class Attribution:
+    """What a method returns: its maps, extras and facts, before ``explain`` adds what was explained.
+
+    spatial: float32 [T,H,W] at the model's input resolution (raw, signed) or None; temporal:
+    float32 [T] frame importance or None; extras: named arrays (method-specific); meta: facts
+    about the run (scores, evaluations, engine); params: the parameters as the method settled
+    them where they differ from what it was given (e.g. the default layer's name)."""
+
+    spatial: np.ndarray | None = None
+    temporal: np.ndarray | None = None
+    extras: dict[str, np.ndarray] = field(default_factory=dict)
+    meta: dict = field(default_factory=dict)
+    params: dict = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.spatial, self.temporal, self.extras = checked_maps(self.spatial, self.temporal, self.extras)
+
+
 @dataclass
 class Explanation:
     """One method's answer for one clip and one target.
@@ -149,15 +183,7 @@ class Explanation:
     meta: dict = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        if self.spatial is not None:
-            self.spatial = np.asarray(self.spatial, dtype=np.float32)
-            if self.spatial.ndim != 3:
-                raise ValueError(f"spatial must be [T,H,W], got shape {self.spatial.shape}")
-        if self.temporal is not None:
-            self.temporal = np.asarray(self.temporal, dtype=np.float32)
-            if self.temporal.ndim != 1:
-                raise ValueError(f"temporal must be [T], got shape {self.temporal.shape}")
-        self.extras = {k: np.asarray(v) for k, v in self.extras.items()}
+        self.spatial, self.temporal, self.extras = checked_maps(self.spatial, self.temporal, self.extras)
 
     @property
     def num_frames(self) -> int:

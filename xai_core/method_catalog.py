@@ -22,7 +22,7 @@ def catalog_entries() -> list[dict]:
 
 def live_entries() -> list[dict]:
     """The same entries from the registry itself (imports every method, and torch), as JSON gives them back."""
-    from .methods.registry import method_specs
+    from .methods.machinery.registry import method_specs
 
     return json.loads(json.dumps([spec.to_dict() for spec in method_specs()]))
 

@@ -13,9 +13,8 @@ from __future__ import annotations
 import numpy as np
 from captum.attr import Saliency
 
-from .api import model_input, model_output
-from .explanation import resolve_target
-from .methods.scoring import TargetScore, gradient_input
+from .api import prepare
+from .methods.machinery.scoring import TargetScore, gradient_input
 from .models.base import VideoModel
 from .models.modes import eval_mode
 
@@ -26,10 +25,10 @@ def gradient_profile(model: VideoModel, clip, target=None) -> np.ndarray:
     """Mean |d score / d x| per frame [T] (float64) for a Clip or a tensor [1,T,C,H,W].
 
     target: as in ``xai_core.explain`` (None: the predicted class / the regression output)."""
-    x, _ = model_input(model, clip)
+    prepared = prepare(model, clip, target)
     with eval_mode(model):
-        forward = TargetScore(model, resolve_target(model.task, model.labels, target, model_output(model, x)))
-        grad = Saliency(forward).attribute(gradient_input(x), target=forward.captum_target, abs=True)
+        forward = TargetScore(model, prepared.target)
+        grad = Saliency(forward).attribute(gradient_input(prepared.x), target=forward.captum_target, abs=True)
     return grad.detach()[0].double().mean((1, 2, 3)).cpu().numpy()
 
 

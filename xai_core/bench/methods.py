@@ -5,8 +5,8 @@ one computes the same map (its agreement checked first), all timed side by side.
 from __future__ import annotations
 
 from ..api import explain
-from ..methods.planning import LONG_METHODS
-from ..methods.registry import get_method, method_specs
+from ..methods.machinery.planning import LONG_METHODS
+from ..methods.machinery.registry import get_method, method_specs
 from .peers import NO_PEER, peer_for
 from .subjects import DEFAULT_MODEL, Subject
 from .timing import relative_difference, side_by_side

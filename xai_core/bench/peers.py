@@ -10,7 +10,7 @@ from typing import NamedTuple
 import torch
 
 from ..explanation import Target
-from ..methods.scoring import TargetScore
+from ..methods.machinery.scoring import TargetScore
 from ..models.modes import eval_mode
 
 # Methods no library computes, and why (the report says so beside their times).
@@ -116,7 +116,7 @@ def captum_smoothgrad(model, x: torch.Tensor, target_index: int, samples: int, s
     """NoiseTunnel(Saliency) with the same samples, noise, noise seed and clips per pass as ours."""
     from captum.attr import NoiseTunnel, Saliency
 
-    from ..methods.gradients import clips_per_pass
+    from ..methods.machinery.smoothing import clips_per_pass
 
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
@@ -139,7 +139,8 @@ def captum_integrated_gradients(
     convergence delta and the two scores ours also records)."""
     from captum.attr import IntegratedGradients
 
-    from ..methods.gradients import baseline_clip, clips_per_pass
+    from ..methods.machinery.perturbation import baseline_clip
+    from ..methods.machinery.smoothing import clips_per_pass
 
     attr = IntegratedGradients(model).attribute(
         leaf(x),

@@ -7,8 +7,8 @@ from typing import NamedTuple
 
 import torch
 
-from ..api import model_output
-from ..explanation import Target, resolve_target
+from ..api import prepare
+from ..explanation import Target
 from ..models.zoo import load_model
 from ..video import load_video
 from .peers import leaf
@@ -30,9 +30,8 @@ class Subject(NamedTuple):
 def subject(name: str, model=None) -> Subject:
     model = model if model is not None else load_model(name, device="cpu")
     clip = load_video("shapes:1", model=model)
-    x = model.preprocess(clip)
-    output = model_output(model, x)
-    return Subject(name, model, clip, x, resolve_target(model.task, model.labels, None, output))
+    prepared = prepare(model, clip)
+    return Subject(name, model, clip, prepared.x, prepared.target)
 
 
 def bench_model(s: Subject, repeats: int) -> dict:

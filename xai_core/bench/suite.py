@@ -31,7 +31,7 @@ from pathlib import Path
 
 import torch
 
-from ..methods.registry import list_methods
+from ..methods.machinery.registry import list_methods
 from ..models.zoo import zoo_names
 from .methods import ALL_METHODS_MODELS, LRP_MODELS, TARGET_EXEMPT, TARGET_SECONDS, TARGET_TEXT, bench_methods
 from .report import quality_markdown, to_markdown

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..methods.registry import get_method
+from ..methods.machinery.registry import get_method
 from .peers import captum_frame_ablation, captum_occlusion
 from .subjects import DEFAULT_MODEL, Subject
 from .timing import side_by_side
@@ -25,7 +25,7 @@ TEMPORAL_REPEATS = 3  # the slow peers take minutes a run
 def bench_temporal_case(s: Subject, method: str, repeats: int) -> dict:
     """One temporal method on one model against its slow peer, timed side by side; the difference
     is the largest |ours - peer| over the range of the peer's values."""
-    from ..methods.perturbation import fill_clip
+    from ..methods.machinery.perturbation import fill_clip
 
     user_params, peer_name, target_ratio = TEMPORAL_CASES[method]
     spec = get_method(method)

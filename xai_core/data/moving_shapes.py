@@ -271,7 +271,7 @@ def generate(
     )
 
 
-# A ``shapes:SEED`` clip source (``data.shapes_clip``): its options where the spec states none, and its frame rate.
+# A ``shapes:SEED`` clip source (``video.shapes``): its options where the spec states none, and its frame rate.
 DEFAULT_SHAPES_OPTIONS: dict = {"noise": 8.0, "distractors": 2}
 SHAPES_FPS = 8.0
 

@@ -123,6 +123,24 @@ def spearman(a: np.ndarray, b: np.ndarray, support: bool = False) -> float:
     return float(spearmanr(a, b).statistic)
 
 
+def spearman_per_frame(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Spearman correlation of two [T,H,W] maps frame by frame -> [T] (NaN for a frame where either
+    map is constant).  Over the whole clip, two maps can correlate only because their size changes
+    alike from frame to frame (``size_trend``) while each frame's pattern differs; frame by frame,
+    only where in the frame the maps are high counts."""
+    if a.shape != b.shape or a.ndim != 3:
+        raise ValueError(f"two [T,H,W] maps of the same shape expected, got {a.shape} and {b.shape}")
+    return np.array([spearman(a[t], b[t]) for t in range(a.shape[0])])
+
+
+def size_trend(values: np.ndarray) -> float:
+    """How a map's size follows time: the Spearman correlation of its mean magnitude per frame
+    (a [T,H,W] map; the magnitude itself for a [T] curve) with the frame index; +1 when it grows
+    steadily toward the last frame, -1 when it shrinks (NaN when the size is constant)."""
+    size = np.abs(np.asarray(values, dtype=np.float64)).reshape(values.shape[0], -1).mean(1)
+    return spearman(size, np.arange(size.size, dtype=np.float64))
+
+
 def temporal_scores(curve: np.ndarray, evidence: np.ndarray) -> dict:
     """curve float [T] (already read), evidence bool [T] -> ``evidence_rank`` (the evidence frames'
     mean percentile rank, 0.5 for a random curve) and ``top_k_share`` (share of the k highest frames

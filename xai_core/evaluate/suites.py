@@ -28,10 +28,19 @@ import numpy as np
 from ..api import explain, predict
 from ..data.moving_shapes import TASK_LABELS, ShapesSample, clip_shape, generate
 from ..explanation import Target
-from ..methods.registry import MethodError, method_specs
+from ..methods.machinery.registry import MethodError, method_specs
 from ..models.base import VideoModel
 from .randomize import randomized_copy
-from .scores import pointing_game, pointing_tolerance, rank_scores, read_map, spearman, temporal_scores
+from .scores import (
+    pointing_game,
+    pointing_tolerance,
+    rank_scores,
+    read_map,
+    size_trend,
+    spearman,
+    spearman_per_frame,
+    temporal_scores,
+)
 from .temporal import deletion_insertion, key_frame_overlap, key_frames, masked_accuracy
 
 SUITES = ("localization", "sanity", "temporal")
@@ -258,7 +267,10 @@ def sanity_scores(spec, trained: list, randomised: list, scope: str) -> dict:
     """Spearman correlations between the maps of the trained model and of a randomised copy
     (``scope``: "logits" or "all"), per clip: of the magnitudes (``spearman_SCOPE``), of the
     signed maps (``_signed``), of the maps as the method is read and shown (``_read``: the
-    positive part for most) and of the magnitudes where either map is non-zero (``_support``)."""
+    positive part for most) and of the magnitudes where either map is non-zero (``_support``);
+    for spatial maps the first three again frame by frame, averaged over the frames (``_frames``,
+    ``_frames_signed``, ``_frames_read``); and the copy's ``size_trend_SCOPE``, how the size of its
+    maps follows the frame index."""
     pairs = list(zip(_maps(trained), _maps(randomised), strict=True))
     row: dict = {}
     _put(row, f"spearman_{scope}", [spearman(np.abs(a), np.abs(b)) for a, b in pairs])
@@ -269,6 +281,15 @@ def sanity_scores(spec, trained: list, randomised: list, scope: str) -> dict:
         [spearman(read_map(a, spec.reading), read_map(b, spec.reading)) for a, b in pairs],
     )
     _put(row, f"spearman_{scope}_support", [spearman(np.abs(a), np.abs(b), support=True) for a, b in pairs])
+    if all(a.ndim == 3 for a, _ in pairs):  # spatial maps: the same frame by frame
+        _put(row, f"spearman_{scope}_frames", [spearman_per_frame(np.abs(a), np.abs(b)) for a, b in pairs])
+        _put(row, f"spearman_{scope}_frames_signed", [spearman_per_frame(a, b) for a, b in pairs])
+        _put(
+            row,
+            f"spearman_{scope}_frames_read",
+            [spearman_per_frame(read_map(a, spec.reading), read_map(b, spec.reading)) for a, b in pairs],
+        )
+    _put(row, f"size_trend_{scope}", [size_trend(b) for _, b in pairs])
     return row
 
 
@@ -299,6 +320,7 @@ def _row(model: VideoModel, suite: str, spec, results: dict[str, list], clips: l
     row = {}
     for scope in ("logits", "all"):
         row |= sanity_scores(spec, trained, results[scope], scope)
+    _put(row, "size_trend_trained", [size_trend(m) for m in _maps(trained)])
     if spec.family in ("spatial", "motion"):
         row |= _localization_row(spec, [e.spatial for e in trained], clips)
         row |= _localization_row(spec, [e.spatial for e in results["all"]], clips, prefix="random_")
@@ -318,6 +340,17 @@ def scope_correlation(row: dict, scope: str) -> float:
     if scope == "logits" and row.get("target_free"):
         return float("nan")
     keys = [f"spearman_{scope}{suffix}" for suffix in ("", "_signed", "_read")]
+    values = [row[k] for k in keys if row.get(k) is not None and np.isfinite(row[k])]
+    return max(values) if values else float("nan")
+
+
+def frame_correlation(row: dict, scope: str) -> float:
+    """The largest of a row's frame-by-frame Spearman correlations with the ``scope`` copy
+    (magnitudes, signed, as read): whether the maps survive within each frame; NaN for a method
+    without spatial maps (or, for the output-layer copy, one that ignores the target)."""
+    if scope == "logits" and row.get("target_free"):
+        return float("nan")
+    keys = [f"spearman_{scope}_frames{suffix}" for suffix in ("", "_signed", "_read")]
     values = [row[k] for k in keys if row.get(k) is not None and np.isfinite(row[k])]
     return max(values) if values else float("nan")
 

@@ -18,7 +18,8 @@ import numpy as np
 import torch
 
 from ..explanation import Target
-from ..methods.engine import PerturbationEngine
+from ..methods.machinery.engine import PerturbationEngine
+from ..methods.machinery.windows import frame_windows
 from ..models.modes import eval_mode
 
 
@@ -81,8 +82,6 @@ def masked_accuracy(
 ) -> dict:
     """uint8 clips [T,H,W,3] of the model's size and their true class indices -> {"accuracy": on the
     clips as they are, "masked": [T-window+1] accuracy with the window starting at t masked}."""
-    from ..methods.masking import frame_windows
-
     if not clips:
         raise ValueError("masked accuracy needs at least one clip")
     correct_base, correct = 0.0, None

@@ -19,8 +19,8 @@ import math
 
 import torch
 
-from ..explanation import Explanation, Target
-from .registry import Param, register
+from ..explanation import Attribution, Target
+from .machinery.registry import Param, register
 
 KEEP = Param(
     "keep", "float", 0.7, minimum=0.01, maximum=1.0, help="share of the frame weights kept (the largest); the rest is 0"
@@ -48,15 +48,10 @@ def rollout(maps: list[torch.Tensor]) -> torch.Tensor:
     return result
 
 
-def _explanation(name: str, model, target: Target, weights: torch.Tensor, keep: float, extras: dict) -> Explanation:
-    """weights [T] -> Explanation with temporal = the kept weights and extras["attention"] = all of them."""
+def _attribution(weights: torch.Tensor, keep: float, extras: dict) -> Attribution:
+    """weights [T] -> Attribution with temporal = the kept weights and extras["attention"] = all of them."""
     extras = {"attention": weights, **extras}
-    return Explanation(
-        method=name,
-        params={"keep": keep},
-        target=target.to_dict(),
-        task=model.task,
-        prediction={},
+    return Attribution(
         temporal=keep_top(weights, keep).float().cpu().numpy(),
         extras={k: v.float().cpu().numpy() for k, v in extras.items()},
     )
@@ -70,7 +65,7 @@ def _explanation(name: str, model, target: Target, weights: torch.Tensor, keep: 
     description="The CLS token's attention to each frame in the last Transformer layer, mean over heads",
     references=("000: CNN-Transformer attention (bottom 30% discarded)",),
 )
-def attention_cls(model, x: torch.Tensor, target: Target, keep: float = 0.7) -> Explanation:
+def attention_cls(model, x: torch.Tensor, target: Target, keep: float = 0.7) -> Attribution:
     """x [1,T,C,H,W] -> temporal [T]: the last layer's CLS-to-frame attention averaged over heads (the
     share of the CLS token's attention each frame gets), the largest ``keep`` share kept.  extras:
     ``attention`` [T] (nothing discarded), ``heads`` [heads,T], ``cls_self`` [1] (CLS to itself)."""
@@ -79,7 +74,7 @@ def attention_cls(model, x: torch.Tensor, target: Target, keep: float = 0.7) -> 
     cls_row = last[:, 0]  # [heads,T+1]
     weights = cls_row[:, 1:].mean(0)
     extras = {"heads": cls_row[:, 1:], "cls_self": cls_row[:, :1].mean(0)}
-    return _explanation("attention_cls", model, target, weights, keep, extras)
+    return _attribution(weights, keep, extras)
 
 
 @register(
@@ -90,12 +85,12 @@ def attention_cls(model, x: torch.Tensor, target: Target, keep: float = 0.7) -> 
     description="Attention rollout: head-averaged attention plus residual, multiplied through the layers; CLS row",
     references=("Abnar & Zuidema 2020",),
 )
-def attention_rollout(model, x: torch.Tensor, target: Target, keep: float = 0.7) -> Explanation:
+def attention_rollout(model, x: torch.Tensor, target: Target, keep: float = 0.7) -> Attribution:
     """x [1,T,C,H,W] -> temporal [T]: row 0 (CLS) of the rollout R to the frames, the largest ``keep``
     share kept.  extras: ``attention`` [T] (nothing discarded), ``rollout`` [T+1,T+1] (all of R)."""
     with torch.inference_mode():
         result = rollout(model.attention_maps(x))
-    return _explanation("attention_rollout", model, target, result[0, 1:], keep, {"rollout": result})
+    return _attribution(result[0, 1:], keep, {"rollout": result})
 
 
 @register(
@@ -106,9 +101,9 @@ def attention_rollout(model, x: torch.Tensor, target: Target, keep: float = 0.7)
     description="The attention-pooling weights with which the CNN-LSTM sums its per-frame states",
     references=("003: CNN-LSTM with attention",),
 )
-def attention_pool(model, x: torch.Tensor, target: Target, keep: float = 0.7) -> Explanation:
+def attention_pool(model, x: torch.Tensor, target: Target, keep: float = 0.7) -> Attribution:
     """x [1,T,C,H,W] -> temporal [T]: the softmax pooling weights over the LSTM's outputs (sum to 1),
     the largest ``keep`` share kept.  extras: ``attention`` [T] (nothing discarded)."""
     with torch.inference_mode():
         weights = model.temporal_attention(x)[0]
-    return _explanation("attention_pool", model, target, weights, keep, {})
+    return _attribution(weights, keep, {})

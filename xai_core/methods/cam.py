@@ -32,17 +32,13 @@ import torch
 from captum.attr import GuidedBackprop
 from torch.nn import functional as F
 
-from ..explanation import Explanation, Target
-from .hooks import capture_output
-from .registry import MethodError, Param, register
-from .scoring import TargetScore, gradient_input
+from ..explanation import Attribution, Target
+from .machinery.hooks import capture_output
+from .machinery.maps import frame_importance
+from .machinery.registry import MethodError, Param, register
+from .machinery.scoring import TargetScore, gradient_input
 
 CamFormula = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
-
-
-def frame_importance(spatial: torch.Tensor) -> torch.Tensor:
-    """[T,H,W] signed map -> [T] frame importance: the mean positive evidence in each frame."""
-    return spatial.clamp(min=0).mean(dim=(1, 2))
 
 
 def layer_activation_and_gradient(model, x: torch.Tensor, target: Target, layer) -> tuple[torch.Tensor, torch.Tensor]:
@@ -124,16 +120,12 @@ LAYER = Param("layer", "layer", None, help="conv layer to explain (default: the 
     description="Grad-CAM: gradient-weighted activations of a conv layer, per frame or in 3D",
     references=("Selvaraju et al. 2017", "003: Grad-CAM for video and regression"),
 )
-def gradcam(model, x: torch.Tensor, target: Target, layer: str | None = None) -> Explanation:
+def gradcam(model, x: torch.Tensor, target: Target, layer: str | None = None) -> Attribution:
     """x [1,T,C,H,W] -> spatial [T,H,W] (signed), temporal [T]; extras: the map at the layer's
     resolution (``cam_lowres``, [T,h,w] or [t,h,w])."""
     cam, spatial = layer_cam(model, x, target, layer)
-    return Explanation(
-        method="gradcam",
+    return Attribution(
         params={"layer": layer or model.cam_layer_name},
-        target=target.to_dict(),
-        task=model.task,
-        prediction={},
         spatial=spatial.cpu().numpy(),
         temporal=frame_importance(spatial).cpu().numpy(),
         extras={"cam_lowres": cam.cpu().numpy()},
@@ -148,16 +140,12 @@ def gradcam(model, x: torch.Tensor, target: Target, layer: str | None = None) ->
     description="Grad-CAM++: activations weighted by positive gradients with per-position weights, per frame or in 3D",
     references=("Chattopadhay et al. 2018", "003: Grad-CAM for video and regression"),
 )
-def gradcam_pp(model, x: torch.Tensor, target: Target, layer: str | None = None) -> Explanation:
+def gradcam_pp(model, x: torch.Tensor, target: Target, layer: str | None = None) -> Attribution:
     """x [1,T,C,H,W] -> spatial [T,H,W] (signed, upsampled like Grad-CAM), temporal [T] (mean positive
     evidence per frame); extras: ``cam_lowres`` at the layer's resolution."""
     cam, spatial = layer_cam(model, x, target, layer, combine=cam_pp_from)
-    return Explanation(
-        method="gradcam_pp",
+    return Attribution(
         params={"layer": layer or model.cam_layer_name},
-        target=target.to_dict(),
-        task=model.task,
-        prediction={},
         spatial=spatial.cpu().numpy(),
         temporal=frame_importance(spatial).cpu().numpy(),
         extras={"cam_lowres": cam.cpu().numpy()},
@@ -183,7 +171,7 @@ def guided_backprop(model, x: torch.Tensor, target: Target) -> torch.Tensor:
     description="Guided Grad-CAM: guided backpropagation times the rectified, upsampled Grad-CAM",
     references=("Selvaraju et al. 2017", "Springenberg et al. 2015"),
 )
-def guided_gradcam(model, x: torch.Tensor, target: Target, layer: str | None = None) -> Explanation:
+def guided_gradcam(model, x: torch.Tensor, target: Target, layer: str | None = None) -> Attribution:
     """x [1,T,C,H,W] -> spatial [T,H,W] = (guided backprop summed over colour channels) * (Grad-CAM
     rectified at the layer, then upsampled to [T,H,W] like Grad-CAM, as in Selvaraju et al.);
     temporal [T]: mean |spatial| per frame; extras: ``cam_lowres`` (signed Grad-CAM at the layer)
@@ -192,12 +180,8 @@ def guided_gradcam(model, x: torch.Tensor, target: Target, layer: str | None = N
     rectified = upsample_cam(cam.clamp(min=0), x.shape[1], tuple(x.shape[-2:]))  # ReLU at the layer, then upsampled
     guided = guided_backprop(model, x, target)[0].sum(1)  # [T,H,W]
     spatial = guided * rectified
-    return Explanation(
-        method="guided_gradcam",
+    return Attribution(
         params={"layer": layer or model.cam_layer_name},
-        target=target.to_dict(),
-        task=model.task,
-        prediction={},
         spatial=spatial.cpu().numpy(),
         temporal=spatial.abs().mean((1, 2)).cpu().numpy(),
         extras={"cam_lowres": cam.cpu().numpy(), "guided_backprop": guided.cpu().numpy()},

@@ -28,60 +28,16 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 
-import cv2
-import numpy as np
 import torch
 from torch.nn import functional as F
 
-from ..explanation import Explanation, Target
-from .gradients import clips_per_pass, seeded, smoothing_params
-from .registry import Param, register
-from .scoring import TargetScore
+from ..explanation import Attribution, Target
+from .machinery.optical_flow import FARNEBACK_PARAMS, clip_flows, sampling_grid
+from .machinery.registry import Param, register
+from .machinery.scoring import TargetScore
+from .machinery.smoothing import clips_per_pass, seeded, smoothing_params
 
-# Farneback's options (cv2.calcOpticalFlowFarneback), OpenCV's usual values for small frames.
-FARNEBACK_DEFAULTS = {"pyr_scale": 0.5, "levels": 3, "winsize": 15, "iterations": 3, "poly_n": 5, "poly_sigma": 1.2}
 NOISE_TARGETS = ("all", "first", "flows", "errors")
-
-FARNEBACK_PARAMS = (
-    Param("pyr_scale", "float", 0.5, minimum=0.1, maximum=0.9, help="Farneback: scale between pyramid levels"),
-    Param("levels", "int", 3, minimum=1, maximum=8, help="Farneback: pyramid levels"),
-    Param("winsize", "int", 15, minimum=3, maximum=63, help="Farneback: averaging window (pixels)"),
-    Param("iterations", "int", 3, minimum=1, maximum=20, help="Farneback: iterations per level"),
-    Param("poly_n", "int", 5, minimum=3, maximum=9, help="Farneback: neighbourhood of the polynomial fit (5 or 7)"),
-    Param("poly_sigma", "float", 1.2, minimum=0.5, maximum=3.0, help="Farneback: Gaussian sigma of the fit"),
-)
-
-
-def farneback_flows(frames: np.ndarray, **options) -> torch.Tensor:
-    """uint8 frames [T,H,W,3] -> flows [T-1,2,H,W] float32 (x then y, pixels): f_i with
-    I_i(p) ~ I_{i-1}(p - f_i(p)).  OpenCV's flow from frame i to frame i-1 (I_i(p) ~
-    I_{i-1}(p + b(p))), negated."""
-    opts = {**FARNEBACK_DEFAULTS, **options}
-    if len(frames) < 2:
-        raise ValueError("a flow decomposition needs at least two frames")
-    grey = [cv2.cvtColor(np.ascontiguousarray(f), cv2.COLOR_RGB2GRAY) for f in frames]
-    flows = [
-        -cv2.calcOpticalFlowFarneback(
-            cur,
-            prev,
-            None,
-            opts["pyr_scale"],
-            int(opts["levels"]),
-            int(opts["winsize"]),
-            int(opts["iterations"]),
-            int(opts["poly_n"]),
-            opts["poly_sigma"],
-            0,
-        )
-        for prev, cur in zip(grey[:-1], grey[1:], strict=True)
-    ]
-    return torch.from_numpy(np.stack(flows)).permute(0, 3, 1, 2).contiguous()
-
-
-def sampling_grid(x: torch.Tensor, y: torch.Tensor, height: int, width: int) -> torch.Tensor:
-    """Pixel positions x, y (same shape S) -> ``grid_sample``'s grid [S,2] for align_corners=True,
-    where -1 and 1 are the centres of the first and last pixels."""
-    return torch.stack([2 * x / max(width - 1, 1) - 1, 2 * y / max(height - 1, 1) - 1], dim=-1)
 
 
 def warp(image: torch.Tensor, flow: torch.Tensor) -> torch.Tensor:
@@ -119,12 +75,6 @@ def rebuild(d: Decomposition) -> torch.Tensor:
     for i in range(d.flows.shape[1]):
         frames.append(warp(frames[-1], d.flows[:, i]) + d.errors[:, i])
     return torch.stack(frames, dim=1)
-
-
-def clip_flows(model, x: torch.Tensor, **options) -> torch.Tensor:
-    """Farneback flows of a preprocessed clip x [1,T,C,H,W] (on its 8-bit frames) -> [1,T-1,2,H,W]
-    on x's device."""
-    return farneback_flows(model.frames_of(x), **options)[None].to(x.device)
 
 
 def decomposition_gradients(
@@ -195,15 +145,7 @@ def motion_reliance(model, target: Target, d: Decomposition, score: float | None
     }
 
 
-def _explanation(
-    name: str,
-    model,
-    target: Target,
-    d: Decomposition,
-    grads: tuple[torch.Tensor, torch.Tensor, torch.Tensor],
-    params: dict,
-    meta: dict,
-) -> Explanation:
+def _attribution(d: Decomposition, grads: tuple[torch.Tensor, torch.Tensor, torch.Tensor], meta: dict) -> Attribution:
     """Gradients (batch of one) -> spatial [T,H,W]: |d score / d f_t| per pixel (frame 0: zero,
     nothing flows into it); temporal [T]: each frame's gradient x value attribution, |.| summed
     over its flow and error (frame 0: I_0); extras as listed in ``flow_gradient``."""
@@ -222,12 +164,7 @@ def _explanation(
         "error_grad": error_grad.sum(1),
         "motion_share": share_of(flow_part, error_part),
     }
-    return Explanation(
-        method=name,
-        params=params,
-        target=target.to_dict(),
-        task=model.task,
-        prediction={},
+    return Attribution(
         spatial=spatial.cpu().numpy(),
         temporal=temporal.cpu().numpy(),
         extras={k: v.detach().cpu().numpy() for k, v in extras.items()},
@@ -257,7 +194,7 @@ def _decomposed(model, x: torch.Tensor, options: dict) -> tuple[Decomposition, d
     "warp errors, differentiated through the rebuild",
     references=("001: flow decomposition and flow gradients", "Farneback 2003"),
 )
-def flow_gradient(model, x: torch.Tensor, target: Target, **farneback) -> Explanation:
+def flow_gradient(model, x: torch.Tensor, target: Target, **farneback) -> Attribution:
     """x [1,T,C,H,W] -> spatial [T,H,W]: |d score / d f_t| (0 for frame 0); temporal [T]:
     gradient x value per frame (flow and error; frame 0: I_0).  extras: ``flows`` [T-1,2,H,W],
     ``flow_grad`` [T-1,2,H,W], ``flow_grad_magnitude`` [T-1,H,W], ``first_grad`` [H,W] (I_0's
@@ -269,7 +206,7 @@ def flow_gradient(model, x: torch.Tensor, target: Target, **farneback) -> Explan
     score, *grads = decomposition_gradients(model, target, d)
     meta["gradient_seconds"] = time.perf_counter() - start
     meta.update(motion_reliance(model, target, d, score=float(score[0])))
-    return _explanation("flow_gradient", model, target, d, tuple(grads), {}, meta)
+    return _attribution(d, tuple(grads), meta)
 
 
 @register(
@@ -293,7 +230,7 @@ def smoothflow(
     noise_on: str = "all",
     seed: int = 0,
     **farneback,
-) -> Explanation:
+) -> Attribution:
     """As ``flow_gradient``, each gradient the mean over ``samples`` decompositions with Gaussian
     noise N(0, s^2), s = sigma * (max - min) of the part, on I_0, the flows and / or the errors
     (``noise_on``); the maps and shares are computed from the noise-free decomposition's values."""
@@ -322,4 +259,4 @@ def smoothflow(
     meta.update(gradient_seconds=time.perf_counter() - start, noise_std=stdevs, clips_per_pass=batch)
     meta.update(motion_reliance(model, target, d))
     grads = tuple(total / samples for total in sums)
-    return _explanation("smoothflow", model, target, d, grads, {}, meta)
+    return _attribution(d, grads, meta)

@@ -13,53 +13,22 @@ come back as ``[1,T,C,H,W]``; the maps are
 
 from __future__ import annotations
 
-import math
-from collections.abc import Iterator
-from contextlib import contextmanager
-
 import torch
 from captum.attr import InputXGradient, IntegratedGradients, NoiseTunnel, Saliency
-from torchvision.transforms.v2 import functional as TF
 
-from ..explanation import Explanation, Target
-from .registry import Param, register
-from .scoring import TargetScore, gradient_input
-
-# Noisy clips (SmoothGrad) and interpolation steps (integrated gradients) per forward/backward pass.
-# Measured on the 2-core CPU (cnn_transformer-sides, 32x112x112, one thread, 8 clips, medians of 5
-# interleaved runs): SmoothGrad 1.61 / 1.59 / 2.02 s and integrated gradients 1.23 / 1.21 / 1.44 s
-# at batches of 1 / 2 / 4.  Two at a time is as fast as one (faster when the cores are shared:
-# fewer thread synchronisations), four is slower; each clip in a batch holds its own activations.
-# A GPU takes 8 at once.
-CPU_BATCH, GPU_BATCH = 2, 8
-
-BASELINES = ("black", "blur", "mean")
+from ..explanation import Attribution, Target
+from .machinery.perturbation import BASELINES, baseline_clip
+from .machinery.registry import Param, register
+from .machinery.scoring import TargetScore, gradient_input
+from .machinery.smoothing import clips_per_pass, seeded, smoothing_params
 
 
-def clips_per_pass(device: torch.device) -> int:
-    """How many noisy clips / interpolation steps go through the model together on ``device``."""
-    return GPU_BATCH if device.type == "cuda" else CPU_BATCH
-
-
-def _explanation(
-    name: str,
-    model,
-    target: Target,
-    attribution: torch.Tensor,
-    temporal: str,
-    params: dict | None = None,
-    meta: dict | None = None,
-) -> Explanation:
-    """attribution [1,T,C,H,W] -> Explanation with spatial [T,H,W] (channel sum) and temporal [T]
+def _attribution(attribution: torch.Tensor, temporal: str, meta: dict | None = None) -> Attribution:
+    """attribution [1,T,C,H,W] -> Attribution with spatial [T,H,W] (channel sum) and temporal [T]
     (``temporal``: "abs_mean" = mean |spatial| per frame, "sum" = sum of spatial per frame)."""
     spatial = attribution.detach()[0].sum(1).float()
     per_frame = spatial.abs().mean((1, 2)) if temporal == "abs_mean" else spatial.sum((1, 2))
-    return Explanation(
-        method=name,
-        params=params or {},
-        target=target.to_dict(),
-        task=model.task,
-        prediction={},
+    return Attribution(
         spatial=spatial.cpu().numpy(),
         temporal=per_frame.cpu().numpy(),
         meta=meta or {},
@@ -73,11 +42,11 @@ def _explanation(
     description="Vanilla gradient of the target score w.r.t. the clip (signed), summed over colour channels",
     references=("Simonyan et al. 2014", "002: feature saliency with input gradients"),
 )
-def saliency(model, x: torch.Tensor, target: Target) -> Explanation:
+def saliency(model, x: torch.Tensor, target: Target) -> Attribution:
     """x [1,T,C,H,W] -> spatial d score / d x summed over C [T,H,W]; temporal: mean |spatial| per frame."""
     forward = TargetScore(model, target)
     grad = Saliency(forward).attribute(gradient_input(x), target=forward.captum_target, abs=False)
-    return _explanation("saliency", model, target, grad, "abs_mean")
+    return _attribution(grad, "abs_mean")
 
 
 @register(
@@ -86,30 +55,13 @@ def saliency(model, x: torch.Tensor, target: Target) -> Explanation:
     description="Input times gradient (signed), summed over colour channels",
     references=("Shrikumar et al. 2016",),
 )
-def input_x_gradient(model, x: torch.Tensor, target: Target) -> Explanation:
+def input_x_gradient(model, x: torch.Tensor, target: Target) -> Attribution:
     """x [1,T,C,H,W] -> spatial (x * d score / d x) summed over C [T,H,W]; temporal: its sum per frame.
 
     x is the normalised clip, so a pixel at the channel mean (grey 0.45) contributes nothing."""
     forward = TargetScore(model, target)
     attr = InputXGradient(forward).attribute(gradient_input(x), target=forward.captum_target)
-    return _explanation("input_x_gradient", model, target, attr, "sum")
-
-
-def smoothing_params(copies_of: str, range_of: str) -> tuple[Param, Param, Param]:
-    """SmoothGrad's samples, sigma and seed, for noisy copies of ``copies_of`` with the noise scaled
-    to the value range of ``range_of`` (smoothgrad: the clip; smoothflow: the decomposition)."""
-    return (
-        Param("samples", "int", 16, minimum=1, maximum=256, help=f"noisy copies of {copies_of}"),
-        Param(
-            "sigma",
-            "float",
-            0.15,
-            minimum=0.0,
-            maximum=1.0,
-            help=f"noise standard deviation as a share of {range_of} value range (max - min)",
-        ),
-        Param("seed", "int", 0, minimum=0, help="seed of the noise (same seed, same maps)"),
-    )
+    return _attribution(attr, "sum")
 
 
 @register(
@@ -122,7 +74,7 @@ def smoothing_params(copies_of: str, range_of: str) -> tuple[Param, Param, Param
 )
 def smoothgrad(
     model, x: torch.Tensor, target: Target, samples: int = 16, sigma: float = 0.15, seed: int = 0
-) -> Explanation:
+) -> Attribution:
     """x [1,T,C,H,W] -> spatial: mean over ``samples`` noisy clips x + N(0, s^2), s = sigma * (max x - min x),
     of the signed gradient, summed over C [T,H,W]; temporal: mean |spatial| per frame."""
     forward = TargetScore(model, target)
@@ -139,7 +91,7 @@ def smoothgrad(
             abs=False,
         )
     meta = {"noise_std": stdev, "clips_per_pass": clips_per_pass(inputs.device)}  # the noise depends on both
-    return _explanation("smoothgrad", model, target, grad, "abs_mean", meta=meta)
+    return _attribution(grad, "abs_mean", meta=meta)
 
 
 @register(
@@ -161,7 +113,7 @@ def smoothgrad(
 )
 def integrated_gradients(
     model, x: torch.Tensor, target: Target, steps: int = 32, baseline: str = "black", blur_sigma: float = 5.0
-) -> Explanation:
+) -> Attribution:
     """x [1,T,C,H,W] -> spatial: (x - x') * mean gradient on the path from the baseline x' to x, summed
     over C [T,H,W]; temporal: its sum per frame.  meta: score, baseline_score and the convergence
     delta (sum of the attributions minus the score difference; Gauss-Legendre quadrature)."""
@@ -184,29 +136,4 @@ def integrated_gradients(
         "convergence_delta": float(delta.sum()),
         "clips_per_pass": clips_per_pass(inputs.device),
     }
-    return _explanation("integrated_gradients", model, target, attr, "sum", meta=meta)
-
-
-def baseline_clip(model, x: torch.Tensor, kind: str, blur_sigma: float = 5.0) -> torch.Tensor:
-    """The baseline clip [1,T,C,H,W] (normalised like x): "black" (pixel value 0 before normalisation),
-    "blur" (each frame blurred by a Gaussian of ``blur_sigma`` pixels, reflected at the borders) or
-    "mean" (the clip's mean frame in every frame)."""
-    x = x.detach()
-    if kind == "black":
-        return model.pixel_value(0, device=x.device).to(x.dtype).expand_as(x).clone()
-    if kind == "mean":
-        return x.mean(1, keepdim=True).expand_as(x).clone()
-    if kind == "blur":
-        radius = max(1, math.ceil(3 * blur_sigma))
-        radius = min(radius, (min(x.shape[-2:]) - 1) // 2)  # reflection padding needs a smaller radius
-        return TF.gaussian_blur(x, kernel_size=[2 * radius + 1] * 2, sigma=[blur_sigma] * 2)
-    raise ValueError(f"unknown baseline {kind!r}; choose one of {', '.join(BASELINES)}")
-
-
-@contextmanager
-def seeded(seed: int, device: torch.device) -> Iterator[None]:
-    """The global RNG seeded inside the block (CPU and ``device``), restored after it."""
-    devices = [device.index or 0] if device.type == "cuda" else []
-    with torch.random.fork_rng(devices=devices):
-        torch.manual_seed(seed)
-        yield
+    return _attribution(attr, "sum", meta=meta)

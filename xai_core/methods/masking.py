@@ -1,7 +1,7 @@
 """Masking methods: how much the explained score drops when frames (``frame_mask``, 002's time
 contribution) or spatio-temporal windows (``occlusion``, Zeiler & Fergus) are replaced by a
-baseline.  The scores of the perturbed clips come from ``engine.PerturbationEngine``: the same
-numbers as running every perturbed clip through the model, much faster.
+baseline.  The scores of the perturbed clips come from ``machinery.engine.PerturbationEngine``:
+the same numbers as running every perturbed clip through the model, much faster.
 
 The attribution of a frame or pixel is the mean drop ``score(x) - score(perturbed x)`` over the
 windows that cover it (Captum's convention for Occlusion; a single frame mask gives its own drop).
@@ -9,57 +9,15 @@ windows that cover it (Captum's convention for Occlusion; a single frame mask gi
 
 from __future__ import annotations
 
-import math
-import time
-
-import numpy as np
 import torch
 
 from .. import jobs
-from ..explanation import Explanation, Target
-from .cam import frame_importance
-from .engine import PerturbationEngine
-from .perturbation import MASK_BASELINES, MEASURES, Perturbation
-from .registry import Param, register
-
-BASELINE = Param(
-    "baseline",
-    "choice",
-    "zero",
-    choices=MASK_BASELINES,
-    help="what replaces the masked pixels: black (zero), the clip's mean frame, the frame blurred, or the last frame "
-    "before the window (previous)",
-)
-MEASURE = Param(
-    "measure",
-    "choice",
-    "score",
-    choices=MEASURES,
-    help="score: the explained score (logit, output or -(output - ref)^2); probability: the target class's",
-)
-BLUR = Param("blur_sigma", "float", 5.0, minimum=0.5, maximum=50.0, help="blur baseline: Gaussian sigma in pixels")
-
-
-def window_starts(size: int, window: int, stride: int) -> list[tuple[int, int]]:
-    """Captum's sliding windows along one axis: starts 0, s, 2s, ... (ceil((size - w) / s) + 1 of
-    them), the last one cut at the border.  -> [(start, stop)]"""
-    if window > size:
-        raise ValueError(f"a window of {window} does not fit in {size}")
-    if stride > window and window < size:
-        raise ValueError(f"a stride of {stride} would skip pixels between windows of {window}")
-    count = math.ceil((size - window) / stride) + 1
-    return [(i * stride, min(i * stride + window, size)) for i in range(count)]
-
-
-def frame_windows(frames: int, window: int) -> list[Perturbation]:
-    """Windows of ``window`` consecutive frames, at every start."""
-    return [Perturbation(t, t + window) for t in range(frames - window + 1)]
-
-
-def occlusion_windows(shape: tuple[int, int, int], window: tuple, stride: tuple) -> list[Perturbation]:
-    """shape (T, H, W) -> every spatio-temporal window (t, y, x order, Captum's positions)."""
-    axes = [window_starts(n, w, s) for n, w, s in zip(shape, window, stride, strict=True)]
-    return [Perturbation(t0, t1, (y0, y1, x0, x1)) for t0, t1 in axes[0] for y0, y1 in axes[1] for x0, x1 in axes[2]]
+from ..explanation import Attribution, Target
+from .machinery.engine import PerturbationEngine
+from .machinery.maps import frame_importance
+from .machinery.perturbation import BASELINE, BLUR, MEASURE, Perturbation
+from .machinery.registry import Param, register
+from .machinery.windows import frame_windows, occlusion_windows
 
 
 def spread(perturbations: list[Perturbation], drops: torch.Tensor, shape: tuple[int, int, int]) -> torch.Tensor:
@@ -72,17 +30,6 @@ def spread(perturbations: list[Perturbation], drops: torch.Tensor, shape: tuple[
         total[p.start : p.stop, y0:y1, x0:x1] += drop
         count[p.start : p.stop, y0:y1, x0:x1] += 1
     return torch.where(count > 0, total / count.clamp(min=1), 0.0)
-
-
-def estimate(engine: PerturbationEngine, perturbations: list[Perturbation], sample: int = 8) -> float:
-    """Seconds the engine should take for all ``perturbations``, from timing an evenly spread sample."""
-    if not perturbations:
-        return 0.0
-    step = max(1, len(perturbations) // sample)
-    chosen = perturbations[::step][:sample]
-    start = time.perf_counter()
-    engine.scores(chosen)
-    return (time.perf_counter() - start) / len(chosen) * len(perturbations)
 
 
 def _report(what: str):
@@ -109,7 +56,7 @@ def frame_mask(
     baseline: str = "zero",
     measure: str = "score",
     blur_sigma: float = 5.0,
-) -> Explanation:
+) -> Attribution:
     """x [1,T,C,H,W] -> temporal [T]: the mean drop of the windows covering each frame.
 
     extras: ``window_drops`` [W] (score(x) - score with window w masked, w = its first frame),
@@ -122,12 +69,7 @@ def frame_mask(
     scores = engine.scores(windows, progress=_report("frame_mask"))
     drops = engine.base_score - scores
     curve = spread(windows, drops, (frames, 1, 1))[:, 0, 0]
-    return Explanation(
-        method="frame_mask",
-        params={},
-        target=target.to_dict(),
-        task=model.task,
-        prediction={},
+    return Attribution(
         spatial=None,
         temporal=curve.float().numpy(),
         extras={"window_drops": drops.float().numpy(), "window_scores": scores.float().numpy()},
@@ -157,7 +99,7 @@ def occlusion(
     baseline: str = "zero",
     measure: str = "score",
     blur_sigma: float = 5.0,
-) -> Explanation:
+) -> Attribution:
     """x [1,T,C,H,W] -> spatial [T,H,W]: the mean drop of the windows covering each pixel (all
     colour channels occluded together); temporal [T]: the mean positive part per frame.
     meta: ``base_score``, ``evaluations``."""
@@ -166,21 +108,9 @@ def occlusion(
     engine = PerturbationEngine(model, x, target, baseline, measure, blur_sigma)
     drops = engine.base_score - engine.scores(windows, progress=_report("occlusion"))
     spatial = spread(windows, drops, shape).float()
-    return Explanation(
-        method="occlusion",
+    return Attribution(
         params={"window": list(window), "stride": list(stride)},
-        target=target.to_dict(),
-        task=model.task,
-        prediction={},
         spatial=spatial.numpy(),
         temporal=frame_importance(spatial).numpy(),
         meta={"base_score": engine.base_score, "evaluations": len(windows), "strategy": engine.strategy},
     )
-
-
-def evaluations(name: str, frames: int, height: int, width: int, params: dict) -> int:
-    """How many perturbed clips ``frame_mask`` / ``occlusion`` score with these parameters."""
-    if name == "frame_mask":
-        return max(0, frames - int(params.get("window", 1)) + 1)
-    window, stride = tuple(params.get("window", (1, 10, 10))), tuple(params.get("stride", (1, 10, 10)))
-    return int(np.prod([len(window_starts(n, w, s)) for n, w, s in zip((frames, height, width), window, stride)]))

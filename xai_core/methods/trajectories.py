@@ -19,9 +19,9 @@ import numpy as np
 import torch
 from torch.nn import functional as F
 
-from ..explanation import Explanation, Target
-from .flow import FARNEBACK_PARAMS, clip_flows, sampling_grid
-from .registry import MethodError, Param, get_method, register
+from ..explanation import Attribution, Target
+from .machinery.optical_flow import FARNEBACK_PARAMS, clip_flows, sampling_grid
+from .machinery.registry import MethodError, Param, get_method, register
 
 FIXED_POINT_STEPS = 20  # at most
 FIXED_POINT_TOLERANCE = 1e-4  # pixels
@@ -123,7 +123,7 @@ def trajectories(
     top: int = 10,
     points: str | None = None,
     **farneback,
-) -> Explanation:
+) -> Attribution:
     """x [1,T,C,H,W] -> the base method's maps (spatial [T,H,W], temporal [T]) and extras:
     ``trajectories`` [K,T,2] (x, y of the top K tracks in every frame), ``trajectory_scores`` [K]
     (best window's sum), ``trajectory_windows`` [K,2] (its first frame, one past its last),
@@ -141,8 +141,8 @@ def trajectories(
     frames, height, width = x.shape[1], x.shape[3], x.shape[4]
     window = min(window, frames)  # a short clip: the whole clip is the window
     picked = parse_points(points, frames, height, width)
-    base_expl = spec.fn(model, x, target, **spec.resolve_params({}))
-    maps = torch.from_numpy(np.asarray(base_expl.spatial, dtype=np.float32))
+    base_map = spec.fn(model, x, target, **spec.resolve_params({}))
+    maps = torch.from_numpy(np.asarray(base_map.spatial, dtype=np.float32))
     maps = maps.abs() if spec.reading == "magnitude" else maps.clamp(min=0)
     flows = clip_flows(model, x, **farneback)[0].float().cpu()
     seeds = torch.from_numpy(np.stack(np.mgrid[grid // 2 : width : grid, grid // 2 : height : grid], -1).reshape(-1, 2))
@@ -166,14 +166,9 @@ def trajectories(
         extras.update(
             picked=own, picked_scores=own_best, picked_windows=torch.stack([own_start, own_start + window], 1)
         )
-    return Explanation(
-        method="trajectories",
-        params={},
-        target=target.to_dict(),
-        task=model.task,
-        prediction={},
-        spatial=base_expl.spatial,
-        temporal=base_expl.temporal,
+    return Attribution(
+        spatial=base_map.spatial,
+        temporal=base_map.temporal,
         extras={k: v.numpy() for k, v in extras.items()},
         meta={"base": spec.name, "seeds": len(seeds), "window": window, "farneback": farneback},
     )

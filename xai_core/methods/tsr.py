@@ -2,7 +2,7 @@
 
 With a base attribution R (any registered spatial method; saliency by default):
 
-1. Time relevance: mask each frame t (``perturbation`` baselines) and measure
+1. Time relevance: mask each frame t (``machinery.perturbation``'s baselines) and measure
    ``dt = sum |R(x) - R(x with frame t masked)|`` over every frame and pixel.
 2. ``tsr``: for the frames with ``dt > alpha`` (a value, or the ``alpha_quantile`` of the dt), mask
    each feature i of frame t (a block of ``block`` x ``block`` pixels, the last ones cut at the
@@ -10,8 +10,9 @@ With a base attribution R (any registered spatial method; saliency by default):
    ``di * dt`` on the feature's pixels; frames at or below alpha get 0.
    ``tsr_onestep`` (002's one-step rescaling): the base map of frame t times ``dt``.
 
-The sums come from ``relevance_change``: exact and fast for saliency and input x gradient on the
-zoo's decoupled models (re-used per-frame Jacobians), a loop of base attributions otherwise.
+The sums come from ``machinery.relevance_change``: exact and fast for saliency and input x
+gradient on the zoo's decoupled models (re-used per-frame Jacobians), a loop of base attributions
+otherwise.
 """
 
 from __future__ import annotations
@@ -22,11 +23,11 @@ import numpy as np
 import torch
 
 from .. import jobs
-from ..explanation import Explanation, Target
-from .masking import BASELINE, BLUR, window_starts
-from .perturbation import Perturbation
-from .registry import MethodError, Param, get_method, register
-from .relevance_change import GradientChange, ReferenceChange, gradient_change_applies
+from ..explanation import Attribution, Target
+from .machinery.perturbation import BASELINE, BLUR, Perturbation
+from .machinery.registry import MethodError, Param, get_method, register
+from .machinery.relevance_change import GradientChange, ReferenceChange, gradient_change_applies
+from .machinery.windows import grid_features
 
 FEATURES = ("grid", "slic")
 BASE = Param("base", "str", "saliency", help="the base attribution R: any spatial method the model supports")
@@ -55,15 +56,6 @@ def change_engine(model, x: torch.Tensor, target: Target, base: str, baseline: s
     if engine == "auto" and gradient_change_applies(model, spec.name, dim):
         return GradientChange(model, x, target, spec.name, baseline, blur_sigma)
     return ReferenceChange(model, x, target, spec.name, {}, baseline, blur_sigma)
-
-
-def grid_features(height: int, width: int, block: int) -> list[tuple[int, int, int, int]]:
-    """Blocks of ``block`` x ``block`` pixels tiling the frame (the last row and column cut)."""
-    return [
-        (y0, y1, x0, x1)
-        for y0, y1 in window_starts(height, block, block)
-        for x0, x1 in window_starts(width, block, block)
-    ]
 
 
 def slic_features(frame: np.ndarray, segments: int) -> np.ndarray:
@@ -109,15 +101,13 @@ def tsr_onestep(
     baseline: str = "zero",
     blur_sigma: float = 5.0,
     engine: str = "auto",
-) -> Explanation:
+) -> Attribution:
     """x [1,T,C,H,W] -> spatial [T,H,W] = R(x)_t * dt; temporal [T] = dt (the time relevance).
     extras: ``base_map`` [T,H,W] (R(x)); meta: ``evaluations`` (base attributions' worth: T + 1)."""
     change = change_engine(model, x, target, base, baseline, blur_sigma, engine)
     dt = time_relevance(change, x.shape[1])
     spatial = change.relevance * dt[:, None, None]
-    return _explanation(
-        "tsr_onestep", model, target, spatial, dt, {"base_map": change.relevance}, x.shape[1] + 1, change
-    )
+    return _attribution(spatial, dt, {"base_map": change.relevance}, x.shape[1] + 1, change)
 
 
 @register(
@@ -157,7 +147,7 @@ def tsr(
     baseline: str = "zero",
     blur_sigma: float = 5.0,
     engine: str = "auto",
-) -> Explanation:
+) -> Attribution:
     """x [1,T,C,H,W] -> spatial [T,H,W] = di * dt on each feature's pixels (0 in frames with dt <= alpha);
     temporal [T] = dt.  extras: ``time_relevance`` [T], ``selected`` [T] (dt > alpha), ``feature_relevance``
     [T,F] (di; grid) or ``segments`` [T,H,W] labels and ``feature_relevance`` [T,F] (NaN past a frame's
@@ -201,18 +191,14 @@ def tsr(
     }
     if labels is not None:
         extras["segments"] = torch.from_numpy(labels)
-    expl = _explanation("tsr", model, target, spatial, dt, extras, total + 1, change)
-    expl.meta["alpha"] = threshold
-    return expl
+    result = _attribution(spatial, dt, extras, total + 1, change)
+    result.meta["alpha"] = threshold
+    return result
 
 
-def _explanation(name, model, target, spatial, dt, extras, evaluations, change) -> Explanation:
-    return Explanation(
-        method=name,
-        params={},
-        target=target.to_dict(),
-        task=model.task,
-        prediction={},
+def _attribution(spatial: torch.Tensor, dt: torch.Tensor, extras: dict, evaluations: int, change) -> Attribution:
+    """spatial [T,H,W] and the time relevance dt [T] (float64) -> the Attribution (float32 maps)."""
+    return Attribution(
         spatial=spatial.float().numpy(),
         temporal=dt.float().numpy(),
         extras={k: v.numpy() if isinstance(v, torch.Tensor) else v for k, v in extras.items()},

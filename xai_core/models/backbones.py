@@ -26,6 +26,7 @@ from .motion import (
     object_evidence,
     pair_motion_channels,
 )
+from .weights import read_state_dict
 
 BACKBONES = ("small", "resnet18", "resnet50", "vgg16")
 
@@ -273,8 +274,6 @@ class FrameEncoder(nn.Module):
 def load_backbone_weights(encoder: FrameEncoder, path) -> list[str]:
     """Load a torchvision backbone's weights (e.g. ImageNet resnet18 from the user's disk) into a
     FrameEncoder; the classifier's keys (fc / classifier) are skipped.  Returns the skipped keys."""
-    from .checkpoint import read_state_dict
-
     backbone = encoder.backbone
     if not isinstance(backbone, TorchvisionBackbone):
         raise ValueError("backbone weights can only be loaded into a torchvision backbone (resnet18/50, vgg16)")

@@ -11,8 +11,6 @@ Every model takes ``x [B,T,C,H,W]`` (normalised float) and returns ``[B,K]`` log
                       Transformer over frames (token 0 is CLS): attention_cls, attention_rollout
 * ``attention_pooling`` ``temporal_attention`` gives the weights that pool the frames' states
                       into the output (CNN-LSTM with attention pooling, 003): attention_pool
-* ``lrp_rules``       every layer has an LRP rule (``methods.lrp``): the zoo's CNN + LSTM nets, the
-                      ConvLSTM, the 3D ResNets; not Transformers, nor user code
 """
 
 from __future__ import annotations
@@ -29,7 +27,6 @@ CAPABILITIES = (
     "temporal_head",
     "cam_layer",
     "temporal_attention",
-    "lrp_rules",
     "attention_layers",
     "attention_pooling",
 )
@@ -66,25 +63,6 @@ def normalise_frames(frames: torch.Tensor, spec: InputSpec) -> torch.Tensor:
     mean = torch.tensor(spec.mean, device=x.device).view(3, 1, 1)
     std = torch.tensor(spec.std, device=x.device).view(3, 1, 1)
     return (x - mean) / std
-
-
-def lrp_covers(net: nn.Module) -> bool:
-    """Whether ``methods.lrp`` has rules for every layer of ``net``: exactly the zoo's CNN + LSTM,
-    ICA-LSTM, ConvLSTM and small 3D ResNet classes (subclasses may compute something else), and
-    torchvision's 3D ResNets with basic blocks; not the CNN-Transformer (LRP through attention is
-    out of scope)."""
-    from torchvision.models.video.resnet import BasicBlock, VideoResNet
-
-    from .conv3d import SmallR3D
-    from .convlstm import ConvLSTMNet
-    from .temporal import CNNLSTM, ICALSTM
-
-    if type(net) in (CNNLSTM, ICALSTM, ConvLSTMNet, SmallR3D):
-        return True
-    if type(net) is VideoResNet:
-        layers = (net.layer1, net.layer2, net.layer3, net.layer4)
-        return all(type(block) is BasicBlock for layer in layers for block in layer)
-    return False
 
 
 class ModelError(ValueError):
@@ -183,8 +161,6 @@ class VideoModel(nn.Module):
             caps.add("attention_layers")
         if getattr(self.net, "attention_pool", False) is True and "temporal_attention" in caps:
             caps.add("attention_pooling")
-        if lrp_covers(self.net):
-            caps.add("lrp_rules")
         return frozenset(caps)
 
     def encode_frames(self, x: torch.Tensor) -> torch.Tensor:

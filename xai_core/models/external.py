@@ -34,10 +34,11 @@ from torch import nn
 from ..channels import parse_channels
 from .backbones import load_backbone_weights
 from .base import TASKS, InputSpec, ModelError, ModelInfo, VideoModel
-from .checkpoint import CARD_VERSION, TORCH_SUFFIXES, make_card, read_state_dict, save_checkpoint, state_differences
+from .checkpoint import CARD_VERSION, make_card, save_checkpoint, state_differences
 from .conv3d import TORCHVISION_VIDEO
 from .probe import LAYOUTS, check_cam_layer, choose_layout, infer_cam_layer, probe, resolve_layer_name
 from .registry import ARCHITECTURES, build_model
+from .weights import TORCH_SUFFIXES, read_state_dict
 
 WEIGHT_SUFFIXES = (".safetensors", *TORCH_SUFFIXES)
 FACTORY_SPEC = re.compile(r"^(?P<file>.+\.py):(?P<name>[A-Za-z_][A-Za-z0-9_]*)$")

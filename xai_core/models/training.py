@@ -40,6 +40,7 @@ from .base import InputSpec, VideoModel, normalise_frames
 from .checkpoint import checkpoint_stem, make_card, save_checkpoint
 from .priors import check_priors
 from .registry import ARCHITECTURES, build_model
+from .weights import read_state_dict
 
 TASK_KIND = {"sides": "classification", "angle": "regression", "pause": "classification"}
 ANGLE_OFFSET, ANGLE_SCALE = 135.0, 135.0  # angle outputs live in [0, 270)
@@ -401,7 +402,7 @@ def init_from_checkpoint(net: torch.nn.Module, source: str | Path, prefix: str =
     a zoo name) whose name starts with ``prefix`` and that ``net`` also has (transfer learning:
     e.g. a trained model's frame encoder under a new temporal head).  Returns {"source",
     "sha256", "tensors": [names copied]}; an error when nothing matches or a name clashes in shape."""
-    from .checkpoint import checkpoint_stem, read_state_dict
+    from .checkpoint import checkpoint_stem
     from .external import file_facts
     from .zoo import checkpoints_dir
 

@@ -8,9 +8,10 @@ from pathlib import Path
 import torch
 
 from .base import ModelError, VideoModel
-from .checkpoint import TORCH_SUFFIXES, card_config, checkpoint_stem, load_checkpoint, read_card, refused_pickle
+from .checkpoint import card_config, checkpoint_stem, load_checkpoint, read_card
 from .external import Statements, load_user_model, with_checkpoint_statements
 from .priors import check_priors
+from .weights import TORCH_SUFFIXES, refused_pickle
 
 REPO_CHECKPOINTS = Path(__file__).resolve().parents[2] / "checkpoints"
 

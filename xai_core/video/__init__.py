@@ -4,11 +4,12 @@ H.264 mp4 and GIF.
 * ``clip``: the Clip type (uint8 frames [T,H,W,3] RGB and where each came from) and VideoError;
 * ``sampling``: uniform sampling to T frames (padding short videos) and resizing (crop, pad, stretch);
 * ``sources``: ``load_video`` and ``check_source`` for files, folders, arrays and ``shapes:SEED``;
+* ``shapes``: a ``shapes:SEED`` source as a Clip, its ground truth sampled and resized like the frames;
 * ``decoders``: PyAV, then OpenCV; ``streaming``: a video file decoded once, streaming; ``probe_video``;
 * ``writer``: ``write_video`` / ``encode_video``.
 
-Moving Shapes clips (``shapes:SEED``) are built in ``xai_core.data.shapes_clip``.  Nothing here
-imports torch.
+Moving Shapes clips and their ground truth are generated in ``xai_core.data.moving_shapes``, which
+imports nothing from here (video reads data, never the other way).  Nothing here imports torch.
 """
 
 from ..data.moving_shapes import DEFAULT_SHAPES_OPTIONS, SHAPES_FPS

@@ -71,7 +71,7 @@ def check_source(source: str | os.PathLike | np.ndarray) -> None:
         return
     name = os.fspath(source)
     if isinstance(source, str) and source.startswith("shapes:"):
-        from ..data.shapes_clip import parse_spec
+        from .shapes import parse_spec
 
         parse_spec(source)
         return
@@ -115,7 +115,7 @@ def _load(source, name: str, frames: int | None, size, fit: str, min_frames: int
     if isinstance(source, np.ndarray):
         return _from_array(source, name, frames, size, fit, min_frames)
     if isinstance(source, str) and source.startswith("shapes:"):
-        from ..data.shapes_clip import shapes_clip  # Moving Shapes builds on this package
+        from .shapes import shapes_clip  # Moving Shapes is generated only when asked for
 
         return shapes_clip(source, frames, size, fit)
     path = _readable_path(source, name)

@@ -29,8 +29,8 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from ..models.convlstm import ConvLSTMCell
-from .lrp_rules import TINY, stabilise
+from ...models.convlstm import ConvLSTMCell
+from .rules import TINY, stabilise
 
 
 @dataclass

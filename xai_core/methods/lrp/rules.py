@@ -41,7 +41,7 @@ from zennit.rules import Epsilon
 from zennit.torchvision import ResNetBasicBlockCanonizer, ResNetBottleneckCanonizer
 from zennit.types import Convolution
 
-from ..models.conv3d import Block3d
+from ...models.conv3d import Block3d
 
 TINY = 1e-12
 COMPOSITES = ("epsilon", "epsilon_plus_flat", "epsilon_alpha2_beta1_flat", "epsilon_gamma_box")

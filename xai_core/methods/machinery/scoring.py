@@ -10,7 +10,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from ..explanation import Target
+from ...explanation import Target
 
 
 class TargetScore(nn.Module):

@@ -36,13 +36,16 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from ..models.backbones import FrameEncoder, SmallCNN
-from ..models.motion import (
+from ...models.backbones import FrameEncoder, SmallCNN
+from ...models.convlstm import ConvLSTMNet
+from ...models.motion import (
+    RECONSTRUCTION_STEPS,
     background_colour,
     gate_from_object_mask,
     geodesic_reconstruction,
     object_evidence,
 )
+from ...models.temporal import DecoupledVideoNet
 
 Box = tuple[int, int, int, int]  # y0, y1, x0, x1 (half-open)
 REGIONAL_SHARE = 0.5  # a changed box larger than this share of the frame: the whole CNN is cheaper
@@ -91,7 +94,7 @@ class RegionalEncoder:
             self.grid = self.x[..., ::4, ::4].contiguous()  # the points background_colour reads
             self.background = background_colour(self.x)
             self.seed, self.foreground = object_evidence(prev, self.x, self.background)
-            self.object_masks = object_masks = geodesic_reconstruction(self.seed, self.foreground, _steps())
+            self.object_masks = object_masks = geodesic_reconstruction(self.seed, self.foreground, RECONSTRUCTION_STEPS)
         self.inputs, self.masks = self.enc.front_pairs(prev, self.x, object_masks, self.background)
         self.acts = [self.cnn.pool(self.inputs)]
         for block in self.cnn.features:
@@ -166,7 +169,7 @@ class RegionalEncoder:
         rows = list(range(len(frames)))  # the rows that need their inputs
         if self.restricted:  # the readout mask is the object mask: rows it hides wholly need no input
             background = background_colour(cur)
-            object_masks = geodesic_reconstruction(*object_evidence(prev, cur, background), _steps())
+            object_masks = geodesic_reconstruction(*object_evidence(prev, cur, background), RECONSTRUCTION_STEPS)
             needs = self._supports(object_masks)
             hidden = [row for row in rows if needs[row] is None]
             if hidden:
@@ -305,12 +308,6 @@ def _rows(masks: torch.Tensor | None, row: int) -> torch.Tensor | None:
     return None if masks is None else masks[row : row + 1]
 
 
-def _steps() -> int:
-    from ..models.motion import RECONSTRUCTION_STEPS
-
-    return RECONSTRUCTION_STEPS
-
-
 def _window(cached: torch.Tensor, frames: torch.Tensor, rows: tuple[int, int], cols: tuple[int, int]) -> torch.Tensor:
     """cached [T,C,h,w] -> its frames' window rows x cols [N,C,.,.], zeros outside the map (as
     the conv's zero padding)."""
@@ -389,11 +386,5 @@ def _read_maps(self: RegionalEncoder, maps: torch.Tensor, masks: torch.Tensor | 
     return maps.flatten(1)
 
 
-def _readouts() -> dict:
-    from ..models.convlstm import ConvLSTMNet
-    from ..models.temporal import DecoupledVideoNet
-
-    return {DecoupledVideoNet.features_from_front: _read_features, ConvLSTMNet.features_from_front: _read_maps}
-
-
-_READOUTS = _readouts()
+# How each decoupled net reads its features from the last map (``features_from_front``).
+_READOUTS = {DecoupledVideoNet.features_from_front: _read_features, ConvLSTMNet.features_from_front: _read_maps}

@@ -27,9 +27,10 @@ from collections.abc import Callable, Sequence
 
 import torch
 
-from .. import jobs
-from ..explanation import Target
+from ... import jobs
+from ...explanation import Target
 from .perturbation import Perturbation, apply, fill_clip, fill_frames, perturb_frames
+from .registry import get_method
 
 GRADIENT_BASES = ("saliency", "input_x_gradient")
 CHUNK = 16  # perturbations at once: their features, head passes and encoder backward passes (~0.5 s)
@@ -60,8 +61,6 @@ class ReferenceChange:
     def __init__(
         self, model, x: torch.Tensor, target: Target, base: str, base_params: dict, baseline: str, blur_sigma: float
     ):
-        from .registry import get_method
-
         self.model, self.x, self.target = model, x.detach(), target
         self.spec = get_method(base)
         self.params = self.spec.resolve_params(base_params)

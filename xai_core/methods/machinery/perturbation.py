@@ -10,20 +10,43 @@ baseline's content.  Baselines (``MASK_BASELINES``), all in pixel space before n
 * ``previous``: the last frame before the window, held (frame 0 has none: black).
 
 ``apply`` builds the whole perturbed clip: the slow, obvious definition that the fast engines
-(``engine``) must reproduce.
+(``engine``) must reproduce.  ``baseline_clip`` makes whole baseline clips (``BASELINES``: black,
+blur, mean), which the per-frame baselines above take their content from and integrated gradients
+starts from; ``BASELINE``, ``MEASURE`` and ``BLUR`` are the parameters the masking methods and
+TSR share.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import torch
+from torchvision.transforms.v2 import functional as TF
 
-from ..explanation import Target
-from .gradients import baseline_clip
+from ...explanation import Target
+from .registry import Param
 
+BASELINES = ("black", "blur", "mean")  # baseline clips (integrated gradients' reference)
 MASK_BASELINES = ("zero", "mean", "blur", "previous")
 MEASURES = ("score", "probability")
+
+BASELINE = Param(
+    "baseline",
+    "choice",
+    "zero",
+    choices=MASK_BASELINES,
+    help="what replaces the masked pixels: black (zero), the clip's mean frame, the frame blurred, or the last frame "
+    "before the window (previous)",
+)
+MEASURE = Param(
+    "measure",
+    "choice",
+    "score",
+    choices=MEASURES,
+    help="score: the explained score (logit, output or -(output - ref)^2); probability: the target class's",
+)
+BLUR = Param("blur_sigma", "float", 5.0, minimum=0.5, maximum=50.0, help="blur baseline: Gaussian sigma in pixels")
 
 
 @dataclass(frozen=True, eq=False)
@@ -89,3 +112,19 @@ def measure_scores(output: torch.Tensor, target: Target, measure: str) -> torch.
             raise ValueError("the probability is only defined for a class target; measure the score")
         return output.softmax(-1)[:, target.index]
     raise ValueError(f"unknown measure {measure!r}; choose one of {', '.join(MEASURES)}")
+
+
+def baseline_clip(model, x: torch.Tensor, kind: str, blur_sigma: float = 5.0) -> torch.Tensor:
+    """The baseline clip [1,T,C,H,W] (normalised like x): "black" (pixel value 0 before normalisation),
+    "blur" (each frame blurred by a Gaussian of ``blur_sigma`` pixels, reflected at the borders) or
+    "mean" (the clip's mean frame in every frame)."""
+    x = x.detach()
+    if kind == "black":
+        return model.pixel_value(0, device=x.device).to(x.dtype).expand_as(x).clone()
+    if kind == "mean":
+        return x.mean(1, keepdim=True).expand_as(x).clone()
+    if kind == "blur":
+        radius = max(1, math.ceil(3 * blur_sigma))
+        radius = min(radius, (min(x.shape[-2:]) - 1) // 2)  # reflection padding needs a smaller radius
+        return TF.gaussian_blur(x, kernel_size=[2 * radius + 1] * 2, sigma=[blur_sigma] * 2)
+    raise ValueError(f"unknown baseline {kind!r}; choose one of {', '.join(BASELINES)}")

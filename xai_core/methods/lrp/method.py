@@ -4,8 +4,8 @@ The explained score (a class logit, the regression output, or the negative squar
 against a reference value) is the starting relevance on the output unit; rules pass it back
 layer by layer, roughly conserving the total, to the input.  Decoupled nets are done in the
 two stages of 004 (the temporal part first, then the frame CNN per frame with that relevance as
-its starting relevance); the rules per layer are listed in ``lrp_nets``, ``lrp_lstm`` and
-``lrp_rules``.  Transformers are out of scope (the "lrp_rules" capability leaves them out).
+its starting relevance); the rules per layer are listed in ``nets``, ``lstm`` and ``rules``.
+``nets.COVERAGE`` lists the architectures LRP covers; Transformers are out of scope.
 
 Frame CNN input: each frame's network input holds the frame's RGB and, in the zoo's encoders,
 three motion channels computed from the frame and the one before it.  Relevance of a pixel =
@@ -33,11 +33,11 @@ from __future__ import annotations
 
 import torch
 
-from ..explanation import Explanation, Target
-from .cam import frame_importance
-from .lrp_nets import input_relevance
-from .lrp_rules import COMPOSITES
-from .registry import Param, register
+from ...explanation import Attribution, Target
+from ..machinery.maps import frame_importance
+from ..machinery.registry import Param, register
+from .nets import input_relevance, uncovered
+from .rules import COMPOSITES
 
 DEFAULT_EPSILON = 0.25
 
@@ -60,17 +60,23 @@ EPSILON = Param(
 )
 
 
+def applies(model) -> str | None:
+    """Why LRP cannot explain ``model`` (its network is not in ``nets.COVERAGE``), or None."""
+    why = uncovered(model.net)
+    return None if why is None else f"lrp needs a model with lrp rules; {model.name} has none: {why}"
+
+
 @register(
     "lrp",
     family="spatial",
-    requires=("lrp_rules",),
+    applies=applies,
     params=(COMPOSITE, EPSILON),
     description="Layer-wise relevance propagation through the CNN, the LSTM / ConvLSTM or the 3D CNN (zennit rules)",
     references=("Bach et al. 2015", "Arras et al. 2017 (LSTM)", "004: LRP through VGG16+LSTM and a ConvLSTM"),
 )
 def lrp(
     model, x: torch.Tensor, target: Target, composite: str = "epsilon_plus_flat", epsilon: float = DEFAULT_EPSILON
-) -> Explanation:
+) -> Attribution:
     """x [1,T,C,H,W] -> spatial [T,H,W] signed pixel relevance; temporal [T] mean positive relevance per frame.
 
     extras: ``relevance_max`` [T] (the maximum per frame, 004's second curve); ``relevance_features``
@@ -94,12 +100,7 @@ def lrp(
         motion = channels[:, result.motion].sum(1)
         extras["motion_spatial"] = motion
         extras["relevance_motion"] = motion.sum((1, 2))
-    return Explanation(
-        method="lrp",
-        params={"composite": composite, "epsilon": epsilon},
-        target=target.to_dict(),
-        task=model.task,
-        prediction={},
+    return Attribution(
         spatial=spatial.cpu().numpy(),
         temporal=frame_importance(spatial).cpu().numpy(),
         extras={name: value.detach().float().cpu().numpy() for name, value in extras.items()},

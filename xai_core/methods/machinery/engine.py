@@ -25,8 +25,8 @@ from collections.abc import Callable, Sequence
 
 import torch
 
-from .. import jobs
-from ..explanation import Target
+from ... import jobs
+from ...explanation import Target
 from . import regional
 from .perturbation import Perturbation, apply, fill_clip, fill_frames, measure_scores, perturb_frames
 from .regional import Item

@@ -12,14 +12,15 @@ import math
 import time
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 
-from ..explanation import Target
-from ..models.modes import eval_mode
+from ...explanation import Target
+from ...models.modes import eval_mode
 from .engine import PerturbationEngine
-from .masking import estimate, evaluations, frame_windows, occlusion_windows
+from .perturbation import Perturbation
 from .registry import get_method
-from .tsr import FEATURES, grid_features
+from .windows import frame_windows, grid_features, occlusion_windows, window_starts
 
 LONG_METHODS = ("frame_mask", "occlusion", "tsr_onestep", "tsr")
 
@@ -54,10 +55,29 @@ def _plan(model, x: torch.Tensor, target: Target, name: str, params: dict) -> Pl
     if name == "tsr_onestep":
         count = frames + 1
     else:
-        features = len(grid_features(height, width, params["block"])) if params["features"] == FEATURES[0] else None
+        features = len(grid_features(height, width, params["block"])) if params["features"] == "grid" else None
         per_frame = features if features is not None else params["segments"]
         count = frames + 1 + math.ceil((1 - params["alpha_quantile"]) * frames) * per_frame
     start = time.perf_counter()
     base.fn(model, x, target, **base.resolve_params({}))
     each = time.perf_counter() - start
     return Plan(count, count * each, f"{count} {base.name} attributions of {each * 1000:.0f} ms (at most)")
+
+
+def evaluations(name: str, frames: int, height: int, width: int, params: dict) -> int:
+    """How many perturbed clips ``frame_mask`` / ``occlusion`` score with these parameters."""
+    if name == "frame_mask":
+        return max(0, frames - int(params.get("window", 1)) + 1)
+    window, stride = tuple(params.get("window", (1, 10, 10))), tuple(params.get("stride", (1, 10, 10)))
+    return int(np.prod([len(window_starts(n, w, s)) for n, w, s in zip((frames, height, width), window, stride)]))
+
+
+def estimate(engine: PerturbationEngine, perturbations: list[Perturbation], sample: int = 8) -> float:
+    """Seconds the engine should take for all ``perturbations``, from timing an evenly spread sample."""
+    if not perturbations:
+        return 0.0
+    step = max(1, len(perturbations) // sample)
+    chosen = perturbations[::step][:sample]
+    start = time.perf_counter()
+    engine.scores(chosen)
+    return (time.perf_counter() - start) / len(chosen) * len(perturbations)

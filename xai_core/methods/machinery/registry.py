@@ -1,15 +1,24 @@
 """The method registry: every explanation method is one function registered by name.
 
-A method is ``fn(model, x, target, **params) -> Explanation`` with ``x [1,T,C,H,W]`` on the
-model's device and ``target`` a resolved ``Target``.  It declares its family, the model
-capabilities it needs, the tasks it supports and its parameters (with defaults and ranges, so
-that the UI can build widgets from them).
+A method is ``fn(model, x, target, **params) -> Attribution`` (its maps, extras and facts; the
+context is ``api.explain``'s) with ``x [1,T,C,H,W]`` on the model's device and ``target`` a
+resolved ``Target``.  It declares its family, the model capabilities it needs, the tasks it
+supports, what else a model must be for it (``applies``) and its parameters (with defaults and
+ranges, so that the UI can build widgets from them).
+
+The methods are found, on the first look-up, by importing every module of ``xai_core.methods``
+outside this sub-package: a method module registers its methods when it is imported.
 """
 
 from __future__ import annotations
 
+import importlib
+import pkgutil
 from collections.abc import Callable
 from dataclasses import dataclass, field
+
+METHODS_PACKAGE = __name__.rsplit(".", 2)[0]  # xai_core.methods
+MACHINERY = __name__.rsplit(".", 1)[0]  # this sub-package, which holds no method
 
 PARAM_KINDS = ("int", "float", "choice", "bool", "str", "layer", "ints")
 FAMILIES = ("spatial", "temporal", "motion")
@@ -103,9 +112,11 @@ class MethodSpec:
     description: str = ""
     references: tuple[str, ...] = field(default=())
     reading: str = "positive"
+    applies: Callable[[object], str | None] | None = None
 
     def unavailable_reason(self, model) -> str | None:
-        """Why ``model`` cannot use this method, or None when it can."""
+        """Why ``model`` cannot use this method, or None when it can: a capability it lacks, its
+        task, or the reason the method's own ``applies(model)`` gives."""
         missing = sorted(self.requires - set(model.capabilities))
         if missing:
             what = ", ".join(m.replace("_", " ") for m in missing)
@@ -114,7 +125,7 @@ class MethodSpec:
             return f"{self.name} needs a model with {what}; {model.name} has none{why}"
         if model.task not in self.tasks:
             return f"{self.name} does not support {model.task} models"
-        return None
+        return self.applies(model) if self.applies is not None else None
 
     def resolve_params(self, params: dict) -> dict:
         """Defaults filled in, user values checked; unknown names are an error."""
@@ -151,8 +162,10 @@ def register(
     description: str = "",
     references: tuple[str, ...] = (),
     reading: str = "positive",
+    applies: Callable[[object], str | None] | None = None,
 ) -> Callable[[Callable], Callable]:
-    """Decorator: add ``fn`` to the registry under ``name``."""
+    """Decorator: add ``fn`` to the registry under ``name``.  ``applies(model)``: why the method
+    cannot explain ``model`` (None: it can), for what the capabilities and tasks do not say."""
     if family not in FAMILIES:
         raise ValueError(f"family must be one of {FAMILIES}")
     if reading not in READINGS:
@@ -171,6 +184,7 @@ def register(
             description or (fn.__doc__ or "").strip().split("\n")[0],
             tuple(references),
             reading,
+            applies,
         )
         return fn
 
@@ -198,14 +212,21 @@ def list_methods(model=None) -> list[str]:
     return [s.name for s in method_specs(model)]
 
 
+def method_modules() -> list[str]:
+    """Every module of ``xai_core.methods`` outside this sub-package: the method modules (and the
+    modules they are made of, such as ``lrp.rules``); importing them registers the methods."""
+    package = importlib.import_module(METHODS_PACKAGE)
+    found = pkgutil.walk_packages(package.__path__, prefix=METHODS_PACKAGE + ".")
+    return sorted(m.name for m in found if not m.ispkg and not m.name.startswith(MACHINERY + "."))
+
+
+_loaded = False
+
+
 def _load_builtin_methods() -> None:
-    from . import (
-        attention,  # noqa: F401
-        cam,  # noqa: F401  (registers on import)
-        flow,  # noqa: F401
-        gradients,  # noqa: F401
-        lrp,  # noqa: F401
-        masking,  # noqa: F401
-        trajectories,  # noqa: F401
-        tsr,  # noqa: F401
-    )
+    """Import every method module once (each registers its methods on import)."""
+    global _loaded
+    if not _loaded:
+        for name in method_modules():
+            importlib.import_module(name)
+        _loaded = True

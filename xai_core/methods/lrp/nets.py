@@ -1,18 +1,19 @@
-"""LRP through each architecture the ``lrp`` method covers, in stages chained as in 004:
-the head first, then the temporal part (LSTM / ConvLSTM, hand-written rules), then for every
-frame the frame CNN (zennit) with the relevance of its features as the starting relevance.
+"""LRP through each architecture the ``lrp`` method covers (``COVERAGE``, the one table of them),
+in stages chained as in 004: the head first, then the temporal part (LSTM / ConvLSTM, hand-written
+rules), then for every frame the frame CNN (zennit) with the relevance of its features as the
+starting relevance.
 
 Each stage re-runs its part of the network on the (detached) input of that part, under its
 rules, and keeps the output: the stage's relevance is pulled back later through autograd with
 the relevance of that output as the output gradient (zennit's convention).
 
-Rules by part (the weight layers' rules come from the composite, see ``lrp_rules``):
+Rules by part (the weight layers' rules come from the composite, see ``rules``):
 * output scale (regression heads): the offset keeps its share (``output_scale_relevance``);
 * MLP head, LSTM input projection, ConvLSTM 1x1 narrowing: the epsilon rule (linear layers);
 * last-step readout: all relevance to h_T; attention pooling: weights held constant, relevance
   shared among the LSTM outputs in proportion to w_t h_t; ConvLSTM: mean over positions (in
   proportion to the contributions) and max (to the winner);
-* LSTM, ConvLSTM, input-cell attention: ``lrp_lstm``;
+* LSTM, ConvLSTM, input-cell attention: ``lstm``;
 * frame CNN readout: mean part in proportion to the contributions, max part to the winner;
   ``MaskedMaps`` (maps x object mask) is a gated product: all relevance to the maps, none to
   the mask (nor to the clip through the mask);
@@ -22,28 +23,29 @@ Rules by part (the weight layers' rules come from the composite, see ``lrp_rules
 from __future__ import annotations
 
 import copy
+from collections.abc import Callable
 from contextlib import ExitStack
 from dataclasses import dataclass
 
 import torch
 from torch import nn
-from torchvision.models.video.resnet import VideoResNet
+from torchvision.models.video.resnet import BasicBlock, VideoResNet
 
-from ..explanation import Target
-from ..models.backbones import FrameEncoder, SmallCNN
-from ..models.base import InputSpec
-from ..models.conv3d import SmallR3D
-from ..models.convlstm import ConvLSTMNet
-from ..models.motion import motion_channels
-from ..models.temporal import CNNLSTM, ICALSTM
-from .lrp_lstm import (
+from ...explanation import Target
+from ...models.backbones import FrameEncoder, SmallCNN
+from ...models.base import InputSpec
+from ...models.conv3d import SmallR3D
+from ...models.convlstm import ConvLSTMNet
+from ...models.motion import motion_channels
+from ...models.temporal import CNNLSTM, ICALSTM
+from .lstm import (
     attention_summary_relevance,
     convlstm_relevance,
     convlstm_trace,
     lstm_relevance,
     lstm_trace,
 )
-from .lrp_rules import (
+from .rules import (
     epsilon_composite,
     fold_pool_into_conv,
     max_relevance,
@@ -271,16 +273,52 @@ def private_copy(net: nn.Module) -> nn.Module:
     return net
 
 
+def _other_blocks(net: VideoResNet) -> str | None:
+    """Why a torchvision 3D ResNet is not covered: blocks other than ``BasicBlock`` (no rules for them)."""
+    layers = (net.layer1, net.layer2, net.layer3, net.layer4)
+    others = sorted({type(block).__name__ for layer in layers for block in layer if type(block) is not BasicBlock})
+    return f"its blocks ({', '.join(others)}) have no LRP rules" if others else None
+
+
+Pass = Callable[[nn.Module, torch.Tensor, InputSpec, Target, str, float], InputRelevance]
+
+
+@dataclass(frozen=True)
+class Covered:
+    """An architecture LRP has rules for: ``relevance`` its pass; ``unless(net)``: why a net of the
+    class is still not covered (None: it is), where the class alone does not decide."""
+
+    relevance: Pass
+    unless: Callable[[nn.Module], str | None] | None = None
+
+
+# LRP's coverage: the exact classes it has rules for (a subclass may compute something else).
+# Not the CNN-Transformer (LRP through attention is out of scope), nor a user's own network.
+COVERAGE: dict[type, Covered] = {
+    CNNLSTM: Covered(_decoupled),
+    ICALSTM: Covered(_decoupled),
+    ConvLSTMNet: Covered(_decoupled),
+    SmallR3D: Covered(_small_r3d),
+    VideoResNet: Covered(_video_resnet, _other_blocks),
+}
+
+
+def uncovered(net: nn.Module) -> str | None:
+    """Why LRP has no rules for ``net``, or None when ``COVERAGE`` covers it."""
+    covered = COVERAGE.get(type(net))
+    if covered is None:
+        names = ", ".join(cls.__name__ for cls in COVERAGE)
+        return f"its network, {type(net).__name__}, is none of the architectures LRP covers ({names})"
+    return covered.unless(net) if covered.unless is not None else None
+
+
 def input_relevance(model, x: torch.Tensor, target: Target, composite: str, epsilon: float) -> InputRelevance:
-    """LRP of ``model`` (a VideoModel whose capabilities include "lrp_rules") on x [1,T,C,H,W].
+    """LRP of ``model`` (a VideoModel whose network ``COVERAGE`` covers) on x [1,T,C,H,W].
 
     The rules run on a copy of the network: canonizers change weights and batch norms while
     they are attached, and the model may be serving other calls meanwhile (the app shares it)."""
-    net, spec = private_copy(model.net), model.input_spec
-    if isinstance(net, (CNNLSTM, ICALSTM, ConvLSTMNet)):
-        return _decoupled(net, x, spec, target, composite, epsilon)
-    if isinstance(net, SmallR3D):
-        return _small_r3d(net, x, spec, target, composite, epsilon)
-    if isinstance(net, VideoResNet):
-        return _video_resnet(net, x, spec, target, composite, epsilon)
-    raise ValueError(f"LRP has no rules for {type(net).__name__}")
+    why = uncovered(model.net)
+    if why is not None:
+        raise ValueError(f"LRP has no rules for {model.name}: {why}")
+    net = private_copy(model.net)
+    return COVERAGE[type(net)].relevance(net, x, model.input_spec, target, composite, epsilon)

@@ -1,0 +1,298 @@
+"""EVALUATION.md's text: the zoo's evaluation (``report.evaluate_zoo``) laid out as report 001's
+tables, methods as rows, with the methods above the sanity goal named and the reason where it is
+known.  Layout only: it computes no figure, so a change here keeps stored results valid (the code
+fingerprint leaves this file out)."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..models.priors import GATED_SUFFIX
+from .suites import (
+    PAUSE_TEXT,
+    SANITY_GOAL,
+    SURVIVES,
+    cell,
+    frame_correlation,
+    scope_correlation,
+    survival,
+)
+
+# Why a method's maps may stay alike when the weights are randomised (named in the report when
+# the method's correlation is above the goal).
+KNOWN_REASONS = {
+    "guided_gradcam": "guided backpropagation keeps only positive gradients through every ReLU and so "
+    "reconstructs the input's edges whatever the weights (Adebayo et al. 2018; Nie et al. 2018)",
+    "input_x_gradient": "the gradient is multiplied by the input, whose structure is the same for both models",
+    "integrated_gradients": "the path integral is multiplied by the input minus the baseline, whose structure "
+    "is the same for both models",
+    "occlusion": "a patch over an object moves any network's output more than a patch over the flat "
+    "background, so both models' maps follow the objects",
+    "flow_gradient": "the gradient with respect to the flow passes through the warp of the previous frame, so "
+    "it carries that frame's image gradient: the edges of every shape, whatever the weights",
+    "smoothflow": "the gradient with respect to the flow passes through the warp of the previous frame, so "
+    "it carries that frame's image gradient: the edges of every shape, whatever the weights",
+    "trajectories": "its map is its base method's (Grad-CAM by default) read as a magnitude, so it stands or "
+    "falls with that method",
+}
+
+# The methods the goal applies to (issue 16: at most SANITY_GOAL for every gradient and CAM method);
+# guided Grad-CAM is the documented exception (guided backpropagation).
+GOAL_METHODS = (
+    "gradcam",
+    "gradcam_pp",
+    "saliency",
+    "smoothgrad",
+    "input_x_gradient",
+    "integrated_gradients",
+    "lrp",
+    "flow_gradient",
+    "smoothflow",
+    "trajectories",
+)
+
+SANITY_COLUMNS = [
+    ("spearman_logits", "output layer", "ratio"),
+    ("spearman_logits_signed", "(signed)", "ratio"),
+    ("spearman_logits_read", "(as read)", "ratio"),
+    ("spearman_all", "all weights", "ratio"),
+    ("spearman_all_signed", "(signed)", "ratio"),
+    ("spearman_all_read", "(as read)", "ratio"),
+    ("spearman_all_frames", "all weights, frame by frame", "ratio"),
+    ("spearman_all_frames_signed", "(signed)", "ratio"),
+]
+LOCALISATION_COLUMNS = [
+    ("pointing", "pointing game", "pct"),
+    ("pointing_chance", "(by chance)", "pct"),
+    ("inside", "peak on shape", "pct"),
+    ("target_over_union", "target / shapes", "ratio"),
+    ("target_over_all", "target / all", "ratio"),
+]
+TEMPORAL_COLUMNS = [
+    ("evidence_rank", "pause frames' mean rank", "ratio"),
+    ("top_k_share", "pause frames in the top k", "pct"),
+    ("pause_share", "(chance: the pause share)", "pct"),
+]
+
+
+def _fewer_clips(evaluation: dict) -> bool:
+    """Whether some model's sanity rows hold a method measured on fewer clips than the rest."""
+    return any(
+        row.get("spearman_all_n", entry["sanity"]["clips"]) < entry["sanity"]["clips"]
+        for entry in evaluation["models"].values()
+        for row in entry["sanity"]["rows"]
+    )
+
+
+def _table(rows: list[dict], groups: list[tuple[str, list, str]], clips: int) -> list[str]:
+    """Markdown table: methods as rows; each group's columns under its heading (prefix: key prefix)."""
+    header = ["method"]
+    keys = []
+    for title, columns, prefix in groups:
+        for key, name, kind in columns:
+            header.append(f"{title}: {name}")
+            keys.append((prefix + key, kind))
+    lines = ["| " + " | ".join(header) + " |", "|---|" + "---|" * (len(header) - 1)]
+    for row in rows:
+        mark = " ⚠" if survival(row) > SURVIVES else ""
+        cells = [cell(row, key, kind, clips) for key, kind in keys]
+        lines.append(f"| `{row['method']}`{mark} | " + " | ".join(cells) + " |")
+    return lines
+
+
+SCOPE_TEXT = {"all": "all weights randomised", "logits": "output layer randomised"}
+
+
+def flagged(rows: list[dict]) -> list[tuple[dict, str, float]]:
+    """(row, scope, its largest Spearman correlation with that copy) for each method and copy
+    above the goal, highest first."""
+    out = []
+    for row in rows:
+        for scope in ("all", "logits"):
+            value = scope_correlation(row, scope)
+            if np.isfinite(value) and value > SANITY_GOAL:
+                out.append((row, scope, value))
+    return sorted(out, key=lambda item: -item[2])
+
+
+def unmeasured(rows: list[dict]) -> list[str]:
+    """Methods with no correlation with the fully randomised copy (constant maps on every clip): not a pass."""
+    return [r["method"] for r in rows if not np.isfinite(survival(r))]
+
+
+TREND = 0.5  # both models' map sizes follow the frame index at least this closely: a shared time course
+
+
+def shared_trend(row: dict, scope: str) -> tuple[float, float] | None:
+    """(trained, randomised) Spearman correlations of the maps' size per frame with the frame
+    index, when both have the same sign and are at least ``TREND`` in size: the two models' maps
+    grow (or shrink) alike through the clip; else None."""
+    trained, randomised = row.get("size_trend_trained"), row.get(f"size_trend_{scope}")
+    if trained is None or randomised is None or not (np.isfinite(trained) and np.isfinite(randomised)):
+        return None
+    if min(abs(trained), abs(randomised)) < TREND or np.sign(trained) != np.sign(randomised):
+        return None
+    return trained, randomised
+
+
+def time_course(trend: tuple[float, float]) -> str:
+    trained, randomised = trend
+    way = "grows toward the last frame" if trained > 0 else "shrinks toward the last frame"
+    return (
+        f"in both models the maps' size {way} (Spearman of the size per frame with the frame index: trained "
+        f"{trained:.2f}, randomised {randomised:.2f}), a time course the architecture sets whatever the weights "
+        "(through a recurrent model read at its last step, the gradient that reaches a frame shrinks with its "
+        "distance from the end)"
+    )
+
+
+def reason(row: dict, scope: str, priors: list[str], task: str = "sides") -> str:
+    """Why a method's maps stay alike under a randomisation, as far as the figures show it; a
+    gradient or CAM method above the goal over the clip is said to miss it unless it meets it
+    frame by frame and the two models share a time course (``shared_trend``)."""
+    method = row["method"]
+    if priors:
+        return f"the model's architecture prior ({priors[0]}) puts the maps where the mask is, whatever the weights"
+    known = KNOWN_REASONS.get(method)
+    trend, within = shared_trend(row, scope), frame_correlation(row, scope)
+    if trend is not None:
+        if np.isfinite(within) and within <= SANITY_GOAL:
+            return (
+                f"frame by frame the maps change (Spearman at most {within:.2f}: the goal is met within frames); "
+                f"over the clip they stay alike because {time_course(trend)}"
+            )
+        if not np.isfinite(within):  # a frame curve: its time course is all there is
+            known = time_course(trend)
+    if scope == "logits" and task != "angle":
+        values = {k: row.get(f"spearman_logits{k}") for k in ("", "_signed", "_read")}
+        finite = {k: v for k, v in values.items() if v is not None and np.isfinite(v)}
+        everything = survival(row)
+        if (
+            finite
+            and max(finite, key=finite.get) == ""
+            and finite.get("_read", 1.0) <= SANITY_GOAL
+            and finite.get("_signed", 1.0) <= SANITY_GOAL
+            and np.isfinite(everything)
+            and everything <= SANITY_GOAL
+        ):
+            known = (
+                "only the magnitudes stay alike (the signed map and the map as read change), and with every weight "
+                f"randomised the map moves (at most {everything:.2f}); the features fire on the moving shape, so "
+                "the magnitude of any read-out of them is large there"
+            )
+    if method in GOAL_METHODS:
+        return f"**misses the goal** for gradient and CAM methods{'; a likely reason: ' + known if known else ''}"
+    return known or "no known reason: treat its maps with suspicion on this model"
+
+
+def model_section(name: str, entry: dict) -> list[str]:
+    sanity = entry["sanity"]
+    clips = sanity["clips"]
+    kind = "didactic, with an architecture prior" if entry["priors"] else "no architecture prior"
+    lines = [f"## {name}", "", f"`{entry['arch']}` on the {entry['task']} task, {kind}; {entry['headline']}."]
+    for prior in entry["priors"]:
+        lines.append(f"Architecture prior: {prior}.")
+    pause = PAUSE_TEXT[sanity["options"].get("pause", False)]
+    lines += [
+        "",
+        f"Sanity and localisation on {clips} clips (seed {sanity['seed']}, noise "
+        f"{sanity['options']['noise']:g}, {sanity['options']['distractors']} distractors{pause}), explaining "
+        f"{sanity['target']}; Spearman of the magnitudes, of the signed maps and of the maps as read, over the "
+        "whole clip (— where a method ignores the target, so the output layer cannot change it), and frame by "
+        "frame (the mean over frames of each frame's correlation: where in the frame, not which frame); "
+        "pointing and ranks on frames 1 to T-1.",
+        "",
+    ]
+    lines += _table(
+        sanity["rows"],
+        [
+            ("Spearman", SANITY_COLUMNS, ""),
+            ("trained", LOCALISATION_COLUMNS, ""),
+            ("randomised", [c for c in LOCALISATION_COLUMNS if c[0] != "pointing_chance"], "random_"),
+        ],
+        clips,
+    )
+    over, missing = flagged(sanity["rows"]), unmeasured(sanity["rows"])
+    lines.append("")
+    if not over and not missing:
+        lines.append(f"Every method's maps change with the weights (every correlation at most {SANITY_GOAL}).")
+    for row, scope, value in over:
+        sign = "⚠ survives randomisation" if scope == "all" and value > SURVIVES else f"above {SANITY_GOAL}"
+        why = reason(row, scope, entry["priors"], entry.get("task", "sides"))
+        lines.append(f"- `{row['method']}`, {SCOPE_TEXT[scope]} ({sign}, Spearman up to {value:.2f}): {why}.")
+    for method in missing:
+        lines.append(f"- `{method}`: not measured (its maps were constant on every clip), so not a pass.")
+    if entry.get("skipped"):
+        lines.append(f"Not run on this model: {', '.join(f'`{m}`' for m in entry['skipped'])}.")
+    temporal = entry.get("temporal")
+    if temporal:
+        frames = entry.get("frames", 32)
+        lines += [
+            "",
+            f"Temporal truth on {temporal['clips']} clips with a pause (seed {temporal['seed']}): how high each "
+            f"frame curve ranks the pause frames. Chance: a mean rank of (T+1)/2T = {(frames + 1) / (2 * frames):.2f} "
+            "and the pause share of the clip in the top k.",
+            "",
+        ]
+        lines += _table(temporal["rows"], [("curve", TEMPORAL_COLUMNS, "")], temporal["clips"])
+    return lines + [""]
+
+
+def to_markdown(evaluation: dict, command: str) -> str:
+    """EVALUATION.md: a summary of every model, then one section per model."""
+    models = evaluation["models"]
+    lines = [
+        "# Evaluation of the model zoo",
+        "",
+        f"Generated by `{command}`. Each figure is the mean over "
+        f"{evaluation['clips']} held-out Moving Shapes clips ± its standard error over the clips. "
+        "Spearman: rank correlation between the maps of the trained model and of a copy with the output "
+        "layer, or every weight, randomised (Adebayo et al. 2018); near 0 means the map depends on what was "
+        f"randomised. Goal: at most {SANITY_GOAL} for every gradient and CAM method; above {SURVIVES} with every "
+        "weight randomised (⚠) the app warns that the method's maps survive randomisation. Over the whole clip "
+        "two maps also correlate when their size changes alike from frame to frame, so the correlation is given "
+        "frame by frame as well, and a method above the goal over the clip but not within frames is named with "
+        "the time course both models share. Pointing game: the "
+        "share of frames whose map peaks within its tolerance of the moving shape (Zhang et al. 2016's 15 pixels, "
+        "scaled to 15 per 224 of the frame's side: 7.5 on a 112-pixel frame; by chance: the share of the frame "
+        "that close to the shape); peak on shape: on the shape itself; target / shapes and target / all: report "
+        "001's rank ratios (1 = no preference)."
+        + (
+            f" TSR, which takes minutes a clip on a CPU, was run on the first {evaluation['slow_clips']} clips "
+            "(its figures say n)."
+            if evaluation.get("slow_clips") and _fewer_clips(evaluation)
+            else ""
+        ),
+        "",
+        f"| model | prior | task figure | Grad-CAM pointing game, trained | randomised | peak on shape, trained "
+        "| randomised "
+        f"| above {SANITY_GOAL} (copy) |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for name, entry in models.items():
+        rows = entry["sanity"]["rows"]
+        gradcam = next((r for r in rows if r["method"] == "gradcam"), None)
+        pointing, random, on_shape, random_on_shape = (
+            cell(gradcam, key, "pct") if gradcam else "n/a"
+            for key in ("pointing", "random_pointing", "inside", "random_inside")
+        )
+        over = ", ".join(
+            [f"`{r['method']}` ({'all' if scope == 'all' else 'output layer'})" for r, scope, _ in flagged(rows)]
+            + [f"`{m}` (not measured)" for m in unmeasured(rows)]
+        )
+        over = over or "none"
+        prior = "yes" if entry["priors"] else "no"
+        lines.append(
+            f"| {name} | {prior} | {entry['headline']} | {pointing} | {random} | {on_shape} | {random_on_shape} "
+            f"| {over} |"
+        )
+    lines += [
+        "",
+        "A model with a prior computes where to look by formula: its maps localise well and fail the sanity "
+        f"check. Only didactic models, whose names end in `{GATED_SUFFIX}`, may have one (issue 16): the zoo refuses "
+        "to load one under any other name.",
+        "",
+    ]
+    for name, entry in models.items():
+        lines += model_section(name, entry)
+    return "\n".join(lines).rstrip() + "\n"
