@@ -272,23 +272,14 @@ def sanity_scores(spec, trained: list, randomised: list, scope: str) -> dict:
     ``_frames_signed``, ``_frames_read``); and the copy's ``size_trend_SCOPE``, how the size of its
     maps follows the frame index."""
     pairs = list(zip(_maps(trained), _maps(randomised), strict=True))
+    views = {"": np.abs, "_signed": np.asarray, "_read": lambda m: read_map(m, spec.reading)}
     row: dict = {}
-    _put(row, f"spearman_{scope}", [spearman(np.abs(a), np.abs(b)) for a, b in pairs])
-    _put(row, f"spearman_{scope}_signed", [spearman(a, b) for a, b in pairs])
-    _put(
-        row,
-        f"spearman_{scope}_read",
-        [spearman(read_map(a, spec.reading), read_map(b, spec.reading)) for a, b in pairs],
-    )
+    for suffix, view in views.items():
+        _put(row, f"spearman_{scope}{suffix}", [spearman(view(a), view(b)) for a, b in pairs])
     _put(row, f"spearman_{scope}_support", [spearman(np.abs(a), np.abs(b), support=True) for a, b in pairs])
     if all(a.ndim == 3 for a, _ in pairs):  # spatial maps: the same frame by frame
-        _put(row, f"spearman_{scope}_frames", [spearman_per_frame(np.abs(a), np.abs(b)) for a, b in pairs])
-        _put(row, f"spearman_{scope}_frames_signed", [spearman_per_frame(a, b) for a, b in pairs])
-        _put(
-            row,
-            f"spearman_{scope}_frames_read",
-            [spearman_per_frame(read_map(a, spec.reading), read_map(b, spec.reading)) for a, b in pairs],
-        )
+        for suffix, view in views.items():
+            _put(row, f"spearman_{scope}_frames{suffix}", [spearman_per_frame(view(a), view(b)) for a, b in pairs])
     _put(row, f"size_trend_{scope}", [size_trend(b) for _, b in pairs])
     return row
 
@@ -333,15 +324,18 @@ def target_free(spec) -> bool:
     return "temporal_attention" in spec.requires
 
 
+def _largest(row: dict, keys: list[str]) -> float:
+    values = [row[k] for k in keys if row.get(k) is not None and np.isfinite(row[k])]
+    return max(values) if values else float("nan")
+
+
 def scope_correlation(row: dict, scope: str) -> float:
     """The largest of a row's Spearman correlations with the ``scope`` copy ("all" or "logits"):
     magnitudes, signed maps, maps as read; NaN when there is none (and for the output-layer copy
     of a target-free method, which cannot change it)."""
     if scope == "logits" and row.get("target_free"):
         return float("nan")
-    keys = [f"spearman_{scope}{suffix}" for suffix in ("", "_signed", "_read")]
-    values = [row[k] for k in keys if row.get(k) is not None and np.isfinite(row[k])]
-    return max(values) if values else float("nan")
+    return _largest(row, [f"spearman_{scope}{suffix}" for suffix in ("", "_signed", "_read")])
 
 
 def frame_correlation(row: dict, scope: str) -> float:
@@ -350,9 +344,7 @@ def frame_correlation(row: dict, scope: str) -> float:
     without spatial maps (or, for the output-layer copy, one that ignores the target)."""
     if scope == "logits" and row.get("target_free"):
         return float("nan")
-    keys = [f"spearman_{scope}_frames{suffix}" for suffix in ("", "_signed", "_read")]
-    values = [row[k] for k in keys if row.get(k) is not None and np.isfinite(row[k])]
-    return max(values) if values else float("nan")
+    return _largest(row, [f"spearman_{scope}_frames{suffix}" for suffix in ("", "_signed", "_read")])
 
 
 def survival(row: dict) -> float:
