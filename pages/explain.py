@@ -88,12 +88,10 @@ with left:
     target = widgets.target_widget(model, prediction)
     params = {}
     for spec in specs:
-        if spec.params:
-            with st.expander(f"{spec.name} settings", expanded=len(specs) == 1):
-                st.caption(spec.description)
-                params[spec.name] = widgets.param_widgets(spec, model)
-        else:
-            params[spec.name] = {}
+        label = f"{spec.name}: settings and references" if spec.params else f"{spec.name}: references"
+        with st.expander(label, expanded=len(specs) == 1 and bool(spec.params)):
+            widgets.method_help(spec)
+            params[spec.name] = widgets.param_widgets(spec, model) if spec.params else {}
 
 with right:
     explanations, failures = {}, []

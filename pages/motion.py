@@ -46,8 +46,8 @@ with left:
     )
     spec = next(s for s in usable if s.name == method)
     target = widgets.target_widget(model, prediction)
-    with st.expander(f"{method} settings"):
-        st.caption(spec.description)
+    with st.expander(f"{method}: settings and references"):
+        widgets.method_help(spec)
         params = widgets.param_widgets(spec, model)
     top_help = "arrows where the score is most sensitive to the flow (largest |d score / d flow|)"
     top_n = st.slider("Top flow vectors", 5, 200, 30, 5, key="motion_top", persist_state="page", help=top_help)
@@ -56,8 +56,8 @@ with left:
     st.subheader("Trajectories")
     trajectory_spec = get_method("trajectories")
     farneback = {p.name: params[p.name] for p in FARNEBACK_PARAMS if p.name in params}
-    with st.expander("trajectories settings"):
-        st.caption(trajectory_spec.description + " (Farneback settings as above)")
+    with st.expander("trajectories: settings and references"):
+        widgets.method_help(trajectory_spec, " (Farneback settings as above)")
         trajectory_params = widgets.param_widgets(trajectory_spec, model, skip=tuple(farneback))
     history = st.slider("Track history (frames)", 1, 32, 10, key="motion_history", persist_state="page")
 

@@ -46,7 +46,8 @@ with left:
     )
     spec = get_method(method)
     target = widgets.target_widget(model, prediction)
-    with st.expander(f"{method} settings", expanded=True):
+    with st.expander(f"{method}: settings and references", expanded=True):
+        widgets.method_help(spec)
         params = widgets.param_widgets(spec, model)
     try:
         resolved = spec.resolve_params(params)

@@ -68,6 +68,13 @@ def test_several_methods_side_by_side_on_one_timeline(zoo):
         if trace.get("name"):  # common normalisation: every curve ÷ its largest magnitude
             y = values(trace["y"])
             assert len(y) == 8 and np.abs(y).max() == pytest.approx(1.0)
+    # each chosen method's help gives the full reference of what it cites (docs/references.md)
+    labels = [e.label for e in at.expander]
+    for name in ("gradcam", "saliency", "attention_cls"):
+        assert any(label.startswith(f"{name}: ") and label.endswith("references") for label in labels), labels
+    help_text = " ".join(m.value for m in at.markdown)
+    assert "*Grad-CAM: Visual Explanations from Deep Networks via Gradient-Based Localization.* ICCV 2017" in help_text
+    assert "*Deployment and Explanation of Deep Models for Endoscopy Video Classification.*" in help_text  # 000
     computed = [c.value for c in at.caption if c.value.startswith("Computed in")]
     assert len(computed) == 1 and "(gradcam)" in computed[0] and "(attention_cls)" in computed[0]
     # the strip moves with the scrubber; the maps follow

@@ -11,6 +11,7 @@ from conftest import small_model
 
 from xai_core.cli import main
 from xai_core.data.moving_shapes import ShapesOptions, generate
+from xai_core.models.base import ModelError
 from xai_core.models.checkpoint import load_checkpoint
 from xai_core.models.training import (
     ROBUSTNESS_CONDITIONS,
@@ -187,6 +188,33 @@ def test_an_interrupted_run_resumes_where_it_stopped(tmp_path):
     assert said[0] == "resuming a at step 2"
     assert [p["step"] for p in card["training"]["curve"]] == [2, 4]
     assert "mae_degrees" in card["metrics"]["test"]["noise8_distractors2"]
+
+
+@pytest.mark.parametrize(
+    "content, said",
+    [
+        ("pickle", "is refused: it is not a resume file this command wrote (its pickle needs code to load: xai_core"),
+        (b"<html>not found</html>", "is not a resume file this command wrote (UnpicklingError"),
+        ({"step": 3}, "is not a resume file this command wrote; delete it to start over"),
+    ],
+    ids=["code", "damaged", "foreign"],
+)
+def test_a_resume_file_that_is_not_ours_is_refused_in_one_line(tmp_path, content, said, recwarn):
+    """A stale or planted resume file: one line naming it, no torch advice to disable weights_only."""
+    resume = tmp_path / "a.resume.pt"
+    if content == "pickle":
+        torch.save({"net": {}, "hook": TrainSettings(arch="r3d", task="sides", out="x")}, resume)
+    elif isinstance(content, bytes):
+        resume.write_bytes(content)
+    else:
+        torch.save(content, resume)
+    settings = TrainSettings(arch="cnn_lstm", task="angle", out=str(tmp_path / "a"), **TINY)
+    with pytest.raises(ModelError) as caught:
+        train(settings, log=lambda message: None)
+    message = str(caught.value)
+    assert message.startswith("a.resume.pt ") and said in message, message
+    assert "\n" not in message and "weights_only" not in message
+    assert not [w for w in recwarn if "torch" in str(w.filename)]
 
 
 def test_a_killed_run_continues_from_its_last_resume_file_between_validations(tmp_path, monkeypatch):

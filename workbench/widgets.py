@@ -6,6 +6,7 @@ from __future__ import annotations
 import numpy as np
 import streamlit as st
 
+from xai_core.citations import full_reference
 from xai_core.methods.machinery.registry import MethodSpec
 from xai_core.models.base import VideoModel
 
@@ -129,3 +130,12 @@ def param_widgets(spec: MethodSpec, model: VideoModel, skip: tuple[str, ...] = (
                 st.text_input(p.name, value=p.default or "", key=key, help=p.help, persist_state="page") or None
             )
     return params
+
+
+def method_help(spec: MethodSpec, note: str = "") -> None:
+    """What ``spec`` computes (its description, with ``note`` after it) and the full reference of
+    every paper or library it cites (docs/references.md), one line each."""
+    st.caption(spec.description + note)
+    if spec.references:
+        lines = [f"- {full_reference(name) or name}" for name in spec.references]
+        st.markdown("**References**\n" + "\n".join(lines))

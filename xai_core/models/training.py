@@ -20,11 +20,13 @@ from __future__ import annotations
 
 import json
 import math
+import pickle
 import shlex
 import signal
 import sys
 import threading
 import time
+import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field, replace
@@ -36,11 +38,11 @@ from torch.nn import functional as F
 
 from ..data.moving_shapes import TASK_LABELS, ShapesOptions, clip_shape, generate
 from .backbones import load_backbone_weights
-from .base import InputSpec, VideoModel, normalise_frames
+from .base import InputSpec, ModelError, VideoModel, normalise_frames
 from .checkpoint import checkpoint_stem, make_card, save_checkpoint
 from .priors import check_priors
 from .registry import ARCHITECTURES, build_model
-from .weights import read_state_dict
+from .weights import needed_code, read_state_dict
 
 TASK_KIND = {"sides": "classification", "angle": "regression", "pause": "classification"}
 ANGLE_OFFSET, ANGLE_SCALE = 135.0, 135.0  # angle outputs live in [0, 270)
@@ -377,6 +379,32 @@ class ProgressLog:
             self.file = None
 
 
+def read_resume_file(path: Path, device: torch.device | str) -> dict:
+    """The state a stopped run saved (weights, optimiser, step, ...), read with weights_only=True.
+    A file that is not one: one line saying so, without torch's advice to trust the file."""
+    try:
+        with warnings.catch_warnings():  # torch's warnings about the file say nothing a user can act on here
+            warnings.simplefilter("ignore")
+            state = torch.load(path, weights_only=True, map_location=device)
+    except pickle.UnpicklingError as exc:
+        needed = needed_code(exc)
+        if needed is not None:
+            raise ModelError(
+                f"{path.name} is refused: it is not a resume file this command wrote (its pickle needs code to load: "
+                f"{needed}) and is not loaded; delete it to start over"
+            ) from None
+        raise ModelError(
+            f"{path.name} is not a resume file this command wrote (UnpicklingError); delete it to start over"
+        ) from None
+    except (OSError, RuntimeError, EOFError, ValueError, KeyError, IndexError) as exc:
+        raise ModelError(
+            f"{path.name} is not a resume file this command wrote ({type(exc).__name__}); delete it to start over"
+        ) from None
+    if not isinstance(state, dict) or "net" not in state:
+        raise ModelError(f"{path.name} is not a resume file this command wrote; delete it to start over")
+    return state
+
+
 def train(s: TrainSettings, command: str | None = None, log=print, stop: StopRequest | None = None) -> dict:
     """Train, validate, keep the best checkpoint, test it; returns the model card.
 
@@ -442,7 +470,7 @@ def _train(s: TrainSettings, command: str | None, log, stop: StopRequest, progre
     if s.backbone_weights:
         load_backbone_weights(model.net.frame_encoder, s.backbone_weights)
     resume = Path(f"{stem}.resume.pt")
-    state = torch.load(resume, weights_only=True, map_location=device) if resume.exists() else None
+    state = read_resume_file(resume, device) if resume.exists() else None
     start_weights = None
     if state is not None and "init_from" in state:  # what the run started from, as its first session recorded it
         start_weights = json.loads(state["init_from"])

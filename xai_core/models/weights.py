@@ -18,7 +18,7 @@ from .base import ModelError
 TORCH_SUFFIXES = (".pt", ".pth")
 
 
-def _needed_code(exc: Exception) -> str | None:
+def needed_code(exc: Exception) -> str | None:
     """The first global a refused pickle asks for (e.g. "io.open"), from torch's message; None when
     the file was not refused for code (it is not a pickle torch can read)."""
     found = re.search(r"(?:Unsupported global: GLOBAL|unsupported GLOBAL) ([\w.]+)", str(exc))
@@ -51,7 +51,7 @@ def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
                 warnings.simplefilter("ignore")
                 state = torch.load(path, map_location="cpu", weights_only=True)
         except pickle.UnpicklingError as exc:
-            needed = _needed_code(exc)
+            needed = needed_code(exc)
             if needed is not None:
                 raise refused_pickle(path.name, f"a pickle that needs code to load (it calls {needed})") from None
             if _is_plain_pickle(path):

@@ -17,6 +17,8 @@ import pkgutil
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from ...citations import references_section
+
 METHODS_PACKAGE = __name__.rsplit(".", 2)[0]  # xai_core.methods
 MACHINERY = __name__.rsplit(".", 1)[0]  # this sub-package, which holds no method
 
@@ -186,9 +188,22 @@ def register(
             reading,
             applies,
         )
+        _link_references(fn, tuple(references))
         return fn
 
     return add
+
+
+def _link_references(fn: Callable, references: tuple[str, ...]) -> None:
+    """End ``fn``'s docstring with its references and their links, indented as the docstring is,
+    so that ``help(fn)`` names where each is written out in full."""
+    section = references_section(references)
+    doc = fn.__doc__ or ""
+    if not section or "References (full entries" in doc:
+        return
+    body = [line for line in doc.splitlines()[1:] if line.strip()]
+    indent = min((len(line) - len(line.lstrip()) for line in body), default=0)
+    fn.__doc__ = doc.rstrip() + "\n\n" + "".join(" " * indent + line + "\n" for line in section.splitlines())
 
 
 def get_method(name: str) -> MethodSpec:
