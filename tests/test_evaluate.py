@@ -201,6 +201,15 @@ def test_suites_on_a_small_model(suite):
     assert result["target"] == ("the true pause" if suite == "temporal" else "the true sides")
     table = to_markdown(result)
     assert table.count("\n| `") == len(methods)
+    if suite == "sanity":  # frame by frame and the time course sit beside the whole-clip figures
+        gradcam = result["rows"][0]
+        assert "| all weights randomised, frame by frame |" in table
+        line = next(x for x in table.splitlines() if x.startswith("| `gradcam`"))
+        assert cell(gradcam, "spearman_all_frames", "ratio") == line.split(" | ")[6]
+        assert np.isfinite(gradcam["spearman_all_frames"])
+        assert table_rows(result)[0]["all randomised: map size vs frame index"] == cell(
+            gradcam, "size_trend_all", "ratio"
+        )
 
 
 def test_summarise_is_the_mean_of_clip_means_with_its_standard_error():
@@ -245,6 +254,12 @@ def test_survival_and_its_warning():
     assert np.isnan(scope_correlation(attention, "logits"))  # its output layer plays no part
     assert scope_correlation({**attention, "target_free": False}, "logits") == 1.0
     assert np.isnan(survival({"method": "gradcam", "inside": 0.9}))
+    # alike over the clip, not frame by frame: the warning says that only the maps' size per frame survives
+    recurrent = {**row, "spearman_all_frames": 0.05, "spearman_all_frames_signed": 0.31}
+    said = survival_warning(recurrent)
+    assert said.startswith("gradcam: over the clip its maps survive randomising the model (Spearman 0.70 > 0.5)")
+    assert "frame by frame they do not (0.31)" in said and "read each frame's map" in said
+    assert survival_warning({**recurrent, "spearman_all_frames_signed": 0.6}).startswith("gradcam: its maps survive")
 
 
 def test_localization_beside_the_randomised_model():
@@ -265,7 +280,8 @@ def test_localization_beside_the_randomised_model():
     assert "random_inside" not in plain["rows"][0] and plain["randomised"] is False
     assert [r["method"] for r in table_rows(plain)] == ["gradcam"]
     # a method whose maps survive randomisation gets a warning under the table and a mark in it
-    survived = {**result, "rows": [{**first, "spearman_all": 0.93}]}
+    clip_only = {k: v for k, v in first.items() if "_frames" not in k}  # (as measured before the frame figures)
+    survived = {**result, "rows": [{**clip_only, "spearman_all": 0.93}]}
     assert "**Warning:** gradcam: its maps survive randomising the model (Spearman 0.93 > 0.5)" in to_markdown(survived)
     assert table_rows(survived)[0]["survives randomisation (Spearman)"] == "⚠ 0.93"
 

@@ -381,6 +381,10 @@ COLUMNS = {
         ("spearman_logits_signed", "output layer randomised, signed", "ratio"),
         ("spearman_all", "Spearman, all weights randomised", "ratio"),
         ("spearman_all_signed", "all weights randomised, signed", "ratio"),
+        ("spearman_logits_frames", "output layer randomised, frame by frame", "ratio"),
+        ("spearman_all_frames", "all weights randomised, frame by frame", "ratio"),
+        ("size_trend_trained", "trained: map size vs frame index", "ratio"),
+        ("size_trend_all", "all randomised: map size vs frame index", "ratio"),
         ("pointing", "pointing game", "pct"),
         ("random_pointing", "randomised: pointing game", "pct"),
         ("inside", "peak on shape", "pct"),
@@ -453,6 +457,13 @@ def survival_warning(row: dict) -> str | None:
     value = survival(row)
     if not np.isfinite(value) or value <= SURVIVES:
         return None
+    within = frame_correlation(row, "all")
+    if np.isfinite(within) and within <= SURVIVES:  # what survives is the maps' size from frame to frame
+        return (
+            f"{row['method']}: over the clip its maps survive randomising the model (Spearman {value:.2f} > "
+            f"{SURVIVES}), frame by frame they do not ({within:.2f}): the maps' size from frame to frame is set by "
+            "the architecture, not by what this model learned; read each frame's map, not the frame curve"
+        )
     return (
         f"{row['method']}: its maps survive randomising the model (Spearman {value:.2f} > {SURVIVES}), "
         "so they do not show what this model learned"
