@@ -3,10 +3,12 @@ shared timeline; attention as a colour strip; the vanishing-saliency chart for c
 
 from __future__ import annotations
 
+from dataclasses import astuple
+
 import streamlit as st
 
 from workbench import caches, sanity, sidebar, user_models, widgets
-from xai_core import render, vanishing
+from xai_core import display, render, vanishing
 from xai_core.evaluate import suites
 from xai_core.explanation import TargetError, prediction_text
 from xai_core.methods.machinery.registry import MethodError, method_specs
@@ -129,17 +131,8 @@ with right:
         )
         st.plotly_chart(figure, key="importance_curve", on_select=on_curve_select, selection_mode="points")
 
-    c1, c2, c3, c4 = st.columns(4)
-    opacity = c1.slider("Opacity", 0.0, 1.0, 0.6, 0.05, key="opacity", persist_state="page")
-    cmap = c2.selectbox("Colour map", list(render.COLORMAPS), key="cmap", persist_state="page")
-    mode = c3.selectbox(
-        "Show",
-        list(render.MODES),
-        key="mode",
-        help="positive: evidence for the target; abs: magnitude; signed: for (red) and against (blue)",
-        persist_state="page",
-    )
-    outline = c4.checkbox(
+    style = widgets.style_widgets("")
+    outline = st.checkbox(
         "Outline shape",
         value=True,
         key="outline",
@@ -154,16 +147,18 @@ with right:
     caption = f"frame {frame} of {frames}" + (f" (video frame {where})" if where >= 0 else " (padding)")
     original = clip.frames[frame]
     tiles = [(render.outline(original, mask) if mask is not None else original, f"original · {caption}")]
+    tiles = [(render.beside_colorbars(render.upscale(image, ZOOM)), text) for image, text in tiles]
     for name, expl in spatial.items():
-        scale = render.clip_scale(expl.spatial, mode)  # one scale per method over the whole clip
-        shown = render.overlay(original, expl.spatial[frame], opacity=opacity, cmap=cmap, mode=mode, scale=scale)
+        shown = display.overlay_frame(original, expl.spatial, frame, style)
         if mask is not None:
             shown = render.outline(shown, mask)
+        floor, ceiling = display.display_range(expl.spatial, style)
+        shown = render.with_colorbar(render.upscale(shown, ZOOM), style, float(floor[frame]), float(ceiling[frame]))
         tiles.append((shown, f"{name} for {expl.meta['target_description']} · {caption}"))
     for row in range(0, len(tiles), PER_ROW):
         columns = st.columns(PER_ROW if len(tiles) > 2 else 2)
         for column, (image, text) in zip(columns, tiles[row : row + PER_ROW], strict=False):
-            column.image(render.upscale(image, ZOOM), caption=text, width="stretch", output_format="PNG")
+            column.image(image, caption=text, width="stretch", output_format="PNG")
 
     for name, expl in explanations.items():
         if expl.spatial is None:  # attention over frames: the colour strip under the frames
@@ -191,7 +186,7 @@ with right:
         d1.download_button(
             "Download overlay video (mp4)",
             data=caches.overlay_video_bytes(
-                clip.content_hash(), expl_key, "mp4", opacity, cmap, mode, clip.frames, expl.spatial
+                clip.content_hash(), expl_key, "mp4", astuple(style), clip.frames, expl.spatial
             ),
             file_name=f"{model.name}_{shown_name}.mp4",
             mime="video/mp4",
@@ -200,7 +195,7 @@ with right:
         d2.download_button(
             "Download overlay GIF",
             data=caches.overlay_video_bytes(
-                clip.content_hash(), expl_key, "gif", opacity, cmap, mode, clip.frames, expl.spatial
+                clip.content_hash(), expl_key, "gif", astuple(style), clip.frames, expl.spatial
             ),
             file_name=f"{model.name}_{shown_name}.gif",
             mime="image/gif",

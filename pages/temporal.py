@@ -7,12 +7,13 @@ from __future__ import annotations
 
 import io
 import zipfile
+from dataclasses import replace
 
 import numpy as np
 import streamlit as st
 
 from workbench import caches, jobs, runs, sidebar, widgets
-from xai_core import render
+from xai_core import display, render
 from xai_core.evaluate import key_frame_overlap, key_frames
 from xai_core.explanation import TargetError, prediction_text
 from xai_core.methods.machinery.planning import LONG_METHODS
@@ -137,20 +138,19 @@ with right:
         if np.isfinite(overlap) else "No key frames at this threshold."
     )  # fmt: skip
     if expl.spatial is not None:
-        c1, c2, c3 = st.columns(3)
-        opacity = c1.slider("Opacity", 0.0, 1.0, 0.6, 0.05, key="temporal_opacity", persist_state="page")
-        cmap = c2.selectbox("Colour map", list(render.COLORMAPS), key="temporal_cmap", persist_state="page")
-        mode = c3.selectbox("Show", list(render.MODES), key="temporal_mode", persist_state="page")
+        style = widgets.style_widgets("temporal_")
         original = clip.frames[frame]
-        scale = render.clip_scale(expl.spatial, mode)
-        shown = render.overlay(original, expl.spatial[frame], opacity=opacity, cmap=cmap, mode=mode, scale=scale)
-        tiles = [(original, f"frame {frame}"), (shown, f"{method} · frame {frame}")]
-        if "base_map" in expl.extras:
-            base = expl.extras["base_map"]
-            tiles.append((render.overlay(original, base[frame], opacity=opacity, cmap=cmap, mode="abs",
-                                         scale=render.clip_scale(base, "abs")), "base map (magnitude)"))  # fmt: skip
+        tiles = [(render.beside_colorbars(render.upscale(original, ZOOM)), f"frame {frame}")]
+        maps = [(expl.spatial, style, f"{method} · frame {frame}")]
+        if "base_map" in expl.extras:  # the base method's magnitude, in the same colours and range
+            magnitude = replace(style, mode="abs", cmap=style.cmap if style.mode != "signed" else "turbo")
+            maps.append((expl.extras["base_map"], magnitude, "base map (magnitude)"))
+        for spatial, shown_style, text in maps:
+            floor, ceiling = display.display_range(spatial, shown_style)
+            shown = render.upscale(display.overlay_frame(original, spatial, frame, shown_style), ZOOM)
+            tiles.append((render.with_colorbar(shown, shown_style, float(floor[frame]), float(ceiling[frame])), text))
         for column, (image, text) in zip(st.columns(len(tiles)), tiles, strict=True):
-            column.image(render.upscale(image, ZOOM), caption=text, width="stretch", output_format="PNG")
+            column.image(image, caption=text, width="stretch", output_format="PNG")
     if method == "tsr":
         picked = int(np.sum(expl.extras["selected"]))
         st.caption(f"alpha = {expl.meta['alpha']:.4g}: {picked} of {frames} frames got feature relevance.")

@@ -101,3 +101,29 @@ def wait_for_job(at, seconds: float = 120) -> None:
             return
         assert time.monotonic() < deadline, "the job did not finish"
         time.sleep(0.3)
+
+
+@pytest.fixture
+def shown_images(monkeypatch):
+    """The pictures an AppTest page showed, as arrays: ``shown_images(image_element)`` ->
+    uint8 [H,W,3] RGB (every file the page hands to Streamlit's media store is kept by its id)."""
+    import cv2
+    from streamlit.runtime.memory_media_file_storage import MemoryMediaFileStorage
+
+    files: dict[str, bytes] = {}
+    original = MemoryMediaFileStorage.load_and_get_id
+
+    def keep(self, path_or_data, mimetype, kind, filename=None):
+        file_id = original(self, path_or_data, mimetype, kind, filename)
+        if isinstance(path_or_data, bytes):
+            files[file_id] = path_or_data
+        return file_id
+
+    monkeypatch.setattr(MemoryMediaFileStorage, "load_and_get_id", keep)
+
+    def read(element) -> np.ndarray:
+        file_id = element.proto.imgs[0].url.rsplit("/", 1)[1].split(".")[0]
+        image = cv2.imdecode(np.frombuffer(files[file_id], np.uint8), cv2.IMREAD_COLOR)
+        return image[..., ::-1].copy()
+
+    return read

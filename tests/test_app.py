@@ -92,7 +92,7 @@ def test_display_controls_change_the_overlay_only(zoo):
     overlay_url, original_url = at.get("image")[1].proto.imgs[0].url, at.get("image")[0].proto.imgs[0].url
     computed = [c for c in captions(at) if c.startswith("Computed in")]
     at.slider(key="opacity").set_value(1.0).run()
-    at.selectbox(key="cmap").set_value("inferno").run()
+    at.selectbox(key="cmap_positive").set_value("inferno").run()
     at.selectbox(key="mode").set_value("signed").run()
     assert_clean(at)
     assert at.get("image")[1].proto.imgs[0].url != overlay_url

@@ -74,8 +74,46 @@ def test_explain_writes_explanation_and_h264_overlay(tiny_checkpoints, tmp_path,
     with av.open(str(overlay)) as container:
         stream = container.streams.video[0]
         assert stream.codec_context.name == "h264"
-        assert sum(1 for _ in container.decode(stream)) == 8
+        decoded = np.stack([f.to_ndarray(format="rgb24") for f in container.decode(stream)])
+    assert len(decoded) == 8
+    # drawn in the default style, 3x enlarged, each frame with its colour bar (H.264 is lossy)
+    import xai_core
+    from xai_core.display import Style
+    from xai_core.render import styled_overlays
+
+    model = xai_core.load_model("tiny_r3d", device="cpu")
+    clip = xai_core.load_video("shapes:4", model=model)
+    with np.load(out_dir / "explanation.npz") as npz:
+        expected = styled_overlays(clip.frames, npz["spatial"], Style(), zoom=3)
+    assert decoded.shape == expected.shape == (8, 192, 192 + 4 + 64, 3)
+    assert np.abs(decoded.astype(float) - expected).mean() < 6
     assert "wrote" in out
+
+
+def test_explain_overlay_style_is_checked_before_the_model_loads(tiny_checkpoints, tmp_path, capsys):
+    argv = [
+        "explain",
+        "--model",
+        "tiny_r3d",
+        "--video",
+        "shapes:4",
+        "--method",
+        "gradcam",
+        "--out",
+        str(tmp_path / "e"),
+    ]
+    argv += ["--overlay", str(tmp_path / "o.gif")]
+    code, _, err = run(capsys, *argv, "--show", "signed", "--cmap", "turbo")
+    assert code != 0 and "signed maps need a diverging colour map (bwr, orange-purple)" in err
+    code, _, err = run(capsys, *argv, "--contrast", "99")
+    assert code != 0 and "--contrast takes LOW,HIGH percentiles (e.g. 5,99), got '99'" in err
+    assert not (tmp_path / "e").exists()  # refused before anything ran
+    code, _, err = run(capsys, *argv, "--show", "signed", "--scale", "clip", "--contrast", "0,100", "--no-colorbar")
+    assert code == 0, err
+    from PIL import Image
+
+    with Image.open(tmp_path / "o.gif") as gif:
+        assert gif.size == (192, 192) and gif.n_frames == 8  # no colour bar
 
 
 def test_explain_gif_and_params(tiny_checkpoints, tmp_path, capsys):

@@ -15,6 +15,7 @@ import streamlit as st
 
 from xai_core import render
 from xai_core.api import explain, predict, prepare
+from xai_core.display import Style
 from xai_core.explanation import Explanation
 from xai_core.models.base import VideoModel
 from xai_core.models.zoo import load_model
@@ -98,16 +99,15 @@ def overlay_video_bytes(
     clip_hash: str,
     expl_key: str,
     fmt: str,
-    opacity: float,
-    cmap: str,
-    mode: str,
+    style: tuple,
     _frames: np.ndarray,
     _spatial: np.ndarray,
     fps: float = 8.0,
 ) -> bytes:
-    """The overlay of the whole clip (frames [T,H,W,3], map [T,H,W]) as an H.264 mp4 or a GIF, 3x enlarged."""
-    frames = render.overlay_clip(_frames, _spatial, opacity=opacity, cmap=cmap, mode=mode)
-    frames = np.stack([render.upscale(f, 3) for f in frames])
+    """The overlay of the whole clip (frames [T,H,W,3], map [T,H,W]) as an H.264 mp4 or a GIF, 3x
+    enlarged, drawn as on the page (``style``: the fields of its ``display.Style``) with each
+    frame's colour bar."""
+    frames = render.styled_overlays(_frames, _spatial, Style(*style), zoom=3)
     return encode_video(frames, fmt=fmt, fps=fps)
 
 

@@ -151,11 +151,12 @@ def _cmd_explain(args: argparse.Namespace) -> int:
 
     if args.overlay and Path(args.overlay).suffix.lower() not in (".mp4", ".gif"):
         raise ValueError(f"--overlay must end in .mp4 or .gif, got {args.overlay!r}")
+    style = _overlay_style(args)  # a style that cannot be drawn is said before the model loads
     params = parse_params(args.param)
     check_source(args.video)  # a video that cannot be read is said before torch and the model load
     from .api import explain
     from .explanation import prediction_text
-    from .render import overlay_clip
+    from .render import styled_overlays
 
     model = _load_model(args.model, args.device, args)
     clip = load_video(args.video, model=model)
@@ -165,7 +166,7 @@ def _cmd_explain(args: argparse.Namespace) -> int:
     if args.overlay:
         if expl.spatial is None:
             raise ValueError(f"{args.method} gives no spatial map to overlay")
-        frames = overlay_clip(clip.frames, expl.spatial, opacity=0.5, cmap="jet", mode="positive")
+        frames = styled_overlays(clip.frames, expl.spatial, style, zoom=args.zoom, colorbar=not args.no_colorbar)
         written.append(str(write_video(frames, args.overlay, fps=args.fps)))
     print(
         f"{model.name} on {clip.source}: {prediction_text(expl.prediction)}; {args.method} for "
@@ -180,6 +181,21 @@ def _cmd_explain(args: argparse.Namespace) -> int:
     for path in written:
         print(f"wrote {path}")
     return 0
+
+
+def _overlay_style(args: argparse.Namespace):
+    """The overlay's ``display.Style`` from --show, --cmap, --scale, --contrast and --opacity."""
+    from .display import Style
+
+    low, sep, high = args.contrast.partition(",")
+    try:
+        percentiles = {"low": float(low), "high": float(high)} if sep else None
+    except ValueError:
+        percentiles = None
+    if percentiles is None:
+        raise ValueError(f"--contrast takes LOW,HIGH percentiles (e.g. 5,99), got {args.contrast!r}")
+    changes = {"cmap": args.cmap} if args.cmap else {}
+    return Style.default_for(args.show, scale=args.scale, opacity=args.opacity, **percentiles, **changes)
 
 
 def _cmd_shapes(args: argparse.Namespace) -> int:
@@ -507,6 +523,23 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, help="folder for explanation.npz and explanation.json")
     p.add_argument("--overlay", help="also write the map over the frames as FILE.mp4 (H.264) or FILE.gif")
     p.add_argument("--fps", type=float, default=8.0, help="frame rate of the overlay video")
+    p.add_argument(
+        "--show",
+        default="positive",
+        choices=["positive", "abs", "signed"],
+        help="overlay: the positive part (evidence for the target), the magnitude, or both signs",
+    )
+    p.add_argument("--cmap", default=None, help="overlay colour map (default: turbo; bwr for --show signed)")
+    p.add_argument("--scale", default="frame", choices=["frame", "clip"], help="overlay: one range per frame or clip")
+    p.add_argument(
+        "--contrast",
+        default="5,99",
+        metavar="LOW,HIGH",
+        help="overlay: percentiles of the shown values drawn as nothing (LOW) and as full colour (HIGH)",
+    )
+    p.add_argument("--opacity", type=float, default=0.6, help="overlay: opacity of full colour")
+    p.add_argument("--zoom", type=int, default=3, help="overlay: enlarge the frames this many times")
+    p.add_argument("--no-colorbar", action="store_true", help="overlay: leave out the colour bar")
     p.set_defaults(func=_cmd_explain)
 
     p = sub.add_parser("shapes", help="write Moving Shapes clips with their ground truth")

@@ -1,7 +1,7 @@
 """Showing explanations: colour maps, overlays, plotly figures.
 
-This is the only place where maps are rescaled.  One scale is used for a whole clip (a high
-percentile of the map's magnitude), so frames can be compared with each other.
+How a map is coloured and scaled (per frame or per clip, the contrast, the colour maps fit for a
+reading, the colour bar) is ``display``'s; this module draws with it.
 """
 
 from __future__ import annotations
@@ -9,24 +9,19 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
+from . import display
 from .angles import screen_angle
 
-COLORMAPS = {
-    "jet": cv2.COLORMAP_JET,
-    "turbo": cv2.COLORMAP_TURBO,
-    "inferno": cv2.COLORMAP_INFERNO,
-    "viridis": cv2.COLORMAP_VIRIDIS,
-    "magma": cv2.COLORMAP_MAGMA,
-    "hot": cv2.COLORMAP_HOT,
-    "bwr": None,  # diverging blue - white - red, for signed maps
-}
-MODES = ("positive", "abs", "signed")
+COLORMAPS = display.COLORMAPS
+MODES = display.MODES
+colorize = display.colorize
 
 
 def clip_scale(spatial: np.ndarray, mode: str = "positive", percentile: float = 99.5) -> float:
     """One scale for a whole map [T,H,W]: the ``percentile`` of the values shown (positive part,
-    magnitude, or magnitude for signed maps); 1.0 when the map is all zero."""
-    values = np.maximum(spatial, 0) if mode == "positive" else np.abs(spatial)
+    magnitude, or magnitude for signed maps) that are not zero; 1.0 when the map is all zero.
+    (The pages draw explanations with ``display.Style``; this plain scale serves fixed views.)"""
+    values = display.shown_values(spatial, mode)
     nonzero = values[values > 0]
     if nonzero.size == 0:
         return 1.0
@@ -34,29 +29,8 @@ def clip_scale(spatial: np.ndarray, mode: str = "positive", percentile: float = 
 
 
 def normalise(heat: np.ndarray, mode: str, scale: float) -> np.ndarray:
-    """Map values to [0, 1] for display: positive part / magnitude / signed (0.5 = zero)."""
-    if mode not in MODES:
-        raise ValueError(f"mode must be one of {MODES}, not {mode!r}")
-    scale = scale if scale > 0 else 1.0
-    if mode == "positive":
-        return np.clip(heat / scale, 0, 1)
-    if mode == "abs":
-        return np.clip(np.abs(heat) / scale, 0, 1)
-    return np.clip(0.5 + 0.5 * heat / scale, 0, 1)
-
-
-def colorize(unit: np.ndarray, cmap: str = "jet") -> np.ndarray:
-    """Values in [0, 1] [...,H,W] -> RGB uint8 [...,H,W,3]."""
-    if cmap not in COLORMAPS:
-        raise ValueError(f"unknown colour map {cmap!r}; choose one of {', '.join(COLORMAPS)}")
-    if cmap == "bwr":
-        u = unit[..., None]
-        blue, white, red = np.array([0, 0, 255.0]), np.array([255.0, 255, 255]), np.array([255.0, 0, 0])
-        rgb = np.where(u < 0.5, blue + (white - blue) * (u / 0.5), white + (red - white) * ((u - 0.5) / 0.5))
-        return rgb.round().astype(np.uint8)
-    flat = (unit.reshape(-1, unit.shape[-1]) * 255).round().astype(np.uint8)
-    bgr = cv2.applyColorMap(flat, COLORMAPS[cmap])
-    return bgr[..., ::-1].reshape(*unit.shape, 3).copy()
+    """Map values to [0, 1] for display: positive part / magnitude / signed (0.5 = zero), ÷ ``scale``."""
+    return display.to_unit(heat, mode, 0.0, scale if scale > 0 else 1.0)
 
 
 def overlay(
@@ -68,21 +42,13 @@ def overlay(
     mode: str = "positive",
     scale: float | None = None,
 ) -> np.ndarray:
-    """frame uint8 [H,W,3] + map [H,W] -> uint8 [H,W,3]: the coloured map blended over the frame.
+    """frame uint8 [H,W,3] + map [H,W] -> uint8 [H,W,3]: the coloured map blended over the frame,
+    values ÷ ``scale`` (default: ``clip_scale`` of this map).
 
     In "positive" and "abs" modes the blend is weighted by the map's strength, so pixels with no
     evidence keep the frame's own colours."""
-    if frame.shape[:2] != heat.shape:
-        heat = cv2.resize(heat.astype(np.float32), (frame.shape[1], frame.shape[0]), interpolation=cv2.INTER_LINEAR)
-    scale = clip_scale(heat[None], mode) if scale is None else scale
-    unit = normalise(heat, mode, scale)
-    colour = colorize(unit, cmap).astype(np.float32)
-    if mode == "signed":
-        alpha = opacity * np.abs(unit - 0.5)[..., None] * 2
-    else:
-        alpha = opacity * np.sqrt(unit)[..., None]
-    out = frame.astype(np.float32) * (1 - alpha) + colour * alpha
-    return out.round().clip(0, 255).astype(np.uint8)
+    scale = clip_scale(np.asarray(heat)[None], mode) if scale is None else scale
+    return display.blend(frame, normalise(heat, mode, scale), mode, cmap, opacity)
 
 
 def overlay_clip(frames: np.ndarray, spatial: np.ndarray, **kwargs) -> np.ndarray:
@@ -90,6 +56,36 @@ def overlay_clip(frames: np.ndarray, spatial: np.ndarray, **kwargs) -> np.ndarra
     mode = kwargs.get("mode", "positive")
     scale = kwargs.pop("scale", None) or clip_scale(spatial, mode)
     return np.stack([overlay(f, m, scale=scale, **kwargs) for f, m in zip(frames, spatial, strict=True)])
+
+
+def with_colorbar(image: np.ndarray, style: display.Style, floor: float, ceiling: float) -> np.ndarray:
+    """An overlay uint8 [H,W,3] with the colour bar of its range to its right (white gap)."""
+    bar = display.colorbar(style, floor, ceiling, height=image.shape[0], width=_bar_width(image))
+    return side_by_side(image, bar)
+
+
+def _bar_width(image: np.ndarray) -> int:
+    return max(48, image.shape[1] // 3)
+
+
+def beside_colorbars(image: np.ndarray) -> np.ndarray:
+    """An image uint8 [H,W,3] with white where an overlay has its colour bar, so that a frame shown
+    beside overlays (``with_colorbar``) is drawn at their size."""
+    return side_by_side(image, np.full((image.shape[0], _bar_width(image), 3), 255, np.uint8))
+
+
+def styled_overlays(
+    frames: np.ndarray, spatial: np.ndarray, style: display.Style, zoom: int = 1, colorbar: bool = True
+) -> np.ndarray:
+    """The whole clip drawn as ``style`` says, for a video: frames uint8 [T,H,W,3] + maps [T,H,W]
+    -> uint8 [T,H*zoom,W',3], each frame enlarged ``zoom`` times with the colour bar of its range."""
+    floor, ceiling = display.display_range(spatial, style)
+    shown = display.overlay_frames(frames, spatial, style)
+    out = []
+    for image, lo, hi in zip(shown, floor, ceiling, strict=True):
+        image = upscale(image, zoom) if zoom > 1 else image
+        out.append(with_colorbar(image, style, float(lo), float(hi)) if colorbar else image)
+    return np.stack(out)
 
 
 def outline(frame: np.ndarray, mask: np.ndarray, colour=(255, 255, 255), thickness: int = 1) -> np.ndarray:
