@@ -61,11 +61,10 @@ with left:
         st.stop()
     names = [s.name for s in usable]
     survives = {m: v for m, v in sanity.sanity_survival(model, selection.device).items() if v.survives(suites.SURVIVES)}
-    chosen = st.multiselect(
-        "Methods",
+    chosen = widgets.method_choice(
+        model,
         names,
-        default=["gradcam"] if "gradcam" in names else names[:1],
-        key=f"methods_{model.name}",
+        ["gradcam"] if "gradcam" in names else names[:1],
         format_func=lambda name: f"⚠ {name}" if name in survives else name,
         help="Maps side by side on the same frame; curves on one timeline (each ÷ its largest value). "
         "⚠: the method's maps survive randomising this model's weights (its sanity result).",

@@ -187,6 +187,38 @@ def test_uploading_an_array(zoo):
     assert not at.error and any("clip.npy · 8 frames" in c for c in captions(at))
 
 
+def test_an_uploaded_clip_stays_selected_across_pages_and_models(zoo, monkeypatch):
+    """Streamlit forgets an uploader's file on another page: the session keeps it (issue 18, point 2)."""
+    monkeypatch.setenv("XAI_RUNS", str(zoo / "runs"))  # the Temporal page opens the run store
+    at = start()
+    at.sidebar.radio(key="clip_kind").set_value("Upload").run()
+    import io
+
+    buffer = io.BytesIO()
+    np.save(buffer, np.random.default_rng(0).integers(0, 255, (20, 48, 64, 3), dtype=np.uint8))
+    at.sidebar.file_uploader(key="upload").upload("clip.npy", buffer.getvalue())
+    at.run()
+    assert any("clip.npy · 8 frames" in c for c in captions(at))
+    at.switch_page("pages/temporal.py").run()
+    at.run()  # (AppTest's first run of a page it switches to draws the sidebar's defaults; a browser does not)
+    assert_clean(at)
+    assert at.sidebar.radio(key="clip_kind").value == "Upload"
+    assert not [i for i in at.info if "Upload a video" in i.value]
+    assert any(c.startswith("a_cnn_transformer · clip.npy · predicts") for c in captions(at))
+    assert any("Using **clip.npy**" in c.value for c in at.sidebar.caption)
+    at.switch_page("pages/explain.py").run()
+    at.run()
+    at.sidebar.selectbox(key="model_name").set_value("b_r3d").run()
+    assert_clean(at)
+    assert any(c.startswith("b_r3d · clip.npy · 8 frames") for c in captions(at))
+    # another upload replaces it
+    buffer = io.BytesIO()
+    np.save(buffer, np.zeros((12, 48, 64, 3), np.uint8))
+    at.sidebar.file_uploader(key="upload").upload("other.npy", buffer.getvalue())
+    at.run()
+    assert any(c.startswith("b_r3d · other.npy · 8 frames") for c in captions(at))
+
+
 def test_cuda_without_gpu_warns_and_runs_on_cpu(zoo):
     import torch
 

@@ -84,6 +84,35 @@ def test_several_methods_side_by_side_on_one_timeline(zoo):
     assert f"frame {(frame + 3) % 8} of 8" in image_captions(at)[2]
 
 
+def test_chosen_methods_and_settings_follow_the_user_to_another_model_and_page(zoo):
+    """Issue 18, point 2: the methods and their settings are the session's, not one model's copy."""
+    at = start()
+    at.multiselect(key="methods_a_cnn_transformer").set_value(["gradcam", "integrated_gradients"]).run()
+    at.number_input(key="param_integrated_gradients_steps_a_cnn_transformer").set_value(6).run()
+    at.selectbox(key="param_integrated_gradients_baseline_a_cnn_transformer").set_value("blur").run()
+    at.sidebar.selectbox(key="model_name").set_value("b_r3d").run()
+    assert not at.exception and not at.error
+    assert at.multiselect(key="methods_b_r3d").value == ["gradcam", "integrated_gradients"]
+    assert at.number_input(key="param_integrated_gradients_steps_b_r3d").value == 6
+    assert at.selectbox(key="param_integrated_gradients_baseline_b_r3d").value == "blur"
+    assert [img.proto.imgs[0].caption.split(" for ")[0] for img in at.get("image")[1:3]] == [
+        "gradcam",
+        "integrated_gradients",
+    ]
+    at.switch_page("pages/motion.py").run()
+    at.switch_page("pages/explain.py").run()
+    at.run()  # (AppTest's first run of a page it switches to draws the sidebar's defaults)
+    assert not at.exception
+    assert at.multiselect(key="methods_b_r3d").value == ["gradcam", "integrated_gradients"]
+    assert at.number_input(key="param_integrated_gradients_steps_b_r3d").value == 6
+    # the target widget names the prediction of this clip, drawn anew on every run
+    predicted = [c.value for c in at.caption if c.value.startswith("The predicted class on this clip: ")]
+    assert at.selectbox(key="target_b_r3d").value == -1 and len(predicted) == 1
+    label = predicted[0].split("**")[1]
+    assert at.markdown[0].value.startswith(f"Predicts **{label} (")
+    assert at.selectbox(key="target_b_r3d").format_func(-1) == "the predicted class"
+
+
 def test_unavailable_methods_are_listed_with_the_reason(zoo):
     at = start()
     options = at.multiselect(key="methods_a_cnn_transformer").options

@@ -11,17 +11,22 @@ from xai_core.api import explain
 from xai_core.explanation import Explanation
 from xai_core.jobs import Job
 from xai_core.models.base import VideoModel
-from xai_core.store import RunStore, run_key
+from xai_core.store import RunStore, default_root, run_key
 from xai_core.video import Clip
 
 from .caches import model_key
 from .jobs import job_copy, start_job
 
 
-@st.cache_resource(show_spinner=False)
 def run_store() -> RunStore:
     """The run store (``$XAI_RUNS``, else ``runs/``) shared by the sessions of this server."""
-    return RunStore()
+    return _store_at(str(default_root()))
+
+
+@st.cache_resource(show_spinner=False)
+def _store_at(root: str) -> RunStore:
+    """One store object per folder (a changed $XAI_RUNS is a new store, not the old one's folder)."""
+    return RunStore(root)
 
 
 def temporal_key(model: VideoModel, clip: Clip, method: str, target, params: dict, device: str) -> str:

@@ -15,7 +15,7 @@ from xai_core.models.zoo import checkpoints_dir
 from xai_core.video import Clip, VideoError, sample_clips
 
 from .caches import cached_clip
-from .state import Selection
+from .state import UPLOADED_CLIP, Selection, keep_choice, kept_choice
 from .user_models import get_model, model_names, user_models
 
 DEFAULT_MODEL = "cnn_transformer-sides"
@@ -72,6 +72,23 @@ def _shapes_source() -> str:
     return f"shapes:{int(seed)}?{query}"
 
 
+def _uploaded_clip() -> tuple[str, bytes] | None:
+    """The uploader, and the clip last uploaded in this session: Streamlit forgets an uploader's
+    file when the page changes, so the file is kept in the session and stays selected on every
+    page and for every model until another is uploaded."""
+    uploaded = st.file_uploader("Video file", type=UPLOAD_TYPES, key="upload")
+    if uploaded is not None:
+        st.session_state[UPLOADED_CLIP] = (uploaded.name, uploaded.getvalue())
+        return st.session_state[UPLOADED_CLIP]
+    kept = st.session_state.get(UPLOADED_CLIP)
+    if kept is not None:
+        name, data = kept
+        st.caption(
+            f"Using **{name}** ({len(data) / 1e6:.1f} MB), uploaded in this session; upload another to replace it."
+        )
+    return kept
+
+
 def sidebar() -> Selection | None:
     """Model, clip (Moving Shapes by seed and options, a bundled sample, an upload) and device."""
     st.sidebar.title("Video XAI")
@@ -98,7 +115,17 @@ def sidebar() -> Selection | None:
             persist_state="session",  # the sidebar is drawn by every page: its choices follow the user
             **placed,
         )
-        kind = CLIP_KINDS[st.radio("Clip", list(CLIP_KINDS), key="clip_kind", horizontal=True, persist_state="session")]
+        kinds = list(CLIP_KINDS)
+        kind_name = st.radio(
+            "Clip",
+            kinds,
+            index=kinds.index(kept_choice("clip_kind", kinds, kinds[0])),
+            key="clip_kind",
+            horizontal=True,
+            persist_state="session",
+        )
+        keep_choice("clip_kind", kind_name)
+        kind = CLIP_KINDS[kind_name]
         upload = None
         if kind == "shapes":
             source = _shapes_source()
@@ -113,11 +140,11 @@ def sidebar() -> Selection | None:
             )
             source = str(samples[name])
         else:
-            uploaded = st.file_uploader("Video file", type=UPLOAD_TYPES, key="upload")
-            if uploaded is None:
+            kept = _uploaded_clip()
+            if kept is None:
                 st.info("Upload a video (mp4, avi, mov, mkv, webm, gif) or a .npy/.npz array [T,H,W,3].")
                 return None
-            source, upload = uploaded.name, uploaded.getvalue()
+            source, upload = kept
         device = st.selectbox(
             "Device",
             ["auto", "cpu", "cuda"],

@@ -36,3 +36,20 @@ def session_folder() -> Path:
     if SESSION_FOLDER not in st.session_state:
         st.session_state[SESSION_FOLDER] = tempfile.mkdtemp(prefix="xai-session-")
     return Path(st.session_state[SESSION_FOLDER])
+
+
+KEPT = "kept_choices"  # {widget key: the value last chosen}, for the choices every page and model share
+UPLOADED_CLIP = "uploaded_clip"  # (file name, bytes) of the last clip uploaded in this session
+
+
+def kept_choice(key: str, options: list, default):
+    """The value last chosen in widget ``key`` if it is still one of ``options``, else ``default``:
+    what a page draws the widget with when Streamlit has dropped its state (on a page change, for
+    a widget drawn by every page, or for another model's copy of it)."""
+    value = st.session_state.get(KEPT, {}).get(key, default)
+    return value if value in options else default
+
+
+def keep_choice(key: str, value) -> None:
+    """Remember ``value`` as the last choice of widget ``key`` for ``kept_choice``."""
+    st.session_state.setdefault(KEPT, {})[key] = value

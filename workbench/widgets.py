@@ -12,6 +12,8 @@ from xai_core.display import Style
 from xai_core.methods.machinery.registry import MethodSpec
 from xai_core.models.base import VideoModel
 
+from .state import KEPT, keep_choice, kept_choice
+
 
 def peak_frame(temporal: np.ndarray, padded: np.ndarray | None = None) -> int:
     """The frame a page shows first: the one with the most evidence on the importance curve
@@ -44,14 +46,14 @@ def target_widget(model: VideoModel, prediction: dict) -> int | str | None:
         # -1 stands for the predicted class (a None option would read as "nothing chosen" in the browser)
         options = [-1, *range(len(model.labels))]
 
-        def name(option):
-            if option == -1:
-                return f"predicted class ({prediction['label']})"
-            return f"{option}: {model.labels[option]}"
+        def name(option):  # no option names the prediction: a browser may keep an option's old text
+            return "the predicted class" if option == -1 else f"{option}: {model.labels[option]}"
 
         chosen = st.selectbox(
             "Explain the class", options, format_func=name, key=f"target_{model.name}", persist_state="page"
         )
+        if chosen == -1:  # drawn anew on every run, so it always names this clip's prediction
+            st.caption(f"The predicted class on this clip: **{prediction['label']}**")
         return None if chosen == -1 else chosen
     kind = st.radio(
         "Explain",
@@ -74,6 +76,7 @@ def param_widgets(spec: MethodSpec, model: VideoModel, skip: tuple[str, ...] = (
         if p.name in skip:
             continue
         key = f"param_{spec.name}_{p.name}_{model.name}"
+        shared = f"param_{spec.name}_{p.name}"  # the setting as last chosen for any model, on any page
         if p.kind == "layer":
             layers = list(model.conv_layers())
             default = model.cam_layer_name
@@ -88,16 +91,18 @@ def param_widgets(spec: MethodSpec, model: VideoModel, skip: tuple[str, ...] = (
             )
             params[p.name] = None if chosen == default else chosen
         elif p.kind == "choice":
+            choices = list(p.choices)
             params[p.name] = st.selectbox(
                 p.name,
-                list(p.choices),
-                index=list(p.choices).index(p.default),
+                choices,
+                index=choices.index(kept_choice(shared, choices, p.default)),
                 key=key,
                 help=p.help,
                 persist_state="page",
             )
         elif p.kind == "bool":
-            params[p.name] = st.checkbox(p.name, value=bool(p.default), key=key, help=p.help, persist_state="page")
+            value = kept_choice(shared, [True, False], bool(p.default))
+            params[p.name] = st.checkbox(p.name, value=value, key=key, help=p.help, persist_state="page")
         elif p.kind == "float" and p.default is None:  # optional: empty means "not set"
             text = st.text_input(p.name, value="", key=key, help=p.help, persist_state="page").strip()
             try:
@@ -109,7 +114,7 @@ def param_widgets(spec: MethodSpec, model: VideoModel, skip: tuple[str, ...] = (
             cast = int if p.kind == "int" else float
             params[p.name] = st.number_input(
                 p.name,
-                value=cast(p.default),
+                value=cast(_kept_number(shared, p)),
                 min_value=None if p.minimum is None else cast(p.minimum),
                 max_value=None if p.maximum is None else cast(p.maximum),
                 key=key,
@@ -131,7 +136,29 @@ def param_widgets(spec: MethodSpec, model: VideoModel, skip: tuple[str, ...] = (
             params[p.name] = (
                 st.text_input(p.name, value=p.default or "", key=key, help=p.help, persist_state="page") or None
             )
+        if p.kind in ("choice", "bool", "int", "float") and params[p.name] is not None:
+            keep_choice(shared, params[p.name])
     return params
+
+
+def _kept_number(shared: str, p) -> float:
+    """A numeric parameter's last chosen value (``kept_choice``) where it is within the
+    parameter's range, else its default."""
+    value = kept_choice(shared, [st.session_state.get(KEPT, {}).get(shared)], p.default)
+    if not isinstance(value, int | float) or isinstance(value, bool):
+        return p.default
+    if (p.minimum is not None and value < p.minimum) or (p.maximum is not None and value > p.maximum):
+        return p.default
+    return value
+
+
+def method_choice(model: VideoModel, names: list[str], default: list[str], **kwargs) -> list[str]:
+    """The methods multiselect for ``model`` (a copy per model): it opens on the methods last chosen,
+    for any model and on any page, that ``model`` can use, else on ``default``."""
+    kept = [m for m in st.session_state.get(KEPT, {}).get("methods", []) if m in names]
+    chosen = st.multiselect("Methods", names, default=kept or default, key=f"methods_{model.name}", **kwargs)
+    keep_choice("methods", list(chosen))
+    return chosen
 
 
 def method_help(spec: MethodSpec, note: str = "") -> None:
