@@ -4,6 +4,7 @@ model in the background with a live loss curve."""
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 import streamlit as st
 
@@ -100,18 +101,28 @@ def uploaded(key: str) -> UploadedFile | None:
     return None if file is None else UploadedFile(file.name, file.getvalue())
 
 
+def uploaded_all(key: str) -> list[UploadedFile]:
+    """The files of an uploader that takes several."""
+    files = st.session_state.get(key) or []
+    return [UploadedFile(f.name, f.getvalue()) for f in (files if isinstance(files, list) else [files])]
+
+
 def on_load(kind: str) -> None:
     """Load the model the form describes; on success it joins this session's models (and is selected)."""
     ss = st.session_state
     ss.pop("upload_error", None)
     ss.pop("upload_loaded", None)
-    model_file = uploaded(f"up_model_{kind}")
+    model_files = uploaded_all("up_model_factory") if kind == "factory" else []
+    model_file = uploaded("up_model_torchscript") if kind == "torchscript" else None
     try:
         spec, kwargs = load_request(
             kind,
             state.session_folder() / "uploads",
             model_file=model_file,
-            weights_file=uploaded(f"up_weights_{kind}"),
+            model_files=model_files,
+            local_path=ss.get("up_local_path", ""),
+            weights_path=ss.get("up_local_weights", ""),
+            weights_file=uploaded(f"up_weights_{kind}") if kind in ("factory", "torchvision") else None,
             labels_file=uploaded("up_labels_file"),
             factory=ss.get("up_factory", ""),
             arch=ss.get("up_arch", ""),
@@ -126,11 +137,13 @@ def on_load(kind: str) -> None:
             cam_layer=ss["up_cam_layer"],
         )
         typed = ss["up_name"].strip()
-        name = (
-            safe_filename(typed)
-            if typed
-            else default_name(kind, model_file, ss.get("up_factory", ""), ss.get("up_arch", ""))
-        )
+        if typed:
+            name = safe_filename(typed)
+        elif kind == "path":
+            name = safe_filename(spec.rsplit(":", 1)[-1] if ":" in spec else Path(spec).stem)
+        else:
+            first = model_file or (model_files[0] if model_files else None)
+            name = default_name(kind, first, ss.get("up_factory", "").rpartition(":")[2], ss.get("up_arch", ""))
         model = user_models.add_user_model(spec, kwargs, name)
     except ModelError as exc:
         ss["upload_error"] = str(exc)
@@ -153,11 +166,31 @@ with upload_tab:
         if kind == "torchscript":
             st.file_uploader("TorchScript file (torch.jit.save)", key="up_model_torchscript")
         elif kind == "factory":
-            st.file_uploader("Python file", type=["py"], key="up_model_factory")
-            st.text_input("Function or class that builds the model", key="up_factory", placeholder="build_model")
+            st.file_uploader(
+                "Python files (the one that builds the model and those it imports), or a zip of them",
+                type=["py", "zip"],
+                accept_multiple_files=True,
+                key="up_model_factory",
+            )
+            st.text_input(
+                "Function or class that builds the model",
+                key="up_factory",
+                placeholder="build_model",
+                help="NAME for a single file; FILE.py:NAME or PACKAGE:NAME (a path inside the upload) for several "
+                "files or a zip",
+            )
+        elif kind == "path":
+            st.text_input(
+                "The model's code or TorchScript file on this machine",
+                key="up_local_path",
+                placeholder="/home/me/project/models.py:build_model",
+                help="FILE.py:NAME (the modules beside it are importable), PACKAGE_FOLDER:NAME (a folder with "
+                "__init__.py; relative imports work), or a TorchScript file; nothing is copied",
+            )
+            st.text_input("Weights on this machine (optional)", key="up_local_weights", placeholder="/home/me/w.pt")
         else:
             st.selectbox("Architecture", list(TORCHVISION_ARCHS), key="up_arch")
-        if kind != "torchscript":
+        if kind not in ("torchscript", "path"):
             st.file_uploader(
                 "Weights (.safetensors, or a .pt/.pth state_dict)",
                 type=["safetensors", "pt", "pth"],

@@ -184,3 +184,39 @@ def test_training_from_the_page_shows_the_live_curve_and_stop_saves_the_model(zo
     assert_clean(at)
     assert "Training was stopped early" in at.warning[0].value
     assert at.button(key="start_training")  # ready for another run
+
+
+def test_a_model_in_several_files_and_one_on_this_machine(zoo, tmp_path):
+    """Issue 18, point 2: a factory importing a sibling module, uploaded as two files; the same
+    code loaded from where it lies on the disk."""
+    from test_model_upload import SPLIT_NET, split_weights
+
+    at = start()
+    at.radio(key="upload_kind").set_value("Python file + factory").run()
+    at.file_uploader(key="up_model_factory").set_value(
+        [(name, data, "text/x-python") for name, data in SPLIT_NET.items()]
+    )
+    at.file_uploader(key="up_weights_factory").upload("w.safetensors", split_weights().data)
+    at.text_input(key="up_factory").input("net.py:build")
+    for key, value in (("up_frames", 4), ("up_height", 16), ("up_width", 16)):
+        at.number_input(key=key).set_value(value)
+    at.selectbox(key="up_layout").set_value("BCTHW")
+    at.button[0].click().run()
+    assert_clean(at)
+    assert not at.error, at.error[0].value
+    assert "Loaded **build**" in at.success[0].value
+    code = tmp_path / "project"
+    code.mkdir()
+    for name, data in SPLIT_NET.items():
+        (code / name).write_bytes(data)
+    at.radio(key="upload_kind").set_value("A path on this machine").run()
+    at.text_input(key="up_local_path").input(f"{code / 'net.py'}:build")
+    at.text_input(key="up_name").input("from-disk")
+    for key, value in (("up_frames", 4), ("up_height", 16), ("up_width", 16)):
+        at.number_input(key=key).set_value(value)
+    at.button[0].click().run()
+    assert_clean(at)
+    assert not at.error, at.error[0].value
+    assert "Loaded **from-disk**" in at.success[0].value
+    assert at.sidebar.selectbox(key="model_name").options == [*ZOO, "build (yours)", "from-disk (yours)"]
+    assert not list(code.glob("__pycache__"))  # the user's folder is left as it was

@@ -6,6 +6,7 @@ from __future__ import annotations
 import io
 import warnings
 
+import numpy as np
 import pytest
 import torch
 from safetensors.torch import save
@@ -146,3 +147,94 @@ def test_a_torchvision_request_names_the_architecture(tmp_path):
     spec, kwargs = load_request("torchvision", tmp_path, arch="s3d", weights_file=weights, cam_layer=" features.14 ")
     assert spec == "s3d" and kwargs["cam_layer"] == "features.14" and kwargs["weights"].endswith("r3d.pth")
     assert "layout" not in kwargs and "labels" not in kwargs  # auto / empty: the loader decides
+
+
+SPLIT_NET = {
+    "layers.py": b"from torch import nn\n\n\nclass Body(nn.Module):\n    def __init__(self):\n"
+    b"        super().__init__()\n        self.conv = nn.Conv3d(3, 4, 3, padding=1)\n\n"
+    b"    def forward(self, x):\n        return self.conv(x).relu().mean((2, 3, 4))\n",
+    "net.py": b"from torch import nn\nfrom layers import Body\n\n\ndef build(classes=3):\n"
+    b"    return nn.Sequential(Body(), nn.Linear(4, classes))\n",
+}
+
+
+def zipped(files: dict[str, bytes]) -> UploadedFile:
+    import io
+    import zipfile
+
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        for name, data in files.items():
+            archive.writestr(name, data)
+    return UploadedFile("code.zip", buffer.getvalue())
+
+
+def split_weights() -> UploadedFile:
+
+    from safetensors.torch import save
+
+    torch.manual_seed(1)
+    net = torch.nn.Sequential(torch.nn.Conv3d(3, 4, 3, padding=1), torch.nn.Linear(4, 3))
+    state = {
+        "0.conv.weight": net[0].weight,
+        "0.conv.bias": net[0].bias,
+        "1.weight": net[1].weight,
+        "1.bias": net[1].bias,
+    }
+    return UploadedFile("w.safetensors", save({k: v.detach().contiguous() for k, v in state.items()}))
+
+
+@pytest.mark.parametrize("how", ["files", "zip", "package zip"])
+def test_a_model_in_several_files_or_a_zip_loads(tmp_path, how):
+    """Issue 18, point 2: a factory that imports a sibling module (or, in a package, relative imports)."""
+    sizes = {"frames": 4, "height": 16, "width": 16, "layout": "BCTHW"}
+    if how == "files":
+        files = [UploadedFile(name, data) for name, data in SPLIT_NET.items()]
+        with pytest.raises(
+            ModelError, match=r"name the file too, as FILE.py:build \(the upload holds layers.py, net.py\)"
+        ):
+            load_request("factory", tmp_path, model_files=files, weights_file=split_weights(), factory="build")
+        factory = "net.py:build"
+    elif how == "zip":
+        files, factory = [zipped(SPLIT_NET)], "net.py:build"
+    else:
+        package = {
+            "mypkg/__init__.py": b"",
+            "mypkg/layers.py": SPLIT_NET["layers.py"],
+            "mypkg/net.py": SPLIT_NET["net.py"].replace(b"from layers import", b"from .layers import"),
+        }
+        files, factory = [zipped(package)], "mypkg/net.py:build"
+    spec, kwargs = load_request(
+        "factory", tmp_path, model_files=files, weights_file=split_weights(), factory=factory, **sizes
+    )
+    model = xai_core.load_model(spec, device="cpu", **kwargs)
+    assert model.net[1].weight.shape == (3, 4) and model.layout == "BCTHW"
+    assert len(xai_core.predict(model, np.zeros((4, 16, 16, 3), np.uint8))["probabilities"]) == 3
+
+
+def test_a_zip_cannot_write_outside_its_folder(tmp_path):
+    with pytest.raises(ModelError, match="a path outside its folder: refused"):
+        load_request("factory", tmp_path, model_files=[zipped({"../evil.py": b""})], factory="x.py:build")
+    with pytest.raises(ModelError, match="is not a readable zip file"):
+        load_request("factory", tmp_path, model_files=[UploadedFile("c.zip", b"PK no zip")], factory="build")
+    assert not (tmp_path.parent / "evil.py").exists()
+
+
+def test_a_model_on_this_machine_is_loaded_where_it_is(tmp_path):
+    for name, data in SPLIT_NET.items():
+        (tmp_path / name).write_bytes(data)
+    weights = tmp_path / "w.safetensors"
+    weights.write_bytes(split_weights().data)
+    spec, kwargs = load_request(
+        "path", tmp_path / "uploads", local_path=f" {tmp_path / 'net.py'}:build ", weights_path=str(weights), frames=4
+    )
+    assert spec == f"{tmp_path / 'net.py'}:build" and kwargs["weights"] == str(weights)
+    assert not (tmp_path / "uploads").exists()  # nothing copied
+    model = xai_core.load_model(spec, device="cpu", height=16, width=16, layout="BCTHW", **kwargs)
+    assert model.input_spec.frames == 4
+    with pytest.raises(ModelError, match="no such Python file or package folder on this machine"):
+        load_request("path", tmp_path, local_path=f"{tmp_path / 'nope.py'}:build")
+    with pytest.raises(ModelError, match="not FILE.py:NAME, PACKAGE_FOLDER:NAME"):
+        load_request("path", tmp_path, local_path=str(tmp_path / "layers.txt"))
+    with pytest.raises(ModelError, match="no such weights file on this machine"):
+        load_request("path", tmp_path, local_path=f"{tmp_path / 'net.py'}:build", weights_path="/nowhere/w.pt")

@@ -22,7 +22,9 @@ SOURCES = {
     "TorchScript file": "torchscript",
     "Python file + factory": "factory",
     "torchvision architecture + weights": "torchvision",
+    "A path on this machine": "path",
 }
+ZIP_LIMITS = (2000, 500_000_000)  # at most this many files, and bytes unpacked, from one zip
 LAYOUT_CHOICES = ("auto", "BTCHW", "BCTHW")
 TORCHVISION_ARCHS = TORCHVISION_VIDEO
 
@@ -51,6 +53,83 @@ def store(folder: str | Path, file: UploadedFile) -> Path:
     return path
 
 
+def unpack_zip(folder: Path, file: UploadedFile) -> list[Path]:
+    """The files of an uploaded zip written under ``folder``, keeping its subfolders (a package
+    stays a package); a member that would land outside ``folder``, or a zip too large, is refused."""
+    import io
+    import zipfile
+
+    try:
+        archive = zipfile.ZipFile(io.BytesIO(file.data))
+    except zipfile.BadZipFile:
+        raise ModelError(f"{file.name} is not a readable zip file") from None
+    members = [m for m in archive.infolist() if not m.is_dir() and not m.filename.startswith("__MACOSX/")]
+    count, size = ZIP_LIMITS
+    if len(members) > count or sum(m.file_size for m in members) > size:
+        raise ModelError(
+            f"{file.name} holds more than {count} files or {size / 1e6:.0f} MB: give the model's code alone"
+        )
+    written = []
+    for member in members:
+        parts = Path(member.filename).parts
+        if Path(member.filename).is_absolute() or ".." in parts:
+            raise ModelError(f"{file.name} holds {member.filename!r}, a path outside its folder: refused")
+        path = folder.joinpath(*parts)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(archive.read(member))
+        written.append(path)
+    return written
+
+
+def _factory_spec(folder: Path, files: list[UploadedFile], factory: str) -> str:
+    """Store the uploaded code (.py files, or one .zip) in ``folder``; ``factory`` names the
+    function or class, as NAME (when one .py file was given) or FILE.py:NAME / PACKAGE:NAME
+    (a path inside what was uploaded) -> the spec ``load_model`` takes."""
+    if not files or any(not f.name.endswith((".py", ".zip")) for f in files):
+        raise ModelError("upload the Python file (.py) that defines the model, with the .py files it imports, or a zip")
+    written: list[Path] = []
+    for file in files:
+        written += unpack_zip(folder, file) if file.name.endswith(".zip") else [store(folder, file)]
+    text = factory.strip()
+    where, sep, name = text.rpartition(":")
+    if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", name):
+        raise ModelError(f"name the function or class that builds the model (a Python name), got {factory!r}")
+    code = [p for p in written if p.suffix == ".py"]
+    if not sep:
+        top = [p for p in code if p.parent == folder]
+        if len(top) != 1:
+            given = ", ".join(str(p.relative_to(folder)) for p in code) or "no .py file"
+            raise ModelError(f"name the file too, as FILE.py:{name} (the upload holds {given})")
+        return f"{top[0]}:{name}"
+    path = (folder / where).resolve()
+    if not path.is_relative_to(folder.resolve()) or not (path.is_file() or (path / "__init__.py").is_file()):
+        given = ", ".join(str(p.relative_to(folder)) for p in code) or "no .py file"
+        raise ModelError(f"{where!r} is neither a .py file nor a package in the upload (it holds {given})")
+    return f"{path}:{name}"
+
+
+def _path_spec(text: str) -> str:
+    """A model on this machine: FILE.py:NAME, PACKAGE_FOLDER:NAME or a TorchScript file, checked
+    to exist (its imports are checked when it loads)."""
+    from xai_core.models.user_code import parse_factory
+
+    text = text.strip().strip('"')
+    factory = parse_factory(text)
+    if factory is not None:
+        path, _ = factory
+        if not (path.is_file() or (path / "__init__.py").is_file()):
+            raise ModelError(f"{path}: no such Python file or package folder on this machine")
+        return text
+    path = Path(text).expanduser()
+    if path.is_file() and is_torchscript(path):
+        return str(path)
+    if not text:
+        raise ModelError("give the path of the model's code (FILE.py:NAME or PACKAGE:NAME) or of a TorchScript file")
+    raise ModelError(
+        f"{text}: not FILE.py:NAME, PACKAGE_FOLDER:NAME (a folder with __init__.py) or an existing TorchScript file"
+    )
+
+
 def parse_labels(text: str | None) -> list[str] | None:
     """Class names, one a line, or on one line separated by commas; '' -> None."""
     if text is None or not text.strip():
@@ -75,6 +154,9 @@ def load_request(
     folder: str | Path,
     *,
     model_file: UploadedFile | None = None,
+    model_files: list[UploadedFile] | None = None,
+    local_path: str = "",
+    weights_path: str = "",
     weights_file: UploadedFile | None = None,
     labels_file: UploadedFile | None = None,
     factory: str = "",
@@ -90,7 +172,9 @@ def load_request(
     cam_layer: str = "",
 ) -> tuple[str, dict]:
     """Store the files in a new subfolder of ``folder`` and return ``(spec, kwargs)`` for
-    ``load_model``.  ``kind``: "torchscript", "factory" or "torchvision"."""
+    ``load_model``.  ``kind``: "torchscript", "factory" (``model_file`` or ``model_files``: .py
+    files or a zip), "torchvision", or "path" (``local_path`` and ``weights_path`` on this
+    machine, nothing copied)."""
     if kind not in SOURCES.values():
         raise ModelError(f"unknown kind of model {kind!r}; choose one of {', '.join(SOURCES.values())}")
     labels = parse_labels(labels_text)
@@ -121,14 +205,15 @@ def load_request(
             )
         spec = str(path)
     elif kind == "factory":
-        if model_file is None or not model_file.name.endswith(".py"):
-            raise ModelError("upload the Python file (.py) that defines the model")
-        if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", factory.strip()):
-            raise ModelError(
-                f"name the function or class in {model_file.name} that builds the model (a Python name), "
-                f"got {factory!r}"
-            )
-        spec = f"{store(target, model_file)}:{factory.strip()}"
+        spec = _factory_spec(target, [model_file] if model_file is not None else list(model_files or []), factory)
+    elif kind == "path":
+        spec = _path_spec(local_path)
+        if weights_path.strip():
+            weights = Path(weights_path.strip().strip('"')).expanduser()
+            if not weights.is_file():
+                raise ModelError(f"{weights}: no such weights file on this machine")
+            kwargs["weights"] = str(weights)
+        return spec, {k: v for k, v in kwargs.items() if v is not None}
     else:
         if arch not in TORCHVISION_ARCHS:
             raise ModelError(f"choose one of {', '.join(TORCHVISION_ARCHS)}, not {arch!r}")

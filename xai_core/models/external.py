@@ -3,8 +3,9 @@
 Sources ``load_user_model`` accepts (``xai_core.load_model`` tries them after the zoo names):
 
 * a TorchScript file (``torch.jit.save``): a zip archive holding TorchScript code;
-* ``path/to/file.py:factory`` plus optional ``weights``: the user's file is imported (their own
-  code, named by them), ``factory(**config)`` (a function or an ``nn.Module`` class) builds the
+* ``path/to/file.py:factory`` or ``path/to/package:factory`` plus optional ``weights``: the
+  user's code is imported (``user_code``: a file with the modules beside it, a module of a
+  package, a package), ``factory(**config)`` (a function or an ``nn.Module`` class) builds the
   network, and the weights (safetensors, or .pt/.pth read with ``torch.load(weights_only=True)``)
   are loaded strictly;
 * an architecture of the registry by name: torchvision's ``r3d_18``, ``mc3_18``,
@@ -19,10 +20,7 @@ Grad-CAM layer are found by probing the network with a dummy clip (``probe.py``)
 from __future__ import annotations
 
 import hashlib
-import importlib.util
 import json
-import re
-import sys
 import warnings
 import zipfile
 from dataclasses import dataclass, fields, replace
@@ -38,10 +36,10 @@ from .checkpoint import CARD_VERSION, make_card, save_checkpoint, state_differen
 from .conv3d import TORCHVISION_VIDEO
 from .probe import LAYOUTS, check_cam_layer, choose_layout, infer_cam_layer, probe, resolve_layer_name
 from .registry import ARCHITECTURES, build_model
+from .user_code import build_factory_net, parse_factory
 from .weights import TORCH_SUFFIXES, read_state_dict
 
 WEIGHT_SUFFIXES = (".safetensors", *TORCH_SUFFIXES)
-FACTORY_SPEC = re.compile(r"^(?P<file>.+\.py):(?P<name>[A-Za-z_][A-Za-z0-9_]*)$")
 RANDOM_WEIGHTS = "random weights: no weights file was given"
 
 
@@ -242,61 +240,6 @@ def _outputs_said(task: str, labels: list[str]) -> str:
 
 
 # ---------------------------------------------------------------------------- sources
-def parse_factory(text: str) -> tuple[Path, str] | None:
-    """'path/to/file.py:name' -> (Path, 'name'); None for anything else."""
-    match = FACTORY_SPEC.match(text)
-    return (Path(match["file"]), match["name"]) if match else None
-
-
-def import_user_file(path: Path):
-    """Import the user's Python file (its folder is on sys.path while it imports); errors become
-    one ModelError."""
-    if not path.is_file():
-        raise ModelError(f"{path}: no such Python file")
-    name = "xai_user_" + hashlib.sha1(str(path.resolve()).encode()).hexdigest()[:12]
-    spec = importlib.util.spec_from_file_location(name, path)
-    if spec is None or spec.loader is None:
-        raise ModelError(f"{path} cannot be imported as Python")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module
-    folder = str(path.resolve().parent)
-    added = folder not in sys.path
-    if added:
-        sys.path.insert(0, folder)
-    try:
-        spec.loader.exec_module(module)
-    except (Exception, SystemExit) as exc:
-        sys.modules.pop(name, None)
-        raise ModelError(f"importing {path.name} failed: {type(exc).__name__}: {exc}") from None
-    finally:
-        if added and folder in sys.path:
-            sys.path.remove(folder)
-    return module
-
-
-def build_factory_net(path: Path, name: str, config: dict) -> nn.Module:
-    """``name(**config)`` from the user's file: a function or an nn.Module class -> the network."""
-    module = import_user_file(path)
-    factory = getattr(module, name, None)
-    if factory is None:
-        defined = sorted(
-            n
-            for n, v in vars(module).items()
-            if not n.startswith("_") and callable(v) and getattr(v, "__module__", None) == module.__name__
-        )
-        raise ModelError(f"{path.name} has no {name!r}; it defines: {', '.join(defined) or 'nothing callable'}")
-    if not callable(factory):
-        raise ModelError(f"{path.name}:{name} is a {type(factory).__name__}, not a function or class")
-    try:
-        net = factory(**config)
-    except Exception as exc:
-        args = ", ".join(f"{k}={v!r}" for k, v in config.items())
-        raise ModelError(f"{path.name}:{name}({args}) failed: {type(exc).__name__}: {exc}") from None
-    if not isinstance(net, nn.Module):
-        raise ModelError(f"{path.name}:{name}() returned a {type(net).__name__}, not a torch.nn.Module")
-    return net
-
-
 def load_torchscript(path: Path) -> nn.Module:
     """A ``torch.jit.save`` file -> its ScriptModule, on the CPU."""
     try:
