@@ -8,7 +8,7 @@ from dataclasses import astuple
 import streamlit as st
 
 from workbench import caches, sanity, sidebar, user_models, widgets
-from xai_core import display, render, vanishing
+from xai_core import display, notes, render, vanishing
 from xai_core.evaluate import suites
 from xai_core.explanation import TargetError, prediction_text
 from xai_core.methods.machinery.registry import MethodError, method_specs
@@ -52,6 +52,8 @@ with left:
         f"{model.name} · {sidebar.describe_source(clip.source)} · {clip.num_frames} frames"
         + (f" ({int(clip.padded.sum())} padding)" if clip.padded.any() else "")
     )
+    for note in notes.clip_notes(model, clip):
+        st.info(note, icon=":material/info:")
 
     st.subheader("Methods")
     all_specs = [s for s in method_specs() if s.family in ("spatial", "temporal")]
@@ -105,6 +107,9 @@ with right:
             failures.append(str(exc))
     for message in failures:
         st.error(message, icon=":material/error:")
+    for expl in explanations.values():
+        for note in notes.explanation_notes(expl, clip.padded):
+            st.info(note, icon=":material/info:")
     if not explanations:
         st.stop()
     first = next(iter(explanations.values()))

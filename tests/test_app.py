@@ -236,3 +236,29 @@ def test_empty_zoo_says_how_to_train(tmp_path, monkeypatch):
     at = AppTest.from_file(APP, default_timeout=60).run()
     assert_clean(at)
     assert "python -m xai_core train" in at.sidebar.error[0].value
+
+
+def test_a_zoo_model_retrained_under_its_name_is_loaded_again(zoo):
+    """The app's model cache knows a checkpoint by its files: retrained (or another $XAI_CHECKPOINTS),
+    it is another model, and so are its explanations' cache keys."""
+    import os
+    import time
+
+    import torch
+    from conftest import small_model
+
+    from workbench.caches import model_key, zoo_model
+    from xai_core.models.checkpoint import make_card, save_checkpoint
+
+    first = zoo_model("a_cnn_transformer", "cpu")
+    assert zoo_model("a_cnn_transformer", "cpu") is first  # unchanged files: the cached object
+    torch.manual_seed(123)
+    retrained = small_model("cnn_transformer")
+    retrained.info.name = "a_cnn_transformer"
+    time.sleep(0.01)
+    save_checkpoint(retrained, zoo / "a_cnn_transformer", make_card(retrained))
+    os.utime(zoo / "a_cnn_transformer.safetensors")
+    second = zoo_model("a_cnn_transformer", "cpu")
+    assert second is not first and model_key(second, "cpu") != model_key(first, "cpu")
+    name, weight = next(iter(retrained.net.state_dict().items()))
+    assert torch.equal(second.net.state_dict()[name], weight)

@@ -18,24 +18,45 @@ from xai_core.api import explain, predict, prepare
 from xai_core.display import Style
 from xai_core.explanation import Explanation
 from xai_core.models.base import VideoModel
-from xai_core.models.zoo import load_model
+from xai_core.models.zoo import checkpoints_dir, load_model
 from xai_core.video import Clip, VideoError, encode_video, load_video
 
 
 def model_key(model: VideoModel, device: str) -> str:
-    """What names ``model`` in the data caches: its name and device, and for a user's model its load request."""
+    """What names ``model`` in the data caches: its name and device, and for a user's model its
+    load request, for a zoo model its checkpoint files as they are now (``zoo_stamp``)."""
     user = getattr(model, "xai_user_key", None)
-    return f"{model.name}@{device}" + (f"#{user}" if user else "")
+    zoo = getattr(model, "xai_zoo_stamp", None)
+    return f"{model.name}@{device}" + (f"#{user}" if user else "") + (f"~{zoo}" if zoo else "")
+
+
+def zoo_stamp(name: str) -> str:
+    """The zoo's checkpoint ``name`` as it lies on disk now (folder, sizes and times of its
+    weights and card): a model retrained under the same name, or another $XAI_CHECKPOINTS, is
+    another model to the caches."""
+    folder = checkpoints_dir()
+    facts = [str(folder.resolve())]
+    for suffix in (".safetensors", ".json"):
+        path = folder / f"{name}{suffix}"
+        facts.append(f"{path.stat().st_size}:{path.stat().st_mtime_ns}" if path.exists() else "-")
+    return hashlib.sha256("|".join(facts).encode()).hexdigest()[:12]
 
 
 def _target_key(target) -> str | None:
     return None if target is None else str(target)
 
 
+def zoo_model(name: str, device: str) -> VideoModel:
+    """A zoo model by name, on ``device``, as its files are now (cached while they do not change)."""
+    return cached_model(name, device, zoo_stamp(name))
+
+
 @st.cache_resource(show_spinner="Loading the model…", max_entries=8)
-def cached_model(name: str, device: str) -> VideoModel:
-    """A zoo model by name, on ``device``."""
-    return load_model(name, device=device)
+def cached_model(name: str, device: str, stamp: str) -> VideoModel:
+    """A zoo model by name, on ``device`` (``stamp``: ``zoo_stamp``, its files' identity)."""
+    model = load_model(name, device=device)
+    model.xai_zoo_stamp = stamp
+    return model
 
 
 @st.cache_resource(show_spinner="Loading your model…", max_entries=8)

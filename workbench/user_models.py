@@ -13,7 +13,7 @@ import streamlit as st
 from xai_core.models.base import ModelError, VideoModel
 from xai_core.models.zoo import zoo_cards, zoo_names
 
-from .caches import cached_model, cached_user_model
+from .caches import cached_user_model, zoo_model
 from .state import USER_MODELS
 
 
@@ -52,7 +52,7 @@ def get_model(name: str, device: str) -> VideoModel:
     request = user_models().get(name)
     if request is not None:
         return cached_user_model(request, device)
-    return cached_model(name, device)
+    return zoo_model(name, device)
 
 
 def model_cards() -> list[dict]:

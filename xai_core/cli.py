@@ -129,6 +129,10 @@ def _cmd_predict(args: argparse.Namespace) -> int:
         )
         return 0
     print(prediction_text(prediction))
+    from .notes import clip_notes
+
+    for note in clip_notes(model, clip):
+        print(f"note: {note}")
     if model.task == "classification":
         for label, p in sorted(zip(model.labels, prediction["probabilities"], strict=True), key=lambda lp: -lp[1])[:5]:
             print(f"  {p:7.2%}  {label}")
@@ -172,6 +176,10 @@ def _cmd_explain(args: argparse.Namespace) -> int:
         f"{model.name} on {clip.source}: {prediction_text(expl.prediction)}; {args.method} for "
         f"{expl.meta['target_description']} in {expl.seconds:.2f} s"
     )
+    from .notes import clip_notes, explanation_notes
+
+    for note in clip_notes(model, clip) + explanation_notes(expl, clip.padded):
+        print(f"note: {note}")
     if "motion_reliance" in expl.meta:  # the motion methods' clip-level motion-vs-appearance figure
         m = expl.meta
         print(
