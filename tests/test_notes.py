@@ -89,3 +89,24 @@ def test_the_command_line_prints_the_notes(tiny_checkpoints, tmp_path, capsys):
     )
     out = capsys.readouterr().out
     assert code == 0 and "note: Layer " in out and "has 1 time step" in out
+
+
+def test_an_uploaded_file_that_decodes_fewer_frames_than_it_claims_is_named_on_the_page(tmp_path, monkeypatch):
+    import cv2
+
+    writer = cv2.VideoWriter(str(tmp_path / "full.avi"), cv2.VideoWriter_fourcc(*"MJPG"), 10, (64, 48))
+    rng = np.random.default_rng(0)
+    for _ in range(60):
+        writer.write(rng.integers(0, 255, (48, 64, 3), dtype=np.uint8))
+    writer.release()
+    data = (tmp_path / "full.avi").read_bytes()
+    write_app_zoo(tmp_path)
+    monkeypatch.setenv("XAI_CHECKPOINTS", str(tmp_path))
+    at = AppTest.from_file(APP, default_timeout=120)
+    at.run()
+    at.sidebar.radio(key="clip_kind").set_value("Upload").run()
+    at.sidebar.file_uploader(key="upload").upload("cut.avi", data[: len(data) // 3], "video/x-msvideo")
+    at.run()
+    assert not at.exception and not at.error
+    shortfall = [i.value for i in at.info if i.value.startswith("The file claimed 60 frames but only ")]
+    assert len(shortfall) == 1 and shortfall[0].endswith("decoded; sampled from those.")
