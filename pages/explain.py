@@ -11,11 +11,23 @@ from workbench import caches, sanity, sidebar, user_models, widgets
 from xai_core import display, notes, render, vanishing
 from xai_core.evaluate import suites
 from xai_core.explanation import TargetError, prediction_text
-from xai_core.methods.machinery.registry import MethodError, method_specs
+from xai_core.methods.machinery.registry import MethodError, get_method, method_specs
 from xai_core.models.base import ModelError
 from xai_core.video import VideoError
 
 ZOOM = 3  # 112x112 frames shown at 336x336
+
+
+def strip_caption(name: str, expl) -> str:
+    """What the colour strip of a method without maps shows: attention weights (with the share of
+    frames kept, where the method drops the rest) or another frame score."""
+    if "temporal_attention" in get_method(name).requires:
+        keep = expl.params.get("keep")
+        kept = f"; frames outside the kept {keep:.0%} are 0" if isinstance(keep, float) and keep < 1 else ""
+        return f"{name}: attention weight of each frame (colour ÷ largest{kept})"
+    return f"{name}: importance of each frame (colour ÷ largest)"
+
+
 PER_ROW = 3  # frames shown side by side
 
 selection = sidebar.page_setup()
@@ -39,7 +51,9 @@ with left:
     st.subheader("Prediction")
     if model.task == "classification":
         st.markdown(f"Predicts **{prediction_text(prediction)}**")
-        st.plotly_chart(render.probabilities_figure(prediction, model.labels), key="probabilities")
+        st.plotly_chart(  # no toolbar: it would cover the top bar's label
+            render.probabilities_figure(prediction, model.labels), key="probabilities", config={"displayModeBar": False}
+        )
     else:
         st.metric(prediction["label"], f"{prediction['value']:.1f}")
     truth = clip.meta
@@ -169,7 +183,7 @@ with right:
             strip = render.attention_strip(clip.frames, expl.temporal, selected=frame, cmap="viridis")
             st.image(
                 strip,
-                caption=f"{name}: weight of each frame (colour ÷ largest; frames below the kept share are 0)",
+                caption=strip_caption(name, expl),
                 width="stretch",
                 output_format="PNG",
             )

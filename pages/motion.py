@@ -207,7 +207,7 @@ with right:
     rows = [
         {
             "rank": k + 1,
-            "score": float(score),
+            "score": f"{float(score):.3g}",  # (a float column shows 1e-7 as 0.0000001)
             "frames": f"{int(a)}-{int(b) - 1}",
             "at frame": f"({track[frame][0]:.0f}, {track[frame][1]:.0f})",
         }  # fmt: skip

@@ -61,7 +61,10 @@ def test_several_methods_side_by_side_on_one_timeline(zoo):
     assert captions[0].startswith(f"original · frame {frame} of 8")
     assert captions[1].startswith("gradcam for class ") and captions[2].startswith("saliency for class ")
     assert all(f"frame {frame} of 8" in c for c in captions[1:3])
-    assert captions[3].startswith("attention_cls: weight of each frame")  # the colour strip
+    assert (
+        captions[3]
+        == "attention_cls: attention weight of each frame (colour ÷ largest; frames outside the kept 70% are 0)"
+    )
     figure = timeline(at)
     assert curve_names(figure) == ["gradcam", "saliency", "attention_cls"]
     for trace in figure["data"]:
@@ -82,6 +85,15 @@ def test_several_methods_side_by_side_on_one_timeline(zoo):
     at.slider(key="frame").set_value((frame + 3) % 8).run()
     assert at.get("image")[3].proto.imgs[0].url != strip
     assert f"frame {(frame + 3) % 8} of 8" in image_captions(at)[2]
+
+
+def test_a_frame_score_strip_is_not_captioned_as_attention_and_the_toolbar_leaves_the_bars(zoo):
+    at = start()
+    at.multiselect(key="methods_a_cnn_transformer").set_value(["gradcam", "frame_mask"]).run()
+    assert not at.exception and not at.error
+    assert image_captions(at)[2] == "frame_mask: importance of each frame (colour ÷ largest)"
+    probabilities = next(c for c in at.get("plotly_chart") if "probabilities" in c.proto.id)
+    assert json.loads(probabilities.proto.config)["displayModeBar"] is False
 
 
 def test_chosen_methods_and_settings_follow_the_user_to_another_model_and_page(zoo):

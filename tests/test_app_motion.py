@@ -48,6 +48,9 @@ def test_the_flow_gradient_maps_and_the_motion_share(app_zoo):
     assert at.error and "'x,y,t' triples" in at.error[0].value and len(captions(at)) == 6  # the flow maps stay
     at.text_input(key="param_trajectories_points_a_cnn_transformer").set_value("10,20,2").run()
     assert not at.error and captions(at)[6].startswith("top 3 trajectories")
+    table = at.dataframe[0].value
+    assert len(table) == 3 and all(re.fullmatch(r"-?\d(\.\d+)?(e[-+]\d+)?|-?\d+(\.\d+)?", v) for v in table["score"])
+    assert all(len(v.replace("-", "").replace(".", "").split("e")[0].lstrip("0")) <= 3 for v in table["score"])
 
 
 def test_smoothflow_and_farneback_settings(app_zoo):

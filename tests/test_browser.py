@@ -298,7 +298,7 @@ def test_adding_methods_shows_their_maps_side_by_side_and_on_one_timeline(page, 
     expect(captions.nth(1)).to_contain_text("gradcam for class")
     expect(captions.nth(2)).to_contain_text("saliency for class")
     expect(captions.nth(2)).to_contain_text(f"frame {start_frame} of {FRAMES}")
-    expect(captions.nth(3)).to_contain_text("attention_cls: weight of each frame")
+    expect(captions.nth(3)).to_contain_text("attention_cls: attention weight of each frame")
     images = page.locator('[data-testid="stImage"] img')
     for i in range(4):
         images.nth(i).scroll_into_view_if_needed()
