@@ -4,6 +4,7 @@ shared timeline; attention as a colour strip; the vanishing-saliency chart for c
 from __future__ import annotations
 
 from dataclasses import astuple
+from functools import partial
 
 import streamlit as st
 
@@ -203,8 +204,14 @@ with right:
         d1, d2 = st.columns(2)
         d1.download_button(
             "Download overlay video (mp4)",
-            data=caches.overlay_video_bytes(
-                clip.content_hash(), expl_key, "mp4", astuple(style), clip.frames, expl.spatial
+            data=partial(  # encoded when clicked, not on every rerun (a style change took 1.8 s)
+                caches.overlay_video_bytes,
+                clip.content_hash(),
+                expl_key,
+                "mp4",
+                astuple(style),
+                clip.frames,
+                expl.spatial,
             ),
             file_name=f"{model.name}_{shown_name}.mp4",
             mime="video/mp4",
@@ -212,8 +219,14 @@ with right:
         )
         d2.download_button(
             "Download overlay GIF",
-            data=caches.overlay_video_bytes(
-                clip.content_hash(), expl_key, "gif", astuple(style), clip.frames, expl.spatial
+            data=partial(  # encoded when clicked, not on every rerun (a style change took 1.8 s)
+                caches.overlay_video_bytes,
+                clip.content_hash(),
+                expl_key,
+                "gif",
+                astuple(style),
+                clip.frames,
+                expl.spatial,
             ),
             file_name=f"{model.name}_{shown_name}.gif",
             mime="image/gif",

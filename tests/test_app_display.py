@@ -84,3 +84,16 @@ def test_each_reading_is_offered_the_colour_maps_that_fit_it(zoo, shown_images):
     assert at.selectbox(key="cmap_abs").value == "turbo"  # each reading keeps its own choice
     at.selectbox(key="mode").set_value("signed").run()
     assert at.selectbox(key="cmap_signed").value == "orange-purple"
+
+
+def test_a_style_change_encodes_no_video_until_a_download_is_asked_for(zoo, monkeypatch):
+    """Issue 18's small item: each style change cost 1.3-2.3 s, spent encoding both downloads."""
+    import workbench.caches as caches
+
+    encoded = []
+    monkeypatch.setattr(caches, "encode_video", lambda frames, fmt, fps: encoded.append(fmt) or b"")
+    at = start()
+    at.slider(key="opacity").set_value(0.9).run()
+    at.selectbox(key="cmap_positive").set_value("viridis").run()
+    assert not at.exception and encoded == []
+    assert [b.label for b in at.get("download_button")] == ["Download overlay video (mp4)", "Download overlay GIF"]
