@@ -3,7 +3,7 @@ shared timeline; attention as a colour strip; the vanishing-saliency chart for c
 
 from __future__ import annotations
 
-from dataclasses import astuple
+from dataclasses import asdict
 from functools import partial
 
 import streamlit as st
@@ -11,7 +11,7 @@ import streamlit as st
 from workbench import caches, sanity, sidebar, user_models, widgets
 from xai_core import display, notes, render, vanishing
 from xai_core.evaluate import suites
-from xai_core.explanation import TargetError, prediction_text
+from xai_core.explanation import Explanation, TargetError, prediction_text
 from xai_core.methods.machinery.registry import MethodError, get_method, method_specs
 from xai_core.models.base import ModelError
 from xai_core.video import VideoError
@@ -19,7 +19,7 @@ from xai_core.video import VideoError
 ZOOM = 3  # 112x112 frames shown at 336x336
 
 
-def strip_caption(name: str, expl) -> str:
+def strip_caption(name: str, expl: Explanation) -> str:
     """What the colour strip of a method without maps shows: attention weights (with the share of
     frames kept, where the method drops the rest) or another frame score."""
     if "temporal_attention" in get_method(name).requires:
@@ -168,10 +168,10 @@ with right:
     tiles = [(render.outline(original, mask) if mask is not None else original, f"original · {caption}")]
     tiles = [(render.beside_colorbars(render.upscale(image, ZOOM)), text) for image, text in tiles]
     for name, expl in spatial.items():
-        shown = display.overlay_frame(original, expl.spatial, frame, style)
+        shown = display.overlay_frame(original, expl.spatial, frame, style, clip.padded)
         if mask is not None:
             shown = render.outline(shown, mask)
-        floor, ceiling = display.display_range(expl.spatial, style)
+        floor, ceiling = display.display_range(expl.spatial, style, clip.padded)
         shown = render.with_colorbar(render.upscale(shown, ZOOM), style, float(floor[frame]), float(ceiling[frame]))
         tiles.append((shown, f"{name} for {expl.meta['target_description']} · {caption}"))
     for row in range(0, len(tiles), PER_ROW):
@@ -209,9 +209,10 @@ with right:
                 clip.content_hash(),
                 expl_key,
                 "mp4",
-                astuple(style),
+                asdict(style),
                 clip.frames,
                 expl.spatial,
+                clip.padded,
             ),
             file_name=f"{model.name}_{shown_name}.mp4",
             mime="video/mp4",
@@ -224,9 +225,10 @@ with right:
                 clip.content_hash(),
                 expl_key,
                 "gif",
-                astuple(style),
+                asdict(style),
                 clip.frames,
                 expl.spatial,
+                clip.padded,
             ),
             file_name=f"{model.name}_{shown_name}.gif",
             mime="image/gif",

@@ -142,12 +142,14 @@ with right:
         original = clip.frames[frame]
         tiles = [(render.beside_colorbars(render.upscale(original, ZOOM)), f"frame {frame}")]
         maps = [(expl.spatial, style, f"{method} · frame {frame}")]
-        if "base_map" in expl.extras:  # the base method's magnitude, in the same colours and range
+        if (
+            "base_map" in expl.extras
+        ):  # the base method's magnitude, in its own range (turbo when the reading is signed)
             magnitude = replace(style, mode="abs", cmap=style.cmap if style.mode != "signed" else "turbo")
             maps.append((expl.extras["base_map"], magnitude, "base map (magnitude)"))
         for spatial, shown_style, text in maps:
-            floor, ceiling = display.display_range(spatial, shown_style)
-            shown = render.upscale(display.overlay_frame(original, spatial, frame, shown_style), ZOOM)
+            floor, ceiling = display.display_range(spatial, shown_style, clip.padded)
+            shown = render.upscale(display.overlay_frame(original, spatial, frame, shown_style, clip.padded), ZOOM)
             tiles.append((render.with_colorbar(shown, shown_style, float(floor[frame]), float(ceiling[frame])), text))
         for column, (image, text) in zip(st.columns(len(tiles)), tiles, strict=True):
             column.image(image, caption=text, width="stretch", output_format="PNG")

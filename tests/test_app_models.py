@@ -4,6 +4,7 @@ model (a mistake, then a model the Explain page explains), and a training run st
 from __future__ import annotations
 
 import json
+import os
 import tempfile
 import time
 from pathlib import Path
@@ -220,3 +221,29 @@ def test_a_model_in_several_files_and_one_on_this_machine(zoo, tmp_path):
     assert "Loaded **from-disk**" in at.success[0].value
     assert at.sidebar.selectbox(key="model_name").options == [*ZOO, "build (yours)", "from-disk (yours)"]
     assert not list(code.glob("__pycache__"))  # the user's folder is left as it was
+
+
+def test_code_on_this_machine_edited_between_two_loads_is_another_model(tmp_path):
+    """A model loaded where it lies: its files' identity is part of the cache key, so an edit is
+    never served from the cache of the code before it."""
+    import json as json_
+
+    from test_model_upload import SPLIT_NET
+
+    from workbench.caches import model_key, user_model
+
+    for name, data in SPLIT_NET.items():
+        (tmp_path / name).write_bytes(data)
+    request = json_.dumps(
+        {"spec": f"{tmp_path / 'net.py'}:build", "kwargs": {"frames": 4, "height": 16, "width": 16}, "name": "m"}
+    )
+    first = user_model(request, "cpu")
+    assert user_model(request, "cpu") is first
+    layers = tmp_path / "layers.py"
+    layers.write_bytes(
+        SPLIT_NET["layers.py"].replace(b"nn.Conv3d(3, 4,", b"nn.Conv3d(3, 4, bias=False, kernel_size=3, padding=1) #")
+    )
+    os.utime(layers, ns=(layers.stat().st_atime_ns, layers.stat().st_mtime_ns + 10**9))
+    second = user_model(request, "cpu")
+    assert second is not first and model_key(second, "cpu") != model_key(first, "cpu")
+    assert second.net[0].conv.bias is None and first.net[0].conv.bias is not None

@@ -265,7 +265,8 @@ def test_corrupt_upload_shows_one_error_and_keeps_the_app_usable(page, tmp_path,
     sidebar(page).locator('[data-testid="stRadio"]').get_by_text("Moving Shapes", exact=True).click()
     expect(errors).to_have_count(0)
     expect_frame(page, start_frame)  # the browser shows what the script uses, after the error page too
-    expect(page.get_by_role("combobox", name="Explain the class")).to_have_value(re.compile(r"^predicted class \("))
+    expect(page.get_by_role("combobox", name="Explain the class")).to_have_value("the predicted class")
+    expect(page.get_by_text(re.compile(r"^The predicted class on this clip: "))).to_have_count(1)
     wait_idle(page)
     expect(page.locator('[data-testid="stImage"] img')).to_have_count(2)
 

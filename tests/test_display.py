@@ -56,11 +56,24 @@ def test_signed_maps_are_symmetric_around_white():
     assert colours[0, 4].tolist() == [255, 0, 0]
 
 
-def test_a_constant_or_empty_map_colours_nothing():
+def test_empty_constant_plateau_and_nan_maps():
     frame = np.random.default_rng(1).integers(0, 255, (6, 6, 3), dtype=np.uint8)
-    for value in (0.0, 3.0):
-        spatial = np.full((2, 6, 6), value)
-        assert np.array_equal(display.overlay_frame(frame, spatial, 1, Style()), frame)
+    assert np.array_equal(display.overlay_frame(frame, np.zeros((2, 6, 6)), 1, Style()), frame)  # nothing to show
+    constant = np.full((2, 6, 6), 3.0)  # the same evidence everywhere: drawn in full, from zero
+    assert display.display_range(constant, Style())[1][0] == 3.0 and display.display_range(constant, Style())[0][0] == 0
+    assert not np.array_equal(display.overlay_frame(frame, constant, 1, Style()), frame)
+    plateau = np.full((1, 6, 6), 2.0)
+    plateau[0, 0, 0] = 1.0  # 35 of 36 pixels at the maximum: the range runs from the smallest value
+    floor, ceiling = display.display_range(plateau, Style())
+    assert (floor[0], ceiling[0]) == (1.0, 2.0)
+    with_nan = np.random.default_rng(2).random((2, 6, 6))
+    with_nan[1, 2, 2] = np.nan  # one NaN pixel counts as 0; the frame is still drawn
+    floor, ceiling = display.display_range(with_nan, Style())
+    assert np.isfinite(floor).all() and np.isfinite(ceiling).all()
+    drawn = display.overlay_frame(frame, with_nan, 1, Style())
+    assert np.array_equal(drawn[2, 2], frame[2, 2]) and not np.array_equal(drawn, frame)
+    signed = display.overlay_frame(frame, with_nan - 0.5, 1, Style.default_for("signed"))
+    assert np.array_equal(signed[2, 2], frame[2, 2])
 
 
 def test_styles_that_cannot_be_drawn_are_refused_with_the_reason():
@@ -84,6 +97,11 @@ def test_the_colour_bar_runs_from_the_floor_to_the_ceiling_with_labels():
     assert np.array_equal(strip[-1, 0], display.colorize(np.array([[0.0]]), "turbo")[0, 0])
     labels = bar[:, 18:]
     assert (labels[:20] < 128).any() and (labels[-20:] < 128).any()  # the ceiling's and the floor's values
+    assert display.colorbar_labels(style, 0.25, 4.0) == [("4", 0.0), ("0.25", 1.0)]
+    assert display.colorbar_labels(style, 0.0, 1.5e-5) == [("1.5e-05", 0.0), ("0", 1.0)]
+    signed_style = Style.default_for("signed")
+    assert display.colorbar_labels(signed_style, 0.0, 2.0) == [("+2", 0.0), ("0", 0.5), ("-2", 1.0)]
+    assert display.colorbar_labels(signed_style, 0.1, 2.0)[1] == ("|x|<0.1", 0.5)
     signed = display.colorbar(Style.default_for("signed"), 0.0, 2.0, height=121, width=60)
     assert [signed[row, 0].tolist() for row in (0, 60, 120)] == [[255, 0, 0], [255, 255, 255], [0, 0, 255]]
 
@@ -132,3 +150,24 @@ def test_the_default_style_shows_grad_cam_at_the_peak_frame_of_the_default_model
     floor, ceiling = display.display_range(spatial, Style())
     faint, strong = _ends(display.to_unit(spatial[peak], "positive", float(floor[peak]), float(ceiling[peak])))
     assert faint >= 0.10 and strong >= 0.02
+
+
+def test_the_command_lines_overlay_choices_are_the_display_modules():
+    from xai_core.cli import build_parser
+
+    explain = build_parser()._subparsers._group_actions[0].choices["explain"]
+    choices = {a.dest: tuple(a.choices) for a in explain._actions if a.choices}
+    assert choices["show"] == display.MODES and choices["scale"] == display.SCALES
+
+
+def test_padding_frames_neither_set_the_clips_range_nor_get_stretched():
+    rng = np.random.default_rng(3)
+    spatial = rng.random((4, 6, 6))
+    spatial[3] = 1e-6 * rng.random((6, 6))  # the black padding frame's near-zero map
+    spatial[3, 0, 0] = 50.0  # (and one outlier on it)
+    padded = np.array([False, False, False, True])
+    floor, ceiling = display.display_range(spatial, Style(scale="clip"), padded)
+    assert ceiling[0] == pytest.approx(np.percentile(spatial[:3], 99)) and len(set(ceiling)) == 1
+    floor, ceiling = display.display_range(spatial, Style(), padded)
+    assert ceiling[3] == ceiling[:3].max() and floor[3] == floor[:3].min()  # not its own range
+    assert display.display_range(spatial, Style())[1][3] != ceiling[3]  # without the flag: its own range

@@ -214,10 +214,11 @@ def test_a_model_in_several_files_or_a_zip_loads(tmp_path, how):
 
 def test_a_zip_cannot_write_outside_its_folder(tmp_path):
     with pytest.raises(ModelError, match="a path outside its folder: refused"):
-        load_request("factory", tmp_path, model_files=[zipped({"../evil.py": b""})], factory="x.py:build")
+        load_request("factory", tmp_path, model_files=[zipped({"ok.py": b"", "../evil.py": b""})], factory="x.py:build")
+    assert not list(tmp_path.rglob("ok.py"))  # checked before anything was written
     with pytest.raises(ModelError, match="is not a readable zip file"):
         load_request("factory", tmp_path, model_files=[UploadedFile("c.zip", b"PK no zip")], factory="build")
-    assert not (tmp_path.parent / "evil.py").exists()
+    assert not list(tmp_path.parent.rglob("evil.py"))
 
 
 def test_a_model_on_this_machine_is_loaded_where_it_is(tmp_path):

@@ -90,3 +90,30 @@ def test_user_code_errors_are_one_line(tmp_path):
     net = write(tmp_path / "net2.py", "def make():\n    pass\n")
     with pytest.raises(ModelError, match="net2.py has no 'build'; it defines: make"):
         build_factory_net(net, "build", {})
+
+
+def test_relative_paths_installed_modules_and_sys_path_survive_a_load(tmp_path, monkeypatch):
+    package = tmp_path / "proj"
+    write(package / "__init__.py", "")
+    write(package / "layers.py", BLOCK.format(channels=3))
+    write(
+        package / "net.py",
+        "import sys\nsys.path.append('/somewhere/else')\nfrom .layers import Block\n\n"
+        "def build():\n    return Block()\n",
+    )
+    monkeypatch.chdir(package)  # run from inside the package: a relative path, a folder with __init__.py
+    before, writes = list(sys.path), sys.dont_write_bytecode
+    path, name = parse_factory("net.py:build")
+    assert path.is_absolute()
+    assert build_factory_net(path, name, {})(torch.zeros(1, 3, 2, 4, 4)).shape == (1, 3)
+    assert sys.path == before and sys.dont_write_bytecode == writes  # what the user's code added is gone too
+    assert "torch" in sys.modules and "xai_core.models.user_code" in sys.modules  # nothing of ours or installed dropped
+    assert not list(tmp_path.rglob("__pycache__"))
+
+
+def test_two_folders_with_a_layers_module_do_not_meet(tmp_path):
+    for folder, channels in (("a", 2), ("b", 5)):
+        write(tmp_path / folder / "layers.py", BLOCK.format(channels=channels))
+        write(tmp_path / folder / "net.py", "from layers import Block\n\ndef build():\n    return Block()\n")
+    shapes = [build_factory_net(tmp_path / f / "net.py", "build", {})(torch.zeros(1, 3, 2, 4, 4)).shape for f in "aba"]
+    assert shapes == [(1, 2), (1, 5), (1, 2)]

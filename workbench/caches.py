@@ -1,4 +1,5 @@
-"""The app's caches: models as resources (one per name and device); clips, predictions,
+"""The app's caches: models as resources (one per name, device and files: a checkpoint
+retrained, or a user's code edited, is loaded again); clips, predictions,
 explanations, overlay videos, gradient profiles, run plans and deletion curves as data, keyed by
 what determines them (the model's key, the clip's content hash, the method, the target and the
 parameters).  The ``get_*`` helpers build those keys; arguments named ``_x`` are not hashed."""
@@ -48,25 +49,51 @@ def _target_key(target) -> str | None:
 
 def zoo_model(name: str, device: str) -> VideoModel:
     """A zoo model by name, on ``device``, as its files are now (cached while they do not change)."""
-    return cached_model(name, device, zoo_stamp(name))
+    return _zoo_model_at(name, device, zoo_stamp(name))
 
 
 @st.cache_resource(show_spinner="Loading the model…", max_entries=8)
-def cached_model(name: str, device: str, stamp: str) -> VideoModel:
+def _zoo_model_at(name: str, device: str, stamp: str) -> VideoModel:
     """A zoo model by name, on ``device`` (``stamp``: ``zoo_stamp``, its files' identity)."""
     model = load_model(name, device=device)
     model.xai_zoo_stamp = stamp
     return model
 
 
+def user_model(request_json: str, device: str) -> VideoModel:
+    """A user's model as its files are now: code on the user's disk may be edited between two
+    loads, so its files' identity is part of the key (``user_stamp``)."""
+    return cached_user_model(request_json, device, user_stamp(json.loads(request_json)))
+
+
+def user_stamp(request: dict) -> str:
+    """The sizes and times of the files a load request reads: its code (the .py files of the
+    file's folder or of the package), a TorchScript file, its weights and labels."""
+    from xai_core.models.user_code import package_root, parse_factory
+
+    paths: list[Path] = []
+    factory = parse_factory(request["spec"])
+    if factory is not None:
+        code = factory[0]
+        root = package_root(code)
+        folder = root if root is not None else (code if code.is_dir() else code.parent)
+        paths += sorted(folder.rglob("*.py") if root is not None else folder.glob("*.py"))
+    elif Path(request["spec"]).is_file():
+        paths.append(Path(request["spec"]))
+    paths += [Path(request["kwargs"][k]) for k in ("weights", "labels_file") if request["kwargs"].get(k)]
+    facts = [f"{p}:{p.stat().st_size}:{p.stat().st_mtime_ns}" if p.exists() else f"{p}:-" for p in paths]
+    return hashlib.sha256("|".join(facts).encode()).hexdigest()[:12]
+
+
 @st.cache_resource(show_spinner="Loading your model…", max_entries=8)
-def cached_user_model(request_json: str, device: str) -> VideoModel:
+def cached_user_model(request_json: str, device: str, stamp: str) -> VideoModel:
     """A user's model (``load_model(spec, **kwargs)``) renamed as they asked; its cache key
-    (``xai_user_key``) keeps its explanations apart from another model of the same name."""
+    (``xai_user_key``: the request and its files' ``stamp``) keeps its explanations apart from
+    another model of the same name and from the same code before an edit."""
     request = json.loads(request_json)
     model = load_model(request["spec"], device=device, **request["kwargs"])
     model.info.name = request["name"]
-    model.xai_user_key = hashlib.sha256(request_json.encode()).hexdigest()[:16]
+    model.xai_user_key = hashlib.sha256(f"{request_json}|{stamp}".encode()).hexdigest()[:16]
     return model
 
 
@@ -120,15 +147,16 @@ def overlay_video_bytes(
     clip_hash: str,
     expl_key: str,
     fmt: str,
-    style: tuple,
+    style: dict,
     _frames: np.ndarray,
     _spatial: np.ndarray,
+    _padded: np.ndarray | None = None,
     fps: float = 8.0,
 ) -> bytes:
     """The overlay of the whole clip (frames [T,H,W,3], map [T,H,W]) as an H.264 mp4 or a GIF, 3x
-    enlarged, drawn as on the page (``style``: the fields of its ``display.Style``) with each
+    enlarged, drawn as on the page (``style``: its ``display.Style`` as a dict) with each
     frame's colour bar."""
-    frames = render.styled_overlays(_frames, _spatial, Style(*style), zoom=3)
+    frames = render.styled_overlays(_frames, _spatial, Style(**style), zoom=3, padded=_padded)
     return encode_video(frames, fmt=fmt, fps=fps)
 
 

@@ -69,16 +69,20 @@ def unpack_zip(folder: Path, file: UploadedFile) -> list[Path]:
         raise ModelError(
             f"{file.name} holds more than {count} files or {size / 1e6:.0f} MB: give the model's code alone"
         )
-    written = []
-    for member in members:
-        parts = Path(member.filename).parts
-        if Path(member.filename).is_absolute() or ".." in parts:
+    root = folder.resolve()
+    targets = []
+    for member in members:  # every member checked before any is written
+        path = folder.joinpath(*Path(member.filename).parts)
+        if Path(member.filename).is_absolute() or not path.resolve().is_relative_to(root):
             raise ModelError(f"{file.name} holds {member.filename!r}, a path outside its folder: refused")
-        path = folder.joinpath(*parts)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_bytes(archive.read(member))
-        written.append(path)
-    return written
+        targets.append((member, path))
+    try:
+        for member, path in targets:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_bytes(archive.read(member))
+    except (zipfile.BadZipFile, OSError, RuntimeError, NotImplementedError) as exc:  # CRC, encryption, clashes
+        raise ModelError(f"{file.name} cannot be unpacked: {exc}") from None
+    return [path for _, path in targets]
 
 
 def _factory_spec(folder: Path, files: list[UploadedFile], factory: str) -> str:

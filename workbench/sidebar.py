@@ -72,11 +72,17 @@ def _shapes_source() -> str:
     return f"shapes:{int(seed)}?{query}"
 
 
+def _forget_removed_upload() -> None:
+    """The user removed the file from the uploader (its x): the kept clip goes too."""
+    if st.session_state.get("upload") is None:
+        st.session_state.pop(UPLOADED_CLIP, None)
+
+
 def _uploaded_clip() -> tuple[str, bytes] | None:
     """The uploader, and the clip last uploaded in this session: Streamlit forgets an uploader's
     file when the page changes, so the file is kept in the session and stays selected on every
-    page and for every model until another is uploaded."""
-    uploaded = st.file_uploader("Video file", type=UPLOAD_TYPES, key="upload")
+    page and for every model until another is uploaded or the file is removed from the uploader."""
+    uploaded = st.file_uploader("Video file", type=UPLOAD_TYPES, key="upload", on_change=_forget_removed_upload)
     if uploaded is not None:
         st.session_state[UPLOADED_CLIP] = (uploaded.name, uploaded.getvalue())
         return st.session_state[UPLOADED_CLIP]

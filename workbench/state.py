@@ -5,6 +5,7 @@ from __future__ import annotations
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import streamlit as st
 
@@ -42,7 +43,7 @@ KEPT = "kept_choices"  # {widget key: the value last chosen}, for the choices ev
 UPLOADED_CLIP = "uploaded_clip"  # (file name, bytes) of the last clip uploaded in this session
 
 
-def kept_choice(key: str, options: list, default):
+def kept_choice(key: str, options: list, default: Any) -> Any:
     """The value last chosen in widget ``key`` if it is still one of ``options``, else ``default``:
     what a page draws the widget with when Streamlit has dropped its state (on a page change, for
     a widget drawn by every page, or for another model's copy of it)."""
@@ -50,6 +51,6 @@ def kept_choice(key: str, options: list, default):
     return value if value in options else default
 
 
-def keep_choice(key: str, value) -> None:
+def keep_choice(key: str, value: Any) -> None:
     """Remember ``value`` as the last choice of widget ``key`` for ``kept_choice``."""
     st.session_state.setdefault(KEPT, {})[key] = value

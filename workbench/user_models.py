@@ -13,7 +13,7 @@ import streamlit as st
 from xai_core.models.base import ModelError, VideoModel
 from xai_core.models.zoo import zoo_cards, zoo_names
 
-from .caches import cached_user_model, zoo_model
+from .caches import user_model, zoo_model
 from .state import USER_MODELS
 
 
@@ -42,7 +42,7 @@ def add_user_model(spec: str, kwargs: dict, name: str) -> VideoModel:
     under a unique name.  Raises ModelError (or the error of the user's own code)."""
     name = unique_model_name(name)
     request_json = json.dumps({"spec": spec, "kwargs": kwargs, "name": name}, sort_keys=True)
-    model = cached_user_model(request_json, "cpu")
+    model = user_model(request_json, "cpu")
     user_models()[name] = request_json
     return model
 
@@ -51,7 +51,7 @@ def get_model(name: str, device: str) -> VideoModel:
     """A zoo model or one of this session's (cached)."""
     request = user_models().get(name)
     if request is not None:
-        return cached_user_model(request, device)
+        return user_model(request, device)
     return zoo_model(name, device)
 
 

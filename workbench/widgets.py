@@ -9,7 +9,7 @@ import streamlit as st
 from xai_core import display
 from xai_core.citations import full_reference
 from xai_core.display import Style
-from xai_core.methods.machinery.registry import MethodSpec
+from xai_core.methods.machinery.registry import MethodSpec, Param
 from xai_core.models.base import VideoModel
 
 from .state import KEPT, keep_choice, kept_choice
@@ -141,10 +141,10 @@ def param_widgets(spec: MethodSpec, model: VideoModel, skip: tuple[str, ...] = (
     return params
 
 
-def _kept_number(shared: str, p) -> float:
-    """A numeric parameter's last chosen value (``kept_choice``) where it is within the
-    parameter's range, else its default."""
-    value = kept_choice(shared, [st.session_state.get(KEPT, {}).get(shared)], p.default)
+def _kept_number(shared: str, p: Param) -> float:
+    """A numeric parameter's last chosen value (for any model, on any page) where it is a number
+    within the parameter's range, else its default."""
+    value = st.session_state.get(KEPT, {}).get(shared, p.default)
     if not isinstance(value, int | float) or isinstance(value, bool):
         return p.default
     if (p.minimum is not None and value < p.minimum) or (p.maximum is not None and value > p.maximum):
@@ -182,7 +182,8 @@ def style_widgets(prefix: str) -> Style:
         "Show",
         list(display.MODES),
         key=f"{prefix}mode",
-        help="positive: evidence for the target; abs: magnitude; signed: for (red) and against (blue)",
+        help="positive: evidence for the target; abs: magnitude; signed: for (the + end of the colour map) and "
+        "against (the - end), white at zero",
         persist_state="page",
     )
     cmap = c2.selectbox(

@@ -155,7 +155,7 @@ def _cmd_explain(args: argparse.Namespace) -> int:
 
     if args.overlay and Path(args.overlay).suffix.lower() not in (".mp4", ".gif"):
         raise ValueError(f"--overlay must end in .mp4 or .gif, got {args.overlay!r}")
-    style = _overlay_style(args)  # a style that cannot be drawn is said before the model loads
+    style = _overlay_style(args) if args.overlay else None  # a style that cannot be drawn: said before loading
     params = parse_params(args.param)
     check_source(args.video)  # a video that cannot be read is said before torch and the model load
     from .api import explain
@@ -170,7 +170,9 @@ def _cmd_explain(args: argparse.Namespace) -> int:
     if args.overlay:
         if expl.spatial is None:
             raise ValueError(f"{args.method} gives no spatial map to overlay")
-        frames = styled_overlays(clip.frames, expl.spatial, style, zoom=args.zoom, colorbar=not args.no_colorbar)
+        frames = styled_overlays(
+            clip.frames, expl.spatial, style, zoom=args.zoom, colorbar=not args.no_colorbar, padded=clip.padded
+        )
         written.append(str(write_video(frames, args.overlay, fps=args.fps)))
     print(
         f"{model.name} on {clip.source}: {prediction_text(expl.prediction)}; {args.method} for "
@@ -202,6 +204,8 @@ def _overlay_style(args: argparse.Namespace):
         percentiles = None
     if percentiles is None:
         raise ValueError(f"--contrast takes LOW,HIGH percentiles (e.g. 5,99), got {args.contrast!r}")
+    if args.zoom < 1:
+        raise ValueError(f"--zoom must be at least 1, got {args.zoom}")
     changes = {"cmap": args.cmap} if args.cmap else {}
     return Style.default_for(args.show, scale=args.scale, opacity=args.opacity, **percentiles, **changes)
 
@@ -534,11 +538,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--show",
         default="positive",
-        choices=["positive", "abs", "signed"],
+        choices=["positive", "abs", "signed"],  # display.MODES (not imported: --help stays fast)
         help="overlay: the positive part (evidence for the target), the magnitude, or both signs",
     )
     p.add_argument("--cmap", default=None, help="overlay colour map (default: turbo; bwr for --show signed)")
-    p.add_argument("--scale", default="frame", choices=["frame", "clip"], help="overlay: one range per frame or clip")
+    p.add_argument(  # display.SCALES
+        "--scale", default="frame", choices=["frame", "clip"], help="overlay: one range per frame or clip"
+    )
     p.add_argument(
         "--contrast",
         default="5,99",

@@ -90,21 +90,39 @@ def shown_values(spatial: np.ndarray, mode: str) -> np.ndarray:
     return np.maximum(spatial, 0) if mode == "positive" else np.abs(spatial)
 
 
-def display_range(spatial: np.ndarray, style: Style) -> tuple[np.ndarray, np.ndarray]:
+def display_range(spatial: np.ndarray, style: Style, padded: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Maps [T,H,W] -> (floor [T], ceiling [T]): the values drawn as nothing and as full colour,
-    per frame or one pair for the whole clip (repeated).  Where fewer values than the top share lie
-    above the floor (a very sparse map), the ceiling is that percentile of those values alone; a
-    frame or clip whose shown values are all equal gets ceiling = floor + 1: nothing is coloured."""
-    values = shown_values(np.asarray(spatial, dtype=np.float64), style.mode)
-    groups = values.reshape(len(values), -1) if style.scale == "frame" else values.reshape(1, -1)
+    per frame or one pair for the whole clip (repeated); NaN counts as 0.  ``padded`` [T] bool:
+    the black frames that pad a short clip, left out of the clip's range and drawn per frame in the
+    widest range of the real frames (never stretched to full colour on their own).  Where fewer values than
+    the top share lie above the floor (a very sparse map), the ceiling is that percentile of those
+    values alone; where the floor is already the maximum (a plateau), the range runs from the
+    smallest value to it; a map of one positive value everywhere runs from 0 to it; an all-zero
+    frame or clip gets ceiling = floor + 1: nothing is coloured."""
+    values = shown_values(np.nan_to_num(np.asarray(spatial, dtype=np.float64), nan=0.0), style.mode)
+    real = np.ones(len(values), bool) if padded is None else ~np.asarray(padded, bool)
+    if style.scale == "frame" or not real.any():
+        groups = values.reshape(len(values), -1)
+    else:  # the clip's range, from its real frames (a padded frame's map says nothing of the clip)
+        groups = values[real].reshape(1, -1)
     floor = np.percentile(groups, style.low, axis=1)
     ceiling = np.percentile(groups, style.high, axis=1)
     for i, group in enumerate(groups):
-        if ceiling[i] <= floor[i]:  # fewer values above the floor than the top share: rank those alone
-            above = group[group > floor[i]]
-            ceiling[i] = np.percentile(above, style.high) if above.size else floor[i] + 1.0
-    if style.scale == "clip":
+        if ceiling[i] > floor[i]:
+            continue
+        above = group[group > floor[i]]
+        if above.size:  # fewer values above the floor than the top share: rank those alone
+            ceiling[i] = np.percentile(above, style.high)
+        elif group.min() < floor[i]:  # a plateau at the maximum: the floor drops to the smallest value
+            floor[i], ceiling[i] = group.min(), floor[i]
+        elif floor[i] > 0:  # the same value everywhere: drawn in full, from zero
+            floor[i], ceiling[i] = 0.0, floor[i]
+        else:  # nothing to show (all zero)
+            ceiling[i] = floor[i] + 1.0
+    if style.scale == "clip" and len(floor) == 1:
         floor, ceiling = np.repeat(floor, len(values)), np.repeat(ceiling, len(values))
+    elif padded is not None and real.any() and not real.all():  # per frame: padded frames in the real ones' range
+        floor[~real], ceiling[~real] = floor[real].min(), ceiling[real].max()
     return floor, ceiling
 
 
@@ -113,6 +131,7 @@ def to_unit(heat: np.ndarray, mode: str, floor: float, ceiling: float) -> np.nda
     for signed maps the magnitude so scaled, around 0.5 (below: negative, above: positive)."""
     _check_mode(mode)
     span = ceiling - floor if ceiling > floor else 1.0
+    heat = np.nan_to_num(np.asarray(heat, dtype=np.float64), nan=0.0)
     scaled = np.clip((shown_values(heat, mode) - floor) / span, 0, 1)
     if mode == "signed":
         return 0.5 + 0.5 * np.sign(heat) * scaled
@@ -124,12 +143,12 @@ def colorize(unit: np.ndarray, cmap: str = "turbo") -> np.ndarray:
     if cmap in DIVERGING:
         low, high = (np.asarray(c, dtype=np.float64) for c in DIVERGING[cmap])
         white = np.full(3, 255.0)
-        u = unit[..., None]
+        u = np.clip(np.nan_to_num(unit, nan=0.5), 0, 1)[..., None]
         rgb = np.where(u < 0.5, low + (white - low) * (u / 0.5), white + (high - white) * ((u - 0.5) / 0.5))
         return rgb.round().astype(np.uint8)
     if cmap not in SEQUENTIAL:
         raise ValueError(f"unknown colour map {cmap!r}; choose one of {', '.join(COLORMAPS)}")
-    flat = (np.clip(unit, 0, 1).reshape(-1, unit.shape[-1]) * 255).round().astype(np.uint8)
+    flat = (np.clip(np.nan_to_num(unit, nan=0.0), 0, 1).reshape(-1, unit.shape[-1]) * 255).round().astype(np.uint8)
     bgr = cv2.applyColorMap(flat, SEQUENTIAL[cmap])
     return bgr[..., ::-1].reshape(*unit.shape, 3).copy()
 
@@ -146,9 +165,11 @@ def blend(frame: np.ndarray, unit: np.ndarray, mode: str, cmap: str, opacity: fl
     return out.round().clip(0, 255).astype(np.uint8)
 
 
-def overlay_frames(frames: np.ndarray, spatial: np.ndarray, style: Style) -> np.ndarray:
+def overlay_frames(
+    frames: np.ndarray, spatial: np.ndarray, style: Style, padded: np.ndarray | None = None
+) -> np.ndarray:
     """frames uint8 [T,H,W,3] + maps [T,H,W] -> uint8 [T,H,W,3], each frame in its range (``display_range``)."""
-    floor, ceiling = display_range(spatial, style)
+    floor, ceiling = display_range(spatial, style, padded)
     return np.stack(
         [
             blend(f, to_unit(m, style.mode, lo, hi), style.mode, style.cmap, style.opacity)
@@ -157,16 +178,27 @@ def overlay_frames(frames: np.ndarray, spatial: np.ndarray, style: Style) -> np.
     )
 
 
-def overlay_frame(frame: np.ndarray, spatial: np.ndarray, index: int, style: Style) -> np.ndarray:
+def overlay_frame(
+    frame: np.ndarray, spatial: np.ndarray, index: int, style: Style, padded: np.ndarray | None = None
+) -> np.ndarray:
     """One frame uint8 [H,W,3] with map ``spatial[index]`` over it, in the range ``style`` gives it
     within ``spatial`` [T,H,W] (its own frame's, or the clip's)."""
-    floor, ceiling = display_range(spatial, style)
+    floor, ceiling = display_range(spatial, style, padded)
     unit = to_unit(spatial[index], style.mode, float(floor[index]), float(ceiling[index]))
     return blend(frame, unit, style.mode, style.cmap, style.opacity)
 
 
 def _value_text(value: float) -> str:
     return "0" if value == 0 else f"{value:.2g}"
+
+
+def colorbar_labels(style: Style, floor: float, ceiling: float) -> list[tuple[str, float]]:
+    """The colour bar's labels and where they stand (0: top, 1: bottom): the ceiling over the floor;
+    for signed maps +ceiling, the white band of magnitudes up to the floor, -ceiling."""
+    if style.mode == "signed":
+        zero = "0" if floor == 0 else f"|x|<{_value_text(floor)}"
+        return [(f"+{_value_text(ceiling)}", 0.0), (zero, 0.5), (f"-{_value_text(ceiling)}", 1.0)]
+    return [(_value_text(ceiling), 0.0), (_value_text(floor), 1.0)]
 
 
 def colorbar(style: Style, floor: float, ceiling: float, height: int, width: int = 64) -> np.ndarray:
@@ -179,11 +211,7 @@ def colorbar(style: Style, floor: float, ceiling: float, height: int, width: int
         unit = 0.5 + 0.5 * np.linspace(1, -1, height)[:, None].repeat(bar_width, axis=1)
     image = np.full((height, width, 3), 255, np.uint8)
     image[:, :bar_width] = colorize(unit, style.cmap)
-    if style.mode == "signed":
-        zero = "0" if floor == 0 else f"|x|<{_value_text(floor)}"  # magnitudes up to the floor are white
-        labels = [(f"+{_value_text(ceiling)}", 0.0), (zero, 0.5), (f"-{_value_text(ceiling)}", 1.0)]
-    else:
-        labels = [(_value_text(ceiling), 0.0), (_value_text(floor), 1.0)]
+    labels = colorbar_labels(style, floor, ceiling)
     font_scale = max(0.3, min(0.5, height / 500))
     for text, where in labels:
         (_, text_height), _ = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, font_scale, 1)

@@ -34,9 +34,11 @@ def clip_notes(model: VideoModel, clip: Clip) -> list[str]:
     notes = [] if synthetic else [note[:1].upper() + note[1:] + "." for note in clip.meta.get("notes", [])]
     task = shapes_task(model)
     if task is not None and not synthetic:
+        settings = model.info.card.get("training", {}).get("settings") or {}
+        only = "" if settings.get("backbone_weights") or settings.get("init_from") else " only"
         notes.append(
-            f"{model.name} was trained only on synthetic Moving Shapes clips ({SHAPES_TASKS[task]}): on this clip its "
-            "prediction and maps show how the network reacts to it, not what the footage holds."
+            f"{model.name} was trained{only} on synthetic Moving Shapes clips ({SHAPES_TASKS[task]}): on this clip "
+            "its prediction and maps show how the network reacts to it, not what the footage holds."
         )
     return notes
 
@@ -47,7 +49,7 @@ def _flat(values: np.ndarray) -> bool:
 
 
 def explanation_notes(expl: Explanation, padded: np.ndarray | None = None) -> list[str]:
-    """Notes on one explanation (``padded`` [T] bool: frames that repeat the clip's last one,
+    """Notes on one explanation (``padded`` [T] bool: the black frames that pad a short clip,
     left out of the flat-curve check)."""
     notes = []
     method = expl.method

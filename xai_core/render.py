@@ -75,12 +75,17 @@ def beside_colorbars(image: np.ndarray) -> np.ndarray:
 
 
 def styled_overlays(
-    frames: np.ndarray, spatial: np.ndarray, style: display.Style, zoom: int = 1, colorbar: bool = True
+    frames: np.ndarray,
+    spatial: np.ndarray,
+    style: display.Style,
+    zoom: int = 1,
+    colorbar: bool = True,
+    padded: np.ndarray | None = None,
 ) -> np.ndarray:
     """The whole clip drawn as ``style`` says, for a video: frames uint8 [T,H,W,3] + maps [T,H,W]
     -> uint8 [T,H*zoom,W',3], each frame enlarged ``zoom`` times with the colour bar of its range."""
-    floor, ceiling = display.display_range(spatial, style)
-    shown = display.overlay_frames(frames, spatial, style)
+    floor, ceiling = display.display_range(spatial, style, padded)
+    shown = display.overlay_frames(frames, spatial, style, padded)
     out = []
     for image, lo, hi in zip(shown, floor, ceiling, strict=True):
         image = upscale(image, zoom) if zoom > 1 else image

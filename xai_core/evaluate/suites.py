@@ -462,7 +462,7 @@ def survival_warning(row: dict) -> str | None:
         return (
             f"{row['method']}: over the clip its maps survive randomising the model (Spearman {value:.2f} > "
             f"{SURVIVES}), frame by frame they do not ({within:.2f}): the maps' size from frame to frame is set by "
-            "the architecture, not by what this model learned; read each frame's map, not the frame curve"
+            "the architecture or the input, not by what this model learned; read each frame's map, not the frame curve"
         )
     return (
         f"{row['method']}: its maps survive randomising the model (Spearman {value:.2f} > {SURVIVES}), "

@@ -381,7 +381,9 @@ class ProgressLog:
 
 def read_resume_file(path: Path, device: torch.device | str) -> dict:
     """The state a stopped run saved (weights, optimiser, step, ...), read with weights_only=True.
-    A file that is not one: one line saying so, without torch's advice to trust the file."""
+    A file that is not one: one line saying so, without torch's advice to trust the file; an error
+    that says nothing of the file (out of memory, no permission) is raised as it is, since the file
+    may well be good."""
     try:
         with warnings.catch_warnings():  # torch's warnings about the file say nothing a user can act on here
             warnings.simplefilter("ignore")
@@ -396,7 +398,13 @@ def read_resume_file(path: Path, device: torch.device | str) -> dict:
         raise ModelError(
             f"{path.name} is not a resume file this command wrote (UnpicklingError); delete it to start over"
         ) from None
-    except (OSError, RuntimeError, EOFError, ValueError, KeyError, IndexError) as exc:
+    except RuntimeError as exc:
+        if "PytorchStreamReader" not in str(exc):  # not the file's format (out of memory, a device): as raised
+            raise
+        raise ModelError(
+            f"{path.name} is not a resume file this command wrote (a damaged archive); delete it to start over"
+        ) from None
+    except (EOFError, ValueError, KeyError, IndexError) as exc:  # the file's content; an OSError is raised as it is
         raise ModelError(
             f"{path.name} is not a resume file this command wrote ({type(exc).__name__}); delete it to start over"
         ) from None

@@ -21,6 +21,7 @@ import importlib
 import importlib.util
 import re
 import sys
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -30,33 +31,43 @@ from torch import nn
 
 from .base import ModelError
 
+_USER_CODE = threading.RLock()
 FACTORY_SPEC = re.compile(r"^(?P<code>.+):(?P<name>[A-Za-z_][A-Za-z0-9_]*)$")
 
 
 def parse_factory(text: str) -> tuple[Path, str] | None:
-    """'path/to/file.py:name' or 'path/to/package:name' (a folder) -> (Path, 'name'); None for anything else."""
+    """'path/to/file.py:name' or 'path/to/package:name' (a folder; ``~`` expanded) -> (the
+    absolute Path, 'name'); None for anything else."""
     match = FACTORY_SPEC.match(text)
     if match is None:
         return None
-    code = Path(match["code"])
+    code = Path(match["code"]).expanduser()
     if match["code"].endswith(".py") or code.is_dir():
-        return code, match["name"]
+        return code.absolute(), match["name"]
     return None
 
 
 def package_root(path: Path) -> Path | None:
     """The outermost folder of the package ``path`` (a .py file or a folder) belongs to: climbing
     while the folder holds ``__init__.py``; None for a file outside any package."""
-    folder = path if path.is_dir() else path.parent
+    folder = (path if path.is_dir() else path.parent).resolve()
     root = None
-    while (folder / "__init__.py").is_file():
+    while folder.parent != folder and _is_file(folder / "__init__.py"):
         root, folder = folder, folder.parent
     return root
 
 
+def _is_file(path: Path) -> bool:
+    """``path.is_file()``, False where the folder cannot be read."""
+    try:
+        return path.is_file()
+    except OSError:
+        return False
+
+
 def _module_name(path: Path, root: Path) -> str:
     """The dotted name of ``path`` (a .py file or a package folder) under the package ``root``."""
-    parts = list(path.relative_to(root.parent).parts)
+    parts = list(path.resolve().relative_to(root.parent).parts)
     if not path.is_dir():
         parts[-1] = Path(parts[-1]).stem
         if parts[-1] == "__init__":
@@ -74,14 +85,25 @@ def _installed(module: ModuleType) -> bool:
     return any(where.is_relative_to(p) for p in prefixes) or "site-packages" in where.parts
 
 
-def _forget_modules_named_in(folder: Path) -> None:
-    """Drop the imported modules that the code in ``folder`` would import by its own names (its
-    .py files and packages, and their submodules), wherever an earlier load imported them from,
-    so that they are read again from here; the workbench's and installed modules are kept."""
-    names = {p.stem for p in folder.glob("*.py")} | {
-        p.name for p in folder.iterdir() if p.is_dir() and (p / "__init__.py").is_file()
-    }
-    names -= {"xai_core", "workbench"}
+def _own_names(path: Path, root: Path | None) -> set[str]:
+    """The top-level names the user's code brings: its package's (a module of a package), or
+    those of the .py files and packages beside the file (a plain file)."""
+    if root is not None:
+        return {root.name}
+    folder = path.parent
+    try:
+        names = {p.stem for p in folder.glob("*.py")}
+        names |= {p.name for p in folder.iterdir() if p.is_dir() and _is_file(p / "__init__.py")}
+    except OSError:
+        names = {path.stem}
+    return names - {"xai_core", "workbench"}
+
+
+def _forget_modules(names: set[str]) -> None:
+    """Drop the imported modules the user's code would import by its own names (and their
+    submodules), wherever an earlier load imported them from, so that they are read again from
+    here; installed modules are kept (a user's module that shares an installed one's name gets the
+    installed one, as Python gives it)."""
     for name, module in list(sys.modules.items()):
         if name.split(".")[0] in names and not _installed(module):
             del sys.modules[name]
@@ -90,21 +112,21 @@ def _forget_modules_named_in(folder: Path) -> None:
 @contextmanager
 def importable(path: Path) -> Iterator[None]:
     """While inside: the user's code at ``path`` can import what lies beside it (the file's
-    folder, or the parent of its package's root, first on sys.path)."""
+    folder, or the parent of its package's root, first on sys.path); no other thread loads user
+    code meanwhile, and sys.path is given back as it was."""
     root = package_root(path)
     folder = str((root.parent if root is not None else (path if path.is_dir() else path.parent)).resolve())
-    added = folder not in sys.path
-    if added:
+    with _USER_CODE:  # one user's code at a time: sys.path and sys.modules are the process's
+        saved_path = list(sys.path)
         sys.path.insert(0, folder)
-    writes_bytecode = sys.dont_write_bytecode
-    sys.dont_write_bytecode = True  # no __pycache__ in the user's folders, and no stale one of ours
-    importlib.invalidate_caches()  # files written since the last look are found
-    try:
-        yield
-    finally:
-        sys.dont_write_bytecode = writes_bytecode
-        if added and folder in sys.path:
-            sys.path.remove(folder)
+        writes_bytecode = sys.dont_write_bytecode
+        sys.dont_write_bytecode = True  # no __pycache__ in the user's folders, and no stale one of ours
+        importlib.invalidate_caches()  # files written since the last look are found
+        try:
+            yield
+        finally:
+            sys.dont_write_bytecode = writes_bytecode
+            sys.path[:] = saved_path  # also what the user's code added itself
 
 
 def import_user_code(path: Path) -> ModuleType:
@@ -116,7 +138,7 @@ def import_user_code(path: Path) -> ModuleType:
     elif not path.is_file():
         raise ModelError(f"{path}: no such Python file")
     root = package_root(path)
-    _forget_modules_named_in(root.parent if root is not None else path.parent)
+    _forget_modules(_own_names(path, root))
     try:
         if root is not None:
             return importlib.import_module(_module_name(path, root))
