@@ -418,3 +418,37 @@ def test_motion_page_flow_maps_follow_the_scrubber(page):
     wait_idle(page)
     expect(captions.nth(6)).to_contain_text(f"frame {new}")  # the trajectories at the same frame
     screenshot(page, ARTIFACTS / "browser_motion.png")
+
+
+def test_an_uploaded_clip_and_the_chosen_methods_survive_a_page_change(page, tmp_path):
+    """Issue 18, point 2, as a user does it: upload a clip, choose two methods, visit the Motion
+    page and come back; the clip is still the upload and both methods are still shown."""
+    import numpy as np
+
+    frames = np.random.default_rng(0).integers(0, 255, (20, 48, 64, 3), dtype=np.uint8)
+    np.save(tmp_path / "mine.npy", frames)
+    sidebar(page).locator('[data-testid="stRadio"]').get_by_text("Upload", exact=True).click()
+    dropzone = page.locator('[data-testid="stFileUploaderDropzoneInput"]')
+    expect(dropzone).to_have_count(1)
+    wait_idle(page)
+    dropzone.set_input_files(tmp_path / "mine.npy")
+    mine = page.locator('[data-testid="stCaptionContainer"]').filter(has_text="mine.npy · 8 frames")
+    expect(mine).to_have_count(1)
+    wait_idle(page)
+    methods = page.locator('[data-testid="stMultiSelect"]').filter(has_text="Methods")
+    methods.click()
+    page.get_by_role("option", name="saliency").click()
+    page.keyboard.press("Escape")
+    wait_idle(page)
+    expect(image_captions(page)).to_have_count(3)
+    nav = page.locator('[data-testid="stSidebarNav"]')
+    nav.get_by_role("link", name="Motion").click()
+    expect(page.get_by_role("heading", name="Motion", exact=True)).to_be_visible()
+    wait_idle(page)
+    nav.get_by_role("link", name="Explain").click()
+    expect(mine).to_have_count(1)
+    wait_idle(page)
+    captions = image_captions(page)
+    expect(captions).to_have_count(3)
+    expect(captions.nth(1)).to_contain_text("gradcam for ")
+    expect(captions.nth(2)).to_contain_text("saliency for ")
