@@ -64,3 +64,67 @@ def test_a_failure_is_kept_for_the_caller():
     status = job.wait(5)
     assert status.state == "failed" and isinstance(job.error, ValueError) and str(job.error) == "bad clip"
     assert not isinstance(job.error, Cancelled)
+
+
+def test_the_time_left_is_the_current_stages_from_its_own_pace():
+    """A slow first stage (the gradient engine's rows) must not make the fast second one look slow,
+    nor the other way round: a report with another total begins a stage with its own pace."""
+    import time
+
+    gate, go_on = threading.Event(), threading.Event()
+
+    def work(report):
+        for i in range(1, 3):
+            time.sleep(0.2)  # slow: 0.2 s a step
+            report(i, 10, "stage one")
+        gate.set()
+        go_on.wait(5)
+        report(0, 1000, "stage two")
+        for i in range(1, 3):
+            time.sleep(0.002)  # fast: 2 ms a step
+            report(i * 10, 1000, "stage two")
+        gate.clear()
+        go_on.clear()
+        gate.set()
+        go_on.wait(5)
+        return "done"
+
+    job = Job(work, name="two stages").start()
+    gate.wait(5)
+    first = job.status()
+    assert first.what == "stage one" and 1.0 <= first.seconds_left <= 3.0  # 8 steps of about 0.2 s
+    gate.clear()
+    go_on.set()
+    gate.wait(5)
+    second = job.status()
+    assert second.what == "stage two" and second.done == 20
+    assert second.seconds_left < 20  # 980 fast steps; at the first stage's pace they would take 196 s
+    go_on.set()
+    assert job.wait(5).state == "done"
+
+
+def test_tsr_reports_progress_from_its_first_step():
+    """Issue 18: TSR's progress read "0 of 0" while the gradient engine built its Jacobians."""
+    from conftest import small_input, small_model
+
+    import xai_core
+    from xai_core.methods.machinery.relevance_change import JACOBIAN_STAGE, gradient_change_applies
+
+    model = small_model("cnn_transformer")
+    assert gradient_change_applies(model, "saliency")
+    seen = []
+    original = Job.report
+
+    def spy(self, done, total, what=""):
+        seen.append((done, total, what))
+        return original(self, done, total, what)
+
+    try:
+        Job.report = spy
+        job = Job(lambda report: xai_core.explain(model, small_input(), "tsr", block=16), name="tsr").start()
+        assert job.wait(120).state == "done"
+    finally:
+        Job.report = original
+    assert seen[0][:1] == (0,) and seen[0][2] == JACOBIAN_STAGE and seen[0][1] > 0
+    stages = [what for _, _, what in seen]
+    assert stages.index("tsr") > 0 and set(stages[stages.index("tsr") :]) == {"tsr"}

@@ -50,6 +50,8 @@ def job_progress(job: Job, status: JobStatus, cancel_key: str, detail: str = "")
     if status.finished:
         return False
     left = f", about {status.seconds_left:.0f} s left" if status.seconds_left is not None else ""
-    st.progress(status.fraction, text=f"{job.name}: {status.done:,} of {status.total:,}{left}{detail}")
+    said = status.what and (status.what in job.name or status.what in detail)
+    stage = f" ({status.what})" if status.what and not said else ""  # e.g. TSR's gradient engine before its masks
+    st.progress(status.fraction, text=f"{job.name}{stage}: {status.done:,} of {status.total:,}{left}{detail}")
     st.button("Cancel", key=cancel_key, on_click=job.cancel, icon=":material/cancel:")
     return True

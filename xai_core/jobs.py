@@ -1,6 +1,10 @@
 """Long computations in a background thread, with progress, an estimate of the time left and a
 cancel that takes effect at the next progress report.
 
+A computation may go through stages of different cost per step (TSR: the gradient engine's
+Jacobian rows, then the masks): a report with another ``total`` begins a new stage, and the time
+left is the current stage's, from its own pace, so that it does not swing between the stages.
+
 ``Job(fn)`` runs ``fn(report)`` in a daemon thread; ``fn`` calls ``report(done, total, what)`` as it
 goes, and that call raises ``Cancelled`` once ``job.cancel()`` was asked for, so the work stops
 between two steps and nothing half-made is returned.  Code deeper down (a method's engine) calls
@@ -51,7 +55,7 @@ class JobStatus:
     total: int
     what: str
     seconds: float  # since the start
-    seconds_left: float | None  # estimate from the pace so far (None before the first step)
+    seconds_left: float | None  # the current stage's time left, from its own pace (None before its first step)
 
     @property
     def fraction(self) -> float:
@@ -73,6 +77,7 @@ class Job:
         self.error: BaseException | None = None
         self._state = "waiting"
         self._done, self._total, self._what = 0, 0, ""
+        self._stage: tuple[float, int] | None = None  # when the current stage began, and its progress then
         self._started: float | None = None
         self._ended: float | None = None
         self._cancel = threading.Event()
@@ -82,6 +87,10 @@ class Job:
     def report(self, done: int, total: int, what: str = "") -> None:
         """Progress from inside ``fn``; raises ``Cancelled`` when a cancel was asked for."""
         with self._lock:
+            if self._stage is None:  # the first stage began with the job
+                self._stage = (self._started or time.monotonic(), 0)
+            elif total != self._total or done < self._done:  # a new stage (another total): its own pace, from here
+                self._stage = (time.monotonic(), done)
             self._done, self._total, self._what = done, total, what
         if self._cancel.is_set():
             raise Cancelled(f"{self.name} cancelled at {done} of {total}")
@@ -126,9 +135,10 @@ class Job:
     def status(self) -> JobStatus:
         with self._lock:
             state, done, total, what = self._state, self._done, self._total, self._what
+            stage_start, stage_done = self._stage or (0.0, 0)
         now = self._ended or time.monotonic()
         seconds = now - self._started if self._started is not None else 0.0
         left = None
-        if state == "running" and done > 0 and total >= done:
-            left = seconds / done * (total - done)
+        if state == "running" and stage_start and done > stage_done and total >= done:  # the stage's own pace
+            left = (now - stage_start) / (done - stage_done) * (total - done)
         return JobStatus(state, done, total, what, seconds, left)

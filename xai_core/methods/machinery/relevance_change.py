@@ -35,6 +35,7 @@ from .registry import get_method
 GRADIENT_BASES = ("saliency", "input_x_gradient")
 CHUNK = 16  # perturbations at once: their features, head passes and encoder backward passes (~0.5 s)
 JACOBIAN_CHUNK = 16  # Jacobian rows (feature dimensions) per batched backward pass
+JACOBIAN_STAGE = "preparing the gradient engine: Jacobian rows"
 MAX_FEATURES = 512  # per-frame features beyond which the Jacobians cost more than they save
 
 Progress = Callable[[int, int], None]
@@ -137,7 +138,7 @@ class GradientChange:
             prev_, cur_ = prev.clone().requires_grad_(True), self.x.clone().requires_grad_(True)
             feats = self._features(prev_, cur_)
             for lo in range(0, d, JACOBIAN_CHUNK):
-                jobs.check()
+                jobs.report(lo, d, JACOBIAN_STAGE)  # the first stage of a run: progress from its start
                 rows = torch.arange(lo, min(d, lo + JACOBIAN_CHUNK), device=self.x.device)
                 basis = torch.zeros(len(rows), t, d, dtype=feats.dtype, device=feats.device)
                 basis[torch.arange(len(rows)), :, rows] = 1.0
