@@ -98,7 +98,8 @@ def job_panel() -> None:
 with right:
     panel = st.container()  # the job's progress goes above the result, drawn after it
     stored = runs.stored_run(key)
-    if stored is None:
+    computing = running and job.key == key  # its progress is shown instead
+    if stored is None and not computing:
         st.info("Not computed yet for these settings: press Run.")
     if jobs.job(SLOT) is not None:
         with panel:

@@ -63,6 +63,7 @@ def test_a_cancelled_run_saves_nothing(app_zoo):
         at.number_input(key=f"param_occlusion_stride_a_cnn_transformer_{i}").set_value(2).run()
     at.button(key="temporal_run").click().run()
     assert at.get("progress"), "the run should still be going"
+    assert not any("Not computed yet" in i.value for i in at.info)  # no stale message beside the progress
     at.button(key="temporal_cancel").click().run()
     wait_for_job(at, seconds=30)
     assert any("was cancelled after" in w.value for w in at.warning)
