@@ -165,13 +165,13 @@ with right:
     where = int(clip.frame_indices[frame])
     caption = f"frame {frame} of {frames}" + (f" (video frame {where})" if where >= 0 else " (padding)")
     original = clip.frames[frame]
-    tiles = [(render.outline(original, mask) if mask is not None else original, f"original · {caption}")]
-    tiles = [(render.beside_colorbars(render.upscale(image, ZOOM)), text) for image, text in tiles]
+    shown_original = render.outline(original, mask) if mask is not None else original
+    tiles = [(render.beside_colorbars(render.upscale(shown_original, ZOOM)), f"original · {caption}")]
     for name, expl in spatial.items():
-        shown = display.overlay_frame(original, expl.spatial, frame, style, clip.padded)
+        floor, ceiling = display.display_range(expl.spatial, style, clip.padded)
+        shown = display.draw(original, expl.spatial[frame], style, float(floor[frame]), float(ceiling[frame]))
         if mask is not None:
             shown = render.outline(shown, mask)
-        floor, ceiling = display.display_range(expl.spatial, style, clip.padded)
         shown = render.with_colorbar(render.upscale(shown, ZOOM), style, float(floor[frame]), float(ceiling[frame]))
         tiles.append((shown, f"{name} for {expl.meta['target_description']} · {caption}"))
     for row in range(0, len(tiles), PER_ROW):

@@ -150,7 +150,8 @@ with right:
             maps.append((expl.extras["base_map"], magnitude, "base map (magnitude)"))
         for spatial, shown_style, text in maps:
             floor, ceiling = display.display_range(spatial, shown_style, clip.padded)
-            shown = render.upscale(display.overlay_frame(original, spatial, frame, shown_style, clip.padded), ZOOM)
+            drawn = display.draw(original, spatial[frame], shown_style, float(floor[frame]), float(ceiling[frame]))
+            shown = render.upscale(drawn, ZOOM)
             tiles.append((render.with_colorbar(shown, shown_style, float(floor[frame]), float(ceiling[frame])), text))
         for column, (image, text) in zip(st.columns(len(tiles)), tiles, strict=True):
             column.image(image, caption=text, width="stretch", output_format="PNG")

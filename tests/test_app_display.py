@@ -8,7 +8,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import write_app_zoo
 from streamlit.testing.v1 import AppTest
 
 from xai_core import display, render
@@ -19,10 +18,9 @@ ZOOM = 3  # the Explain page's enlargement
 
 
 @pytest.fixture
-def zoo(tmp_path, monkeypatch):
-    write_app_zoo(tmp_path)
-    monkeypatch.setenv("XAI_CHECKPOINTS", str(tmp_path))
-    return tmp_path
+def zoo(app_zoo):
+    """The app tests' small zoo (conftest's ``app_zoo``)."""
+    return app_zoo
 
 
 def start() -> AppTest:

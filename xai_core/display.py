@@ -170,12 +170,7 @@ def overlay_frames(
 ) -> np.ndarray:
     """frames uint8 [T,H,W,3] + maps [T,H,W] -> uint8 [T,H,W,3], each frame in its range (``display_range``)."""
     floor, ceiling = display_range(spatial, style, padded)
-    return np.stack(
-        [
-            blend(f, to_unit(m, style.mode, lo, hi), style.mode, style.cmap, style.opacity)
-            for f, m, lo, hi in zip(frames, spatial, floor, ceiling, strict=True)
-        ]
-    )
+    return np.stack([draw(f, m, style, lo, hi) for f, m, lo, hi in zip(frames, spatial, floor, ceiling, strict=True)])
 
 
 def overlay_frame(
@@ -184,8 +179,12 @@ def overlay_frame(
     """One frame uint8 [H,W,3] with map ``spatial[index]`` over it, in the range ``style`` gives it
     within ``spatial`` [T,H,W] (its own frame's, or the clip's)."""
     floor, ceiling = display_range(spatial, style, padded)
-    unit = to_unit(spatial[index], style.mode, float(floor[index]), float(ceiling[index]))
-    return blend(frame, unit, style.mode, style.cmap, style.opacity)
+    return draw(frame, spatial[index], style, float(floor[index]), float(ceiling[index]))
+
+
+def draw(frame: np.ndarray, heat: np.ndarray, style: Style, floor: float, ceiling: float) -> np.ndarray:
+    """frame uint8 [H,W,3] + map [H,W] drawn in a range already found (``display_range``) -> uint8 [H,W,3]."""
+    return blend(frame, to_unit(heat, style.mode, floor, ceiling), style.mode, style.cmap, style.opacity)
 
 
 def _value_text(value: float) -> str:

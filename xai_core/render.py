@@ -85,9 +85,9 @@ def styled_overlays(
     """The whole clip drawn as ``style`` says, for a video: frames uint8 [T,H,W,3] + maps [T,H,W]
     -> uint8 [T,H*zoom,W',3], each frame enlarged ``zoom`` times with the colour bar of its range."""
     floor, ceiling = display.display_range(spatial, style, padded)
-    shown = display.overlay_frames(frames, spatial, style, padded)
     out = []
-    for image, lo, hi in zip(shown, floor, ceiling, strict=True):
+    for frame, heat, lo, hi in zip(frames, spatial, floor, ceiling, strict=True):
+        image = display.draw(frame, heat, style, float(lo), float(hi))
         image = upscale(image, zoom) if zoom > 1 else image
         out.append(with_colorbar(image, style, float(lo), float(hi)) if colorbar else image)
     return np.stack(out)

@@ -75,13 +75,13 @@ def _module_name(path: Path, root: Path) -> str:
     return ".".join(parts)
 
 
-def _installed(module: ModuleType) -> bool:
-    """Whether a module comes with Python or an installed package (never dropped)."""
+def _installed(module: ModuleType, prefixes: set[Path]) -> bool:
+    """Whether a module comes with Python or an installed package (never dropped); ``prefixes``:
+    Python's own folders."""
     file = getattr(module, "__file__", None)
     if not file:
         return True
     where = Path(file).resolve()
-    prefixes = {Path(p).resolve() for p in (sys.prefix, sys.base_prefix, sys.exec_prefix)}
     return any(where.is_relative_to(p) for p in prefixes) or "site-packages" in where.parts
 
 
@@ -104,8 +104,9 @@ def _forget_modules(names: set[str]) -> None:
     submodules), wherever an earlier load imported them from, so that they are read again from
     here; installed modules are kept (a user's module that shares an installed one's name gets the
     installed one, as Python gives it)."""
+    prefixes = {Path(p).resolve() for p in (sys.prefix, sys.base_prefix, sys.exec_prefix)}
     for name, module in list(sys.modules.items()):
-        if name.split(".")[0] in names and not _installed(module):
+        if name.split(".")[0] in names and not _installed(module, prefixes):
             del sys.modules[name]
 
 
