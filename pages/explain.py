@@ -3,15 +3,17 @@ shared timeline; attention as a colour strip; the vanishing-saliency chart for c
 
 from __future__ import annotations
 
+import os
 from dataclasses import asdict
 from functools import partial
 
 import streamlit as st
 
-from workbench import caches, sanity, sidebar, user_models, widgets
+from workbench import caches, jobs, runs, sanity, sidebar, user_models, widgets
 from xai_core import display, notes, render, vanishing
 from xai_core.evaluate import suites
 from xai_core.explanation import Explanation, TargetError, prediction_text
+from xai_core.methods.machinery.planning import LONG_METHODS
 from xai_core.methods.machinery.registry import MethodError, get_method, method_specs
 from xai_core.models.base import ModelError
 from xai_core.video import VideoError
@@ -30,6 +32,54 @@ def strip_caption(name: str, expl: Explanation) -> str:
 
 
 PER_ROW = 3  # frames shown side by side
+HEAVY_SECONDS = float(os.environ.get("XAI_BACKGROUND_SECONDS", 3.0))  # estimated longer: in the background
+SLOT = "explain"  # this page's background job
+
+
+def background_panel(waiting: list) -> None:
+    """The heavy methods chosen and not computed yet ((name, params, run key, plan) each): their
+    plans and one button that runs them all in the background, or the job computing them now
+    (progress, Cancel); the page stays usable and shows the others meanwhile."""
+    current = jobs.job(SLOT)
+    running = current is not None and not current.status().finished
+    if waiting:
+        keys = {key for _, _, key, _ in waiting}
+        computing = running and keys <= set((current.key or "").split("|"))
+        total = sum(plan.seconds for *_, plan in waiting)
+        lines = [
+            f"- **{name}**: {plan.evaluations:,} model evaluations, about {seconds_text(plan.seconds)} ({plan.note})"
+            for name, _, _, plan in waiting
+        ]
+        st.markdown("Run in the background (estimated here):\n" + "\n".join(lines))
+        if not computing:
+
+            def start() -> None:
+                st.session_state.pop("explain_job_error", None)
+                wanted = [(name, resolved, key) for name, resolved, key, _ in waiting]
+                names = ", ".join(name for name, *_ in wanted)
+                try:
+                    runs.start_runs(SLOT, model, clip, target, selection.device, wanted, f"{names} on {model.name}")
+                except ValueError as exc:
+                    st.session_state["explain_job_error"] = str(exc)
+
+            st.button(
+                f"Run {len(waiting)} in the background (about {seconds_text(total)})"
+                if len(waiting) > 1
+                else f"Run {waiting[0][0]} in the background (about {seconds_text(total)})",
+                key="explain_run",
+                on_click=start,
+                type="primary",
+                disabled=running,
+                help="Another background run of this page is in progress: cancel it or wait" if running else None,
+            )
+    if st.session_state.get("explain_job_error"):
+        st.error(st.session_state["explain_job_error"], icon=":material/error:")
+    jobs.show_job(SLOT, "explain_cancel")
+
+
+def seconds_text(seconds: float) -> str:
+    return f"{seconds:.1f} s" if seconds < 10 else f"{seconds:.0f} s"
+
 
 selection = sidebar.page_setup()
 st.title("Explain")
@@ -112,16 +162,28 @@ with left:
             params[spec.name] = widgets.param_widgets(spec, model) if spec.params else {}
 
 with right:
-    explanations, failures = {}, []
+    explanations, failures, waiting = {}, [], []
     for spec in specs:
         try:
+            if spec.name in LONG_METHODS:  # saved runs, shared with the Temporal page; heavy ones in the background
+                resolved = spec.resolve_params(params[spec.name])
+                key = runs.temporal_key(model, clip, spec.name, target, resolved, selection.device)
+                stored = runs.stored_run(key)
+                if stored is not None:
+                    explanations[spec.name] = stored
+                    continue
+                plan = caches.get_plan(model, clip, spec.name, target, resolved, selection.device)
+                if plan.seconds > HEAVY_SECONDS:
+                    waiting.append((spec.name, resolved, key, plan))
+                    continue
             explanations[spec.name] = caches.get_explanation(
                 model, clip, spec.name, target, params[spec.name], selection.device
             )
-        except (MethodError, TargetError, ModelError) as exc:
+        except (MethodError, TargetError, ModelError, ValueError) as exc:
             failures.append(str(exc))
     for message in failures:
         st.error(message, icon=":material/error:")
+    background_panel(sorted(waiting, key=lambda item: item[3].seconds))  # the quickest shown first
     for expl in explanations.values():
         for note in notes.explanation_notes(expl, clip.padded):
             st.info(note, icon=":material/info:")

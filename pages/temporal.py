@@ -21,7 +21,6 @@ from xai_core.methods.machinery.registry import MethodError, get_method
 from xai_core.models.base import ModelError
 
 SLOT = "temporal"
-POLL_SECONDS = 0.5
 ZOOM = 3
 HELP = {
     "frame_mask": "replace each frame (or window of frames) and record the drop in the score",
@@ -81,29 +80,14 @@ with left:
         st.error(st.session_state["temporal_error"], icon=":material/error:")
 
 
-def job_panel() -> None:
-    job = jobs.job(SLOT)
-    status = job.status()
-    if jobs.job_progress(job, status, "temporal_cancel"):
-        return
-    if not getattr(job, "shown", False):
-        job.shown = True
-        st.rerun()  # show the saved result with the rest of the page, without polling
-    if status.state == "failed":
-        st.error(f"{job.name} failed: {job.error}", icon=":material/error:")
-    elif status.state == "cancelled":
-        st.warning(f"{job.name} was cancelled after {status.done:,} of {status.total:,}; nothing was saved.")
-
-
 with right:
     panel = st.container()  # the job's progress goes above the result, drawn after it
     stored = runs.stored_run(key)
     computing = running and job.key == key  # its progress is shown instead
     if stored is None and not computing:
         st.info("Not computed yet for these settings: press Run.")
-    if jobs.job(SLOT) is not None:
-        with panel:
-            st.fragment(job_panel, run_every=POLL_SECONDS if running else None)()
+    with panel:
+        jobs.show_job(SLOT, "temporal_cancel")
     if stored is None:
         st.stop()
     expl = stored

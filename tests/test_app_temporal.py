@@ -47,7 +47,8 @@ def test_tsr_shows_its_maps_and_threshold(app_zoo):
     at = start()
     at.radio(key="temporal_method").set_value("tsr").run()
     at.number_input(key="param_tsr_block_a_cnn_transformer").set_value(32).run()
-    assert any("evaluations" in m.value and "saliency attributions" in m.value for m in at.markdown)
+    plan = next(m.value for m in at.markdown if "model evaluations" in m.value)
+    assert "gradient engine:" in plan and "Jacobian passes" in plan  # the engine the run will use, timed
     at.button(key="temporal_run").click().run()
     wait_for_job(at)
     assert any(c.value.startswith("alpha = ") for c in at.caption)

@@ -452,3 +452,27 @@ def test_an_uploaded_clip_and_the_chosen_methods_survive_a_page_change(page, tmp
     expect(captions).to_have_count(3)
     expect(captions.nth(1)).to_contain_text("gradcam for ")
     expect(captions.nth(2)).to_contain_text("saliency for ")
+
+
+def test_the_app_speed_benchmark_measures_what_a_user_meets(zoo):
+    """benchmarks/app_speed.py in this browser, on the small zoo (its timings are never asserted):
+    the default overlay found, scrubbed frame by frame, the server's memory read, and TSR run
+    from both pages in the background computing what the API computes, on the same engine."""
+    import importlib.util
+
+    import numpy as np
+
+    spec = importlib.util.spec_from_file_location("app_speed_under_test", ROOT / "benchmarks" / "app_speed.py")
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    env = {"XAI_BACKGROUND_SECONDS": "0"}  # the small zoo's TSR is quick: in the background all the same
+    result = bench.measure(zoo, 2, 1, [], "a_cnn_transformer", "shapes:7?noise=8&distractors=2", server_env=env)
+    assert result["server_ready"] < result["cold_start"] and len(result["scrub"]) == 2
+    assert 0.1 < result["peak_rss_default"] <= result["peak_rss_end"] < 64
+    assert result["explain_plan"].startswith("tsr: ") and "gradient engine" in result["explain_plan"]
+    runs = [result["explain_tsr"], *result["temporal_tsr"], *result["api_tsr"]]
+    assert {run["engine"] for run in runs} == {"GradientChange"}
+    for run in runs[:2]:
+        np.testing.assert_allclose(run["temporal"], result["api_tsr"][0]["temporal"], rtol=1e-5, atol=1e-7)
+    text = bench.to_markdown({"when": "now", "machine": "here", "result": result, "summary": bench.summary(result)})
+    assert "| Temporal page | 1 |" in text and "`GradientChange`" in text

@@ -128,3 +128,14 @@ def test_tsr_reports_progress_from_its_first_step():
     assert seen[0][:1] == (0,) and seen[0][2] == JACOBIAN_STAGE and seen[0][1] > 0
     stages = [what for _, _, what in seen]
     assert stages.index("tsr") > 0 and set(stages[stages.index("tsr") :]) == {"tsr"}
+
+
+def test_the_server_does_not_collect_all_garbage_after_every_script_run():
+    """Streamlit's default gc.collect(2) after each run (0.4 s over the server's objects, holding
+    the GIL), twice a second while a job's progress is redrawn, made TSR ten times slower from a
+    page than through the API; .streamlit/config.toml turns it off."""
+    import tomllib
+    from pathlib import Path
+
+    config = tomllib.loads((Path(__file__).resolve().parents[1] / ".streamlit" / "config.toml").read_text())
+    assert config["runner"]["postScriptGC"] is False

@@ -130,3 +130,45 @@ def test_tsr_refuses_what_it_cannot_do():
         run(model, x, "tsr", base="nope")
     with pytest.raises(MethodError, match="cannot rescale itself"):
         run(model, x, "tsr_onestep", base="tsr")
+
+
+def test_a_jacobian_sample_holds_the_first_rows_exactly_and_zeros_after():
+    """The plan's timing sample: the first rows of the Jacobians are the engine's own, the rest 0."""
+    from xai_core.methods.machinery.relevance_change import JACOBIAN_CHUNK
+
+    model, x = small_model("cnn_transformer").double(), small_input().double()
+    target = resolve_target(model.task, model.labels, 1)
+    whole = GradientChange(model, x, target, "saliency", "zero", 5.0)
+    sample = GradientChange(model, x, target, "saliency", "zero", 5.0, jacobian_rows=JACOBIAN_CHUNK)
+    assert whole.feature_dim > JACOBIAN_CHUNK and len(sample.jacobian_chunk_seconds) == 1
+    assert len(whole.jacobian_chunk_seconds) == -(-whole.feature_dim // JACOBIAN_CHUNK)
+    for which in ("cur", "prev"):
+        for (w_values, w_cols), (s_values, s_cols) in zip(whole.jacobian[which], sample.jacobian[which], strict=True):
+            dense_w = torch.zeros(whole.feature_dim, 64 * 64, dtype=torch.float64)
+            dense_s = torch.zeros_like(dense_w)
+            dense_w[:, w_cols], dense_s[:, s_cols] = w_values, s_values
+            assert torch.equal(dense_s[:JACOBIAN_CHUNK], dense_w[:JACOBIAN_CHUNK])
+            assert not dense_s[JACOBIAN_CHUNK:].any()
+
+
+def test_the_plan_counts_tsr_masks_and_names_the_engine_it_timed():
+    """On a decoupled model the plan times the gradient engine (Jacobian passes, then masks); on
+    a 3D CNN one base attribution per mask.  Counts: the clip's map and one per mask."""
+    from xai_core.methods.machinery.planning import plan, sample_masks
+
+    x = small_input()
+    params = get_method("tsr").resolve_params({"block": 32, "alpha_quantile": 0.5})
+    fast_model = small_model("cnn_transformer")
+    target = resolve_target(fast_model.task, fast_model.labels, 1)
+    fast = plan(fast_model, x, target, "tsr", params)
+    assert fast.evaluations == 8 + 1 + 4 * 4 and fast.seconds > 0  # 8 frames, 4 of them x 2x2 blocks
+    assert fast.note.startswith("gradient engine:") and "Jacobian passes" in fast.note and "24 masks" in fast.note
+    slow = plan(small_model("r3d"), x, target, "tsr", params)
+    assert slow.evaluations == fast.evaluations and "saliency attributions" in slow.note
+    reference = plan(fast_model, x, target, "tsr", {**params, "engine": "reference"})
+    assert "saliency attributions" in reference.note
+    onestep = plan(fast_model, x, target, "tsr_onestep", get_method("tsr_onestep").resolve_params({}))
+    assert onestep.evaluations == 9 and "8 masks" in onestep.note
+    masks = sample_masks(8, 64, 64, 32)
+    assert len(masks) == 16 and all(m.stop == m.start + 1 and 0 <= m.start < 8 for m in masks)
+    assert {m.box is None for m in masks} == {True, False}  # whole frames and blocks, as TSR makes them

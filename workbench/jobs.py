@@ -44,6 +44,47 @@ def results(slot: str) -> dict:
     return st.session_state.setdefault(RESULTS, {}).setdefault(slot, {})
 
 
+POLL_SECONDS = 0.5  # how often a running job's progress is redrawn
+CANCEL_WAIT_SECONDS = 1.0  # how long a Cancel click waits for the job to stop before the page redraws
+
+
+def show_job(slot: str, cancel_key: str) -> None:
+    """This session's job in ``slot``, drawn where this is called: while it runs, its progress and
+    Cancel, redrawn every ``POLL_SECONDS`` without rerunning the page; when it ends, one rerun of
+    the page (its results appear with the rest), then what went wrong, if anything: its error,
+    the methods that failed, or where it was cancelled."""
+    current = job(slot)
+    if current is None:
+        return
+
+    def panel() -> None:
+        status = current.status()
+        step = getattr(current, "step", {}).get("text", "")
+        if job_progress(current, status, cancel_key, f" · {step}" if step else ""):
+            return
+        if not getattr(current, "shown", False):
+            current.shown = True
+            st.rerun()  # the finished results with the rest of the page, without polling
+        if status.state == "failed":
+            st.error(f"{current.name} failed: {current.error}", icon=":material/error:")
+        elif status.state == "cancelled":
+            saved = getattr(current, "step", {}).get("saved", 0)
+            kept = f"the {saved} finished before it were saved" if saved else "nothing was saved"
+            st.warning(f"{current.name} was cancelled after {status.done:,} of {status.total:,}; {kept}.")
+        for method, message in (current.result or {}).get("failed", []) if status.state == "done" else []:
+            st.error(f"{method} failed: {message}", icon=":material/error:")
+
+    running = not current.status().finished
+    st.fragment(panel, run_every=POLL_SECONDS if running else None)()
+
+
+def cancel_and_wait(job: Job, seconds: float = CANCEL_WAIT_SECONDS) -> None:
+    """Ask ``job`` to stop, and give it up to ``seconds`` to reach its next progress report, so
+    that the rerun the click starts already shows it stopped (not one more poll later)."""
+    job.cancel()
+    job.wait(seconds)
+
+
 def job_progress(job: Job, status: JobStatus, cancel_key: str, detail: str = "") -> bool:
     """While ``job`` runs (``status``: its ``job.status()``): its progress bar (done of total,
     time left, ``detail``) and a Cancel button; returns whether it is still running."""
@@ -53,5 +94,5 @@ def job_progress(job: Job, status: JobStatus, cancel_key: str, detail: str = "")
     said = status.what and (status.what in job.name or status.what in detail)
     stage = f" ({status.what})" if status.what and not said else ""  # e.g. TSR's gradient engine before its masks
     st.progress(status.fraction, text=f"{job.name}{stage}: {status.done:,} of {status.total:,}{left}{detail}")
-    st.button("Cancel", key=cancel_key, on_click=job.cancel, icon=":material/cancel:")
+    st.button("Cancel", key=cancel_key, on_click=cancel_and_wait, args=(job,), icon=":material/cancel:")
     return True

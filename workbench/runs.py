@@ -1,5 +1,6 @@
-"""The Temporal page's long runs: the run store shared by the server's sessions, a run's key and
-folder, its saved explanation, and a background job that computes one and saves it."""
+"""Long runs (the Temporal page's, and the Explain page's heavy methods): the run store shared by
+the server's sessions, a run's key and folder, its saved explanation, and a background job that
+computes runs and saves them."""
 
 from __future__ import annotations
 
@@ -8,9 +9,10 @@ from pathlib import Path
 import streamlit as st
 
 from xai_core.api import explain
-from xai_core.explanation import Explanation
+from xai_core.explanation import Explanation, TargetError
 from xai_core.jobs import Job
-from xai_core.models.base import VideoModel
+from xai_core.methods.machinery.registry import MethodError
+from xai_core.models.base import ModelError, VideoModel
 from xai_core.store import RunStore, default_root, run_key
 from xai_core.video import Clip
 
@@ -50,17 +52,40 @@ def _load_run(folder: str, _mtime: int) -> Explanation:
     return Explanation.load(folder)
 
 
+def start_runs(
+    slot: str, model: VideoModel, clip: Clip, target, device: str, wanted: list[tuple[str, dict, str]], name: str
+) -> Job:
+    """Compute each (method, resolved params, run key) of ``wanted`` in turn in the background and
+    save each in the run store as it finishes (whole or not at all: a cancel leaves the runs
+    already saved and nothing of the current one).  A method that raises is kept with its message
+    in the job's result ({"saved": [key, ...], "failed": [(method, message), ...]}) and the rest go
+    on; ``job.step`` says which of them is running."""
+    mkey, clip_hash = model_key(model, device), clip.content_hash()
+    own = job_copy(model)
+    step = {"text": "", "saved": 0}
+
+    def work(report) -> dict:
+        saved, failed = [], []
+        for i, (method, params, key) in enumerate(wanted):
+            step["text"] = f"{method} ({i + 1} of {len(wanted)})" if len(wanted) > 1 else ""
+            try:
+                expl = explain(own, clip, method, target=target, **params)
+            except (MethodError, TargetError, ModelError, ValueError) as exc:
+                failed.append((method, str(exc)))
+                continue
+            run_store().put(expl, mkey, clip_hash, target, params)
+            saved.append(key)
+            step["saved"] = len(saved)
+        return {"saved": saved, "failed": failed}
+
+    keys = "|".join(key for _, _, key in wanted)
+    job = start_job(slot, work, name=name, key=keys)
+    job.step = step
+    return job
+
+
 def start_temporal_run(
     slot: str, model: VideoModel, clip: Clip, method: str, target, params: dict, device: str, key: str
 ) -> Job:
-    """Run ``method`` in the background; when it finishes, save it in the run store under ``key``
-    (written whole or not at all: a cancel leaves nothing)."""
-    mkey, clip_hash = model_key(model, device), clip.content_hash()
-    own = job_copy(model)
-
-    def work(report) -> str:
-        expl = explain(own, clip, method, target=target, **params)
-        run_store().put(expl, mkey, clip_hash, target, params)
-        return key
-
-    return start_job(slot, work, name=f"{method} on {model.name}", key=key)
+    """Run ``method`` in the background; when it finishes, save it in the run store under ``key``."""
+    return start_runs(slot, model, clip, target, device, [(method, params, key)], f"{method} on {model.name}")

@@ -209,6 +209,11 @@ QUALITY = (
         "Command-line start-up (issue 17)",
         "python benchmarks/cli_startup.py --baseline DIR --baseline-label 'before (010da33)'",
     ),
+    (
+        "app_speed",
+        "The app's own speed in Chromium (issue 18)",
+        "python benchmarks/app_speed.py --markdown BENCHMARKS.md",
+    ),
 )
 
 
@@ -230,6 +235,15 @@ def quality_markdown(folder: Path) -> list[str]:
         text = (folder / f"{stem}.md").read_text().strip()
         lines += ["", f"### {title}", "", f"`{command}` (benchmarks/results/{stem}.md)", "", text]
     return lines
+
+
+def benchmarks_markdown(folder: Path) -> str:
+    """BENCHMARKS.md from the suite's last results in ``folder`` (bench.json) and the tables of the
+    commands measured on their own (``QUALITY``): what a command that renews one table writes."""
+    import json
+
+    results = json.loads((Path(folder) / "bench.json").read_text())
+    return "\n".join([to_markdown(results), *quality_markdown(Path(folder))])
 
 
 def _with_date(section: list[str], when: str | None) -> list[str]:

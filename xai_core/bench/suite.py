@@ -34,7 +34,7 @@ import torch
 from ..methods.machinery.registry import list_methods
 from ..models.zoo import zoo_names
 from .methods import ALL_METHODS_MODELS, LRP_MODELS, TARGET_EXEMPT, TARGET_SECONDS, TARGET_TEXT, bench_methods
-from .report import quality_markdown, to_markdown
+from .report import benchmarks_markdown
 from .subjects import DEFAULT_MODEL, bench_model, subject
 from .temporal import TEMPORAL_MODELS, TEMPORAL_REPEATS, bench_temporal
 from .video_io import bench_video
@@ -165,7 +165,7 @@ def main(
     folder = Path(out)
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "bench.json").write_text(json.dumps(results, indent=2) + "\n")
-    text = "\n".join([to_markdown(results), *quality_markdown(folder)])
+    text = benchmarks_markdown(folder)
     (folder / "BENCHMARKS.md").write_text(text)
     if markdown:
         Path(markdown).write_text(text)

@@ -25,8 +25,8 @@ import torch
 from .. import jobs
 from ..explanation import Attribution, Target
 from .machinery.perturbation import BASELINE, BLUR, Perturbation
-from .machinery.registry import MethodError, Param, get_method, register
-from .machinery.relevance_change import GradientChange, ReferenceChange, gradient_change_applies
+from .machinery.registry import Param, register
+from .machinery.relevance_change import change_engine
 from .machinery.windows import grid_features
 
 FEATURES = ("grid", "slic")
@@ -39,23 +39,6 @@ ENGINE = Param(
     help="auto: the fast exact engine where it applies (saliency, input_x_gradient on decoupled models); "
     "reference: one base attribution per mask",
 )
-
-
-def change_engine(model, x: torch.Tensor, target: Target, base: str, baseline: str, blur_sigma: float, engine: str):
-    """The ``relevance_change`` engine for this base method and model."""
-    spec = get_method(base or "saliency")
-    if spec.family != "spatial":
-        raise MethodError(f"TSR needs a spatial base method; {spec.name} is {spec.family}")
-    reason = spec.unavailable_reason(model)
-    if reason:
-        raise MethodError(reason)
-    if spec.name in ("tsr", "tsr_onestep"):
-        raise MethodError("TSR cannot rescale itself; choose another base method")
-    with torch.no_grad():
-        dim = model.encode_frames(x[:, :1]).shape[-1] if "temporal_head" in model.capabilities else None
-    if engine == "auto" and gradient_change_applies(model, spec.name, dim):
-        return GradientChange(model, x, target, spec.name, baseline, blur_sigma)
-    return ReferenceChange(model, x, target, spec.name, {}, baseline, blur_sigma)
 
 
 def slic_features(frame: np.ndarray, segments: int) -> np.ndarray:

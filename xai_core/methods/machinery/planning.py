@@ -1,9 +1,10 @@
 """Before a long method runs: how many model evaluations it needs and about how long it takes.
 
 ``plan(model, x, target, name, params)`` for the masking methods times the engine on an evenly
-spread sample of the perturbations (so the figure is this machine's and this model's); for TSR it
-counts the base attributions and times one, which bounds the time from above (the exact fast
-engine for saliency and input x gradient takes a fraction of it).
+spread sample of the perturbations (so the figure is this machine's and this model's).  For TSR
+on the gradient engine (saliency or input x gradient on a decoupled model) it times the clip's
+setup, two batches of Jacobian rows and a sample of masks; on the reference loop, one base
+attribution (each mask costs one).
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from ...explanation import Target
 from ...models.modes import eval_mode
 from .engine import PerturbationEngine
 from .perturbation import Perturbation
-from .registry import get_method
+from .relevance_change import CHUNK, JACOBIAN_CHUNK, GradientChange, base_method, uses_gradient_engine
 from .windows import frame_windows, grid_features, occlusion_windows, window_starts
 
 LONG_METHODS = ("frame_mask", "occlusion", "tsr_onestep", "tsr")
@@ -51,17 +52,55 @@ def _plan(model, x: torch.Tensor, target: Target, name: str, params: dict) -> Pl
         return Plan(count, estimate(engine, perturbations), f"{count} perturbed clips ({engine.strategy} engine)")
     if name not in ("tsr", "tsr_onestep"):
         raise ValueError(f"no plan for {name}")
-    base = get_method(params.get("base") or "saliency")
+    return _tsr_plan(model, x, target, name, params)
+
+
+def _tsr_plan(model, x: torch.Tensor, target: Target, name: str, params: dict) -> Plan:
+    """TSR's masks: on ``GradientChange``, the Jacobian passes (two timed, the clip's setup
+    timed) and a timed sample of the masks; else one base attribution per mask, one timed."""
+    frames, height, width = x.shape[1], x.shape[3], x.shape[4]
+    base = base_method(model, params.get("base"))  # refused here, before a run, as the run would
     if name == "tsr_onestep":
-        count = frames + 1
+        masks = frames
     else:
         features = len(grid_features(height, width, params["block"])) if params["features"] == "grid" else None
         per_frame = features if features is not None else params["segments"]
-        count = frames + 1 + math.ceil((1 - params["alpha_quantile"]) * frames) * per_frame
+        masks = frames + math.ceil((1 - params["alpha_quantile"]) * frames) * per_frame
+    count = masks + 1  # base attributions' worth: the clip's own map and one per mask
+    if uses_gradient_engine(model, x, base.name, params.get("engine", "auto")):
+        start = time.perf_counter()
+        sample = GradientChange(
+            model, x, target, base.name, params["baseline"], params["blur_sigma"], jacobian_rows=2 * JACOBIAN_CHUNK
+        )
+        timed = sample.jacobian_chunk_seconds
+        setup = time.perf_counter() - start - sum(timed)
+        passes = math.ceil(sample.feature_dim / JACOBIAN_CHUNK)
+        jacobians = setup + sum(timed) / max(1, len(timed)) * passes
+        sampled = sample_masks(frames, height, width, params.get("block", 10))
+        start = time.perf_counter()
+        sample.deltas(sampled)
+        each = (time.perf_counter() - start) / len(sampled)
+        return Plan(
+            count,
+            jacobians + masks * each,
+            f"gradient engine: {passes} Jacobian passes ({jacobians:.1f} s), then {masks} masks of "
+            f"{each * 1000:.0f} ms",
+        )
     start = time.perf_counter()
     base.fn(model, x, target, **base.resolve_params({}))
     each = time.perf_counter() - start
-    return Plan(count, count * each, f"{count} {base.name} attributions of {each * 1000:.0f} ms (at most)")
+    return Plan(count, count * each, f"{count} {base.name} attributions of {each * 1000:.0f} ms")
+
+
+def sample_masks(frames: int, height: int, width: int, block: int, size: int = CHUNK) -> list[Perturbation]:
+    """``size`` single-frame masks spread over the clip, as TSR makes them: whole frames and
+    ``block``-sided blocks (a timing sample)."""
+    boxes = grid_features(height, width, block)
+    out = []
+    for i in range(size):
+        t = i * frames // size
+        out.append(Perturbation(t, t + 1) if i % 2 == 0 else Perturbation(t, t + 1, boxes[(i * 7) % len(boxes)]))
+    return out
 
 
 def evaluations(name: str, frames: int, height: int, width: int, params: dict) -> int:

@@ -23,6 +23,7 @@ Both give the same numbers up to float rounding (the tests compare them in float
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Sequence
 
 import torch
@@ -30,11 +31,12 @@ import torch
 from ... import jobs
 from ...explanation import Target
 from .perturbation import Perturbation, apply, fill_clip, fill_frames, perturb_frames
-from .registry import get_method
+from .registry import MethodError, get_method
 
 GRADIENT_BASES = ("saliency", "input_x_gradient")
 CHUNK = 16  # perturbations at once: their features, head passes and encoder backward passes (~0.5 s)
-JACOBIAN_CHUNK = 16  # Jacobian rows (feature dimensions) per batched backward pass
+JACOBIAN_CHUNK = 4  # Jacobian rows per batched backward pass (measured: 4 rows 0.2 s, 16 rows 1 s; all 96 rows
+# of the default model 4.1 s in 4s, 5.5 s in 16s): short passes let a cancel take effect soon
 JACOBIAN_STAGE = "preparing the gradient engine: Jacobian rows"
 MAX_FEATURES = 512  # per-frame features beyond which the Jacobians cost more than they save
 
@@ -54,6 +56,36 @@ def gradient_change_applies(model, base: str, feature_dim: int | None = None) ->
         and model.frame_context <= 2
         and (feature_dim is None or feature_dim <= MAX_FEATURES)
     )
+
+
+def uses_gradient_engine(model, x: torch.Tensor, base: str, engine: str) -> bool:
+    """Whether ``change_engine`` picks ``GradientChange`` for ``base`` on ``model`` (x [1,T,C,H,W])."""
+    with torch.no_grad():
+        dim = model.encode_frames(x[:, :1]).shape[-1] if "temporal_head" in model.capabilities else None
+    return engine == "auto" and gradient_change_applies(model, base, dim)
+
+
+def base_method(model, base: str | None):
+    """The registered method TSR rescales (``base``; saliency when empty), or MethodError saying
+    why it cannot be one: not a spatial method, not available for ``model``, or TSR itself."""
+    spec = get_method(base or "saliency")
+    if spec.family != "spatial":
+        raise MethodError(f"TSR needs a spatial base method; {spec.name} is {spec.family}")
+    reason = spec.unavailable_reason(model)
+    if reason:
+        raise MethodError(reason)
+    if spec.name in ("tsr", "tsr_onestep"):
+        raise MethodError("TSR cannot rescale itself; choose another base method")
+    return spec
+
+
+def change_engine(model, x: torch.Tensor, target: Target, base: str, baseline: str, blur_sigma: float, engine: str):
+    """The engine of TSR's sums for this base method and model: ``GradientChange`` where it
+    applies and ``engine`` is "auto", else ``ReferenceChange``; a base TSR cannot use raises MethodError."""
+    spec = base_method(model, base)
+    if uses_gradient_engine(model, x, spec.name, engine):
+        return GradientChange(model, x, target, spec.name, baseline, blur_sigma)
+    return ReferenceChange(model, x, target, spec.name, {}, baseline, blur_sigma)
 
 
 class ReferenceChange:
@@ -84,7 +116,18 @@ class ReferenceChange:
 class GradientChange:
     """``delta`` for R = saliency / input_x_gradient on a split decoupled model (see the module)."""
 
-    def __init__(self, model, x: torch.Tensor, target: Target, base: str, baseline: str, blur_sigma: float):
+    def __init__(
+        self,
+        model,
+        x: torch.Tensor,
+        target: Target,
+        base: str,
+        baseline: str,
+        blur_sigma: float,
+        jacobian_rows: int | None = None,
+    ):
+        """``jacobian_rows``: compute only the first rows of the Jacobians (the rest stay 0), for
+        timing a sample of the work (``planning``); its deltas are then not the method's."""
         if not gradient_change_applies(model, base):
             raise ValueError(f"the gradient engine does not apply to {base} on {model.name}")
         self.model, self.net, self.target = model, model.net, target
@@ -100,7 +143,9 @@ class GradientChange:
             self.grads = self._head_gradient(self.feats[None])[0]  # [T,D]
             g_prev, g_cur = torch.autograd.grad(feats, (prev_, cur_), grad_outputs=self.grads)
         self.relevance = self._combine_frames(g_prev, g_cur, self.x).double()  # [T,H,W]
-        self._jacobians(prev)
+        self.feature_dim = self.feats.shape[1]
+        self.jacobian_chunk_seconds: list[float] = []  # each batched backward pass, as timed
+        self._jacobians(prev, self.feature_dim if jacobian_rows is None else min(jacobian_rows, self.feature_dim))
 
     # ------------------------------------------------------------------ pieces
     def _features(self, prev: torch.Tensor, cur: torch.Tensor) -> torch.Tensor:
@@ -128,18 +173,20 @@ class GradientChange:
         total[0] += g_prev[0]
         return self._combine(total, frames)
 
-    def _jacobians(self, prev: torch.Tensor) -> None:
-        """K[which][a]: d f_a / d (prev_a or cur_a), channel-combined, as (columns [D,n], pixel indices [n])."""
+    def _jacobians(self, prev: torch.Tensor, rows_wanted: int) -> None:
+        """K[which][a]: d f_a / d (prev_a or cur_a), channel-combined, as (columns [D,n], pixel
+        indices [n]); rows past ``rows_wanted`` are left 0 (a timing sample)."""
         t, _, h, w = self.x.shape
         d = self.feats.shape[1]
-        cur_k = torch.empty(t, d, h * w, dtype=self.x.dtype, device=self.x.device)
-        prev_k = torch.empty_like(cur_k)
+        cur_k = torch.zeros(t, d, h * w, dtype=self.x.dtype, device=self.x.device)
+        prev_k = torch.zeros_like(cur_k)
         with torch.enable_grad():
             prev_, cur_ = prev.clone().requires_grad_(True), self.x.clone().requires_grad_(True)
             feats = self._features(prev_, cur_)
-            for lo in range(0, d, JACOBIAN_CHUNK):
+            for lo in range(0, rows_wanted, JACOBIAN_CHUNK):
                 jobs.report(lo, d, JACOBIAN_STAGE)  # the first stage of a run: progress from its start
-                rows = torch.arange(lo, min(d, lo + JACOBIAN_CHUNK), device=self.x.device)
+                started = time.perf_counter()
+                rows = torch.arange(lo, min(rows_wanted, lo + JACOBIAN_CHUNK), device=self.x.device)
                 basis = torch.zeros(len(rows), t, d, dtype=feats.dtype, device=feats.device)
                 basis[torch.arange(len(rows)), :, rows] = 1.0
                 g_prev, g_cur = torch.autograd.grad(
@@ -147,6 +194,7 @@ class GradientChange:
                 )  # [r,T,C,H,W] each
                 cur_k[:, lo : lo + len(rows)] = self._combine(g_cur, self.x).transpose(0, 1).flatten(2)
                 prev_k[:, lo : lo + len(rows)] = self._combine(g_prev, prev).transpose(0, 1).flatten(2)
+                self.jacobian_chunk_seconds.append(time.perf_counter() - started)
         # frame 0 is its own previous frame: both parts belong to it
         cur_k[0] += prev_k[0]
         prev_k[0] = 0
