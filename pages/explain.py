@@ -9,7 +9,7 @@ from functools import partial
 
 import streamlit as st
 
-from workbench import caches, jobs, runs, sanity, sidebar, user_models, widgets
+from workbench import caches, jobs, runs, sanity, sidebar, style_widgets, user_models, widgets
 from xai_core import display, notes, render, vanishing
 from xai_core.evaluate import suites
 from xai_core.explanation import Explanation, TargetError, prediction_text
@@ -212,7 +212,7 @@ with right:
         )
         st.plotly_chart(figure, key="importance_curve", on_select=on_curve_select, selection_mode="points")
 
-    style = widgets.style_widgets("")
+    style = style_widgets.style_widgets("")
     outline = st.checkbox(
         "Outline shape",
         value=True,

@@ -7,17 +7,29 @@ along which a spatial method's saliency is highest."""
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import streamlit as st
 
-from workbench import caches, sidebar, widgets
-from xai_core import render
+from workbench import caches, sidebar, style_widgets, widgets
+from xai_core import display, render
 from xai_core.explanation import TargetError
 from xai_core.methods.machinery.optical_flow import FARNEBACK_PARAMS
 from xai_core.methods.machinery.registry import MethodError, get_method, method_specs
 from xai_core.models.base import ModelError
 
 ZOOM = 3
+
+
+def styled(picture: np.ndarray, maps: np.ndarray, index: int, style: display.Style, padded=None):
+    """Map ``index`` of ``maps`` [N,H,W] over ``picture`` [H,W,3] in its range (per frame or over all
+    N, as ``style`` says), enlarged: (image, the range's floor, its ceiling) for the colour bar."""
+    floor, ceiling = display.display_range(maps, style, padded)
+    low, high = float(floor[index]), float(ceiling[index])
+    return render.upscale(display.draw(picture, maps[index], style, low, high), ZOOM), low, high
+
+
 HELP = {
     "flow_gradient": "gradients through the rebuild from the first frame, flows and errors",
     "smoothflow": "the same, averaged over noisy decompositions (SmoothGrad in the decomposed space)",
@@ -119,6 +131,8 @@ with right:
 
     i = frame - 1  # flows[i] is the flow into frame i + 1
     original = clip.frames[frame]
+    magnitude_style = style_widgets.range_widgets("motion_", "abs")  # the gradients' range and look
+    signed_style = replace(magnitude_style, mode="signed", cmap=display.colormaps_for("signed")[0])
     speed_scale = float(np.percentile(np.hypot(flows[:, 0], flows[:, 1]), 99.5)) or 1.0
     points = render.grid_points(*original.shape[:2], step)
     field = flows[i][:, points[:, 1], points[:, 0]].T
@@ -133,45 +147,20 @@ with right:
         ),  # fmt: skip
     ]
     top = render.top_points(magnitude[i], top_n)
-    grad_scale = render.clip_scale(magnitude, "abs")
-    heat = render.overlay(original, magnitude[i], opacity=0.6, mode="abs", scale=grad_scale)
+    flow_padded = clip.padded[1:] if clip.padded is not None else None  # flows[i]: into frame i + 1
+    heat, low, high = styled(original, magnitude, i, magnitude_style, flow_padded)
+    heat = render.arrows(heat, top, flows[i][:, top[:, 1], top[:, 0]].T, zoom=ZOOM, length=length, colour=(0, 255, 255))
     tiles.append(
         (
-            render.arrows(
-                render.upscale(heat, ZOOM),
-                top,
-                flows[i][:, top[:, 1], top[:, 0]].T,
-                zoom=ZOOM,
-                length=length,
-                colour=(0, 255, 255),
-            ),  # fmt: skip
+            render.with_colorbar(heat, magnitude_style, low, high),
             f"|d score / d flow| with the top {len(top)} flow vectors",
         )
     )
     error_grad = extras["error_grad"]
-    tiles.append(
-        (
-            render.upscale(
-                render.overlay(
-                    original,
-                    error_grad[i],
-                    opacity=0.7,
-                    cmap="bwr",
-                    mode="signed",
-                    scale=render.clip_scale(error_grad, "signed"),
-                ),  # fmt: skip
-                ZOOM,
-            ),
-            "d score / d error (red: raises the score)",
-        )
-    )
-    first_grad = extras["first_grad"]
-    tiles.append(
-        (
-            render.upscale(render.overlay(clip.frames[0], first_grad, opacity=0.7, cmap="bwr", mode="signed"), ZOOM),
-            "d score / d first frame",
-        )
-    )
+    heat, low, high = styled(original, error_grad, i, signed_style, flow_padded)
+    tiles.append((render.with_colorbar(heat, signed_style, low, high), "d score / d error (red: raises the score)"))
+    heat, low, high = styled(clip.frames[0], extras["first_grad"][None], 0, signed_style)
+    tiles.append((render.with_colorbar(heat, signed_style, low, high), "d score / d first frame"))
     tiles.append(
         (
             render.upscale(

@@ -12,7 +12,7 @@ from dataclasses import replace
 import numpy as np
 import streamlit as st
 
-from workbench import caches, jobs, runs, sidebar, widgets
+from workbench import caches, jobs, runs, sidebar, style_widgets, widgets
 from xai_core import display, render
 from xai_core.evaluate import key_frame_overlap, key_frames
 from xai_core.explanation import TargetError, prediction_text
@@ -123,7 +123,7 @@ with right:
         if np.isfinite(overlap) else "No key frames at this threshold."
     )  # fmt: skip
     if expl.spatial is not None:
-        style = widgets.style_widgets("temporal_")
+        style = style_widgets.style_widgets("temporal_")
         original = clip.frames[frame]
         tiles = [(render.beside_colorbars(render.upscale(original, ZOOM)), f"frame {frame}")]
         maps = [(expl.spatial, style, f"{method} · frame {frame}")]

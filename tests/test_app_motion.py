@@ -62,3 +62,18 @@ def test_smoothflow_and_farneback_settings(app_zoo):
     assert not np.array_equal(share_values(at), before)  # the averaged gradients differ
     at.number_input(key="param_smoothflow_winsize_a_cnn_transformer").set_value(7).run()
     assert not at.exception and not at.error and len(captions(at)) == 7
+
+
+def test_the_gradient_maps_carry_colour_bars_and_follow_the_chosen_range(app_zoo, shown_images):
+    """The flow, error and first-frame gradients are drawn like the other pages' maps: a colour bar
+    beside each (wider than the flow tiles), and the contrast control changes what is coloured."""
+    at = open_page("pages/motion.py")
+    images = at.get("image")
+    widths = [shown_images(image).shape[1] for image in images[:6]]
+    assert widths[2] > widths[0] and widths[3] > widths[0] and widths[4] > widths[0]  # the bars
+    assert widths[1] == widths[0] == widths[5]  # flows and the warp error: no map range, no bar
+    before = shown_images(images[2])
+    at.slider(key="motion_contrast").set_value((60.0, 99.0)).run()
+    assert not at.exception
+    after = shown_images(at.get("image")[2])
+    assert after.shape == before.shape and not np.array_equal(after, before)
