@@ -179,16 +179,28 @@ def measure(
     model: str,
     clip: str,
     server_env: dict | None = None,
+    browser=None,
 ) -> dict:
     """Every measurement of the module's docstring, in one server and one browser session
     (``server_env``: more environment for the server, e.g. $XAI_BACKGROUND_SECONDS for a small
-    zoo whose TSR would otherwise run on the spot)."""
+    zoo whose TSR would otherwise run on the spot; ``browser``: a Playwright Chromium already
+    running, else one is started)."""
+    if browser is not None:
+        return _measure(browser, checkpoints, scrubs, tsr_runs, cancel_after, model, clip, server_env)
     from playwright.sync_api import sync_playwright
 
+    with sync_playwright() as p:
+        chromium = p.chromium.launch(executable_path=CHROMIUM, args=["--disable-gpu"])
+        try:
+            return _measure(chromium, checkpoints, scrubs, tsr_runs, cancel_after, model, clip, server_env)
+        finally:
+            chromium.close()
+
+
+def _measure(browser, checkpoints, scrubs, tsr_runs, cancel_after, model, clip, server_env) -> dict:
     result: dict = {"load_average": [load_average()], "model": model, "clip": clip}
-    with tempfile.TemporaryDirectory(prefix="xai-app-speed-") as tmp, sync_playwright() as p:
+    with tempfile.TemporaryDirectory(prefix="xai-app-speed-") as tmp:
         runs, log_path = Path(tmp) / "runs", Path(tmp) / "streamlit.log"
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=["--disable-gpu"])
         context = browser.new_context(viewport={"width": 1400, "height": 1000})
         page = context.new_page()
         page.set_default_timeout(TIMEOUT_MS)
@@ -268,7 +280,7 @@ def measure(
                 wait_idle(page)
             result["cancel"] = cancels
             result["peak_rss_end"] = peak_rss_gib(process.pid)
-        browser.close()
+        context.close()
 
     api = subprocess.run(
         [sys.executable, "-c", API_TSR, model, clip, str(tsr_runs)],

@@ -454,7 +454,7 @@ def test_an_uploaded_clip_and_the_chosen_methods_survive_a_page_change(page, tmp
     expect(captions.nth(2)).to_contain_text("saliency for ")
 
 
-def test_the_app_speed_benchmark_measures_what_a_user_meets(zoo):
+def test_the_app_speed_benchmark_measures_what_a_user_meets(zoo, browser):
     """benchmarks/app_speed.py in this browser, on the small zoo (its timings are never asserted):
     the default overlay found, scrubbed frame by frame, the server's memory read, and TSR run
     from both pages in the background computing what the API computes, on the same engine."""
@@ -466,7 +466,8 @@ def test_the_app_speed_benchmark_measures_what_a_user_meets(zoo):
     bench = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(bench)
     env = {"XAI_BACKGROUND_SECONDS": "0"}  # the small zoo's TSR is quick: in the background all the same
-    result = bench.measure(zoo, 2, 1, [], "a_cnn_transformer", "shapes:7?noise=8&distractors=2", server_env=env)
+    clip = "shapes:7?noise=8&distractors=2"
+    result = bench.measure(zoo, 2, 1, [], "a_cnn_transformer", clip, server_env=env, browser=browser)
     assert result["server_ready"] < result["cold_start"] and len(result["scrub"]) == 2
     assert 0.1 < result["peak_rss_default"] <= result["peak_rss_end"] < 64
     assert result["explain_plan"].startswith("tsr: ") and "gradient engine" in result["explain_plan"]

@@ -416,3 +416,27 @@ def test_a_refused_pickle_checkpoint_is_one_line_and_nothing_else(tmp_path):
         "NAME.safetensors (safetensors.torch.save_file), plus a NAME.json model card for a checkpoint\n"
     )
     assert marker.exists()
+
+
+def test_explain_plan_prints_the_cost_of_a_long_method_and_writes_nothing(tiny_checkpoints, tmp_path, capsys):
+    """`xai explain --plan`: the plan the Temporal page shows (evaluations, estimate, the engine
+    timed), then stop; a method without a plan is one clear line."""
+    code, out, err = run(capsys, "explain", "--model", "tiny_cnn_transformer", "--video", "shapes:4", "--method",
+                         "tsr", "--param", "block=32", "--plan")  # fmt: skip
+    assert code == 0, err
+    assert re.fullmatch(
+        r"tsr on tiny_cnn_transformer: \d+ model evaluations, about [\d.]+ s here \(gradient engine: \d+ Jacobian "
+        r"passes \([\d.]+ s\), then \d+ masks of \d+ ms\)\n",
+        out,
+    ), out
+    code, out, err = run(capsys, "explain", "--model", "tiny_r3d", "--video", "shapes:4", "--method", "occlusion",
+                         "--param", "window=1,16,16", "--param", "stride=1,16,16", "--plan")  # fmt: skip
+    assert code == 0 and out.startswith("occlusion on tiny_r3d: 128 model evaluations, about "), err
+    code, out, err = run(capsys, "explain", "--model", "tiny_r3d", "--video", "shapes:4", "--method", "gradcam",
+                         "--plan")  # fmt: skip
+    assert code == 2 and err.strip() == (
+        "error: no plan for gradcam: plans are made for frame_mask, occlusion, tsr_onestep, tsr"
+    )
+    code, _, err = run(capsys, "explain", "--model", "tiny_r3d", "--video", "shapes:4", "--method", "gradcam")
+    assert code == 2 and "--out is required" in err
+    assert not list(tmp_path.rglob("explanation.*")) and not list(Path.cwd().glob("explanation.*"))

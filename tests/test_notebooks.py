@@ -69,6 +69,7 @@ def test_notebook_runs(path):
             text,
         )
         assert len(tsr) == 2 and all(float(r) > 0.65 for r in tsr)  # well above chance, the fast exact engine
+        assert re.search(r"tsr: [\d,]+ model evaluations, about [\d.]+ s here \(gradient engine: \d+ Jacobian", text)
         insertion = re.search(r"insertion AUC ([\d.]+) \(random ([\d.]+)\)", text)
         assert insertion and float(insertion[1]) > float(insertion[2])
         assert "| `frame_mask` (positive) |" in text

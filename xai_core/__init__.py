@@ -21,6 +21,7 @@ from ._version import __version__
 _EXPORTS = {
     "explain": ".api",
     "predict": ".api",
+    "plan": ".api",
     "Explanation": ".explanation",
     "Target": ".explanation",
     "MethodError": ".methods.machinery.registry",
@@ -37,7 +38,7 @@ _EXPORTS = {
 }
 
 if TYPE_CHECKING:
-    from .api import explain, predict
+    from .api import explain, plan, predict
     from .explanation import Explanation, Target
     from .methods.machinery.registry import MethodError, list_methods, method_specs
     from .models.base import InputSpec, ModelError, VideoModel
@@ -74,6 +75,7 @@ __all__ = [
     "load_model",
     "load_video",
     "method_specs",
+    "plan",
     "predict",
     "zoo_names",
     "__version__",

@@ -82,6 +82,23 @@ def model_output(model: VideoModel, x: torch.Tensor) -> torch.Tensor:
     return output
 
 
+def plan(model: VideoModel, clip, method: str, target=None, **params):
+    """Before a long method (frame_mask, occlusion, tsr_onestep, tsr) runs: how many model
+    evaluations it needs and about how long it takes on this machine, from timing a sample
+    (``planning.Plan``: ``evaluations``, ``seconds``, ``note``; ``str()`` says it in a line)."""
+    from .methods.machinery.planning import LONG_METHODS
+    from .methods.machinery.planning import plan as plan_of
+
+    spec = get_method(method)
+    if spec.name not in LONG_METHODS:
+        raise MethodError(f"no plan for {spec.name}: plans are made for {', '.join(LONG_METHODS)}")
+    reason = spec.unavailable_reason(model)
+    if reason:
+        raise MethodError(reason)
+    prepared = prepare(model, clip, target)
+    return plan_of(model, prepared.x, prepared.target, spec.name, spec.resolve_params(params))
+
+
 def explain(model: VideoModel, clip, method: str, target=None, **params) -> Explanation:
     """Explain ``model``'s output on ``clip`` with the registered ``method``.
 

@@ -153,6 +153,8 @@ def parse_params(items: list[str]) -> dict:
 def _cmd_explain(args: argparse.Namespace) -> int:
     from .video import check_source, load_video, write_video
 
+    if not args.out and not args.plan:
+        raise ValueError("--out is required (the folder for the explanation), unless --plan")
     if args.overlay and Path(args.overlay).suffix.lower() not in (".mp4", ".gif"):
         raise ValueError(f"--overlay must end in .mp4 or .gif, got {args.overlay!r}")
     style = _overlay_style(args) if args.overlay else None  # a style that cannot be drawn: said before loading
@@ -164,6 +166,11 @@ def _cmd_explain(args: argparse.Namespace) -> int:
 
     model = _load_model(args.model, args.device, args)
     clip = load_video(args.video, model=model)
+    if args.plan:
+        from .api import plan
+
+        print(f"{args.method} on {model.name}: {plan(model, clip, args.method, target=args.target, **params)}")
+        return 0
     expl = explain(model, clip, args.method, target=args.target, **params)
     out = expl.save(args.out)
     written = [str(out / "explanation.npz"), str(out / "explanation.json")]
@@ -532,7 +539,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--method", required=True)
     p.add_argument("--target", default=None, help="class index or label; regression: output or ref=VALUE")
     p.add_argument("--param", action="append", default=[], metavar="KEY=VALUE", help="method parameter (repeatable)")
-    p.add_argument("--out", required=True, help="folder for explanation.npz and explanation.json")
+    p.add_argument("--out", help="folder for explanation.npz and explanation.json (required unless --plan)")
+    p.add_argument(
+        "--plan",
+        action="store_true",
+        help="long methods (frame_mask, occlusion, tsr_onestep, tsr): print how many model evaluations they need "
+        "and about how long they take here (timed on a sample), and stop",
+    )
     p.add_argument("--overlay", help="also write the map over the frames as FILE.mp4 (H.264) or FILE.gif")
     p.add_argument("--fps", type=float, default=8.0, help="frame rate of the overlay video")
     p.add_argument(

@@ -32,6 +32,10 @@ class Plan:
     seconds: float
     note: str
 
+    def __str__(self) -> str:
+        took = f"{self.seconds:.1f} s" if self.seconds < 10 else f"{self.seconds:.0f} s"
+        return f"{self.evaluations:,} model evaluations, about {took} here ({self.note})"
+
 
 def plan(model, x: torch.Tensor, target: Target, name: str, params: dict) -> Plan:
     """The cost of ``name`` with (resolved) ``params`` on the clip x [1,T,C,H,W] (timed in eval
