@@ -46,7 +46,7 @@ def test_every_public_name_is_its_modules():
     from xai_core.methods.machinery import registry
     from xai_core.models import base, zoo
 
-    homes = {"explain": api, "predict": api, "Explanation": explanation, "Target": explanation,
+    homes = {"explain": api, "predict": api, "plan": api, "Explanation": explanation, "Target": explanation,
              "MethodError": registry, "list_methods": registry, "method_specs": registry, "InputSpec": base,
              "ModelError": base, "VideoModel": base, "load_model": zoo, "zoo_names": zoo, "Clip": video,
              "VideoError": video, "load_video": video}  # fmt: skip
