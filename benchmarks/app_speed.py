@@ -345,6 +345,10 @@ def to_markdown(report: dict) -> str:
         f'| API, `explain(model, clip, "tsr")` in a fresh process | {len(r["api_tsr"])} | median '
         f"{s['api_tsr']:.1f} s ({seconds_list(r['api_tsr'])}) | — |",
         "",
+        f"The pages' runs ÷ the API's: {s['temporal_tsr'] / s['api_tsr']:.2f}x (Temporal page, medians); the page's "
+        "run is a thread of the server, sharing the cores with the browser drawing its progress. Compare these "
+        "figures with the suite's TSR row above only on the same machine (that section says where it was measured).",
+        "",
         "Cancel pressed during a TSR run on the Temporal page, until the page says it was cancelled "
         "(the page redraws a running job's progress every 0.5 s):",
         "",

@@ -210,6 +210,12 @@ QUALITY = (
         "python benchmarks/cli_startup.py --baseline DIR --baseline-label 'before (010da33)'",
     ),
     (
+        "checkouts",
+        "Before and after issue 17's restructuring: the same explanations, as fast",
+        "python benchmarks/checkouts.py --baseline DIR --baseline-label 'before issue 17 (0e0c60d)' "
+        "--label 'after (this branch)'",
+    ),
+    (
         "app_speed",
         "The app's own speed in Chromium (issue 18)",
         "python benchmarks/app_speed.py --markdown BENCHMARKS.md",
