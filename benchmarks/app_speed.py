@@ -156,6 +156,20 @@ def frame_count(page) -> int:
     return int(re.search(r"· frame \d+ of (\d+)", caption).group(1))
 
 
+def newest_run_time(runs: Path) -> int:
+    """The modification time of the newest run saved in the store (0: none yet)."""
+    return max((p.stat().st_mtime_ns for p in runs.glob("*/explanation.json")), default=0)
+
+
+def wait_for_new_run(runs: Path, after: int, seconds: float = TIMEOUT_MS / 1000) -> None:
+    """Wait until a run newer than ``after`` is saved in the store."""
+    deadline = time.monotonic() + seconds
+    while newest_run_time(runs) <= after:
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"no new run was saved in {seconds:.0f} s")
+        time.sleep(0.1)
+
+
 def saved_run(runs: Path, method: str) -> dict:
     """The newest saved run of ``method`` in the run store: the seconds and engine it reports, and
     its frame curve (the time relevance, for TSR)."""
@@ -253,8 +267,9 @@ def _measure(browser, checkpoints, scrubs, tsr_runs, cancel_after, model, clip, 
             temporal = []
             progress = page.locator('[data-testid="stProgress"]')
             for _ in range(tsr_runs):
+                before = newest_run_time(runs)
                 page.get_by_role("button", name=re.compile(r"^Run( again)?$")).click()
-                progress.first.wait_for(state="visible")
+                wait_for_new_run(runs, before)  # (a quick run may end before a progress bar is drawn)
                 progress.first.wait_for(state="detached")
                 wait_idle(page)
                 temporal.append(saved_run(runs, "tsr"))

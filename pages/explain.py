@@ -36,45 +36,47 @@ HEAVY_SECONDS = float(os.environ.get("XAI_BACKGROUND_SECONDS", 3.0))  # estimate
 SLOT = "explain"  # this page's background job
 
 
-def background_panel(waiting: list) -> None:
+def background_panel(model, clip, target, device: str, waiting: list, shown_keys: set[str]) -> None:
     """The heavy methods chosen and not computed yet ((name, params, run key, plan) each): their
-    plans and one button that runs them all in the background, or the job computing them now
-    (progress, Cancel); the page stays usable and shows the others meanwhile."""
+    plans and one button that runs them in the background (those not being computed already, on
+    this page or another), then the job's progress and Cancel; the page stays usable and shows the
+    other methods meanwhile.  ``shown_keys``: the run keys of every long method chosen."""
     current = jobs.job(SLOT)
     running = current is not None and not current.status().finished
     if waiting:
-        keys = {key for _, _, key, _ in waiting}
-        computing = running and keys <= set((current.key or "").split("|"))
-        total = sum(plan.seconds for *_, plan in waiting)
+        busy = {key for _, _, key, _ in waiting if runs.computing(key)}
+        startable = [item for item in waiting if item[2] not in busy]
         lines = [
-            f"- **{name}**: {plan.evaluations:,} model evaluations, about {seconds_text(plan.seconds)} ({plan.note})"
-            for name, _, _, plan in waiting
+            f"- **{name}**: " + ("being computed now" if key in busy else str(plan)) for name, _, key, plan in waiting
         ]
-        st.markdown("Run in the background (estimated here):\n" + "\n".join(lines))
-        if not computing:
+        st.markdown("Run in the background:\n" + "\n".join(lines))
+        if startable:
 
             def start() -> None:
                 st.session_state.pop("explain_job_error", None)
-                wanted = [(name, resolved, key) for name, resolved, key, _ in waiting]
+                wanted = [(name, resolved, key) for name, resolved, key, _ in startable]
                 names = ", ".join(name for name, *_ in wanted)
                 try:
-                    runs.start_runs(SLOT, model, clip, target, selection.device, wanted, f"{names} on {model.name}")
+                    runs.start_runs(SLOT, model, clip, target, device, wanted, f"{names} on {model.name}")
                 except ValueError as exc:
                     st.session_state["explain_job_error"] = str(exc)
 
+            total = seconds_text(sum(plan.seconds for *_, plan in startable))
             st.button(
-                f"Run {len(waiting)} in the background (about {seconds_text(total)})"
-                if len(waiting) > 1
-                else f"Run {waiting[0][0]} in the background (about {seconds_text(total)})",
+                f"Run {len(startable)} in the background (about {total})"
+                if len(startable) > 1
+                else f"Run {startable[0][0]} in the background (about {total})",
                 key="explain_run",
                 on_click=start,
                 type="primary",
                 disabled=running,
                 help="Another background run of this page is in progress: cancel it or wait" if running else None,
             )
+    if running or not waiting:
+        st.session_state.pop("explain_job_error", None)  # said of a start that is no longer pending
     if st.session_state.get("explain_job_error"):
         st.error(st.session_state["explain_job_error"], icon=":material/error:")
-    jobs.show_job(SLOT, "explain_cancel")
+    jobs.show_job(SLOT, "explain_cancel", shown_keys)
 
 
 def seconds_text(seconds: float) -> str:
@@ -162,28 +164,33 @@ with left:
             params[spec.name] = widgets.param_widgets(spec, model) if spec.params else {}
 
 with right:
-    explanations, failures, waiting = {}, [], []
+    explanations, failures, waiting, long_keys = {}, [], [], set()
     for spec in specs:
         try:
+            key = None
             if spec.name in LONG_METHODS:  # saved runs, shared with the Temporal page; heavy ones in the background
                 resolved = spec.resolve_params(params[spec.name])
                 key = runs.temporal_key(model, clip, spec.name, target, resolved, selection.device)
+                long_keys.add(key)
                 stored = runs.stored_run(key)
                 if stored is not None:
                     explanations[spec.name] = stored
                     continue
                 plan = caches.get_plan(model, clip, spec.name, target, resolved, selection.device)
-                if plan.seconds > HEAVY_SECONDS:
+                if plan.seconds > HEAVY_SECONDS or runs.computing(key):
                     waiting.append((spec.name, resolved, key, plan))
                     continue
             explanations[spec.name] = caches.get_explanation(
                 model, clip, spec.name, target, params[spec.name], selection.device
             )
+            if key is not None:  # a quick long method: saved too, so that the Temporal page finds it
+                runs.save_run(model, clip, explanations[spec.name], target, resolved, selection.device)
         except (MethodError, TargetError, ModelError, ValueError) as exc:
             failures.append(str(exc))
     for message in failures:
         st.error(message, icon=":material/error:")
-    background_panel(sorted(waiting, key=lambda item: item[3].seconds))  # the quickest shown first
+    quickest_first = sorted(waiting, key=lambda item: item[3].seconds)
+    background_panel(model, clip, target, selection.device, quickest_first, long_keys)
     for expl in explanations.values():
         for note in notes.explanation_notes(expl, clip.padded):
             st.info(note, icon=":material/info:")

@@ -74,7 +74,7 @@ with left:
         key="temporal_run",
         on_click=start,
         type="primary" if stored is None else "secondary",
-        disabled=running,
+        disabled=running or runs.computing(key),
     )
     if st.session_state.get("temporal_error"):
         st.error(st.session_state["temporal_error"], icon=":material/error:")
@@ -83,11 +83,13 @@ with left:
 with right:
     panel = st.container()  # the job's progress goes above the result, drawn after it
     stored = runs.stored_run(key)
-    computing = running and job.key == key  # its progress is shown instead
+    computing = runs.computing(key)  # by this page's job or the Explain page's: its progress is shown instead
     if stored is None and not computing:
         st.info("Not computed yet for these settings: press Run.")
     with panel:
-        jobs.show_job(SLOT, "temporal_cancel")
+        jobs.show_job(SLOT, "temporal_cancel", {key})
+        if computing and not running:
+            st.info("Being computed now by the Explain page's background run: its progress is on that page.")
     if stored is None:
         st.stop()
     expl = stored

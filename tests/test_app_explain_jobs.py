@@ -71,8 +71,8 @@ def test_several_heavy_methods_run_in_turn_and_a_cancel_keeps_the_finished_ones(
     assert "occlusion (2 of 2)" in at.get("progress")[0].proto.text
     at.button(key="explain_cancel").click().run()
     wait_for_job(at, seconds=30)
-    kept = "the 1 finished before it were saved"
-    assert any("was cancelled after" in w.value and kept in w.value for w in at.warning)
+    said = "was cancelled during occlusion (2 of 2); saved before it: frame_mask."
+    assert any(said in w.value for w in at.warning), [w.value for w in at.warning]
     saved = [json.loads(p.read_text())["method"] for p in (app_zoo / "runs").glob("*/explanation.json")]
     assert saved == ["frame_mask"]
     assert any(c.startswith("frame_mask") for c in captions(at))
@@ -87,3 +87,28 @@ def test_a_method_that_fails_in_the_background_says_why_and_the_page_goes_on(app
     errors = [e.value for e in at.error]
     assert any("TSR needs a spatial base method" in e for e in errors), errors  # refused before any run
     assert any(c.startswith("gradcam for") for c in captions(at))
+
+
+def test_a_method_that_fails_in_the_background_is_named_and_the_others_are_saved(app_zoo, monkeypatch):
+    """Whatever a method raises in the background (here a RuntimeError, as CUDA's out of memory
+    would) is said with the method's name; the methods after it still run and are saved."""
+    from workbench import runs
+
+    real = runs.explain
+
+    def failing(model, clip, method, **kwargs):
+        if method == "frame_mask":
+            raise RuntimeError("out of memory (as CUDA says it)")
+        return real(model, clip, method, **kwargs)
+
+    monkeypatch.setattr(runs, "explain", failing)
+    at = explain_page(monkeypatch)
+    at.multiselect(key=METHODS).set_value(["frame_mask", "tsr_onestep"]).run()
+    at.button(key="explain_run").click().run()
+    wait_for_job(at)
+    assert any(e.value == "frame_mask failed: out of memory (as CUDA says it)" for e in at.error), at.error
+    saved = [json.loads(p.read_text())["method"] for p in (app_zoo / "runs").glob("*/explanation.json")]
+    assert saved == ["tsr_onestep"]
+    assert any(c.startswith("tsr_onestep for") for c in captions(at))
+    at.multiselect(key=METHODS).set_value(["gradcam"]).run()  # other methods chosen: the old outcome is gone
+    assert not at.error

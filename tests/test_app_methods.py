@@ -20,6 +20,7 @@ APP = str(Path(__file__).resolve().parents[1] / "app.py")
 def zoo(tmp_path, monkeypatch):
     write_app_zoo(tmp_path)
     monkeypatch.setenv("XAI_CHECKPOINTS", str(tmp_path))
+    monkeypatch.setenv("XAI_RUNS", str(tmp_path / "runs"))  # long methods are saved in the run store
     return tmp_path
 
 
@@ -92,6 +93,8 @@ def test_a_frame_score_strip_is_not_captioned_as_attention_and_the_toolbar_leave
     at.multiselect(key="methods_a_cnn_transformer").set_value(["gradcam", "frame_mask"]).run()
     assert not at.exception and not at.error
     assert image_captions(at)[2] == "frame_mask: importance of each frame (colour ÷ largest)"
+    saved = [json.loads(p.read_text())["method"] for p in (zoo / "runs").glob("*/explanation.json")]
+    assert saved == ["frame_mask"]  # a quick long method is run on the spot and kept for the Temporal page
     probabilities = next(c for c in at.get("plotly_chart") if "probabilities" in c.proto.id)
     assert json.loads(probabilities.proto.config)["displayModeBar"] is False
 

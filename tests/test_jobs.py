@@ -139,3 +139,19 @@ def test_the_server_does_not_collect_all_garbage_after_every_script_run():
 
     config = tomllib.loads((Path(__file__).resolve().parents[1] / ".streamlit" / "config.toml").read_text())
     assert config["runner"]["postScriptGC"] is False
+
+
+def test_the_plans_clock_waits_for_cuda_and_only_for_cuda(monkeypatch):
+    """Timings of GPU work must include the work, not only its launch: on CUDA the clock
+    synchronises first; on the CPU it never does."""
+    import torch
+
+    from xai_core.methods.machinery import clock
+
+    synced = []
+    monkeypatch.setattr(torch.cuda, "synchronize", lambda device=None: synced.append(str(device)))
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    first = clock.now("cpu")
+    assert synced == [] and clock.now(None) >= first
+    clock.now(torch.device("cuda", 0))
+    assert synced == ["cuda:0"]

@@ -29,14 +29,18 @@ def job_copy(model: VideoModel) -> VideoModel:
         return model
 
 
-def start_job(slot: str, fn: Callable, name: str, key: str | None = None) -> Job:
+def start_job(slot: str, fn: Callable, name: str, key: str | None = None, step: dict | None = None) -> Job:
     """Run ``fn(report)`` in the background as this session's job in ``slot`` (one at a time a
-    slot: raises ValueError while the previous one runs); ``key`` names what it computes."""
+    slot: raises ValueError while the previous one runs); ``key`` names what it computes (run
+    keys joined by "|"); ``step``: a dict ``fn`` updates as it goes ("text": what it is on,
+    "saved": the methods saved, "failed": (method, message) pairs), read by ``show_job``."""
     current = job(slot)
     if current is not None and not current.status().finished:
         raise ValueError(f"{current.name} is still running: cancel it first")
-    st.session_state[JOBS][slot] = Job(fn, name=name, key=key).start()
-    return st.session_state[JOBS][slot]
+    new = Job(fn, name=name, key=key)
+    new.step = step if step is not None else {}
+    st.session_state[JOBS][slot] = new.start()
+    return new
 
 
 def results(slot: str) -> dict:
@@ -48,19 +52,24 @@ POLL_SECONDS = 0.5  # how often a running job's progress is redrawn
 CANCEL_WAIT_SECONDS = 1.0  # how long a Cancel click waits for the job to stop before the page redraws
 
 
-def show_job(slot: str, cancel_key: str) -> None:
+def show_job(slot: str, cancel_key: str, keys: set[str] | None = None) -> None:
     """This session's job in ``slot``, drawn where this is called: while it runs, its progress and
     Cancel, redrawn every ``POLL_SECONDS`` without rerunning the page; when it ends, one rerun of
     the page (its results appear with the rest), then what went wrong, if anything: its error,
-    the methods that failed, or where it was cancelled."""
+    the methods that failed, or where it was cancelled; that outcome only while the page shows
+    one of the runs it was for (``keys``: the page's run keys now; None: always)."""
     current = job(slot)
     if current is None:
         return
+    finished = current.status().finished
+    if finished and keys is not None and getattr(current, "shown", False):
+        if not keys & set((current.key or "").split("|")):
+            return  # another model, clip or settings now: the old outcome is not theirs
 
     def panel() -> None:
         status = current.status()
-        step = getattr(current, "step", {}).get("text", "")
-        if job_progress(current, status, cancel_key, f" · {step}" if step else ""):
+        step = getattr(current, "step", {})
+        if job_progress(current, status, cancel_key, f" · {step['text']}" if step.get("text") else ""):
             return
         if not getattr(current, "shown", False):
             current.shown = True
@@ -68,14 +77,14 @@ def show_job(slot: str, cancel_key: str) -> None:
         if status.state == "failed":
             st.error(f"{current.name} failed: {current.error}", icon=":material/error:")
         elif status.state == "cancelled":
-            saved = getattr(current, "step", {}).get("saved", 0)
-            kept = f"the {saved} finished before it were saved" if saved else "nothing was saved"
-            st.warning(f"{current.name} was cancelled after {status.done:,} of {status.total:,}; {kept}.")
-        for method, message in (current.result or {}).get("failed", []) if status.state == "done" else []:
+            saved = step.get("saved", [])
+            where = f" during {step['text']}" if step.get("text") else f" after {status.done:,} of {status.total:,}"
+            kept = f"saved before it: {', '.join(saved)}" if saved else "nothing was saved"
+            st.warning(f"{current.name} was cancelled{where}; {kept}.")
+        for method, message in step.get("failed", []):
             st.error(f"{method} failed: {message}", icon=":material/error:")
 
-    running = not current.status().finished
-    st.fragment(panel, run_every=POLL_SECONDS if running else None)()
+    st.fragment(panel, run_every=None if finished else POLL_SECONDS)()
 
 
 def cancel_and_wait(job: Job, seconds: float = CANCEL_WAIT_SECONDS) -> None:

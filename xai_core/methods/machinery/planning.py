@@ -10,7 +10,6 @@ attribution (each mask costs one).
 from __future__ import annotations
 
 import math
-import time
 from dataclasses import dataclass
 
 import numpy as np
@@ -18,6 +17,7 @@ import torch
 
 from ...explanation import Target
 from ...models.modes import eval_mode
+from .clock import now
 from .engine import PerturbationEngine
 from .perturbation import Perturbation
 from .relevance_change import CHUNK, JACOBIAN_CHUNK, GradientChange, base_method, uses_gradient_engine
@@ -72,28 +72,28 @@ def _tsr_plan(model, x: torch.Tensor, target: Target, name: str, params: dict) -
         masks = frames + math.ceil((1 - params["alpha_quantile"]) * frames) * per_frame
     count = masks + 1  # base attributions' worth: the clip's own map and one per mask
     if uses_gradient_engine(model, x, base.name, params.get("engine", "auto")):
-        start = time.perf_counter()
+        start = now(x.device)
         sample = GradientChange(
             model, x, target, base.name, params["baseline"], params["blur_sigma"], jacobian_rows=2 * JACOBIAN_CHUNK
         )
         timed = sample.jacobian_chunk_seconds
-        setup = time.perf_counter() - start - sum(timed)
+        setup = now(x.device) - start - sum(timed)
         passes = math.ceil(sample.feature_dim / JACOBIAN_CHUNK)
         jacobians = setup + sum(timed) / max(1, len(timed)) * passes
         sampled = sample_masks(frames, height, width, params.get("block", 10))
         sample.deltas(sampled[:1])  # once-only work (each frame's Jacobian columns gathered) not timed
-        start = time.perf_counter()
+        start = now(x.device)
         sample.deltas(sampled)
-        each = (time.perf_counter() - start) / len(sampled)
+        each = (now(x.device) - start) / len(sampled)
         return Plan(
             count,
             jacobians + masks * each,
             f"gradient engine: {passes} Jacobian passes ({jacobians:.1f} s), then {masks} masks of "
             f"{each * 1000:.0f} ms",
         )
-    start = time.perf_counter()
+    start = now(x.device)
     base.fn(model, x, target, **base.resolve_params({}))
-    each = time.perf_counter() - start
+    each = now(x.device) - start
     return Plan(count, count * each, f"{count} {base.name} attributions of {each * 1000:.0f} ms")
 
 
@@ -122,6 +122,6 @@ def estimate(engine: PerturbationEngine, perturbations: list[Perturbation], samp
         return 0.0
     step = max(1, len(perturbations) // sample)
     chosen = perturbations[::step][:sample]
-    start = time.perf_counter()
+    start = now(engine.x.device)
     engine.scores(chosen)
-    return (time.perf_counter() - start) / len(chosen) * len(perturbations)
+    return (now(engine.x.device) - start) / len(chosen) * len(perturbations)

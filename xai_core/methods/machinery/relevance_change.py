@@ -23,13 +23,13 @@ Both give the same numbers up to float rounding (the tests compare them in float
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable, Sequence
 
 import torch
 
 from ... import jobs
 from ...explanation import Target
+from .clock import now
 from .perturbation import Perturbation, apply, fill_clip, fill_frames, perturb_frames
 from .registry import MethodError, get_method
 
@@ -185,7 +185,7 @@ class GradientChange:
             feats = self._features(prev_, cur_)
             for lo in range(0, rows_wanted, JACOBIAN_CHUNK):
                 jobs.report(lo, d, JACOBIAN_STAGE)  # the first stage of a run: progress from its start
-                started = time.perf_counter()
+                started = now(self.x.device)
                 rows = torch.arange(lo, min(rows_wanted, lo + JACOBIAN_CHUNK), device=self.x.device)
                 basis = torch.zeros(len(rows), t, d, dtype=feats.dtype, device=feats.device)
                 basis[torch.arange(len(rows)), :, rows] = 1.0
@@ -194,7 +194,7 @@ class GradientChange:
                 )  # [r,T,C,H,W] each
                 cur_k[:, lo : lo + len(rows)] = self._combine(g_cur, self.x).transpose(0, 1).flatten(2)
                 prev_k[:, lo : lo + len(rows)] = self._combine(g_prev, prev).transpose(0, 1).flatten(2)
-                self.jacobian_chunk_seconds.append(time.perf_counter() - started)
+                self.jacobian_chunk_seconds.append(now(self.x.device) - started)
         # frame 0 is its own previous frame: both parts belong to it
         cur_k[0] += prev_k[0]
         prev_k[0] = 0
