@@ -59,10 +59,10 @@ print(json.dumps({"seconds": seconds, "module": xai_core.__file__}))
 """
 
 
-def run_process(checkout: Path, out: Path, checkpoints: Path) -> list[float]:
+def run_process(checkout: Path, out: Path, checkpoints: Path, cases: tuple = CASES) -> list[float]:
     """One fresh process of ``checkout`` explaining every case: the timed seconds of each."""
     env = {**os.environ, "PYTHONPATH": str(checkout), "XAI_CHECKPOINTS": str(checkpoints)}
-    cases = json.dumps([list(c) for c in CASES])
+    cases = json.dumps([list(c) for c in cases])
     done = subprocess.run(
         [sys.executable, "-c", WORKER, cases, CLIP, str(out)],
         cwd=checkout,
@@ -97,7 +97,7 @@ def difference(ours: dict, theirs: dict, index: int) -> float | None:
     return worst
 
 
-def measure(checkouts: dict[str, Path], runs: int, checkpoints: Path) -> dict:
+def measure(checkouts: dict[str, Path], runs: int, checkpoints: Path, cases: tuple = CASES) -> dict:
     import numpy as np
 
     times: dict[str, list[list[float]]] = {label: [] for label in checkouts}
@@ -106,13 +106,13 @@ def measure(checkouts: dict[str, Path], runs: int, checkpoints: Path) -> dict:
         for r in range(runs):
             for label, checkout in checkouts.items():  # interleaved: a, b, a, b, ...
                 out = Path(tmp) / f"{r}_{len(maps)}_{label.split()[0]}.npz"
-                times[label].append(run_process(checkout, out, checkpoints))
+                times[label].append(run_process(checkout, out, checkpoints, cases))
                 with np.load(out) as arrays:
                     maps[label] = {k: arrays[k] for k in arrays.files}
                 print(f"run {r + 1}/{runs} {label}: {sum(times[label][-1]):.1f} s", file=sys.stderr, flush=True)
     labels = list(checkouts)
     rows = []
-    for i, (model, method, params) in enumerate(CASES):
+    for i, (model, method, params) in enumerate(cases):
         medians = {label: statistics.median(run[i] for run in times[label]) for label in labels}
         rows.append(
             {
@@ -170,10 +170,18 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--runs", type=int, default=3)
     zoo = Path(os.environ.get("XAI_CHECKPOINTS", ROOT / "checkpoints"))
     parser.add_argument("--checkpoints", type=Path, default=zoo, help="the zoo both checkouts read")
+    parser.add_argument("--only", help="MODEL:METHOD cases to measure, comma-separated (default: all)")
     parser.add_argument("--out", type=Path, default=HERE / "results")
+    parser.add_argument("--name", default="checkouts", help="results/NAME.md and .json")
     args = parser.parse_args(argv)
+    cases = CASES
+    if args.only:
+        wanted = {tuple(item.split(":", 1)) for item in args.only.split(",")}
+        cases = tuple(c for c in CASES if (c[0], c[1]) in wanted)
+        if len(cases) != len(wanted):
+            parser.error(f"--only names cases the script does not have: {args.only}")
     load = [os.getloadavg()[0]]
-    result = measure({args.label: ROOT, args.baseline_label: args.baseline}, args.runs, args.checkpoints)
+    result = measure({args.label: ROOT, args.baseline_label: args.baseline}, args.runs, args.checkpoints, cases)
     load.append(os.getloadavg()[0])
     report = {
         **result,
@@ -183,9 +191,9 @@ def main(argv: list[str] | None = None) -> dict:
         "load_average": load,
     }
     args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "checkouts.json").write_text(json.dumps(report, indent=2) + "\n")
+    (args.out / f"{args.name}.json").write_text(json.dumps(report, indent=2) + "\n")
     text = to_markdown(report)
-    (args.out / "checkouts.md").write_text(text)
+    (args.out / f"{args.name}.md").write_text(text)
     print(text)
     return report
 
