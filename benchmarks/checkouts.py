@@ -151,15 +151,10 @@ def to_markdown(report: dict) -> str:
 
 
 def machine() -> str:
-    import platform
+    """The CPU, its cores and Python's version (``xai_core.bench.host``)."""
+    from xai_core.bench.host import describe
 
-    cpu = platform.machine()
-    try:
-        names = [line for line in Path("/proc/cpuinfo").read_text().splitlines() if line.startswith("model name")]
-        cpu = names[0].split(":", 1)[1].strip() if names else cpu
-    except OSError:
-        pass
-    return f"{cpu}, {os.cpu_count()} cores, Python {platform.python_version()}"
+    return describe()
 
 
 def main(argv: list[str] | None = None) -> dict:

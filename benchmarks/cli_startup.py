@@ -19,7 +19,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import statistics
 import subprocess
 import sys
@@ -38,14 +37,10 @@ TOP_IMPORTS = 6
 
 
 def machine() -> str:
-    """The CPU's name, its cores and Python's version."""
-    cpu = platform.processor() or platform.machine()
-    try:
-        names = [line for line in Path("/proc/cpuinfo").read_text().splitlines() if line.startswith("model name")]
-        cpu = names[0].split(":", 1)[1].strip() if names else cpu
-    except OSError:
-        pass
-    return f"{cpu}, {os.cpu_count()} cores, Python {platform.python_version()}"
+    """The CPU, its cores and Python's version (``xai_core.bench.host``)."""
+    from xai_core.bench.host import describe
+
+    return describe()
 
 
 def environment(checkout: Path) -> dict:

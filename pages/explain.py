@@ -13,7 +13,7 @@ from workbench import caches, jobs, runs, sanity, sidebar, style_widgets, user_m
 from xai_core import display, notes, render, vanishing
 from xai_core.evaluate import suites
 from xai_core.explanation import Explanation, TargetError, prediction_text
-from xai_core.methods.machinery.planning import LONG_METHODS
+from xai_core.methods.machinery.planning import LONG_METHODS, seconds_text
 from xai_core.methods.machinery.registry import MethodError, get_method, method_specs
 from xai_core.models.base import ModelError
 from xai_core.video import VideoError
@@ -77,10 +77,6 @@ def background_panel(model, clip, target, device: str, waiting: list, shown_keys
     if st.session_state.get("explain_job_error"):
         st.error(st.session_state["explain_job_error"], icon=":material/error:")
     jobs.show_job(SLOT, "explain_cancel", shown_keys)
-
-
-def seconds_text(seconds: float) -> str:
-    return f"{seconds:.1f} s" if seconds < 10 else f"{seconds:.0f} s"
 
 
 selection = sidebar.page_setup()

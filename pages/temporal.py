@@ -16,7 +16,7 @@ from workbench import caches, jobs, runs, sidebar, style_widgets, widgets
 from xai_core import display, render
 from xai_core.evaluate import key_frame_overlap, key_frames
 from xai_core.explanation import TargetError, prediction_text
-from xai_core.methods.machinery.planning import LONG_METHODS
+from xai_core.methods.machinery.planning import LONG_METHODS, seconds_text
 from xai_core.methods.machinery.registry import MethodError, get_method
 from xai_core.models.base import ModelError
 
@@ -55,7 +55,7 @@ with left:
     except (MethodError, TargetError, ModelError, ValueError) as exc:
         st.error(str(exc), icon=":material/error:")
         st.stop()
-    took = f"{plan.seconds:.1f} s" if plan.seconds < 10 else f"{plan.seconds:.0f} s"
+    took = seconds_text(plan.seconds)
     st.markdown(f"**{plan.evaluations:,} model evaluations**, about **{took}** here ({plan.note}).")
     key = runs.temporal_key(model, clip, method, target, resolved, selection.device)
     stored = runs.stored_run(key)

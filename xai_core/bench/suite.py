@@ -33,6 +33,7 @@ import torch
 
 from ..methods.machinery.registry import list_methods
 from ..models.zoo import zoo_names
+from .host import cpu_name
 from .methods import ALL_METHODS_MODELS, LRP_MODELS, TARGET_EXEMPT, TARGET_SECONDS, TARGET_TEXT, bench_methods
 from .report import benchmarks_markdown
 from .subjects import DEFAULT_MODEL, bench_model, subject
@@ -49,16 +50,8 @@ def _version(package: str) -> str | None:
 
 def machine() -> dict:
     """The CPU, threads and library versions the figures were measured with."""
-    cpu = "unknown"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
     return {
-        "cpu": cpu,
+        "cpu": cpu_name(),
         "torch_threads": torch.get_num_threads(),
         "torch": torch.__version__,
         "python": platform.python_version(),

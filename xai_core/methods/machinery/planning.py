@@ -33,8 +33,12 @@ class Plan:
     note: str
 
     def __str__(self) -> str:
-        took = f"{self.seconds:.1f} s" if self.seconds < 10 else f"{self.seconds:.0f} s"
-        return f"{self.evaluations:,} model evaluations, about {took} here ({self.note})"
+        return f"{self.evaluations:,} model evaluations, about {seconds_text(self.seconds)} here ({self.note})"
+
+
+def seconds_text(seconds: float) -> str:
+    """An estimate as it is said: tenths under 10 s, whole seconds above."""
+    return f"{seconds:.1f} s" if seconds < 10 else f"{seconds:.0f} s"
 
 
 def plan(model, x: torch.Tensor, target: Target, name: str, params: dict) -> Plan:
