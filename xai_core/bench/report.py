@@ -216,6 +216,12 @@ QUALITY = (
         "--label 'after (this branch)'",
     ),
     (
+        "checkouts_r3d",
+        "Before and after issue 17: the two 3D-CNN cases measured again, 7 processes each",
+        "python benchmarks/checkouts.py --baseline DIR --baseline-label 'before issue 17 (0e0c60d)' "
+        "--label 'after (this branch)' --runs 7 --only r3d-sides:frame_mask,r3d-sides:lrp --name checkouts_r3d",
+    ),
+    (
         "app_speed",
         "The app's own speed in Chromium (issue 18)",
         "python benchmarks/app_speed.py --markdown BENCHMARKS.md",
