@@ -36,7 +36,7 @@ HEAVY_SECONDS = float(os.environ.get("XAI_BACKGROUND_SECONDS", 3.0))  # estimate
 SLOT = "explain"  # this page's background job
 
 
-def background_panel(model, clip, target, device: str, waiting: list, shown_keys: set[str]) -> None:
+def background_panel(model, clip, target, waiting: list, shown_keys: set[str]) -> None:
     """The heavy methods chosen and not computed yet ((name, params, run key, plan) each): their
     plans and one button that runs them in the background (those not being computed already, on
     this page or another), then the job's progress and Cancel; the page stays usable and shows the
@@ -57,7 +57,7 @@ def background_panel(model, clip, target, device: str, waiting: list, shown_keys
                 wanted = [(name, resolved, key) for name, resolved, key, _ in startable]
                 names = ", ".join(name for name, *_ in wanted)
                 try:
-                    runs.start_runs(SLOT, model, clip, target, device, wanted, f"{names} on {model.name}")
+                    runs.start_runs(SLOT, model, clip, target, wanted, f"{names} on {model.name}")
                 except ValueError as exc:
                     st.session_state["explain_job_error"] = str(exc)
 
@@ -161,17 +161,17 @@ with left:
 
 with right:
     explanations, failures, waiting, long_keys = {}, [], [], set()
-    for spec in specs:
+    for spec in specs:  # every explanation is a saved run: served from the store when saved, saved when computed
         try:
-            key = None
-            if spec.name in LONG_METHODS:  # saved runs, shared with the Temporal page; heavy ones in the background
-                resolved = spec.resolve_params(params[spec.name])
-                key = runs.temporal_key(model, clip, spec.name, target, resolved, selection.device)
+            resolved = spec.resolve_params(params[spec.name])
+            key = runs.run_key(model, clip, spec.name, target, resolved)
+            stored = runs.stored_run(key)
+            if spec.name in LONG_METHODS:  # shared with the Temporal page; heavy ones in the background
                 long_keys.add(key)
-                stored = runs.stored_run(key)
-                if stored is not None:
-                    explanations[spec.name] = stored
-                    continue
+            if stored is not None:
+                explanations[spec.name] = stored
+                continue
+            if spec.name in LONG_METHODS:
                 plan = caches.get_plan(model, clip, spec.name, target, resolved, selection.device)
                 if plan.seconds > HEAVY_SECONDS or runs.computing(key):
                     waiting.append((spec.name, resolved, key, plan))
@@ -179,17 +179,19 @@ with right:
             explanations[spec.name] = caches.get_explanation(
                 model, clip, spec.name, target, params[spec.name], selection.device
             )
-            if key is not None:  # a quick long method: saved too, so that the Temporal page finds it
-                runs.save_run(model, clip, explanations[spec.name], target, resolved, selection.device)
+            runs.save_run(model, clip, explanations[spec.name], target, resolved)
         except (MethodError, TargetError, ModelError, ValueError) as exc:
             failures.append(str(exc))
     for message in failures:
         st.error(message, icon=":material/error:")
     quickest_first = sorted(waiting, key=lambda item: item[3].seconds)
-    background_panel(model, clip, target, selection.device, quickest_first, long_keys)
+    background_panel(model, clip, target, quickest_first, long_keys)
     for expl in explanations.values():
         for note in notes.explanation_notes(expl, clip.padded):
             st.info(note, icon=":material/info:")
+    saved = [f"{name}: {text}" for name, e in explanations.items() if (text := runs.saved_caption(e))]
+    if saved:
+        st.caption("; ".join(saved) + ".")
     if not explanations:
         st.stop()
     first = next(iter(explanations.values()))

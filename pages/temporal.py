@@ -1,12 +1,10 @@
 """Temporal page: frame masking, occlusion and TSR on demand, with the number of model evaluations
 and an estimate before the run, progress and a cancel button during it; then the time-relevance
 curve with key frames (and a Moving Shapes clip's pause frames), the maps on the scrubbed frame,
-and deletion / insertion curves.  Finished runs are saved (``xai_core.store``) and found again."""
+and deletion / insertion curves.  Finished runs are saved (``xai_core.runs``) and found again."""
 
 from __future__ import annotations
 
-import io
-import zipfile
 from dataclasses import replace
 
 import numpy as np
@@ -57,7 +55,7 @@ with left:
         st.stop()
     took = seconds_text(plan.seconds)
     st.markdown(f"**{plan.evaluations:,} model evaluations**, about **{took}** here ({plan.note}).")
-    key = runs.temporal_key(model, clip, method, target, resolved, selection.device)
+    key = runs.run_key(model, clip, method, target, resolved)
     stored = runs.stored_run(key)
     job = jobs.job(SLOT)
     running = job is not None and not job.status().finished
@@ -65,7 +63,7 @@ with left:
     def start() -> None:
         st.session_state.pop("temporal_error", None)
         try:
-            runs.start_temporal_run(SLOT, model, clip, method, target, resolved, selection.device, key)
+            runs.start_temporal_run(SLOT, model, clip, method, target, resolved, key)
         except ValueError as exc:
             st.session_state["temporal_error"] = str(exc)
 
@@ -160,11 +158,13 @@ with right:
         except (ValueError, ModelError) as exc:
             st.error(str(exc), icon=":material/error:")
 
-    buffer = io.BytesIO()
-    with zipfile.ZipFile(buffer, "w") as archive:
-        for path in sorted(runs.stored_folder(key).iterdir()):
-            archive.write(path, path.name)
-    st.download_button("Download the run (npz + json)", buffer.getvalue(), file_name=f"{model.name}_{method}.zip",
-                       mime="application/zip", key="temporal_download")  # fmt: skip
+    st.download_button(
+        "Download the run (npz, json, overlay mp4, curve csv, film strip png)",
+        runs.run_zip(key),
+        file_name=f"{model.name}_{method}_{key[:10]}.zip",
+        mime="application/zip",
+        key="temporal_download",
+    )
     device = expl.meta.get("device", "?")
-    st.caption(f"Computed in {expl.seconds:.1f} s on {device}; saved in {runs.stored_folder(key)}.")
+    saved = runs.saved_caption(expl) or "saved"
+    st.caption(f"Computed in {expl.seconds:.1f} s on {device}; {saved} in {runs.stored_folder(key)}.")

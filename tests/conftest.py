@@ -15,6 +15,21 @@ SMALL_SPEC = InputSpec(frames=8, height=64, width=64)
 LABELS = ["triangle", "square", "pentagon"]
 
 
+@pytest.fixture(autouse=True, scope="session")
+def _run_store_outside_the_checkout(tmp_path_factory):
+    """Explanations from the command line and the pages are saved in the run store: the tests'
+    go to a temporary folder ($XAI_RUNS), never to runs/ in the checkout (a test may set its own)."""
+    import os
+
+    before = os.environ.get("XAI_RUNS")
+    os.environ["XAI_RUNS"] = str(tmp_path_factory.mktemp("runs"))
+    yield
+    if before is None:
+        os.environ.pop("XAI_RUNS", None)
+    else:
+        os.environ["XAI_RUNS"] = before
+
+
 @pytest.fixture(autouse=True)
 def _seed_and_threads():
     torch.manual_seed(0)

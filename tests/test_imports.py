@@ -42,14 +42,14 @@ def test_a_public_name_loads_what_it_needs():
 
 
 def test_every_public_name_is_its_modules():
-    from xai_core import api, explanation, video
+    from xai_core import api, explanation, runs, video
     from xai_core.methods.machinery import registry
     from xai_core.models import base, zoo
 
     homes = {"explain": api, "predict": api, "plan": api, "Explanation": explanation, "Target": explanation,
              "MethodError": registry, "list_methods": registry, "method_specs": registry, "InputSpec": base,
              "ModelError": base, "VideoModel": base, "load_model": zoo, "zoo_names": zoo, "Clip": video,
-             "VideoError": video, "load_video": video}  # fmt: skip
+             "VideoError": video, "load_video": video, "RunStore": runs}  # fmt: skip
     assert set(xai_core.__all__) == {*homes, "__version__"}
     for name, module in homes.items():
         assert getattr(xai_core, name) is getattr(module, name), name

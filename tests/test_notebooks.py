@@ -57,6 +57,13 @@ def test_notebook_runs(path):
         assert "modules in training mode after loading: []" in text
         assert "same map: True | set-up kept: True" in text  # eval-mode maps; each module's flag handed back
         assert "refused:" in text and "this would have run" not in text  # the pickle's code never ran
+    if path.name == "05_runs_and_figures.ipynb":
+        text = outputs_text(nb)
+        assert "served from the store: True | same run: True | same map: True" in text
+        assert text.count("cpu") >= 3 and "wrote strip.pdf" in text  # three runs listed; the strip written
+        assert "'curve.csv', 'explanation.json', 'explanation.npz', 'overlay.mp4', 'run.json', 'strip.png'" in text
+        images = [o for c in nb.cells for o in c.get("outputs", []) if "image/png" in o.get("data", {})]
+        assert len(images) == 1  # the strip, inline
     if path.name == "03_temporal.ipynb":
         text = outputs_text(nb)
         # what the notebook's text says of its clip: masking one frame at a time, with any baseline, ranks the

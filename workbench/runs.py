@@ -1,21 +1,25 @@
-"""Long runs (the Temporal page's, and the Explain page's heavy methods): the run store shared by
-the server's sessions, a run's key and folder, its saved explanation, and a background job that
-computes runs and saves them."""
+"""Saved runs in the app: the run store shared by the server's sessions, a run's key and folder,
+its saved explanation, and a background job that computes runs (the Temporal page's, the Explain
+page's heavy methods) and saves them.  Every explanation the pages compute is saved; a request
+whose key is saved is served from the store."""
 
 from __future__ import annotations
 
+import tempfile
+from collections.abc import Callable
 from pathlib import Path
 
 import streamlit as st
 
-from xai_core.api import explain
+from xai_core.api import explain, request_for
 from xai_core.explanation import Explanation
+from xai_core.figures import export_run
 from xai_core.jobs import Cancelled, Job, check
 from xai_core.models.base import VideoModel
-from xai_core.store import RunStore, default_root, run_key
+from xai_core.runs import RunRecord, RunStore, default_root
+from xai_core.runs.store import served
 from xai_core.video import Clip
 
-from .caches import model_key
 from .jobs import job_copy, start_job
 from .state import JOBS
 
@@ -31,9 +35,10 @@ def _store_at(root: str) -> RunStore:
     return RunStore(root)
 
 
-def temporal_key(model: VideoModel, clip: Clip, method: str, target, params: dict, device: str) -> str:
-    """The run store's key of these settings."""
-    return run_key(model_key(model, device), clip.content_hash(), method, target, params)
+def run_key(model: VideoModel, clip: Clip, method: str, target, params: dict) -> str:
+    """The run store's key of explaining ``clip`` with ``method`` (resolved ``params``) on
+    ``model`` as it is now (its weights, input spec and device)."""
+    return request_for(model, clip, method, target, **params).key
 
 
 def stored_folder(key: str) -> Path:
@@ -41,29 +46,53 @@ def stored_folder(key: str) -> Path:
     return run_store().root / key
 
 
+def stored_record(key: str) -> RunRecord | None:
+    """The index row of the saved run of this key, or None."""
+    return run_store().find(key)
+
+
 def stored_run(key: str) -> Explanation | None:
-    """The saved run of this key (None: not computed yet, or being replaced at this moment)."""
-    folder = stored_folder(key)
+    """The saved run of this key (None: not computed yet, or being replaced at this moment); its
+    ``meta`` says which run it is and when it was saved."""
     try:
-        return _load_run(str(folder), folder.stat().st_mtime_ns) if folder.is_dir() else None
+        record = run_store().find(key)
+        return None if record is None else _load_run(record, record.folder.stat().st_mtime_ns)
     except (OSError, ValueError, KeyError):  # another session swapping in a new run of this key
         return None
 
 
-@st.cache_data(show_spinner=False, max_entries=32)
-def _load_run(folder: str, _mtime: int) -> Explanation:
-    return Explanation.load(folder)
+@st.cache_data(show_spinner=False, max_entries=64, hash_funcs={RunRecord: lambda r: (r.key, r.created)})
+def _load_run(record: RunRecord, _mtime: int) -> Explanation:
+    return served(record)
 
 
-def start_runs(
-    slot: str, model: VideoModel, clip: Clip, target, device: str, wanted: list[tuple[str, dict, str]], name: str
-) -> Job:
+def run_zip(key: str) -> Callable[[], bytes]:
+    """What a download button calls on click (no Streamlit context there): the saved run ``key``
+    exported as a zip (``xai_core.figures.export_run``: arrays, record, overlay.mp4, curve.csv,
+    strip.png)."""
+    root = str(run_store().root)
+
+    def make() -> bytes:
+        with tempfile.TemporaryDirectory() as scratch:
+            return export_run(RunStore(root), key, Path(scratch) / "run.zip").read_bytes()
+
+    return make
+
+
+def saved_caption(expl: Explanation) -> str | None:
+    """'from saved run … saved …' for an explanation served from the store (None for a new one)."""
+    if "saved_at" not in expl.meta:
+        return None
+    record = run_store().find(expl.meta.get("run", ""))
+    return None if record is None else f"from saved {record.saved_text()}"
+
+
+def start_runs(slot: str, model: VideoModel, clip: Clip, target, wanted: list[tuple[str, dict, str]], name: str) -> Job:
     """Compute each (method, resolved params, run key) of ``wanted`` in turn in the background and
     save each in the run store as it finishes (whole or not at all: a cancel leaves the runs
     already saved and nothing of the current one).  A method that raises is kept with its message
     in the job's result ({"saved": [method, ...], "failed": [(method, message), ...]}) and the rest
     go on; ``job.step`` says which of them is running and which were saved."""
-    mkey, clip_hash = model_key(model, device), clip.content_hash()
     own = job_copy(model)
     step = {"text": "", "saved": [], "failed": []}
 
@@ -72,15 +101,14 @@ def start_runs(
             check()  # a cancel between two methods: the next one does not start
             step["text"] = f"{method} ({i + 1} of {len(wanted)})" if len(wanted) > 1 else ""
             try:
-                expl = explain(own, clip, method, target=target, **params)
-                stored = run_store().put(expl, mkey, clip_hash, target, params)
+                expl = explain(own, clip, method, target=target, store=run_store(), recompute=True, **params)
             except Cancelled:
                 raise
             except Exception as exc:  # noqa: BLE001 (any failure of one method is said, and the others go on)
                 step["failed"].append((method, f"{type(exc).__name__}: {exc}" if not str(exc) else str(exc)))
                 continue
-            if stored.key != key:
-                raise RuntimeError(f"{method} was saved under {stored.key}, not the page's key {key}")
+            if expl.meta["run"] != key:
+                raise RuntimeError(f"{method} was saved under {expl.meta['run']}, not the page's key {key}")
             step["saved"].append(method)
         return {"saved": list(step["saved"]), "failed": list(step["failed"])}
 
@@ -96,13 +124,13 @@ def computing(key: str) -> bool:
     )
 
 
-def save_run(model: VideoModel, clip: Clip, expl: Explanation, target, params: dict, device: str) -> None:
-    """Keep an explanation computed on the spot in the run store too (the other page finds it)."""
-    run_store().put(expl, model_key(model, device), clip.content_hash(), target, params)
+def save_run(model: VideoModel, clip: Clip, expl: Explanation, target, params: dict) -> RunRecord:
+    """Keep an explanation computed on the spot in the run store (with the clip's frames), under
+    the key of ``model``, ``clip``, its method, ``target`` and resolved ``params``."""
+    wanted = request_for(model, clip, expl.method, target, **params)
+    return run_store().put(expl, wanted, frames=clip.frames, padded=clip.padded)
 
 
-def start_temporal_run(
-    slot: str, model: VideoModel, clip: Clip, method: str, target, params: dict, device: str, key: str
-) -> Job:
+def start_temporal_run(slot: str, model: VideoModel, clip: Clip, method: str, target, params: dict, key: str) -> Job:
     """Run ``method`` in the background; when it finishes, save it in the run store under ``key``."""
-    return start_runs(slot, model, clip, target, device, [(method, params, key)], f"{method} on {model.name}")
+    return start_runs(slot, model, clip, target, [(method, params, key)], f"{method} on {model.name}")

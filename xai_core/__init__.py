@@ -32,6 +32,7 @@ _EXPORTS = {
     "VideoModel": ".models.base",
     "load_model": ".models.zoo",
     "zoo_names": ".models.zoo",
+    "RunStore": ".runs",
     "Clip": ".video",
     "VideoError": ".video",
     "load_video": ".video",
@@ -43,6 +44,7 @@ if TYPE_CHECKING:
     from .methods.machinery.registry import MethodError, list_methods, method_specs
     from .models.base import InputSpec, ModelError, VideoModel
     from .models.zoo import load_model, zoo_names
+    from .runs import RunStore
     from .video import Clip, VideoError, load_video
 
 
@@ -67,6 +69,7 @@ __all__ = [
     "InputSpec",
     "MethodError",
     "ModelError",
+    "RunStore",
     "Target",
     "VideoError",
     "VideoModel",

@@ -4,6 +4,8 @@ context of its Explanation."""
 
 from __future__ import annotations
 
+import hashlib
+import json
 import platform
 import time
 from dataclasses import dataclass
@@ -16,6 +18,8 @@ from .explanation import Explanation, Target, describe_prediction, resolve_targe
 from .methods.machinery.registry import MethodError, get_method
 from .models.base import ModelError, VideoModel
 from .models.modes import eval_mode
+from .runs import RunRequest, RunStore, tensor_hash, weights_hash
+from .runs import request as run_request
 from .video import Clip
 
 
@@ -99,16 +103,75 @@ def plan(model: VideoModel, clip, method: str, target=None, **params):
     return plan_of(model, prepared.x, prepared.target, spec.name, spec.resolve_params(params))
 
 
-def explain(model: VideoModel, clip, method: str, target=None, **params) -> Explanation:
+def model_fingerprint(model: VideoModel) -> str:
+    """sha256 (24 hex digits) of what a model computes with: its weights (``weights_hash``), input
+    spec (frames, size, normalisation), task and labels."""
+    facts = json.dumps([weights_hash(model), repr(model.input_spec), model.task, list(model.labels)])
+    return hashlib.sha256(facts.encode()).hexdigest()[:24]
+
+
+def request_for(model: VideoModel, clip, method: str, target=None, **params) -> RunRequest:
+    """The run store's request for explaining ``clip`` (a Clip, a tensor or an array) with
+    ``method`` (its parameters resolved as ``explain`` resolves them)."""
+    spec = get_method(method)
+    clip_hash = clip.content_hash() if isinstance(clip, Clip) else tensor_hash(_as_tensor(clip))
+    resolved = spec.resolve_params(params)
+    return run_request(model.name, model_fingerprint(model), clip_hash, spec.name, target, resolved, str(model.device))
+
+
+def open_store(store) -> RunStore | None:
+    """``explain``'s ``store`` argument as a store: None / False (none), True (``$XAI_RUNS``, else
+    ``runs/``), a folder, or a RunStore."""
+    if store is None or store is False:
+        return None
+    if store is True:
+        return RunStore()
+    return store if isinstance(store, RunStore) else RunStore(store)
+
+
+def explain(
+    model: VideoModel, clip, method: str, target=None, store=None, recompute: bool = False, **params
+) -> Explanation:
     """Explain ``model``'s output on ``clip`` with the registered ``method``.
 
     target: as in ``prepare``.  The method computes the maps; the context (method, parameters,
-    target, task, prediction, timing, provenance) is filled in here."""
+    target, task, prediction, timing, provenance) is filled in here.
+    store: None (nothing kept), True (the run store at ``$XAI_RUNS``, else ``runs/``), a folder or a
+    ``RunStore``: a run saved there for the same model weights, clip content, method, target,
+    parameters and device is returned instead of computed (``meta["saved_at"]`` says when it was
+    saved), and a computed one is saved (with the clip's frames, for a Clip); ``meta["run"]`` is the
+    run's key either way.  ``recompute``: compute and save again even when a run is saved."""
     spec = get_method(method)
     reason = spec.unavailable_reason(model)
     if reason:
         raise MethodError(reason)
     resolved = spec.resolve_params(params)
+    runs = open_store(store)
+    wanted = None
+    if runs is not None:
+        wanted = request_for(model, clip, spec.name, target, **resolved)
+        saved = None if recompute else runs.get(wanted)
+        if saved is not None:
+            return saved
+    expl = _compute(model, clip, spec, target, resolved)
+    if runs is not None:
+        frames, padded = (clip.frames, clip.padded) if isinstance(clip, Clip) else (None, None)
+        record = runs.put(expl, wanted, frames=frames, padded=padded)
+        expl.meta["run"] = record.key
+    return expl
+
+
+def _as_tensor(clip) -> torch.Tensor:
+    if isinstance(clip, torch.Tensor):
+        return clip
+    if isinstance(clip, np.ndarray):
+        return torch.from_numpy(np.ascontiguousarray(clip))
+    raise TypeError(f"explain() takes a Clip, a tensor or an array, not {type(clip).__name__}")
+
+
+def _compute(model: VideoModel, clip, spec, target, resolved: dict) -> Explanation:
+    """``explain`` without the store: the method run in eval mode, its maps checked, the context filled in."""
+    method = spec.name
     prepared = prepare(model, clip, target)
     with eval_mode(model):  # every module's own mode comes back as it was found
         start = time.perf_counter()

@@ -153,8 +153,8 @@ def parse_params(items: list[str]) -> dict:
 def _cmd_explain(args: argparse.Namespace) -> int:
     from .video import check_source, load_video, write_video
 
-    if not args.out and not args.plan:
-        raise ValueError("--out is required (the folder for the explanation), unless --plan")
+    if not args.out and not args.plan and args.no_store:
+        raise ValueError("--no-store needs --out (the folder for the explanation): it would be kept nowhere")
     if args.overlay and Path(args.overlay).suffix.lower() not in (".mp4", ".gif"):
         raise ValueError(f"--overlay must end in .mp4 or .gif, got {args.overlay!r}")
     style = _overlay_style(args) if args.overlay else None  # a style that cannot be drawn: said before loading
@@ -171,9 +171,12 @@ def _cmd_explain(args: argparse.Namespace) -> int:
 
         print(f"{args.method} on {model.name}: {plan(model, clip, args.method, target=args.target, **params)}")
         return 0
-    expl = explain(model, clip, args.method, target=args.target, **params)
-    out = expl.save(args.out)
-    written = [str(out / "explanation.npz"), str(out / "explanation.json")]
+    store = None if args.no_store else _run_store(args)
+    expl = explain(model, clip, args.method, target=args.target, store=store, recompute=args.recompute, **params)
+    written = []
+    if args.out:
+        out = expl.save(args.out)
+        written += [str(out / "explanation.npz"), str(out / "explanation.json")]
     if args.overlay:
         if expl.spatial is None:
             raise ValueError(f"{args.method} gives no spatial map to overlay")
@@ -197,6 +200,110 @@ def _cmd_explain(args: argparse.Namespace) -> int:
         )
     for path in written:
         print(f"wrote {path}")
+    if store is not None:
+        record = store.record(expl.meta["run"])
+        if "saved_at" in expl.meta:
+            print(f"from saved {record.saved_text()} in {store.root} (--recompute: compute it again)")
+        else:
+            print(f"saved as run {record.key} in {store.root}")
+    return 0
+
+
+def _run_store(args: argparse.Namespace):
+    """The run store named by --runs, else $XAI_RUNS, else runs/."""
+    from .runs import RunStore
+
+    return RunStore(args.runs) if args.runs else RunStore()
+
+
+def _cmd_runs(args: argparse.Namespace) -> int:
+    import time
+
+    store = _run_store(args)
+    if args.action == "list":
+        records = store.records(model=args.model, method=args.method)
+        if args.json:
+            print(json.dumps([r.to_json() for r in records], indent=1, default=str))
+            return 0
+        if not records:
+            print(f"no saved runs in {store.root}" + (" that match" if args.model or args.method else ""))
+            return 0
+        print(
+            f"{'key':12s} {'saved':16s} {'model':28s} {'method':20s} {'target':10s} {'device':6s} {'s':>7s}  prediction"
+        )
+        for r in records:
+            saved = time.strftime("%Y-%m-%d %H:%M", time.localtime(r.created))
+            target = str(r.target or "predicted")[:10]
+            print(
+                f"{r.key[:12]:12s} {saved:16s} {r.model[:28]:28s} {r.method[:20]:20s} {target:10s} "
+                f"{r.device[:6]:6s} {r.seconds:7.2f}  {r.prediction}"
+            )
+        print(f"{len(records)} runs in {store.root}")
+        return 0
+    if not args.keys:
+        raise ValueError(f"xai runs {args.action} needs a run key (or the start of one: `xai runs list` shows them)")
+    if args.action == "show":
+        for key in args.keys:
+            record = store.record(key)
+            if args.json:
+                print(json.dumps(record.to_json(), indent=1, default=str))
+                continue
+            for name, value in record.to_json().items():
+                print(f"{name:10s} {value}")
+        return 0
+    if args.action == "export":
+        from .figures import export_run
+
+        if len(args.keys) != 1 or not args.out:
+            raise ValueError("xai runs export takes one run key and --out FILE.zip")
+        print(f"wrote {export_run(store, args.keys[0], args.out)}")
+        return 0
+    for key in args.keys:  # delete
+        record = store.delete(key)
+        print(f"deleted run {record.key} ({record.model}, {record.method})")
+    return 0
+
+
+def _cmd_strip(args: argparse.Namespace) -> int:
+    from .video import check_source
+
+    methods = [m.strip() for m in args.methods.split(",") if m.strip()]
+    if not methods:
+        raise ValueError("--methods names at least one method, e.g. gradcam,lrp")
+    if Path(args.out).suffix.lower() not in (".png", ".svg", ".pdf"):
+        raise ValueError(f"--out must end in .png, .svg or .pdf, got {args.out!r}")
+    if args.curve and args.curve not in methods:
+        raise ValueError(f"--curve {args.curve} must be one of --methods ({', '.join(methods)})")
+    style = _overlay_style(args)
+    check_source(args.video)
+    from .api import explain
+    from .explanation import prediction_text
+    from .figures import film_strip, save_figure
+    from .video import load_video
+
+    model = _load_model(args.model, args.device, args)
+    clip = load_video(args.video, model=model)
+    store = None if args.no_store else _run_store(args)
+    explanations = {m: explain(model, clip, m, target=args.target, store=store) for m in methods}
+    maps = {m: e.spatial for m, e in explanations.items() if e.spatial is not None}
+    curve_from = args.curve or next(iter(explanations))
+    first = explanations[curve_from]
+    curves = {f"{curve_from} (frame)": first.temporal}  # the first strip (--pick top ranks by it) ...
+    curves |= {m: e.temporal for m, e in explanations.items() if e.spatial is None and m != curve_from}  # ... and
+    # every method that gives only a frame curve (attention, frame masking, TSR's temporal part)
+    figure = film_strip(
+        clip.frames,
+        maps,
+        curves,
+        count=args.count,
+        pick=args.pick,
+        style=style,
+        padded=clip.padded,
+        frame_indices=clip.frame_indices,
+        title=f"{model.name} on {clip.source}: {prediction_text(first.prediction)}; "
+        f"maps for {first.meta['target_description']}",
+    )
+    print(f"wrote {save_figure(figure, args.out, dpi=args.dpi)}")
     return 0
 
 
@@ -495,13 +602,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.set_defaults(func=_cmd_models)
 
-    def model_options(p: argparse.ArgumentParser) -> None:
+    def model_options(p: argparse.ArgumentParser, frames_option: str = "--frames") -> None:
         """Statements about your own model (TorchScript file, file.py:factory, architecture name)."""
         g = p.add_argument_group("your own model (TorchScript file, FILE.py:FACTORY, or an architecture name)")
         g.add_argument("--weights", help="weights for FILE.py:FACTORY or an architecture: .safetensors, .pt, .pth")
         g.add_argument("--labels", metavar="FILE", help="class names, one a line (default: class 0..K-1)")
         g.add_argument("--task", choices=["classification", "regression"])
-        g.add_argument("--frames", type=int, help="frames the model takes")
+        g.add_argument(frames_option, dest="frames", type=int, help="frames the model takes")
         g.add_argument("--size", nargs="+", metavar="HxW", help="frame size the model takes: HxW or H W")
         g.add_argument("--mean", metavar="R,G,B", help="normalisation mean per channel (pixels in [0, 1])")
         g.add_argument("--std", metavar="R,G,B", help="normalisation std per channel")
@@ -518,7 +625,11 @@ def build_parser() -> argparse.ArgumentParser:
     model_options(p)
     p.set_defaults(func=_cmd_methods)
 
-    def model_video(p: argparse.ArgumentParser) -> None:
+    def run_store_options(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--runs", metavar="DIR", help="the run store (default: $XAI_RUNS, else runs/)")
+        p.add_argument("--no-store", action="store_true", help="neither look up nor save the run in the run store")
+
+    def model_video(p: argparse.ArgumentParser, frames_option: str = "--frames") -> None:
         p.add_argument(
             "--model",
             required=True,
@@ -527,7 +638,7 @@ def build_parser() -> argparse.ArgumentParser:
         )
         p.add_argument("--video", required=True, help="video file, folder of frames, .npy/.npz, or shapes:SEED")
         p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
-        model_options(p)
+        model_options(p, frames_option)
 
     p = sub.add_parser("predict", help="a model's prediction on a video")
     model_video(p)
@@ -539,7 +650,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--method", required=True)
     p.add_argument("--target", default=None, help="class index or label; regression: output or ref=VALUE")
     p.add_argument("--param", action="append", default=[], metavar="KEY=VALUE", help="method parameter (repeatable)")
-    p.add_argument("--out", help="folder for explanation.npz and explanation.json (required unless --plan)")
+    p.add_argument("--out", help="also write explanation.npz and explanation.json to this folder")
     p.add_argument(
         "--plan",
         action="store_true",
@@ -567,7 +678,39 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--opacity", type=float, default=0.6, help="overlay: opacity of full colour")
     p.add_argument("--zoom", type=int, default=3, help="overlay: enlarge the frames this many times")
     p.add_argument("--no-colorbar", action="store_true", help="overlay: leave out the colour bar")
+    run_store_options(p)
+    p.add_argument("--recompute", action="store_true", help="compute again even when the run is saved")
     p.set_defaults(func=_cmd_explain)
+
+    p = sub.add_parser("runs", help="saved runs: list, show, export (zip) or delete them")
+    p.add_argument("action", choices=["list", "show", "export", "delete"])
+    p.add_argument("keys", nargs="*", metavar="KEY", help="run keys, or their first digits (show, export, delete)")
+    p.add_argument("--model", help="list: only this model's runs")
+    p.add_argument("--method", help="list: only this method's runs")
+    p.add_argument("--json", action="store_true", help="list, show: as JSON")
+    p.add_argument("--out", help="export: the zip to write (arrays, record, overlay.mp4, curve.csv, strip.png)")
+    p.add_argument("--runs", metavar="DIR", help="the run store (default: $XAI_RUNS, else runs/)")
+    p.set_defaults(func=_cmd_runs)
+
+    p = sub.add_parser("strip", help="a film strip for a paper: frames, a frame curve, one row of overlays a method")
+    model_video(p, frames_option="--model-frames")  # --frames: the strip's
+    p.add_argument("--methods", required=True, help="comma-separated methods, one row each, e.g. gradcam,lrp")
+    p.add_argument("--out", required=True, help="FILE.png (print resolution), FILE.svg or FILE.pdf")
+    p.add_argument("--frames", dest="count", type=int, default=8, help="how many frames the strip shows")
+    p.add_argument(
+        "--pick", default="every", choices=["every", "top"], help="evenly spread frames, or the curve's top frames"
+    )
+    p.add_argument("--curve", help="the method whose frame curve is the first strip (default: the first of --methods)")
+    p.add_argument("--target", default=None, help="class index or label; regression: output or ref=VALUE")
+    p.add_argument("--dpi", type=int, default=300, help="PNG resolution")
+    p.add_argument("--show", default="positive", choices=["positive", "abs", "signed"])
+    p.add_argument("--cmap", default=None)
+    p.add_argument("--scale", default="frame", choices=["frame", "clip"])
+    p.add_argument("--contrast", default="5,99", metavar="LOW,HIGH")
+    p.add_argument("--opacity", type=float, default=0.6)
+    p.add_argument("--zoom", type=int, default=1, help=argparse.SUPPRESS)
+    run_store_options(p)
+    p.set_defaults(func=_cmd_strip)
 
     p = sub.add_parser("shapes", help="write Moving Shapes clips with their ground truth")
     p.add_argument("--out", required=True)
