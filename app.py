@@ -13,6 +13,7 @@ page = st.navigation(
         st.Page("pages/temporal.py", title="Temporal", icon=":material/timeline:"),
         st.Page("pages/motion.py", title="Motion", icon=":material/animation:"),
         st.Page("pages/evaluate.py", title="Evaluate", icon=":material/fact_check:"),
+        st.Page("pages/runs.py", title="Runs", icon=":material/history:"),
         st.Page("pages/models.py", title="Models", icon=":material/model_training:"),
     ]
 )

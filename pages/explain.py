@@ -9,10 +9,11 @@ from functools import partial
 
 import streamlit as st
 
-from workbench import caches, jobs, runs, sanity, sidebar, style_widgets, user_models, widgets
+from workbench import caches, exports, jobs, runs, sanity, sidebar, style_widgets, teach, user_models, widgets
 from xai_core import display, notes, render, vanishing
 from xai_core.evaluate import suites
 from xai_core.explanation import Explanation, TargetError, prediction_text
+from xai_core.method_catalog import card_markdown
 from xai_core.methods.machinery.planning import LONG_METHODS, seconds_text
 from xai_core.methods.machinery.registry import MethodError, get_method, method_specs
 from xai_core.models.base import ModelError
@@ -125,7 +126,8 @@ with left:
         st.warning(f"{model.name} supports no spatial method.")
         st.stop()
     names = [s.name for s in usable]
-    survives = {m: v for m, v in sanity.sanity_survival(model, selection.device).items() if v.survives(suites.SURVIVES)}
+    survival = sanity.sanity_survival(model, selection.device)  # method -> its maps against a randomised model's
+    survives = {m: v for m, v in survival.items() if v.survives(suites.SURVIVES)}
     chosen = widgets.method_choice(
         model,
         names,
@@ -227,8 +229,23 @@ with right:
         persist_state="page",
     )
 
+    truth = clip.ground_truth.get("target_masks")
+    teaching = st.toggle(
+        "Teaching",
+        key="teaching",
+        disabled=truth is None,
+        persist_state="page",
+        help="On Moving Shapes: the true shape's outline, whether each map's peak is on the shape in each frame "
+        "(the pointing game) and each method's sanity result for this model",
+    )
+    teaching = teaching and truth is not None
     spatial = {name: e for name, e in explanations.items() if e.spatial is not None}
-    mask = clip.ground_truth["target_masks"][frame] if outline and "target_masks" in clip.ground_truth else None
+    mask = truth[frame] if truth is not None and (outline or teaching) else None
+    hits = (
+        {name: teach.pointing(e.spatial, get_method(name).reading, truth) for name, e in spatial.items()}
+        if teaching
+        else {}
+    )
     where = int(clip.frame_indices[frame])
     caption = f"frame {frame} of {frames}" + (f" (video frame {where})" if where >= 0 else " (padding)")
     original = clip.frames[frame]
@@ -240,12 +257,24 @@ with right:
         if mask is not None:
             shown = render.outline(shown, mask)
         shown = render.with_colorbar(render.upscale(shown, ZOOM), style, float(floor[frame]), float(ceiling[frame]))
-        tiles.append((shown, f"{name} for {expl.meta['target_description']} · {caption}"))
+        verdict = ""
+        if name in hits and not clip.padded[frame]:
+            verdict = " · peak on the shape ✓" if hits[name]["pointing"][frame] else " · peak off the shape ✗"
+        tiles.append((shown, f"{name} for {expl.meta['target_description']} · {caption}{verdict}"))
     for row in range(0, len(tiles), PER_ROW):
         columns = st.columns(PER_ROW if len(tiles) > 2 else 2)
         for column, (image, text) in zip(columns, tiles[row : row + PER_ROW], strict=False):
             column.image(image, caption=text, width="stretch", output_format="PNG")
 
+    if teaching:
+        lines = [f"- {teach.pointing_summary(name, hits[name], clip.padded)}" for name in spatial]
+        lines += [f"- {teach.sanity_summary(name, survival.get(name), suites.SURVIVES)}" for name in explanations]
+        st.markdown("**Teaching notes** (Moving Shapes' ground truth)\n" + "\n".join(lines))
+    for spec in specs:
+        if spec.name in explanations and spec.card is not None:
+            with st.expander(f"About {spec.name}: what it computes, what it cannot show, how it fails"):
+                st.markdown(card_markdown(spec.to_dict()).split("\n", 2)[2])  # the title is the expander's
+                st.caption(teach.sanity_summary(spec.name, survival.get(spec.name), suites.SURVIVES))
     for name, expl in explanations.items():
         if expl.spatial is None:  # attention over frames: the colour strip under the frames
             strip = render.attention_strip(clip.frames, expl.temporal, selected=frame, cmap="viridis")
@@ -301,6 +330,57 @@ with right:
             mime="image/gif",
             key="download_gif",
         )
+    with st.expander("Export: this frame, the curves, a film strip, the runs"):
+        e1, e2 = st.columns(2)
+        e1.download_button(
+            "This frame's pictures (PNG)",
+            data=partial(exports.png_bytes, render.side_by_side(*(image for image, _ in tiles))),
+            file_name=f"{model.name}_frame{frame}.png",
+            mime="image/png",
+            key="download_frame",
+        )
+        e2.download_button(
+            "The frame curves (CSV)",
+            data=partial(exports.curves_csv, explanations, clip),
+            file_name=f"{model.name}_curves.csv",
+            mime="text/csv",
+            key="download_curves",
+        )
+        st.markdown("**Film strip** (paper 000, Fig. 1): frames, frame-curve strips, a row of overlays a method")
+        f1, f2, f3 = st.columns(3)
+        count = f1.number_input("Frames", 2, 16, 8, key="strip_count", persist_state="page")
+        pick = f2.radio("Which", ["every", "top"], key="strip_pick", horizontal=True, persist_state="page",
+                        help="every: spread evenly; top: the first curve's highest frames")  # fmt: skip
+        fmt = f3.radio("Format", list(exports.MIME), key="strip_format", horizontal=True, persist_state="page")
+        st.download_button(
+            f"Film strip ({fmt.upper()})",
+            data=partial(
+                exports.strip_bytes,
+                clip,
+                explanations,
+                int(count),
+                pick,
+                style,
+                fmt,
+                f"{model.name} on {sidebar.describe_source(clip.source)}: {prediction_text(prediction)}; "
+                f"maps for {first.meta['target_description']}",
+            ),  # fmt: skip
+            file_name=f"{model.name}_strip.{fmt}",
+            mime=exports.MIME[fmt],
+            key="download_strip",
+        )
+        saved_keys = {name: e.meta["run"] for name, e in explanations.items() if e.meta.get("run")}
+        if saved_keys:
+            st.markdown("**Saved runs** (npz, json, overlay mp4, curve csv, film strip png each; all on the Runs page)")
+            columns = st.columns(3)
+            for i, (name, key) in enumerate(saved_keys.items()):
+                columns[i % 3].download_button(
+                    f"{name} run (zip)",
+                    runs.run_zip(key),
+                    file_name=f"{model.name}_{name}_{key[:10]}.zip",
+                    mime="application/zip",
+                    key=f"download_run_{name}",
+                )
     timings = ", ".join(f"{e.seconds:.2f} s ({name})" for name, e in explanations.items())
     st.caption(f"Computed in {timings} on {first.meta['device']}.")
 

@@ -70,3 +70,28 @@ def test_a_cancelled_run_saves_nothing(app_zoo):
     assert any("was cancelled after" in w.value for w in at.warning)
     assert not list((app_zoo / "runs").glob("*/explanation.json"))
     assert any("Not computed yet" in i.value for i in at.info)
+
+
+def test_two_sessions_computing_at_once_both_finish_with_their_own_results(app_zoo):
+    """Issue 19, point 8: two sessions (two AppTest instances of one server process) run their
+    background jobs at the same time, on two models; each finishes, each run is saved under its
+    own model and neither sees the other's progress."""
+    from xai_core.runs import RunStore
+
+    first, second = start(), start()
+    second.selectbox(key="model_name").set_value("b_r3d").run()
+    for at in (first, second):
+        at.radio(key="temporal_method").set_value("occlusion").run()
+    first.button(key="temporal_run").click().run()
+    second.button(key="temporal_run").click().run()
+    assert first.get("progress") and second.get("progress")  # both computing at once
+    assert "a_cnn_transformer" in first.get("progress")[0].proto.text
+    assert "b_r3d" in second.get("progress")[0].proto.text
+    wait_for_job(first, seconds=300)
+    wait_for_job(second, seconds=300)
+    runs = {r.model: r for r in RunStore(app_zoo / "runs").records(method="occlusion")}
+    assert set(runs) == {"a_cnn_transformer", "b_r3d"} and {r.device for r in runs.values()} == {"cpu"}
+    for at, name in ((first, "a_cnn_transformer"), (second, "b_r3d")):
+        assert "temporal_curve" in charts(at)
+        said = " ".join(c.value for c in at.caption)
+        assert f"{runs[name].key[:10]}" in said and "on cpu" in said, said

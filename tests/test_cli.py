@@ -339,7 +339,7 @@ def probe(argv: list[str]) -> tuple[dict, str]:
 
 
 def test_help_and_the_method_list_import_no_torch():
-    for argv in (["--help"], ["methods"], ["methods", "--json"], ["predict", "--help"]):
+    for argv in (["--help"], ["methods"], ["methods", "--json"], ["methods", "--cards"], ["predict", "--help"]):
         result, err = probe(argv)
         assert result == {"code": 0, "heavy": []}, (argv, err)
 

@@ -6,9 +6,13 @@ whose key is saved is served from the store."""
 from __future__ import annotations
 
 import tempfile
+import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
+import pandas as pd
 import streamlit as st
 
 from xai_core.api import explain, request_for
@@ -126,11 +130,76 @@ def computing(key: str) -> bool:
 
 def save_run(model: VideoModel, clip: Clip, expl: Explanation, target, params: dict) -> RunRecord:
     """Keep an explanation computed on the spot in the run store (with the clip's frames), under
-    the key of ``model``, ``clip``, its method, ``target`` and resolved ``params``."""
+    the key of ``model``, ``clip``, its method, ``target`` and resolved ``params``; ``expl.meta["run"]``
+    names the run after."""
     wanted = request_for(model, clip, expl.method, target, **params)
-    return run_store().put(expl, wanted, frames=clip.frames, padded=clip.padded)
+    record = run_store().put(expl, wanted, frames=clip.frames, padded=clip.padded)
+    expl.meta["run"] = record.key  # the page's copy names its run (its zip can be downloaded at once)
+    return record
 
 
 def start_temporal_run(slot: str, model: VideoModel, clip: Clip, method: str, target, params: dict, key: str) -> Job:
     """Run ``method`` in the background; when it finishes, save it in the run store under ``key``."""
     return start_runs(slot, model, clip, target, [(method, params, key)], f"{method} on {model.name}")
+
+
+def describe(record: RunRecord) -> str:
+    """A run in one line: '3f2a9c01 · cnn_transformer-sides · gradcam · shapes:7 · 12-06 23:41'."""
+    source = Path(record.source).name if "/" in record.source else record.source.split("?")[0]
+    saved = time.strftime("%m-%d %H:%M", time.localtime(record.created))
+    return f"{record.key[:8]} · {record.model} · {record.method} · {source or 'tensor'} · {saved}"
+
+
+def runs_table(records: list[RunRecord]) -> pd.DataFrame:
+    """The saved runs as a table (newest first), one row a run."""
+    return pd.DataFrame(
+        {
+            "saved": [pd.Timestamp(r.created, unit="s").floor("s") for r in records],
+            "model": [r.model for r in records],
+            "method": [r.method for r in records],
+            "clip": [r.source for r in records],
+            "target": [r.target or "predicted" for r in records],
+            "prediction": [r.prediction for r in records],
+            "seconds": [round(r.seconds, 2) for r in records],
+            "device": [r.device for r in records],
+            "key": [r.key for r in records],
+        }
+    )
+
+
+@dataclass(frozen=True)
+class OpenedRun:
+    """A saved run as the Runs page shows it: its record, explanation, and the clip's frames uint8
+    [T,H,W,3] (grey when the run kept none), padded bool [T] and video frame indices [T]."""
+
+    record: RunRecord
+    expl: Explanation
+    frames: np.ndarray
+    padded: np.ndarray
+    frame_indices: np.ndarray
+    kept_frames: bool
+
+
+def open_run(key: str) -> OpenedRun | None:
+    """The saved run ``key`` with its clip's frames, or None when it is gone."""
+    record = run_store().find(key)
+    expl = stored_run(key)
+    if record is None or expl is None:
+        return None
+    kept = _frames_of(str(run_store().root), key, record.created)
+    if kept is None:
+        count = expl.num_frames
+        height, width = expl.spatial.shape[1:] if expl.spatial is not None else (32, 32)
+        grey = np.full((count, height, width, 3), 128, np.uint8)
+        return OpenedRun(record, expl, grey, np.zeros(count, bool), np.arange(count), False)
+    return OpenedRun(record, expl, *kept, True)
+
+
+@st.cache_data(show_spinner=False, max_entries=16)
+def _frames_of(root: str, key: str, _created: float):
+    return RunStore(root).clip_frames(key)
+
+
+def delete_runs(keys: list[str]) -> list[str]:
+    """Delete the runs ``keys`` from the store; the keys deleted."""
+    return [run_store().delete(key).key for key in keys if run_store().find(key) is not None]

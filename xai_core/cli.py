@@ -87,6 +87,17 @@ def _cmd_methods(args: argparse.Namespace) -> int:
     if args.json:
         _print_json(entries)
         return 0
+    if args.cards or args.markdown:
+        from .method_catalog import cards_markdown
+
+        shown = [e for e in entries if e.get("available", True)]
+        text = cards_markdown(shown)
+        if args.markdown:
+            Path(args.markdown).write_text(text)
+            print(f"wrote {args.markdown}")
+        else:
+            print(text, end="")
+        return 0
     rows = []
     for e in entries:
         params = ", ".join(f"{p['name']}={_default_text(p['default'])}" for p in e["params"]) or "-"
@@ -622,6 +633,12 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("methods", help="list explanation methods (those a model supports)")
     p.add_argument("--model", help="zoo name, checkpoint or your own model; marks which methods it supports")
     p.add_argument("--json", action="store_true")
+    p.add_argument(
+        "--cards",
+        action="store_true",
+        help="each method's card: what it computes, the paper, what it needs, cannot show, fails at, costs",
+    )
+    p.add_argument("--markdown", metavar="FILE", help="write the cards as Markdown (docs/methods.md)")
     model_options(p)
     p.set_defaults(func=_cmd_methods)
 

@@ -20,7 +20,7 @@ import math
 import torch
 
 from ..explanation import Attribution, Target
-from .machinery.registry import Param, register
+from .machinery.registry import MethodCard, Param, register
 
 KEEP = Param(
     "keep", "float", 0.7, minimum=0.01, maximum=1.0, help="share of the frame weights kept (the largest); the rest is 0"
@@ -59,6 +59,24 @@ def _attribution(weights: torch.Tensor, keep: float, extras: dict) -> Attributio
 
 @register(
     "attention_cls",
+    card=MethodCard(
+        computes=(
+            "The attention of the CLS token to each frame's token in the last Transformer layer, averaged"
+            " over the heads: a curve over time."
+        ),
+        needs="A Transformer over frames with a CLS token (the zoo's CNN-Transformer).",
+        cannot_show=(
+            "Where in the frame; what the attended values carry; anything from the earlier layers or the residual path."
+        ),
+        failures=(
+            (
+                "Attention weights are not attributions: a frame can be attended and still change nothing"
+                " (Jain and Wallace 2019)."
+            ),
+            "Heads often disagree, and their mean hides it.",
+        ),
+        cost="One forward pass.",
+    ),
     family="temporal",
     requires=("temporal_attention", "attention_layers"),
     params=(KEEP,),
@@ -79,6 +97,19 @@ def attention_cls(model, x: torch.Tensor, target: Target, keep: float = 0.7) -> 
 
 @register(
     "attention_rollout",
+    card=MethodCard(
+        computes=(
+            "Each layer's head-averaged attention plus the identity (the residual path), renormalised and"
+            " multiplied through the layers; the CLS row of the product."
+        ),
+        needs="A Transformer over frames with a CLS token.",
+        cannot_show="Where in the frame, and how the values and the MLPs transform what is mixed.",
+        failures=(
+            "Treats attention mixing as linear and the heads as equal.",
+            "Tends towards a flat curve in deeper models.",
+        ),
+        cost="One forward pass.",
+    ),
     family="temporal",
     requires=("temporal_attention", "attention_layers"),
     params=(KEEP,),
@@ -95,6 +126,19 @@ def attention_rollout(model, x: torch.Tensor, target: Target, keep: float = 0.7)
 
 @register(
     "attention_pool",
+    card=MethodCard(
+        computes=(
+            "The weights with which the CNN-LSTM's attention pooling sums its per-frame hidden states: a "
+            "curve over time."
+        ),
+        needs="A CNN-LSTM with attention pooling (the zoo's cnn_lstm_attn).",
+        cannot_show=(
+            "What each hidden state carries: the state at frame t mixes every frame before it, so a high "
+            "weight on t may be evidence seen earlier."
+        ),
+        failures=(("Weights of a pooling layer are not the effect of removing a frame: compare with frame masking."),),
+        cost="One forward pass.",
+    ),
     family="temporal",
     requires=("temporal_attention", "attention_pooling"),
     params=(KEEP,),

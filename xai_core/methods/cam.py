@@ -35,7 +35,7 @@ from torch.nn import functional as F
 from ..explanation import Attribution, Target
 from .machinery.hooks import capture_output
 from .machinery.maps import frame_importance
-from .machinery.registry import MethodError, Param, register
+from .machinery.registry import MethodCard, MethodError, Param, register
 from .machinery.scoring import TargetScore, gradient_input
 
 CamFormula = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
@@ -114,6 +114,29 @@ LAYER = Param("layer", "layer", None, help="conv layer to explain (default: the 
 
 @register(
     "gradcam",
+    card=MethodCard(
+        computes=(
+            "ReLU(Σₖ αₖ Aᵏ): the activation maps Aᵏ of a convolutional layer weighted by αₖ, the mean "
+            "gradient of the score over map k, then upsampled to the frame; per frame for a per-frame "
+            "CNN, over space and time for a 3D CNN."
+        ),
+        needs=(
+            "A convolutional layer (the last one with spatial extent, found by probing, or the one named in `layer`)."
+        ),
+        cannot_show=(
+            "Detail finer than the layer's grid, and evidence against the target (the ReLU removes it); "
+            "for a per-frame model, how the temporal part weighs the frames."
+        ),
+        failures=(
+            ("Coarse: the last layer of a small network has a grid of a few cells, so the map is blobs."),
+            "Another layer gives another map; an early layer mostly shows edges.",
+            (
+                "A model with a fixed mask or gate in its architecture passes localisation tests with any"
+                " weights: the sanity check tells such maps apart."
+            ),
+        ),
+        cost="One forward and one backward pass.",
+    ),
     family="spatial",
     requires=("cam_layer",),
     params=(LAYER,),
@@ -134,6 +157,26 @@ def gradcam(model, x: torch.Tensor, target: Target, layer: str | None = None) ->
 
 @register(
     "gradcam_pp",
+    card=MethodCard(
+        computes=(
+            "Grad-CAM with per-position weights built from positive second- and third-order gradient "
+            "terms (in the exponential-score approximation), meant to cover several instances of the "
+            "evidence."
+        ),
+        needs="A convolutional layer, as Grad-CAM.",
+        cannot_show="As Grad-CAM: nothing finer than the layer's grid, no negative evidence.",
+        failures=(
+            (
+                "Where gradients are tiny the higher-order ratios are unstable and the map can be "
+                "dominated by a few positions."
+            ),
+            (
+                "Like Grad-CAM, it can look right on a model whose architecture fixes where to look: "
+                "check the sanity result."
+            ),
+        ),
+        cost="One forward and one backward pass.",
+    ),
     family="spatial",
     requires=("cam_layer",),
     params=(LAYER,),
@@ -164,6 +207,25 @@ def guided_backprop(model, x: torch.Tensor, target: Target) -> torch.Tensor:
 
 @register(
     "guided_gradcam",
+    card=MethodCard(
+        computes=(
+            "Guided backpropagation (only positive gradients passed back through positive activations) "
+            "multiplied by the upsampled Grad-CAM map."
+        ),
+        needs="A convolutional layer for the Grad-CAM factor, and ReLU activations for the guided pass.",
+        cannot_show=(
+            "Which edges matter to the model more than others: the guided factor mostly reconstructs the image."
+        ),
+        failures=(
+            (
+                "Guided backpropagation is known to reconstruct the input's edges almost independently of"
+                " the weights (Adebayo et al. 2018): it fails the model-randomisation test by "
+                "construction."
+            ),
+            "Only the Grad-CAM factor depends on what the model learned.",
+        ),
+        cost="Two forward and backward passes.",
+    ),
     family="spatial",
     reading="magnitude",
     requires=("cam_layer",),

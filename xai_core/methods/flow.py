@@ -33,7 +33,7 @@ from torch.nn import functional as F
 
 from ..explanation import Attribution, Target
 from .machinery.optical_flow import FARNEBACK_PARAMS, clip_flows, sampling_grid
-from .machinery.registry import Param, register
+from .machinery.registry import MethodCard, Param, register
 from .machinery.scoring import TargetScore
 from .machinery.smoothing import clips_per_pass, seeded, smoothing_params
 
@@ -187,6 +187,26 @@ def _decomposed(model, x: torch.Tensor, options: dict) -> tuple[Decomposition, d
 
 @register(
     "flow_gradient",
+    card=MethodCard(
+        computes=(
+            "The clip rebuilt from its first frame, the Farneback optical flows and the warp errors; the "
+            "score differentiated through that rebuild with respect to the flows (motion) and the errors "
+            "(appearance), with the share of each."
+        ),
+        needs="Gradients through the whole model, and a clip of at least two frames.",
+        cannot_show=(
+            "Motion the flow estimator misses (fast, large or occluded motion), and the model's use of "
+            "motion beyond first order."
+        ),
+        failures=(
+            ("Farneback flows are wrong on textureless or fast objects, and the map inherits the error."),
+            (
+                "Gradients are noisy, as plain saliency's; a model that ignores motion still gets "
+                "non-zero flow gradients, so read the share curve, not the map alone."
+            ),
+        ),
+        cost="The flows on the CPU, plus one forward and one backward pass.",
+    ),
     family="motion",
     reading="magnitude",
     params=FARNEBACK_PARAMS,
@@ -211,6 +231,20 @@ def flow_gradient(model, x: torch.Tensor, target: Target, **farneback) -> Attrib
 
 @register(
     "smoothflow",
+    card=MethodCard(
+        computes=(
+            "SmoothGrad in the decomposed space: the flow and error gradients averaged over `samples` "
+            "copies with Gaussian noise on the first frame, the flows and the errors (as chosen in "
+            "`noise_on`)."
+        ),
+        needs="Gradients through the whole model and a clip of at least two frames, as flow gradients.",
+        cannot_show="As flow gradients: no information the flow decomposition lacks.",
+        failures=(
+            "Too much noise moves the rebuilt clip far from the real one.",
+            "A smoother map is not a more faithful one.",
+        ),
+        cost="The flows, plus `samples` forward and backward passes (16 by default).",
+    ),
     family="motion",
     reading="magnitude",
     params=(

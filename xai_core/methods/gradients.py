@@ -18,7 +18,7 @@ from captum.attr import InputXGradient, IntegratedGradients, NoiseTunnel, Salien
 
 from ..explanation import Attribution, Target
 from .machinery.perturbation import BASELINES, baseline_clip
-from .machinery.registry import Param, register
+from .machinery.registry import MethodCard, Param, register
 from .machinery.scoring import TargetScore, gradient_input
 from .machinery.smoothing import clips_per_pass, seeded, smoothing_params
 
@@ -37,6 +37,29 @@ def _attribution(attribution: torch.Tensor, temporal: str, meta: dict | None = N
 
 @register(
     "saliency",
+    card=MethodCard(
+        computes=(
+            "The gradient of the target score with respect to every input pixel, summed over the colour "
+            "channels: how much an infinitesimal change of that pixel would move the score."
+        ),
+        needs="Gradients through the whole model (any differentiable network).",
+        cannot_show=(
+            "What happens when a region is removed or changed by more than an infinitesimal amount; the "
+            "map is a local, linear view of this one clip."
+        ),
+        failures=(
+            "Speckled, noisy maps in which neighbouring pixels flip sign.",
+            (
+                "Gradients vanish where the score saturates (a confident prediction), so the map can be "
+                "weak exactly where the evidence is."
+            ),
+            (
+                "On some models the map changes little when the weights are randomised (Adebayo et al. "
+                "2018): read it beside the sanity result."
+            ),
+        ),
+        cost="One forward and one backward pass.",
+    ),
     family="spatial",
     reading="magnitude",
     description="Vanilla gradient of the target score w.r.t. the clip (signed), summed over colour channels",
@@ -51,6 +74,22 @@ def saliency(model, x: torch.Tensor, target: Target) -> Attribution:
 
 @register(
     "input_x_gradient",
+    card=MethodCard(
+        computes=(
+            "The normalised input times the gradient of the score, summed over the colour channels: each "
+            "pixel's first-order contribution relative to an input at the channel means."
+        ),
+        needs="Gradients through the whole model.",
+        cannot_show="The role of pixels at the channel mean: they get zero whatever the model does with them.",
+        failures=(
+            (
+                "Multiplying by the input copies the image's own structure into the map, so part of what "
+                "it shows is the picture, not the model."
+            ),
+            "Inherits the gradient's noise and saturation.",
+        ),
+        cost="One forward and one backward pass.",
+    ),
     family="spatial",
     description="Input times gradient (signed), summed over colour channels",
     references=("Shrikumar et al. 2016",),
@@ -66,6 +105,25 @@ def input_x_gradient(model, x: torch.Tensor, target: Target) -> Attribution:
 
 @register(
     "smoothgrad",
+    card=MethodCard(
+        computes=(
+            "The gradient averaged over `samples` copies of the clip with Gaussian noise of standard "
+            "deviation `sigma` × the clip's value range."
+        ),
+        needs="Gradients through the whole model.",
+        cannot_show=(
+            "More than the gradient can: the average removes noise, it adds no information about regions "
+            "removed or changed."
+        ),
+        failures=(
+            (
+                "Too little noise gives the speckle of plain saliency; too much blurs the map into shapes"
+                " the model never weighed."
+            ),
+            "A cleaner-looking map is not a more faithful one: check it against the sanity result.",
+        ),
+        cost="`samples` forward and backward passes (16 by default).",
+    ),
     family="spatial",
     reading="magnitude",
     params=(*smoothing_params("the clip", "the clip's"),),
@@ -96,6 +154,31 @@ def smoothgrad(
 
 @register(
     "integrated_gradients",
+    card=MethodCard(
+        computes=(
+            "(x − x′) times the gradient averaged along the straight path from a baseline x′ (black, "
+            "blurred or the mean frame) to the clip x, at `steps` points; the attributions add up to "
+            "score(x) − score(x′) (completeness)."
+        ),
+        needs="Gradients through the whole model.",
+        cannot_show=(
+            "Anything about inputs off the path: the answer is relative to the baseline chosen, and a "
+            "pixel equal to the baseline gets zero."
+        ),
+        failures=(
+            (
+                "Another baseline gives another map (a black baseline gives black pixels zero; a blurred "
+                "one favours edges)."
+            ),
+            "Too few steps break completeness: the meta's completeness gap says how far.",
+            (
+                "It multiplies by x − x′, so part of the map follows the image itself; on several zoo "
+                "models its maps keep much of their structure after the weights are randomised: read it "
+                "beside the sanity result."
+            ),
+        ),
+        cost="`steps` forward and backward passes (32 by default).",
+    ),
     family="spatial",
     params=(
         Param("steps", "int", 32, minimum=2, maximum=512, help="points on the path (Gauss-Legendre)"),

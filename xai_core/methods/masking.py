@@ -16,7 +16,7 @@ from ..explanation import Attribution, Target
 from .machinery.engine import PerturbationEngine
 from .machinery.maps import frame_importance
 from .machinery.perturbation import BASELINE, BLUR, MEASURE, Perturbation
-from .machinery.registry import Param, register
+from .machinery.registry import MethodCard, Param, register
 from .machinery.windows import frame_windows, occlusion_windows
 
 
@@ -38,6 +38,28 @@ def _report(what: str):
 
 @register(
     "frame_mask",
+    card=MethodCard(
+        computes=(
+            "The drop of the score when each frame (or window of `window` frames) is replaced by the "
+            "baseline: a curve over time, no map."
+        ),
+        needs="Only forward passes: any model.",
+        cannot_show=(
+            "Where in the frame the evidence is; evidence spread over several frames that any one of them"
+            " can stand in for."
+        ),
+        failures=(
+            (
+                "A model that integrates over time recovers a masked frame from its neighbours, so single"
+                " frames look unimportant: use windows."
+            ),
+            (
+                "A black or blurred frame is an unnatural input, so part of the drop is surprise rather "
+                "than missing evidence."
+            ),
+        ),
+        cost="One forward pass per frame or window.",
+    ),
     family="temporal",
     params=(
         Param("window", "int", 1, minimum=1, maximum=512, help="frames masked together (every start)"),
@@ -79,6 +101,28 @@ def frame_mask(
 
 @register(
     "occlusion",
+    card=MethodCard(
+        computes=(
+            "The drop of the score when a window of `window` (frames, height, width) sliding by `stride` "
+            "is replaced by the baseline (zero, a blurred copy or the mean), each pixel given the mean "
+            "drop of the windows that cover it."
+        ),
+        needs="Only forward passes: any model.",
+        cannot_show=(
+            "Anything smaller than the window, and evidence that only counts together with a region elsewhere."
+        ),
+        failures=(
+            (
+                "A replaced window is an input the model never saw; the drop can come from the artefact "
+                "rather than the missing evidence."
+            ),
+            "Another window size or baseline gives another map.",
+        ),
+        cost=(
+            "One forward pass per window position: hundreds to tens of thousands; the page shows a plan "
+            "and runs it in the background."
+        ),
+    ),
     family="spatial",
     params=(
         Param("window", "ints", (1, 10, 10), minimum=1, size=3, help="occluding window: frames, rows, columns"),

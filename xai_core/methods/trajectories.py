@@ -21,7 +21,7 @@ from torch.nn import functional as F
 
 from ..explanation import Attribution, Target
 from .machinery.optical_flow import FARNEBACK_PARAMS, clip_flows, sampling_grid
-from .machinery.registry import MethodError, Param, get_method, register
+from .machinery.registry import MethodCard, MethodError, Param, get_method, register
 
 FIXED_POINT_STEPS = 20  # at most
 FIXED_POINT_TOLERANCE = 1e-4  # pixels
@@ -93,6 +93,19 @@ def parse_points(text: str | None, frames: int, height: int, width: int) -> list
 
 @register(
     "trajectories",
+    card=MethodCard(
+        computes=(
+            "Points pushed along the Farneback flows from a grid (or your points); each track ranked by a"
+            " spatial method's saliency summed along it over `window` frames; the top tracks drawn."
+        ),
+        needs="A spatial base method the model supports.",
+        cannot_show="Objects the flow does not follow, and evidence that does not move.",
+        failures=(
+            "Tracks drift where the flow is wrong, and then collect saliency from the background.",
+            "Inherits the base method's flaws.",
+        ),
+        cost="The flows and the base method, then cheap tracking on the CPU.",
+    ),
     family="motion",
     reading="magnitude",
     params=(

@@ -25,7 +25,7 @@ import torch
 from .. import jobs
 from ..explanation import Attribution, Target
 from .machinery.perturbation import BASELINE, BLUR, Perturbation
-from .machinery.registry import Param, register
+from .machinery.registry import MethodCard, Param, register
 from .machinery.relevance_change import change_engine
 from .machinery.windows import grid_features
 
@@ -71,6 +71,21 @@ def time_relevance(engine, frames: int, total: int | None = None) -> torch.Tenso
 
 @register(
     "tsr_onestep",
+    card=MethodCard(
+        computes=(
+            "Each frame's base map (saliency by default) multiplied by that frame's time relevance, the "
+            "drop of the score when the frame is masked (temporal saliency rescaling in one step)."
+        ),
+        needs="A spatial base method the model supports, and forward passes for the masks.",
+        cannot_show=(
+            "Which parts of a frame matter beyond what the base method shows: it only rescales the base map per frame."
+        ),
+        failures=(
+            "Inherits every flaw of the base method.",
+            ("Inherits frame masking's: frames the model can recover from neighbours get little time relevance."),
+        ),
+        cost="The base method, plus one forward pass per frame.",
+    ),
     family="spatial",
     params=(BASE, BASELINE, BLUR, ENGINE),
     description="One-step temporal saliency rescaling: the base map of each frame times its time relevance",
@@ -95,6 +110,26 @@ def tsr_onestep(
 
 @register(
     "tsr",
+    card=MethodCard(
+        computes=(
+            "Two-step temporal saliency rescaling: the time relevance of each frame by masking; then, in "
+            "the frames above the `alpha_quantile`, the relevance of each feature group (grid blocks or "
+            "SLIC superpixels) by masking it; their product scales the base map."
+        ),
+        needs=(
+            "A spatial base method the model supports, and many forward passes (or the gradient engine) for the masks."
+        ),
+        cannot_show="Frames below the threshold (their maps are zero) and structure finer than a feature group.",
+        failures=(
+            "The threshold decides which frames are explained at all.",
+            "Masking baselines create unnatural inputs, as for occlusion.",
+            "Inherits the base method's flaws.",
+        ),
+        cost=(
+            "The base method, plus a forward pass per frame and one per feature group of every frame above"
+            " the threshold: minutes on a CPU; plan it first (the page shows the estimate)."
+        ),
+    ),
     family="spatial",
     params=(
         BASE,

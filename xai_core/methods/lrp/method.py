@@ -35,7 +35,7 @@ import torch
 
 from ...explanation import Attribution, Target
 from ..machinery.maps import frame_importance
-from ..machinery.registry import Param, register
+from ..machinery.registry import MethodCard, Param, register
 from .nets import input_relevance, uncovered
 from .rules import COMPOSITES
 
@@ -68,6 +68,26 @@ def applies(model) -> str | None:
 
 @register(
     "lrp",
+    card=MethodCard(
+        computes=(
+            "Layer-wise relevance propagation: the target score redistributed backwards layer by layer "
+            "with zennit's rules (the composite chosen), through the frame CNN and the LSTM or ConvLSTM "
+            "gates (signal takes all, gates pass nothing) or through the 3D CNN."
+        ),
+        needs=(
+            "An architecture LRP covers (the CNN-LSTM, input-cell-attention LSTM, ConvLSTM and 3D ResNets"
+            " of the zoo); others are refused with the reason."
+        ),
+        cannot_show="Models outside that coverage; and the relevance of the gates themselves.",
+        failures=(
+            ("The composite changes the map: epsilon alone is noisy, epsilon-plus-flat is smoother and coarser."),
+            (
+                "Relevance is only conserved where the rules conserve it (biases and normalisations "
+                "absorb some): the meta reports the total against the score."
+            ),
+        ),
+        cost="One forward and one backward pass.",
+    ),
     family="spatial",
     applies=applies,
     params=(COMPOSITE, EPSILON),

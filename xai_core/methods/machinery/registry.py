@@ -104,6 +104,29 @@ class Param:
 
 
 @dataclass(frozen=True)
+class MethodCard:
+    """What a teacher says about a method: what it ``computes`` (a formula or two sentences), what
+    it ``needs`` from the model beyond its capabilities, what it ``cannot_show``, its known
+    ``failures`` (one sentence each) and its ``cost`` in passes through the model.  The paper is
+    the spec's ``references``."""
+
+    computes: str
+    needs: str
+    cannot_show: str
+    failures: tuple[str, ...]
+    cost: str
+
+    def to_dict(self) -> dict:
+        return {
+            "computes": self.computes,
+            "needs": self.needs,
+            "cannot_show": self.cannot_show,
+            "failures": list(self.failures),
+            "cost": self.cost,
+        }
+
+
+@dataclass(frozen=True)
 class MethodSpec:
     name: str
     fn: Callable
@@ -115,6 +138,7 @@ class MethodSpec:
     references: tuple[str, ...] = field(default=())
     reading: str = "positive"
     applies: Callable[[object], str | None] | None = None
+    card: MethodCard | None = None
 
     def unavailable_reason(self, model) -> str | None:
         """Why ``model`` cannot use this method, or None when it can: a capability it lacks, its
@@ -148,6 +172,7 @@ class MethodSpec:
             "description": self.description,
             "references": list(self.references),
             "reading": self.reading,
+            "card": self.card.to_dict() if self.card is not None else None,
         }
 
 
@@ -165,9 +190,12 @@ def register(
     references: tuple[str, ...] = (),
     reading: str = "positive",
     applies: Callable[[object], str | None] | None = None,
+    card: MethodCard | None = None,
 ) -> Callable[[Callable], Callable]:
     """Decorator: add ``fn`` to the registry under ``name``.  ``applies(model)``: why the method
-    cannot explain ``model`` (None: it can), for what the capabilities and tasks do not say."""
+    cannot explain ``model`` (None: it can), for what the capabilities and tasks do not say;
+    ``card``: what it computes, needs, cannot show, how it fails and costs (every built-in
+    method has one: the app, ``xai methods --cards`` and docs/methods.md show it)."""
     if family not in FAMILIES:
         raise ValueError(f"family must be one of {FAMILIES}")
     if reading not in READINGS:
@@ -187,6 +215,7 @@ def register(
             tuple(references),
             reading,
             applies,
+            card,
         )
         _link_references(fn, tuple(references))
         return fn
