@@ -1,14 +1,16 @@
-"""Models page: the zoo and each model's card, loading your own model, and training a small
-model in the background with a live loss curve."""
+"""Models page: the zoo and each model's card, loading your own model, training a small model in
+the background with a live loss curve, and where a model errs (confusion matrix, precision /
+recall / F1, ROC; or its regression errors) on held-out or your own labelled clips."""
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 
 import streamlit as st
 
-from workbench import figures, sidebar, state, user_models
+from workbench import figures, jobs, sidebar, state, user_models
 from workbench.model_upload import (
     LAYOUT_CHOICES,
     SOURCES,
@@ -20,13 +22,15 @@ from workbench.model_upload import (
 )
 from workbench.training import start_training, training_run
 from xai_core import zoo_report
+from xai_core.evaluate import model_quality
 from xai_core.models.base import ModelError
 from xai_core.models.registry import ARCHITECTURES
 from xai_core.models.training import TASK_KIND
 from xai_core.models.training_runs import RunRequest, estimate_seconds
+from xai_core.models.zoo import resolve_device
 
 POLL_SECONDS = 1.5
-TABS = ["Zoo", "Your own model", "Train a model"]
+TABS = ["Zoo", "Your own model", "Train a model", "Where it errs"]
 TASK_HELP = {
     "sides": "how many sides the moving shape has (3 classes)",
     "angle": "the direction of movement in degrees (regression)",
@@ -36,7 +40,7 @@ TASK_HELP = {
 sidebar.page_setup()
 st.title("Models")
 run = training_run()
-zoo_tab, upload_tab, train_tab = st.tabs(TABS, default=TABS[2] if run is not None else None)
+zoo_tab, upload_tab, train_tab, quality_tab = st.tabs(TABS, default=TABS[2] if run is not None else None)
 
 
 # ---------------------------------------------------------------------------- the zoo
@@ -379,3 +383,89 @@ with train_tab:
         st.button("Start training", key="start_training", on_click=on_start, args=(request,), type="primary")
         if st.session_state.get("train_error"):
             st.error(st.session_state["train_error"], icon=":material/error:")
+
+
+# ---------------------------------------------------------------------------- where a model errs
+QUALITY_SLOT = "quality"
+
+
+def quality_result(result: dict) -> None:
+    """A model's quality: the confusion matrix, ROC curves and per-class table, or the regression's
+    predicted-vs-true scatter and error histogram; the JSON to download."""
+    st.markdown(model_quality.quality_markdown(result).split("\n", 2)[2].split("\n\n")[0])
+    if result["task"] == "classification":
+        c1, c2 = st.columns(2)
+        c1.plotly_chart(figures.confusion_figure(result), key="quality_confusion")
+        if result["roc"]:
+            c2.plotly_chart(figures.roc_figure(result), key="quality_roc")
+        st.dataframe(figures.per_class_frame(result), hide_index=True)
+    else:
+        scatter, histogram = figures.regression_figures(result)
+        c1, c2 = st.columns(2)
+        c1.plotly_chart(scatter, key="quality_scatter")
+        c2.plotly_chart(histogram, key="quality_errors")
+    st.download_button("Download (JSON)", json.dumps(result, indent=1), file_name=f"{result['model']}_quality.json",
+                       mime="application/json", key="quality_download")  # fmt: skip
+
+
+with quality_tab:
+    selection = st.session_state.get("model_name")  # the sidebar's model, first
+    names = user_models.model_names()
+    if not names:
+        st.info("No models yet.")
+    else:
+        chosen = st.selectbox("Model", names, index=names.index(selection) if selection in names else 0,
+                              key="quality_model")  # fmt: skip
+        source = st.radio("Clips", ["Held-out Moving Shapes clips", "A folder of my labelled clips"],
+                          key="quality_source", horizontal=True)  # fmt: skip
+        c1, c2, c3 = st.columns(3)
+        folder = ""
+        if source.startswith("Held-out"):
+            n = c1.number_input("Clips", 4, 2000, 60, key="quality_n")
+            noise = c2.slider("Noise (grey levels)", 0, 40, 8, key="quality_noise")
+            distractors = c3.slider("Distractor shapes", 0, 5, 2, key="quality_distractors")
+        else:
+            folder = st.text_input("Folder on this machine (one subfolder per class, named as the model's labels)",
+                                   key="quality_folder")  # fmt: skip
+        device = str(resolve_device(st.session_state.get("device", "auto")))  # the sidebar's choice
+        key = json.dumps([chosen, source, folder] + ([int(n), noise, distractors] if not folder else []))
+
+        def start_quality() -> None:
+            st.session_state.pop("quality_error", None)
+            try:
+                model = jobs.job_copy(user_models.get_model(chosen, device))
+                clips = (
+                    model_quality.folder_clips(model, folder)
+                    if folder
+                    else model_quality.shapes_clips(model, int(n), noise=float(noise), distractors=int(distractors))
+                )
+                work = lambda report: model_quality.evaluate_model_quality(model, clips, report)  # noqa: E731
+                jobs.start_job(QUALITY_SLOT, work, name=f"{chosen} on {len(clips)} clips", key=key)
+            except (ValueError, ModelError) as exc:
+                st.session_state["quality_error"] = str(exc)
+
+        running = jobs.job(QUALITY_SLOT) is not None and not jobs.job(QUALITY_SLOT).status().finished
+        st.button("Evaluate", key="quality_run", on_click=start_quality, type="primary", disabled=running)
+        if st.session_state.get("quality_error"):
+            st.error(st.session_state["quality_error"], icon=":material/error:")
+
+        def quality_panel() -> None:
+            job = jobs.job(QUALITY_SLOT)
+            status = job.status()
+            if jobs.job_progress(job, status, "quality_cancel", f" · {status.what}"):
+                return
+            if status.state == "done" and job.key not in jobs.results(QUALITY_SLOT):
+                jobs.results(QUALITY_SLOT)[job.key] = job.result
+                st.rerun()
+            if status.state == "failed":
+                st.error(f"{job.name} failed: {job.error}", icon=":material/error:")
+            elif status.state == "cancelled":
+                st.warning(f"{job.name} was cancelled after {status.done} of {status.total} clips.")
+
+        if jobs.job(QUALITY_SLOT) is not None:
+            st.fragment(quality_panel, run_every=jobs.POLL_SECONDS if running else None)()
+        done = jobs.results(QUALITY_SLOT)
+        if key in done:
+            quality_result(done[key])
+        elif done:
+            st.caption("Not evaluated with these settings yet in this session.")

@@ -63,7 +63,8 @@ def test_notebook_runs(path):
         assert text.count("cpu") >= 3 and "wrote strip.pdf" in text  # three runs listed; the strip written
         assert "'curve.csv', 'explanation.json', 'explanation.npz', 'overlay.mp4', 'run.json', 'strip.png'" in text
         images = [o for c in nb.cells for o in c.get("outputs", []) if "image/png" in o.get("data", {})]
-        assert len(images) == 1  # the strip, inline
+        assert len(images) == 2  # the strip and the comparison, inline
+        assert "difference map (32, 112, 112)" in text
     if path.name == "03_temporal.ipynb":
         text = outputs_text(nb)
         # what the notebook's text says of its clip: masking one frame at a time, with any baseline, ranks the

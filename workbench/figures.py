@@ -193,3 +193,72 @@ def training_figure(progress: Progress, smooth: int = 20, whole_run: bool = True
     fig.update_yaxes(title_text="training loss", secondary_y=False)
     fig.update_layout(height=320, margin=dict(l=10, r=10, t=30, b=10), legend=dict(orientation="h", y=-0.25))
     return fig
+
+
+# ---------------------------------------------------------------------------- where a model errs
+def confusion_figure(result: dict) -> go.Figure:
+    """The confusion matrix of ``model_quality.classification_quality`` as a heatmap with counts
+    (rows: true class, columns: predicted)."""
+    labels, counts = result["labels"], np.asarray(result["confusion"])
+    fig = go.Figure(
+        go.Heatmap(
+            z=counts,
+            x=labels,
+            y=labels,
+            colorscale="Blues",
+            text=counts,
+            texttemplate="%{text}",
+            hovertemplate="true %{y}, predicted %{x}: %{z}<extra></extra>",
+        )  # fmt: skip
+    )
+    fig.update_layout(
+        title=f"Confusion matrix ({result['clips']} clips, accuracy {result['accuracy']:.1%})",
+        xaxis_title="predicted",
+        yaxis_title="true",
+        yaxis_autorange="reversed",
+        height=360,
+        margin=dict(l=10, r=10, t=40, b=10),
+    )
+    return fig
+
+
+def roc_figure(result: dict) -> go.Figure:
+    """One-vs-rest ROC curves with their AUC, and the chance diagonal."""
+    fig = go.Figure()
+    for name, curve in result["roc"].items():
+        fig.add_trace(go.Scatter(x=curve["fpr"], y=curve["tpr"], mode="lines", name=f"{name} (AUC {curve['auc']:.3f})"))
+    fig.add_trace(go.Scatter(x=[0, 1], y=[0, 1], mode="lines", name="chance", line=dict(dash="dash", color="gray")))
+    fig.update_layout(
+        title="ROC, each class against the rest",
+        xaxis_title="false positive rate",
+        yaxis_title="true positive rate",
+        height=360,
+        margin=dict(l=10, r=10, t=40, b=10),
+    )
+    return fig
+
+
+def per_class_frame(result: dict) -> pd.DataFrame:
+    """Precision, recall, F1, clips and ROC AUC per class."""
+    rows = []
+    for row in result["per_class"]:
+        roc = result["roc"].get(row["label"])
+        rows.append({**row, "roc_auc": roc["auc"] if roc else np.nan})
+    return pd.DataFrame(rows).rename(columns={"label": "class", "support": "clips", "roc_auc": "ROC AUC"})
+
+
+def regression_figures(result: dict) -> tuple[go.Figure, go.Figure]:
+    """Predicted against true (with the identity line), and the histogram of the errors."""
+    truth, predicted = np.asarray(result["truth"]), np.asarray(result["predicted"])
+    unit = f" ({result['unit']})" if result["unit"] else ""
+    low, high = float(min(truth.min(), predicted.min())), float(max(truth.max(), predicted.max()))
+    scatter = go.Figure(go.Scatter(x=truth, y=predicted, mode="markers", name="clips"))
+    scatter.add_trace(go.Scatter(x=[low, high], y=[low, high], mode="lines", name="exact",
+                                 line=dict(dash="dash", color="gray")))  # fmt: skip
+    scatter.update_layout(title=f"Predicted against true (MAE {result['mae']:.3g}{unit})", xaxis_title=f"true{unit}",
+                          yaxis_title=f"predicted{unit}", height=360, margin=dict(l=10, r=10, t=40, b=10))  # fmt: skip
+    histogram = go.Figure(go.Histogram(x=result["errors"], nbinsx=30))
+    histogram.update_layout(title=f"Errors (predicted − true; RMSE {result['rmse']:.3g}{unit})",
+                            xaxis_title=f"error{unit}", yaxis_title="clips", height=360,
+                            margin=dict(l=10, r=10, t=40, b=10))  # fmt: skip
+    return scatter, histogram

@@ -318,6 +318,32 @@ def _cmd_strip(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_evaluate_model(args: argparse.Namespace) -> int:
+    from .evaluate.model_quality import evaluate_model_quality, folder_clips, quality_markdown, shapes_clips
+
+    model = _load_model(args.model, args.device, args)
+    if args.clips == "shapes":
+        clips = shapes_clips(model, args.n, args.seed, noise=args.noise, distractors=args.distractors)
+    else:
+        clips = folder_clips(model, args.clips)
+
+    def progress(done: int, total: int, what: str) -> None:
+        if not args.quiet:
+            print(f"\r[{done}/{total}] {what}".ljust(78), end="", file=sys.stderr, flush=True)
+
+    result = evaluate_model_quality(model, clips, progress)
+    if not args.quiet:
+        print(file=sys.stderr)
+    text = quality_markdown(result)
+    print(text, end="")
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "quality.json").write_text(json.dumps(result, indent=1, allow_nan=True) + "\n")
+    (out / "quality.md").write_text(text)
+    print(f"wrote {out / 'quality.json'}, {out / 'quality.md'}")
+    return 0
+
+
 def _overlay_style(args: argparse.Namespace):
     """The overlay's ``display.Style`` from --show, --cmap, --scale, --contrast and --opacity."""
     from .display import Style
@@ -698,6 +724,25 @@ def build_parser() -> argparse.ArgumentParser:
     run_store_options(p)
     p.add_argument("--recompute", action="store_true", help="compute again even when the run is saved")
     p.set_defaults(func=_cmd_explain)
+
+    p = sub.add_parser(
+        "evaluate-model", help="where a model errs: confusion matrix, precision / recall / F1, ROC (or errors)"
+    )
+    p.add_argument("--model", required=True, help="zoo name, checkpoint or your own model")
+    p.add_argument(
+        "--clips",
+        default="shapes",
+        help="shapes (held-out Moving Shapes clips for the model's task) or a folder with one subfolder per class",
+    )
+    p.add_argument("--n", type=int, default=100, help="shapes: how many clips")
+    p.add_argument("--seed", type=int, default=1_500_000_000, help="shapes: seed of the first clip")
+    p.add_argument("--noise", type=float, default=8.0, help="shapes: noise std in grey levels")
+    p.add_argument("--distractors", type=int, default=2, help="shapes: distractor shapes")
+    p.add_argument("--out", required=True, help="folder for quality.json and quality.md")
+    p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+    p.add_argument("--quiet", action="store_true")
+    model_options(p)
+    p.set_defaults(func=_cmd_evaluate_model)
 
     p = sub.add_parser("runs", help="saved runs: list, show, export (zip) or delete them")
     p.add_argument("action", choices=["list", "show", "export", "delete"])
