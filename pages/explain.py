@@ -181,7 +181,10 @@ with right:
             explanations[spec.name] = caches.get_explanation(
                 model, clip, spec.name, target, params[spec.name], selection.device
             )
-            runs.save_run(model, clip, explanations[spec.name], target, resolved)
+            try:
+                runs.save_run(model, clip, explanations[spec.name], target, resolved)
+            except OSError as exc:  # a full disk or an unwritable store: the map is still shown
+                failures.append(f"{spec.name} could not be saved in the run store: {exc}")
         except (MethodError, TargetError, ModelError, ValueError) as exc:
             failures.append(str(exc))
     for message in failures:
@@ -269,6 +272,9 @@ with right:
     if teaching:
         lines = [f"- {teach.pointing_summary(name, hits[name], clip.padded)}" for name in spatial]
         lines += [f"- {teach.sanity_summary(name, survival.get(name), suites.SURVIVES)}" for name in explanations]
+        if target is not None:
+            lines.append("- The pointing game is scored against the moving shape, the one the label is about, "
+                         "whatever class or output is explained.")  # fmt: skip
         st.markdown("**Teaching notes** (Moving Shapes' ground truth)\n" + "\n".join(lines))
     for spec in specs:
         if spec.name in explanations and spec.card is not None:

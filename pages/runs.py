@@ -5,14 +5,27 @@ of two maps of the same clip."""
 
 from __future__ import annotations
 
+import numpy as np
 import streamlit as st
 
 from workbench import runs, sidebar, style_widgets, widgets
 from xai_core import display, render
+from xai_core.evaluate.scores import read_map
 from xai_core.figures import difference, shared_length
+from xai_core.figures.compare import SCALE_PERCENTILE
+from xai_core.methods.machinery.registry import MethodError, get_method
 
 ZOOM = 3
 MOST = 4  # runs compared at once
+
+
+def reading_of(method: str) -> str:
+    """How a method's maps are read (positive part or magnitude); a method no longer registered: magnitude."""
+    try:
+        return get_method(method).reading
+    except MethodError:
+        return "magnitude"
+
 
 sidebar.page_setup()
 st.title("Runs")
@@ -56,19 +69,21 @@ if len({run.expl.num_frames for run in opened}) > 1:
     st.warning(f"The runs' clips differ in length: they are compared over their first {count} frames.")
 one_clip = len({run.record.clip_hash for run in opened}) == 1
 
-curves = {label: run.expl.temporal[:count] for label, run in zip(labels, opened, strict=True)}
+curves = {
+    label: run.expl.temporal[:count] for label, run in zip(labels, opened, strict=True) if run.expl.temporal is not None
+}
 first = opened[0]
 curve_area = st.container()
 frame = widgets.frame_slider(
     "runs_frame",
     0,
     count - 1,
-    widgets.peak_frame(first.expl.temporal[:count], first.padded[:count]),
+    widgets.peak_frame(next(iter(curves.values()), np.zeros(count)), first.padded[:count]),
     "|".join(chosen),
     help="One scrubber for every run shown",
 )
-with curve_area:
-    st.plotly_chart(
+if curves:
+    curve_area.plotly_chart(
         render.importance_figure(
             curves,
             selected=frame,
@@ -93,13 +108,18 @@ for label, run in zip(labels, opened, strict=True):
     tiles.append((image, f"{label} · frame {frame}"))
 spatial_runs = [run for run in opened if run.expl.spatial is not None]
 if len(opened) == 2 and len(spatial_runs) == 2 and one_clip:
-    a, b = (run.expl.spatial for run in spatial_runs)
-    delta = difference(a, b, first.padded)
+    a, b = (read_map(run.expl.spatial, reading_of(run.record.method)) for run in spatial_runs)
+    delta = difference(a, b, first.padded)  # each read as its method is read (positive part or magnitude)
     signed = display.Style.default_for("signed", scale=style.scale, low=style.low, high=style.high)
     floor, ceiling = display.display_range(delta, signed, first.padded)
     image = display.draw(first.frames[frame], delta[frame], signed, float(floor[frame]), float(ceiling[frame]))
     image = render.with_colorbar(render.upscale(image, ZOOM), signed, float(floor[frame]), float(ceiling[frame]))
-    tiles.append((image, f"difference #1 − #2 (each ÷ its {99.5}th percentile of |value|) · frame {frame}"))
+    tiles.append(
+        (
+            image,
+            f"difference #1 − #2 (each read as its method is, ÷ its {SCALE_PERCENTILE}th percentile) · frame {frame}",
+        )
+    )
 per_row = 3
 for row in range(0, len(tiles), per_row):
     columns = st.columns(per_row)

@@ -12,6 +12,7 @@ from conftest import open_page
 
 import xai_core
 from xai_core import display, render
+from xai_core.evaluate.scores import read_map
 from xai_core.figures import difference
 from xai_core.runs import RunStore
 
@@ -89,7 +90,9 @@ def test_two_runs_of_one_clip_are_compared_with_their_difference(saved, shown_im
     names = [trace["name"] for trace in json.loads(curve.proto.spec)["data"] if trace.get("name")]
     assert curve.proto.id.endswith("runs_curve") and "#2 a_cnn_transformer · saliency" in names
     frames, padded, _ = store.clip_frames(a)
-    delta = difference(store.load(a).spatial, store.load(b).spatial, padded)
+    # gradcam is read as its positive part, saliency as its magnitude: each so before the difference
+    first, second = read_map(store.load(a).spatial, "positive"), read_map(store.load(b).spatial, "magnitude")
+    delta = difference(first, second, padded)
     signed = display.Style.default_for("signed")
     floor, ceiling = display.display_range(delta, signed, padded)
     drawn = display.draw(frames[frame], delta[frame], signed, float(floor[frame]), float(ceiling[frame]))

@@ -197,4 +197,49 @@ def test_a_process_killed_while_saving_leaves_a_readable_store(tmp_path):
             assert store.clip_frames(record.key)[0].shape == (16, 96, 96, 3)
         keys = {r.key for r in listed}
         assert len(keys) == len(listed) <= 7
-        assert not any(p.name.startswith(".") for p in tmp_path.iterdir() if p.name in keys)
+        assert all((r.folder / "run.json").is_file() and (r.folder / "clip.npz").is_file() for r in listed)
+
+
+def test_a_replacement_stopped_between_its_renames_lists_no_half_run(tmp_path, monkeypatch):
+    """A process killed after the old run was set aside and before the new one was renamed in:
+    the run is not listed (nor served), the store reads, and the next save puts it back."""
+    model, expl, store, wanted = frame_mask_run(tmp_path)
+    store.put(expl, wanted)
+    real = os.replace
+    calls = []
+
+    def killed_at_the_second_rename(src, dst):
+        calls.append((src, dst))
+        if len(calls) == 2:
+            raise KeyboardInterrupt("killed")  # as a kill -9 would leave it: the first rename done
+        return real(src, dst)
+
+    monkeypatch.setattr(os, "replace", killed_at_the_second_rename)
+    with pytest.raises(KeyboardInterrupt):
+        store.put(expl, wanted)
+    monkeypatch.setattr(os, "replace", real)
+    reopened = RunStore(tmp_path)
+    assert reopened.records() == [] and reopened.get(wanted) is None
+    assert reopened.put(expl, wanted).key == wanted.key and reopened.get(wanted) is not None
+
+
+def test_the_sweep_removes_only_the_stores_own_stale_folders(tmp_path):
+    RunStore(tmp_path)
+    stale = [tmp_path / f".{'a' * 24}-x1", tmp_path / ".venv-old", tmp_path / ".cache-dir"]
+    for folder in stale:
+        folder.mkdir()
+        os.utime(folder, (time.time() - 7200, time.time() - 7200))
+    RunStore(tmp_path)
+    assert [f.exists() for f in stale] == [False, True, True]
+
+
+def test_the_grad_cam_layer_and_the_input_layout_are_part_of_the_key():
+    model = small_model("cnn_transformer")
+    clip = small_input()
+    base = request_for(model, clip, "gradcam", None).key
+    other_layer = copy.deepcopy(model)
+    other_layer._cam_layer_name = "frame_encoder.features.0"
+    assert request_for(other_layer, clip, "gradcam", None).key != base
+    other_layout = copy.deepcopy(model)
+    other_layout.layout = "BCTHW"
+    assert request_for(other_layout, clip, "gradcam", None).key != base

@@ -37,9 +37,12 @@ def curves_csv(explanations: dict[str, Explanation], clip: Clip) -> bytes:
 def strip_curves(explanations: dict[str, Explanation]) -> dict[str, np.ndarray]:
     """The strips of a film strip: the first method's frame curve, then every method that gives
     only a curve (attention, frame masking)."""
-    first = next(iter(explanations))
-    curves = {f"{first} (frame)": explanations[first].temporal}
-    curves |= {name: e.temporal for name, e in explanations.items() if e.spatial is None and name != first}
+    with_curve = {name: e for name, e in explanations.items() if e.temporal is not None}
+    if not with_curve:
+        return {}
+    first = next(iter(with_curve))
+    curves = {f"{first} (frame)": with_curve[first].temporal}
+    curves |= {name: e.temporal for name, e in with_curve.items() if e.spatial is None and name != first}
     return curves
 
 

@@ -105,9 +105,22 @@ def plan(model: VideoModel, clip, method: str, target=None, **params):
 
 def model_fingerprint(model: VideoModel) -> str:
     """sha256 (24 hex digits) of what a model computes with: its weights (``weights_hash``), input
-    spec (frames, size, normalisation), task and labels."""
-    facts = json.dumps([weights_hash(model), repr(model.input_spec), model.task, list(model.labels)])
-    return hashlib.sha256(facts.encode()).hexdigest()[:24]
+    spec (frames, size, normalisation), task, labels, input layout, Grad-CAM layer, the network's
+    class and its config, and a TorchScript network's code."""
+    net = getattr(model, "net", model)
+    code = getattr(net, "code", None) if isinstance(net, torch.jit.ScriptModule) else None
+    facts = [
+        weights_hash(model),
+        repr(model.input_spec),
+        model.task,
+        list(model.labels),
+        getattr(model, "layout", None),
+        getattr(model, "cam_layer_name", None),
+        f"{type(net).__module__}.{type(net).__qualname__}",
+        json.dumps(getattr(model.info, "config", None), sort_keys=True, default=str),
+        hashlib.sha256(code.encode()).hexdigest() if isinstance(code, str) else None,
+    ]
+    return hashlib.sha256(json.dumps(facts, default=str).encode()).hexdigest()[:24]
 
 
 def request_for(model: VideoModel, clip, method: str, target=None, **params) -> RunRequest:
@@ -130,7 +143,7 @@ def open_store(store) -> RunStore | None:
 
 
 def explain(
-    model: VideoModel, clip, method: str, target=None, store=None, recompute: bool = False, **params
+    model: VideoModel, clip, method: str, target=None, *, store=None, recompute: bool = False, **params
 ) -> Explanation:
     """Explain ``model``'s output on ``clip`` with the registered ``method``.
 

@@ -299,9 +299,13 @@ def _cmd_strip(args: argparse.Namespace) -> int:
     maps = {m: e.spatial for m, e in explanations.items() if e.spatial is not None}
     curve_from = args.curve or next(iter(explanations))
     first = explanations[curve_from]
-    curves = {f"{curve_from} (frame)": first.temporal}  # the first strip (--pick top ranks by it) ...
-    curves |= {m: e.temporal for m, e in explanations.items() if e.spatial is None and m != curve_from}  # ... and
-    # every method that gives only a frame curve (attention, frame masking, TSR's temporal part)
+    # the strips: the chosen curve first (--pick top ranks by it), then every method that gives only a curve
+    curves = {f"{curve_from} (frame)": first.temporal} if first.temporal is not None else {}
+    curves |= {
+        m: e.temporal
+        for m, e in explanations.items()
+        if e.spatial is None and e.temporal is not None and m != curve_from
+    }
     figure = film_strip(
         clip.frames,
         maps,

@@ -32,8 +32,10 @@ def card_markdown(entry: dict) -> str:
     needs, what it cannot show, how it fails, what it costs, and its parameters."""
     from .citations import full_reference
 
-    card = entry["card"]
+    card = entry.get("card")
     lines = [f"### {entry['name']}", "", f"*{entry['family']} · {entry['description']}*", ""]
+    if card is None:  # a method registered without one (a user's own)
+        return "\n".join([*lines, "No card: its registration gives none.", ""])
     lines += [f"**Computes.** {card['computes']}", ""]
     if entry["references"]:
         papers = "; ".join(full_reference(name) or name for name in entry["references"])

@@ -74,6 +74,10 @@ def _attribution(weights: torch.Tensor, keep: float, extras: dict) -> Attributio
                 " (Jain and Wallace 2019)."
             ),
             "Heads often disagree, and their mean hides it.",
+            (
+                "The curve is the same whatever target is explained (the weights do not depend on the "
+                "class asked about), and `keep` (0.7) sets the lowest 30% of the frames to zero."
+            ),
         ),
         cost="One forward pass.",
     ),
@@ -107,6 +111,10 @@ def attention_cls(model, x: torch.Tensor, target: Target, keep: float = 0.7) -> 
         failures=(
             "Treats attention mixing as linear and the heads as equal.",
             "Tends towards a flat curve in deeper models.",
+            (
+                "The curve is the same whatever target is explained (the weights do not depend on the "
+                "class asked about), and `keep` (0.7) sets the lowest 30% of the frames to zero."
+            ),
         ),
         cost="One forward pass.",
     ),
@@ -136,7 +144,13 @@ def attention_rollout(model, x: torch.Tensor, target: Target, keep: float = 0.7)
             "What each hidden state carries: the state at frame t mixes every frame before it, so a high "
             "weight on t may be evidence seen earlier."
         ),
-        failures=(("Weights of a pooling layer are not the effect of removing a frame: compare with frame masking."),),
+        failures=(
+            ("Weights of a pooling layer are not the effect of removing a frame: compare with frame masking."),
+            (
+                "The curve is the same whatever target is explained (the weights do not depend on the "
+                "class asked about), and `keep` (0.7) sets the lowest 30% of the frames to zero."
+            ),
+        ),
         cost="One forward pass.",
     ),
     family="temporal",

@@ -116,16 +116,16 @@ LAYER = Param("layer", "layer", None, help="conv layer to explain (default: the 
     "gradcam",
     card=MethodCard(
         computes=(
-            "ReLU(Σₖ αₖ Aᵏ): the activation maps Aᵏ of a convolutional layer weighted by αₖ, the mean "
-            "gradient of the score over map k, then upsampled to the frame; per frame for a per-frame "
-            "CNN, over space and time for a 3D CNN."
+            "Σₖ αₖ Aᵏ: the activation maps Aᵏ of a convolutional layer weighted by αₖ, the mean gradient "
+            "of the score over map k, then upsampled to the frame; per frame for a per-frame CNN, over "
+            "space and time for a 3D CNN. The map is kept signed; the paper applies a ReLU, which the "
+            "positive view shows."
         ),
         needs=(
             "A convolutional layer (the last one with spatial extent, found by probing, or the one named in `layer`)."
         ),
         cannot_show=(
-            "Detail finer than the layer's grid, and evidence against the target (the ReLU removes it); "
-            "for a per-frame model, how the temporal part weighs the frames."
+            "Detail finer than the layer's grid; for a per-frame model, how the temporal part weighs the frames."
         ),
         failures=(
             ("Coarse: the last layer of a small network has a grid of a few cells, so the map is blobs."),
@@ -164,11 +164,15 @@ def gradcam(model, x: torch.Tensor, target: Target, layer: str | None = None) ->
             "evidence."
         ),
         needs="A convolutional layer, as Grad-CAM.",
-        cannot_show="As Grad-CAM: nothing finer than the layer's grid, no negative evidence.",
+        cannot_show=(
+            "As Grad-CAM: nothing finer than the layer's grid; only positive gradients enter its weights,"
+            " so evidence against the target does not."
+        ),
         failures=(
             (
-                "Where gradients are tiny the higher-order ratios are unstable and the map can be "
-                "dominated by a few positions."
+                "Its weights come from the exponential-score approximation, not from the network's own "
+                "second derivatives, and positions where 2 + g·ΣA ≤ 0 (a negative activation sum) are "
+                "dropped."
             ),
             (
                 "Like Grad-CAM, it can look right on a model whose architecture fixes where to look: "
@@ -218,11 +222,11 @@ def guided_backprop(model, x: torch.Tensor, target: Target) -> torch.Tensor:
         ),
         failures=(
             (
-                "Guided backpropagation is known to reconstruct the input's edges almost independently of"
-                " the weights (Adebayo et al. 2018): it fails the model-randomisation test by "
-                "construction."
+                "Guided backpropagation largely reconstructs the input's edges and changes little when "
+                "the top layers are randomised (Adebayo et al. 2018), so the product can pass for an "
+                "explanation of a model that learned nothing."
             ),
-            "Only the Grad-CAM factor depends on what the model learned.",
+            "Most of what the map owes to the learned weights comes through its Grad-CAM factor.",
         ),
         cost="Two forward and backward passes.",
     ),

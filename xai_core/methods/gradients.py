@@ -54,8 +54,8 @@ def _attribution(attribution: torch.Tensor, temporal: str, meta: dict | None = N
                 "weak exactly where the evidence is."
             ),
             (
-                "On some models the map changes little when the weights are randomised (Adebayo et al. "
-                "2018): read it beside the sanity result."
+                "A sharp-looking map is not a faithful one: read it beside the sanity result measured for"
+                " the model (the model-randomisation test of Adebayo et al. 2018)."
             ),
         ),
         cost="One forward and one backward pass.",

@@ -73,18 +73,25 @@ def time_relevance(engine, frames: int, total: int | None = None) -> torch.Tenso
     "tsr_onestep",
     card=MethodCard(
         computes=(
-            "Each frame's base map (saliency by default) multiplied by that frame's time relevance, the "
-            "drop of the score when the frame is masked (temporal saliency rescaling in one step)."
+            "Each frame's base map (saliency by default) multiplied by that frame's time relevance: the "
+            "total change of the base attribution, Σ|R(x) − R(x with frame t masked)|, when the frame is "
+            "masked (temporal saliency rescaling in one step)."
         ),
-        needs="A spatial base method the model supports, and forward passes for the masks.",
+        needs="A spatial base method the model supports, run once more for each masked frame.",
         cannot_show=(
             "Which parts of a frame matter beyond what the base method shows: it only rescales the base map per frame."
         ),
         failures=(
             "Inherits every flaw of the base method.",
-            ("Inherits frame masking's: frames the model can recover from neighbours get little time relevance."),
+            (
+                "A frame whose masking changes the attribution little gets little time relevance, even "
+                "when the model relies on it together with its neighbours."
+            ),
         ),
-        cost="The base method, plus one forward pass per frame.",
+        cost=(
+            "T + 1 base attributions (a forward and a backward pass each for a gradient base); the "
+            "gradient engine makes saliency and input × gradient cheaper."
+        ),
     ),
     family="spatial",
     params=(BASE, BASELINE, BLUR, ENGINE),
@@ -112,13 +119,12 @@ def tsr_onestep(
     "tsr",
     card=MethodCard(
         computes=(
-            "Two-step temporal saliency rescaling: the time relevance of each frame by masking; then, in "
-            "the frames above the `alpha_quantile`, the relevance of each feature group (grid blocks or "
-            "SLIC superpixels) by masking it; their product scales the base map."
+            "Two-step temporal saliency rescaling: each frame's time relevance (the total change of the "
+            "base attribution when the frame is masked); then, in the frames above the `alpha_quantile`, "
+            "each feature group's relevance the same way (grid blocks or SLIC superpixels); the map is "
+            "their product, painted on the group's pixels."
         ),
-        needs=(
-            "A spatial base method the model supports, and many forward passes (or the gradient engine) for the masks."
-        ),
+        needs="A spatial base method the model supports, run once for each mask (or the gradient engine).",
         cannot_show="Frames below the threshold (their maps are zero) and structure finer than a feature group.",
         failures=(
             "The threshold decides which frames are explained at all.",
@@ -126,8 +132,9 @@ def tsr_onestep(
             "Inherits the base method's flaws.",
         ),
         cost=(
-            "The base method, plus a forward pass per frame and one per feature group of every frame above"
-            " the threshold: minutes on a CPU; plan it first (the page shows the estimate)."
+            "1 + T + (feature groups × frames above the threshold) base attributions, each a forward and "
+            "a backward pass for a gradient base: minutes on a CPU; plan it first (the page shows the "
+            "estimate)."
         ),
     ),
     family="spatial",

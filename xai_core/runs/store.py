@@ -19,6 +19,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import shutil
 import sqlite3
 import tempfile
@@ -40,6 +41,7 @@ INDEX = "runs.sqlite"
 RUN_JSON = "run.json"
 CLIP_NPZ = "clip.npz"
 STAGING_PREFIX = "."
+STAGING_NAME = re.compile(r"^\.[0-9a-f]{24}-")  # a run's staging or set-aside folder: "." + its key + "-..."
 COLUMNS = (
     "key", "kind", "model", "weights", "clip_hash", "source", "method", "target", "params", "prediction",
     "seconds", "device", "created", "folder", "versions",
@@ -134,6 +136,8 @@ class RunStore:
         """Remove staging folders left by processes killed more than ``older_than`` seconds ago."""
         now = time.time()
         for path in self.root.glob(f"{STAGING_PREFIX}*-*"):
+            if not STAGING_NAME.match(path.name):  # only the store's own: never another hidden folder
+                continue
             try:
                 if path.is_dir() and now - path.stat().st_mtime > older_than:
                     shutil.rmtree(path, ignore_errors=True)
@@ -173,15 +177,30 @@ class RunStore:
                     frame_indices=np.asarray(expl.frame_indices or range(count), dtype=np.int64),
                 )
             (staging / RUN_JSON).write_text(json.dumps(record.to_json(), indent=1, default=str) + "\n")
-            if record.folder.exists():
-                shutil.rmtree(record.folder)
-            os.replace(staging, record.folder)
+            self._swap_in(staging, record.folder)
         finally:
             if staging.exists():
                 shutil.rmtree(staging, ignore_errors=True)
         with self._db() as db:
             db.execute(f"INSERT OR REPLACE INTO runs VALUES ({', '.join('?' * len(COLUMNS))})", _row(record))
         return record
+
+    def _swap_in(self, staging: Path, final: Path) -> None:
+        """Put the whole folder ``staging`` at ``final`` by renames only: an earlier run there is
+        first renamed aside (a hidden staging name) and removed after, so no moment shows a half
+        folder at ``final``; when another process puts the same key at the same moment, the
+        first one in stays."""
+        old = final.with_name(f"{STAGING_PREFIX}{final.name}-old-{os.getpid()}-{time.monotonic_ns()}")
+        try:
+            os.replace(final, old)
+        except FileNotFoundError:
+            old = None
+        try:
+            os.replace(staging, final)
+        except OSError:  # another writer's run of this key came in between: theirs is as good
+            pass
+        if old is not None:
+            shutil.rmtree(old, ignore_errors=True)
 
     def get(self, req: RunRequest) -> Explanation | None:
         """The saved run of this request (``meta["run"]``: its key, ``meta["saved_at"]``: when), or None."""
@@ -193,7 +212,7 @@ class RunStore:
         with self._db() as db:
             row = db.execute("SELECT * FROM runs WHERE key = ?", (key,)).fetchone()
         record = None if row is None else self._record(row)
-        if record is None or not record.folder.is_dir() or record.key != record.request.key:
+        if record is None or not _whole(record):
             return None
         return record
 
@@ -240,8 +259,7 @@ class RunStore:
             args = [v for _, v in where]
         with self._db() as db:
             rows = db.execute(query + " ORDER BY created DESC", args).fetchall()
-        records = [self._record(row) for row in rows]
-        return [r for r in records if r.folder.is_dir() and r.key == r.request.key]
+        return [r for r in (self._record(row) for row in rows) if _whole(r)]
 
     def delete(self, key: str) -> RunRecord:
         """Delete the run ``key`` (or a unique prefix): its index row first, then its folder."""
@@ -257,6 +275,12 @@ class RunStore:
         values["versions"] = json.loads(values["versions"] or "{}")
         values["folder"] = self.root / values["folder"]
         return RunRecord(**values)
+
+
+def _whole(record: RunRecord) -> bool:
+    """A listed run: its key is this format's key of its settings and its folder holds the run
+    (its record is written last, inside the staging folder, so its presence means whole)."""
+    return record.key == record.request.key and (record.folder / RUN_JSON).is_file()
 
 
 def _row(record: RunRecord) -> tuple:
