@@ -55,18 +55,24 @@ def start_frame(zoo) -> int:
 
 
 @pytest.fixture(scope="module")
-def server(zoo, tmp_path_factory):
+def runs_folder(tmp_path_factory):
+    """The server's run store ($XAI_RUNS)."""
+    return tmp_path_factory.mktemp("runs")
+
+
+@pytest.fixture(scope="module")
+def server(zoo, tmp_path_factory, runs_folder):
     """`streamlit run app.py` on a free local port, with a small zoo in $XAI_CHECKPOINTS."""
-    with serve(zoo, tmp_path_factory) as url:
+    with serve(zoo, tmp_path_factory, runs_folder) as url:
         yield url
 
 
 @contextlib.contextmanager
-def serve(zoo, tmp_path_factory):
+def serve(zoo, tmp_path_factory, runs=None):
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    runs = tmp_path_factory.mktemp("runs")
+    runs = runs or tmp_path_factory.mktemp("runs")
     env = {
         **os.environ,
         "STREAMLIT_BROWSER_GATHER_USAGE_STATS": "false",
@@ -477,3 +483,47 @@ def test_the_app_speed_benchmark_measures_what_a_user_meets(zoo, browser):
         np.testing.assert_allclose(run["temporal"], result["api_tsr"][0]["temporal"], rtol=1e-5, atol=1e-7)
     text = bench.to_markdown({"when": "now", "machine": "here", "result": result, "summary": bench.summary(result)})
     assert "| Temporal page | 1 |" in text and "`GradientChange`" in text
+
+
+def test_the_runs_page_opens_a_saved_run_and_compares_two(browser, server, runs_folder, zoo):
+    """Issue 19, point 9: two runs saved from Python, found on the Runs page, one opened, then both
+    compared on one scrubber with their difference map."""
+    import xai_core
+
+    model = xai_core.load_model(str(zoo / "a_cnn_transformer"), device="cpu")
+    clip = xai_core.load_video("shapes:11?noise=8&distractors=2", model=model)
+    keys = [xai_core.explain(model, clip, m, store=runs_folder).meta["run"] for m in ("gradcam", "saliency")]
+    context = browser.new_context(viewport={"width": 1400, "height": 1000})
+    page = context.new_page()
+    page.set_default_timeout(TIMEOUT_MS)
+    page.page_errors = []
+    page.on("pageerror", lambda error: page.page_errors.append(str(error)))
+    try:
+        page.goto(f"{server}/runs")
+        expect(page.get_by_role("heading", name="Runs", exact=True)).to_be_visible()
+        wait_idle(page)
+        expect(page.locator('[data-testid="stDataFrame"]')).to_have_count(1)
+        chooser = page.locator('[data-testid="stMultiSelect"]').filter(has_text="Open a run, or compare")
+        for i, key in enumerate(keys):
+            chooser.locator("input").click()
+            chooser.locator("input").fill(key[:8])
+            page.keyboard.press("Enter")
+            page.keyboard.press("Escape")  # the list of options closes
+            wait_idle(page)
+            expect(image_captions(page).filter(has_text=f"#{i + 1} a_cnn_transformer")).to_have_count(1)
+        expect(image_captions(page).filter(has_text="difference #1 − #2")).to_have_count(1)
+        images = page.locator('[data-testid="stImage"] img')
+        expect(images).to_have_count(4)  # the original, two maps, their difference
+        for i in range(4):
+            assert images.nth(i).evaluate("img => img.complete && img.naturalWidth > 0")
+        before = int(re.search(r"frame (\d+)$", image_captions(page).first.inner_text()).group(1))
+        slider = page.get_by_role("slider", name="Frame")
+        slider.focus()
+        key, after = ("ArrowRight", before + 1) if before < FRAMES - 1 else ("ArrowLeft", before - 1)
+        slider.press(key)
+        wait_idle(page)
+        expect(image_captions(page).filter(has_text=re.compile(rf"frame {after}$"))).to_have_count(4)  # one scrubber
+        screenshot(page, ARTIFACTS / "browser_runs_compare.png")
+        assert_clean(page)
+    finally:
+        context.close()
