@@ -9,9 +9,10 @@ import json
 import pandas as pd
 import streamlit as st
 
-from workbench import caches, jobs, sidebar, user_models
+from workbench import caches, jobs, runs, sidebar, user_models
 from xai_core import render
 from xai_core.evaluate import suites
+from xai_core.evaluate.saved import save_evaluation, saved_evaluation
 from xai_core.methods.machinery.registry import MethodError
 from xai_core.models.base import ModelError
 
@@ -86,6 +87,21 @@ run_key = json.dumps(
 )
 
 
+settings = {"methods": methods, "n": int(n), "seed": int(seed), "noise": float(noise), "distractors": int(distractors),
+            "randomised": bool(randomised)}  # fmt: skip
+what = f"{suite} suite"
+
+
+def keep(result: dict) -> None:
+    """Save a finished suite in the run store (a store that cannot be written loses only that)."""
+    summary = suites.to_markdown(result).splitlines()[0].lstrip("# ")
+    try:
+        save_evaluation(runs.run_store(), model, what, settings, result, float(result.get("seconds", 0.0)), summary,
+                        f"{int(n)} Moving Shapes clips from seed {int(seed)}")  # fmt: skip
+    except OSError as exc:
+        st.session_state["eval_error"] = f"the result could not be saved in the run store: {exc}"
+
+
 def start() -> None:
     st.session_state.pop("eval_error", None)
 
@@ -133,6 +149,8 @@ def job_panel() -> None:
         return
     if status.state == "done" and job.key not in jobs.results(SLOT):
         jobs.results(SLOT)[job.key] = job.result
+        if job.key == run_key:
+            keep(job.result)
         st.rerun()  # the page shows it with the others, without polling
     if status.state == "failed":
         st.error(f"{job.name} failed: {job.error}", icon=":material/error:")
@@ -147,8 +165,13 @@ if st.session_state.get("eval_error"):
 if jobs.job(SLOT) is not None:
     st.fragment(job_panel, run_every=POLL_SECONDS if running else None)()
 done = jobs.results(SLOT)
+saved = saved_evaluation(runs.run_store(), model, what, settings) if run_key not in done else None
 if run_key in done:
     show(done[run_key], run_key)
+elif saved is not None:
+    record, result = saved
+    st.caption(f"From saved {record.saved_text()} ({record.seconds:.1f} s on {record.device}); Run computes it again.")
+    show(result, run_key)
 others = [(key, r) for key, r in done.items() if key != run_key]
 if others:
     with st.expander(f"Earlier results in this session ({len(others)})"):

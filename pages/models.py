@@ -10,7 +10,7 @@ from pathlib import Path
 
 import streamlit as st
 
-from workbench import figures, jobs, sidebar, state, user_models
+from workbench import figures, jobs, runs, sidebar, state, user_models
 from workbench.model_upload import (
     LAYOUT_CHOICES,
     SOURCES,
@@ -23,6 +23,7 @@ from workbench.model_upload import (
 from workbench.training import start_training, training_run
 from xai_core import zoo_report
 from xai_core.evaluate import model_quality
+from xai_core.evaluate.saved import save_evaluation, saved_evaluation
 from xai_core.models.base import ModelError
 from xai_core.models.registry import ARCHITECTURES
 from xai_core.models.training import TASK_KIND
@@ -429,6 +430,10 @@ with quality_tab:
                                    key="quality_folder")  # fmt: skip
         device = str(resolve_device(st.session_state.get("device", "auto")))  # the sidebar's choice
         key = json.dumps([chosen, source, folder] + ([int(n), noise, distractors] if not folder else []))
+        settings = (
+            {"folder": folder} if folder else {"n": int(n), "noise": float(noise), "distractors": int(distractors)}
+        )
+        clips_text = f"clips in {folder}" if folder else f"{int(n)} held-out Moving Shapes clips"
 
         def start_quality() -> None:
             st.session_state.pop("quality_error", None)
@@ -456,6 +461,14 @@ with quality_tab:
                 return
             if status.state == "done" and job.key not in jobs.results(QUALITY_SLOT):
                 jobs.results(QUALITY_SLOT)[job.key] = job.result
+                if job.key == key:  # kept as a run
+                    result = job.result
+                    headline = model_quality.quality_markdown(result).split("\n")[2]
+                    try:
+                        save_evaluation(runs.run_store(), user_models.get_model(chosen, device), "model quality",
+                                        settings, result, 0.0, headline, clips_text)  # fmt: skip
+                    except OSError as exc:
+                        st.session_state["quality_error"] = f"the result could not be saved in the run store: {exc}"
                 st.rerun()
             if status.state == "failed":
                 st.error(f"{job.name} failed: {job.error}", icon=":material/error:")
@@ -465,7 +478,17 @@ with quality_tab:
         if jobs.job(QUALITY_SLOT) is not None:
             st.fragment(quality_panel, run_every=jobs.POLL_SECONDS if running else None)()
         done = jobs.results(QUALITY_SLOT)
+        saved = None
+        if key not in done:
+            try:
+                model_now = user_models.get_model(chosen, device)
+                saved = saved_evaluation(runs.run_store(), model_now, "model quality", settings)
+            except ModelError:
+                saved = None
         if key in done:
             quality_result(done[key])
+        elif saved is not None:
+            st.caption(f"From saved {saved[0].saved_text()} on {saved[0].device}; Evaluate computes it again.")
+            quality_result(saved[1])
         elif done:
             st.caption("Not evaluated with these settings yet in this session.")

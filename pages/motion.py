@@ -12,7 +12,7 @@ from dataclasses import replace
 import numpy as np
 import streamlit as st
 
-from workbench import caches, sidebar, style_widgets, widgets
+from workbench import caches, runs, sidebar, style_widgets, widgets
 from xai_core import display, render
 from xai_core.explanation import TargetError
 from xai_core.methods.machinery.optical_flow import FARNEBACK_PARAMS
@@ -76,7 +76,7 @@ with left:
 with right:
     try:
         with st.spinner(f"Decomposing the clip and running {method}…"):
-            expl = caches.get_explanation(model, clip, method, target, params, selection.device)
+            expl = runs.explanation(model, clip, method, target, params, selection.device)  # a saved run
     except (MethodError, TargetError, ModelError, ValueError) as exc:
         st.error(str(exc), icon=":material/error:")
         st.stop()
@@ -90,6 +90,10 @@ with right:
         "motion_frame", 1, frames - 1, peak, shown_for, help="The flow into this frame from the one before it"
     )
     meta = expl.meta
+    saved = runs.saved_caption(expl)
+    st.caption(
+        f"{method}: computed in {expl.seconds:.2f} s on {meta.get('device', '?')}" + (f"; {saved}" if saved else "")
+    )
     reliance, score = meta["motion_reliance"], meta["score"]
     st.subheader("Motion or appearance")
     columns = st.columns(4)
@@ -177,7 +181,7 @@ with right:
     st.subheader("Most salient trajectories")
     try:
         with st.spinner("Pushing points along the flows…"):
-            paths = caches.get_explanation(
+            paths = runs.explanation(
                 model, clip, "trajectories", target, {**trajectory_params, **farneback}, selection.device
             )
     except (MethodError, TargetError, ModelError, ValueError) as exc:

@@ -5,6 +5,8 @@ of two maps of the same clip."""
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import streamlit as st
 
@@ -45,7 +47,17 @@ shown = [r for r in records if (not models or r.model in models) and (not method
 st.dataframe(runs.runs_table(shown), hide_index=True, key="runs_table")  # a column's header sorts by it
 st.caption(f"{len(shown)} of {len(records)} saved runs in {store.root}")
 
-by_key = {r.key: r for r in shown}
+evaluations = [r for r in shown if r.kind != "explanation"]
+if evaluations:
+    with st.expander(f"Evaluations ({len(evaluations)}): suites and model quality, kept as runs"):
+        for r in evaluations:
+            st.markdown(f"**{r.method}** of **{r.model}** on {r.source} ({r.device}; {r.saved_text()}): {r.prediction}")
+            result = runs.document(r.key)
+            if result is not None:
+                st.download_button("Its result (JSON)", json.dumps(result, indent=1, default=str),
+                                   file_name=f"{r.model}_{r.method.replace(' ', '_')}_{r.key[:10]}.json",
+                                   mime="application/json", key=f"runs_doc_{r.key}")  # fmt: skip
+by_key = {r.key: r for r in shown if r.kind == "explanation"}
 chosen = st.multiselect(
     "Open a run, or compare two to four",
     list(by_key),

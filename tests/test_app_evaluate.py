@@ -66,3 +66,28 @@ def test_a_run_cancelled_from_the_page_keeps_nothing(app_zoo):
     assert not at.error and at.get("progress")
     at.button(key="eval_cancel").click().run()
     wait_for_job(at, seconds=30)
+
+
+def test_a_finished_suite_is_a_saved_run_served_to_the_next_session(app_zoo):
+    """Issue 19, point 1: an evaluation is kept in the run store; a new session with the same
+    model and settings is shown it without running; the Runs page lists it among evaluations."""
+    import json
+
+    from xai_core.runs import RunStore
+
+    at = start()
+    at.number_input(key="eval_n").set_value(1).run()
+    at.button(key="eval_run").click().run()
+    wait_for_job(at)
+    [record] = RunStore(app_zoo / "runs").records(kind="evaluation")
+    assert record.method == "localization suite" and record.model == "a_cnn_transformer" and record.device == "cpu"
+    assert record.params["n"] == 1 and record.params["methods"] == ["gradcam", "saliency"]
+    document = json.loads((record.folder / "document.json").read_text())
+    assert document["rows"] == json.loads(json.dumps(next(iter(ui_results(at).values()))["rows"], default=str))
+    again = start()
+    again.number_input(key="eval_n").set_value(1).run()
+    assert any(c.value.startswith(f"From saved run {record.key[:10]}") for c in again.caption)
+    assert again.dataframe[0].value.index.tolist()[:1] == ["gradcam"]
+    runs_page = open_page("pages/runs.py")
+    assert "evaluation" in set(runs_page.dataframe[0].value["kind"])
+    assert list(runs_page.multiselect(key="runs_chosen").options) == []  # only explanations are opened

@@ -77,3 +77,18 @@ def test_the_gradient_maps_carry_colour_bars_and_follow_the_chosen_range(app_zoo
     assert not at.exception
     after = shown_images(at.get("image")[2])
     assert after.shape == before.shape and not np.array_equal(after, before)
+
+
+def test_motion_runs_are_saved_and_served_again_with_their_device(app_zoo):
+    """Issue 19, points 1 and 8: the page's flow gradients and trajectories are saved runs, found
+    again on the next request, and the device that computed them is said."""
+    from xai_core.runs import RunStore
+
+    at = open_page("pages/motion.py")
+    store = RunStore(app_zoo / "runs")
+    assert {r.method for r in store.records()} == {"flow_gradient", "trajectories"}
+    first = next(c.value for c in at.caption if c.value.startswith("flow_gradient: computed in"))
+    assert " on cpu" in first and "from saved run" not in first
+    again = open_page("pages/motion.py")  # a new session: served from the store
+    said = next(c.value for c in again.caption if c.value.startswith("flow_gradient: computed in"))
+    assert f"from saved run {store.records(method='flow_gradient')[0].key[:10]}" in said

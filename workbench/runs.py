@@ -19,11 +19,13 @@ from xai_core.api import explain, request_for
 from xai_core.explanation import Explanation
 from xai_core.figures import export_run
 from xai_core.jobs import Cancelled, Job, check
+from xai_core.methods.machinery.registry import get_method
 from xai_core.models.base import VideoModel
 from xai_core.runs import RunRecord, RunStore, default_root
 from xai_core.runs.store import served
 from xai_core.video import Clip
 
+from . import caches
 from .jobs import job_copy, start_job
 from .state import JOBS
 
@@ -155,6 +157,7 @@ def runs_table(records: list[RunRecord]) -> pd.DataFrame:
     return pd.DataFrame(
         {
             "saved": [pd.Timestamp(r.created, unit="s").floor("s") for r in records],
+            "kind": [r.kind for r in records],
             "model": [r.model for r in records],
             "method": [r.method for r in records],
             "clip": [r.source for r in records],
@@ -203,3 +206,28 @@ def _frames_of(root: str, key: str, _created: float):
 def delete_runs(keys: list[str]) -> list[str]:
     """Delete the runs ``keys`` from the store; the keys deleted."""
     return [run_store().delete(key).key for key in keys if run_store().find(key) is not None]
+
+
+def explanation(model: VideoModel, clip: Clip, method: str, target, params: dict, device: str) -> Explanation:
+    """``method``'s explanation as a saved run: served from the store when this request is saved,
+    else computed (``caches.get_explanation``) and saved (a store that cannot be written only
+    loses the saving: the explanation is still returned)."""
+    resolved = get_method(method).resolve_params(params)
+    stored = stored_run(run_key(model, clip, method, target, resolved))
+    if stored is not None:
+        return stored
+    expl = caches.get_explanation(model, clip, method, target, params, device)
+    try:
+        save_run(model, clip, expl, target, resolved)
+    except OSError:
+        pass
+    return expl
+
+
+def document(key: str) -> dict | None:
+    """The result kept by an evaluation run ``key`` (None when it is gone or is an explanation)."""
+    record = run_store().find(key)
+    if record is None:
+        return None
+    found = run_store().get_document(record.request)
+    return None if found is None else found[1]

@@ -39,6 +39,7 @@ from ..explanation import Explanation, prediction_text
 KEY_FORMAT = 3
 INDEX = "runs.sqlite"
 RUN_JSON = "run.json"
+DOCUMENT_JSON = "document.json"  # a run that is not one explanation: an evaluation's result
 CLIP_NPZ = "clip.npz"
 STAGING_PREFIX = "."
 STAGING_NAME = re.compile(r"^\.[0-9a-f]{24}-")  # a run's staging or set-aside folder: "." + its key + "-..."
@@ -202,6 +203,36 @@ class RunStore:
         if old is not None:
             shutil.rmtree(old, ignore_errors=True)
 
+    def put_document(self, document: dict, req: RunRequest, kind: str, seconds: float = 0.0, summary: str = "",
+                     source: str = "", versions: dict | None = None) -> RunRecord:  # fmt: skip
+        """Save a result that is not one explanation (an evaluation suite's, a model's quality) as
+        ``document.json`` under ``req``'s key, of ``kind`` ("evaluation", "model_quality"), with
+        its ``summary`` in the prediction column; written and indexed as ``put`` writes runs."""
+        key = req.key
+        record = RunRecord(
+            key=key, kind=kind, model=req.model, weights=req.weights, clip_hash=req.clip_hash, source=source,
+            method=req.method, target=req.target, params=req.params, prediction=summary, seconds=float(seconds),
+            device=req.device, created=time.time(), folder=self.root / key, versions=dict(versions or {}),
+        )  # fmt: skip
+        staging = Path(tempfile.mkdtemp(prefix=f"{STAGING_PREFIX}{key}-", dir=self.root))
+        try:
+            (staging / DOCUMENT_JSON).write_text(json.dumps(document, indent=1, default=_plain) + "\n")
+            (staging / RUN_JSON).write_text(json.dumps(record.to_json(), indent=1, default=str) + "\n")
+            self._swap_in(staging, record.folder)
+        finally:
+            if staging.exists():
+                shutil.rmtree(staging, ignore_errors=True)
+        with self._db() as db:
+            db.execute(f"INSERT OR REPLACE INTO runs VALUES ({', '.join('?' * len(COLUMNS))})", _row(record))
+        return record
+
+    def get_document(self, req: RunRequest) -> tuple[RunRecord, dict] | None:
+        """The saved document of this request and its record, or None."""
+        record = self.find(req.key)
+        if record is None or not (record.folder / DOCUMENT_JSON).is_file():
+            return None
+        return record, json.loads((record.folder / DOCUMENT_JSON).read_text())
+
     def get(self, req: RunRequest) -> Explanation | None:
         """The saved run of this request (``meta["run"]``: its key, ``meta["saved_at"]``: when), or None."""
         record = self.find(req.key)
@@ -298,3 +329,12 @@ def served(record: RunRecord) -> Explanation:
     expl = Explanation.load(record.folder)
     expl.meta = {**expl.meta, "run": record.key, "saved_at": record.created}
     return expl
+
+
+def _plain(value):
+    """JSON for numpy scalars and arrays (NaN stays NaN: Python's json reads it back)."""
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    return str(value)

@@ -1,0 +1,38 @@
+"""Evaluations as saved runs: a suite's or a model's quality result kept in the run store under
+a key of the model (name and fingerprint), what was evaluated and how (the settings), and the
+device, so that the same request is served again and a retrained model is evaluated anew."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import platform
+
+import torch
+
+from .._version import __version__
+from ..api import model_fingerprint
+from ..models.base import VideoModel
+from ..runs import RunRecord, RunRequest, RunStore, request
+
+
+def evaluation_request(model: VideoModel, what: str, settings: dict) -> RunRequest:
+    """The store's request for evaluating ``model`` by ``what`` ("sanity suite", "model quality",
+    ...) with ``settings`` (clips, seed, methods, ...: JSON-able)."""
+    text = json.dumps(settings, sort_keys=True, default=str)
+    settings_hash = hashlib.sha256(text.encode()).hexdigest()[:16]
+    return request(model.name, model_fingerprint(model), settings_hash, what, None, settings, str(model.device))
+
+
+def save_evaluation(store: RunStore, model: VideoModel, what: str, settings: dict, result: dict, seconds: float,
+                    summary: str, source: str) -> RunRecord:  # fmt: skip
+    """Keep ``result`` as a run of kind "evaluation"; ``summary``: its headline in a line;
+    ``source``: the clips it was measured on, in words."""
+    versions = {"xai_core": __version__, "torch": torch.__version__, "python": platform.python_version()}
+    return store.put_document(result, evaluation_request(model, what, settings), "evaluation", seconds=seconds,
+                              summary=summary, source=source, versions=versions)  # fmt: skip
+
+
+def saved_evaluation(store: RunStore, model: VideoModel, what: str, settings: dict) -> tuple[RunRecord, dict] | None:
+    """The saved result of this evaluation request and its record, or None."""
+    return store.get_document(evaluation_request(model, what, settings))
