@@ -10,7 +10,7 @@ import json
 import numpy as np
 import streamlit as st
 
-from workbench import runs, sidebar, style_widgets, widgets
+from workbench import reopen, runs, sidebar, style_widgets, user_models, widgets
 from xai_core import display, render
 from xai_core.evaluate.scores import read_map
 from xai_core.figures import difference, shared_length
@@ -19,6 +19,8 @@ from xai_core.methods.machinery.registry import MethodError, get_method
 
 ZOOM = 3
 MOST = 4  # runs compared at once
+OPEN = "runs_open_page"  # the page a run's Open button asked for
+PAGE_TITLES = {"pages/explain.py": "Explain", "pages/temporal.py": "Temporal", "pages/motion.py": "Motion"}
 
 
 def reading_of(method: str) -> str:
@@ -29,6 +31,8 @@ def reading_of(method: str) -> str:
         return "magnitude"
 
 
+if OPEN in st.session_state:  # a run's Open button set the sidebar and the page up: go there
+    st.switch_page(st.session_state.pop(OPEN))
 sidebar.page_setup()
 st.title("Runs")
 store = runs.run_store()
@@ -152,6 +156,17 @@ for label, run in zip(labels, opened, strict=True):
             f"- computed in {r.seconds:.2f} s; {r.saved_text()}; versions "
             + ", ".join(f"{k} {v}" for k, v in r.versions.items())
         )
+        reason = reopen.why_not(r, user_models.model_names())
+        if reason is None:
+            st.button(
+                f"Open on the {PAGE_TITLES[reopen.page_of(r)]} page",
+                key=f"runs_open_{r.key}",
+                on_click=lambda r=r: st.session_state.update({OPEN: reopen.open_in_page(r)}),
+                help="The sidebar and the page set to this run's model, clip, device, method and settings: the "
+                "page is served the saved run without computing",
+            )
+        else:
+            st.caption(f"Not opened in its page: {reason}.")
         st.download_button(
             "Download the run (npz, json, overlay mp4, curve csv, film strip png)",
             runs.run_zip(r.key),

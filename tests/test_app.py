@@ -62,7 +62,10 @@ def test_first_page_shows_prediction_curve_frames_and_downloads(zoo):
     ]
     assert any(c.startswith("Ground truth: a ") for c in captions(at))
     assert any("Moving Shapes #7 (noise 8, 2 distractors) · 8 frames" in c for c in captions(at))
-    assert [b.label for b in at.get("download_button")] == ["Download overlay video (mp4)", "Download overlay GIF"]
+    assert [b.proto.label for b in at.get("download_button")] == [
+        "Download overlay video (mp4)", "Download overlay GIF", "This frame's pictures (PNG)",
+        "The frame curves (CSV)", "Film strip (PNG)", "gradcam run (zip)",
+    ]  # fmt: skip
     assert at.slider(key="frame").max == 7
 
 

@@ -113,3 +113,45 @@ def test_chosen_runs_are_deleted_only_when_confirmed(saved):
     assert not at.exception, [e.value for e in at.exception]
     assert gone not in {r.key for r in store.records()} and len(store.records()) == 2
     assert gone not in list(at.dataframe[0].value["key"])
+
+
+def test_a_run_opens_back_into_its_page_and_is_served_there(app_zoo, monkeypatch):
+    """Issue 19, point 3: a run made on the Explain page (seed 7, integrated gradients with 8
+    steps), the sidebar moved on to another clip; Open on the Runs page sets the sidebar and the
+    page back and the Explain page is served the saved run without computing."""
+    import xai_core.api
+
+    at = open_page("pages/explain.py")
+    at.multiselect(key="methods_a_cnn_transformer").set_value(["integrated_gradients"]).run()
+    at.number_input(key="param_integrated_gradients_steps_a_cnn_transformer").set_value(8).run()
+    [record] = [r for r in RunStore(app_zoo / "runs").records() if r.method == "integrated_gradients" and
+                r.params["steps"] == 8]  # fmt: skip
+    at.number_input(key="shapes_seed").set_value(9).run()
+    at.switch_page("pages/runs.py").run()
+    at.multiselect(key="runs_chosen").set_value([record.key]).run()
+    assert not at.exception, [e.value for e in at.exception]
+
+    def no_compute(*args, **kwargs):
+        raise AssertionError("the reopened page must be served the saved run")
+
+    monkeypatch.setattr(xai_core.api, "_compute", no_compute)
+    at.button(key=f"runs_open_{record.key}").click().run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert at.number_input(key="shapes_seed").value == 7
+    assert at.multiselect(key="methods_a_cnn_transformer").value == ["integrated_gradients"]
+    assert at.number_input(key="param_integrated_gradients_steps_a_cnn_transformer").value == 8
+    said = " ".join(c.value for c in at.caption)
+    assert f"integrated_gradients: from saved run {record.key[:10]}" in said, said
+
+
+def test_a_run_of_an_uploaded_clip_says_why_it_stays_on_the_runs_page(saved):
+    store, keys = saved
+    from xai_core.runs import RunRecord
+
+    record = store.record(keys["a_cnn_transformer", "gradcam"])
+    from workbench import reopen
+
+    upload = RunRecord(**{**record.__dict__, "source": "holiday.mp4"})
+    assert "upload or a tensor" in reopen.why_not(upload, ["a_cnn_transformer"])
+    assert "not loaded in this session" in reopen.why_not(record, ["other"])
+    assert reopen.why_not(record, ["a_cnn_transformer"]) is None and reopen.page_of(record) == "pages/explain.py"

@@ -61,11 +61,18 @@ def page_setup() -> Selection | None:
 
 def _shapes_source() -> str:
     """The Moving Shapes widgets (seed, noise, distractors, pause) as a source 'shapes:SEED?...'."""
+
+    def initial(key: str, value) -> dict:  # a value set in the session (the Runs page's Open) is not overridden
+        return {} if key in st.session_state else {"value": value}
+
     seed = st.number_input(
-        "Seed", min_value=0, max_value=2**31 - 1, value=7, step=1, key="shapes_seed", persist_state="session"
-    )
-    noise = st.slider("Noise (grey levels)", 0, 40, 8, key="shapes_noise", persist_state="session")
-    distractors = st.slider("Distractor shapes", 0, 5, 2, key="shapes_distractors", persist_state="session")
+        "Seed", min_value=0, max_value=2**31 - 1, step=1, key="shapes_seed", persist_state="session",
+        **initial("shapes_seed", 7),
+    )  # fmt: skip
+    noise = st.slider("Noise (grey levels)", 0, 40, key="shapes_noise", persist_state="session",
+                      **initial("shapes_noise", 8))  # fmt: skip
+    distractors = st.slider("Distractor shapes", 0, 5, key="shapes_distractors", persist_state="session",
+                            **initial("shapes_distractors", 2))  # fmt: skip
     white = st.checkbox("White distractors", key="shapes_white", persist_state="session")
     pause = st.checkbox("Pause in the movement", key="shapes_pause", persist_state="session")
     query = f"noise={noise}&distractors={distractors}&white_distractors={int(white)}&pause={int(pause)}"
