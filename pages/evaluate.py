@@ -97,7 +97,7 @@ def keep(result: dict) -> None:
     summary = suites.to_markdown(result).splitlines()[0].lstrip("# ")
     try:
         save_evaluation(runs.run_store(), model, what, settings, result, float(result.get("seconds", 0.0)), summary,
-                        f"{int(n)} Moving Shapes clips from seed {int(seed)}")  # fmt: skip
+                        f"{int(n)} Moving Shapes clip{'s' * (int(n) != 1)} from seed {int(seed)}")  # fmt: skip
     except OSError as exc:
         st.session_state["eval_error"] = f"the result could not be saved in the run store: {exc}"
 

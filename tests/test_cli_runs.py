@@ -131,3 +131,19 @@ def test_strip_writes_a_figure_and_saves_its_runs(tiny_checkpoints, runs_dir, ca
     head = out_file.read_bytes()[:5]
     assert head == {".png": b"\x89PNG\r", ".svg": b"<?xml", ".pdf": b"%PDF-"}[suffix]
     assert {r.method for r in RunStore(runs_dir).records()} == {"gradcam", "saliency", "attention_cls"}
+
+
+def test_evaluations_from_the_command_line_are_saved_runs(tiny_checkpoints, runs_dir, capsys, tmp_path):
+    code, out, _ = run(capsys, "evaluate", "--suite", "localization", "--model", "tiny_cnn_transformer",
+                       "--methods", "gradcam", "--n", "1", "--out", str(tmp_path / "e"), "--quiet")  # fmt: skip
+    assert code == 0
+    [record] = RunStore(runs_dir).records(kind="evaluation")
+    assert record.method == "localization suite" and f"saved as run {record.key}" in out
+    assert record.params["methods"] == ["gradcam"] and record.source == "1 Moving Shapes clip from seed 50000"
+    code, out, _ = run(capsys, "evaluate-model", "--model", "tiny_cnn_transformer", "--n", "4",
+                       "--out", str(tmp_path / "q"), "--quiet")  # fmt: skip
+    assert code == 0 and {r.method for r in RunStore(runs_dir).records(kind="evaluation")} == {
+        "localization suite", "model quality"}  # fmt: skip
+    code, out, _ = run(capsys, "evaluate-model", "--model", "tiny_cnn_transformer", "--n", "4", "--no-store",
+                       "--out", str(tmp_path / "q2"), "--quiet")  # fmt: skip
+    assert code == 0 and "saved as run" not in out and len(RunStore(runs_dir).records()) == 2

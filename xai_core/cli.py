@@ -345,6 +345,18 @@ def _cmd_evaluate_model(args: argparse.Namespace) -> int:
     (out / "quality.json").write_text(json.dumps(result, indent=1, allow_nan=True) + "\n")
     (out / "quality.md").write_text(text)
     print(f"wrote {out / 'quality.json'}, {out / 'quality.md'}")
+    if not args.no_store:
+        from .evaluate.saved import save_evaluation
+
+        settings = (
+            {"folder": str(Path(args.clips).resolve())}
+            if args.clips != "shapes"
+            else {"n": args.n, "seed": args.seed, "noise": args.noise, "distractors": args.distractors}
+        )
+        source = f"clips in {args.clips}" if args.clips != "shapes" else f"{args.n} held-out Moving Shapes clips"
+        record = save_evaluation(_run_store(args), model, "model quality", settings, result, 0.0,
+                                 text.split("\n")[2], source)  # fmt: skip
+        print(f"saved as run {record.key} in {record.folder.parent}")
     return 0
 
 
@@ -486,9 +498,10 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
 
     if args.suite == "all":
         return _evaluate_all(args, methods, params, None if args.quiet else progress)
+    model = _load_model(args.model, args.device, args)
     result = run_suite(
         args.suite,
-        _load_model(args.model, args.device, args),
+        model,
         methods,
         n=args.n,
         seed=args.seed,
@@ -504,6 +517,16 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     text = to_markdown(result)
     print(text)
     _write_outputs(args, args.suite, result, text)
+    if not args.no_store:
+        from .evaluate.saved import save_evaluation
+
+        settings = {"methods": [row["method"] for row in result["rows"]], "n": args.n, "seed": args.seed,
+                    "noise": args.noise, "distractors": args.distractors, "randomised": bool(args.randomised),
+                    "params": params, "slow_n": args.slow_n}  # fmt: skip
+        record = save_evaluation(_run_store(args), model, f"{args.suite} suite", settings, result,
+                                 float(result.get("seconds", 0.0)), text.splitlines()[0].lstrip("# "),
+                                 f"{args.n} Moving Shapes clip{'s' * (args.n != 1)} from seed {args.seed}")  # fmt: skip
+        print(f"saved as run {record.key} in {record.folder.parent}")
     return 0
 
 
@@ -743,6 +766,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--noise", type=float, default=8.0, help="shapes: noise std in grey levels")
     p.add_argument("--distractors", type=int, default=2, help="shapes: distractor shapes")
     p.add_argument("--out", required=True, help="folder for quality.json and quality.md")
+    p.add_argument("--runs", metavar="DIR", help="the run store (default: $XAI_RUNS, else runs/)")
+    p.add_argument("--no-store", action="store_true", help="do not keep the result in the run store")
     p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
     p.add_argument("--quiet", action="store_true")
     model_options(p)
@@ -904,6 +929,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
     p.add_argument("--quiet", action="store_true", help="no progress line on stderr")
+    p.add_argument("--runs", metavar="DIR", help="--model: the run store the result is kept in (default: $XAI_RUNS)")
+    p.add_argument("--no-store", action="store_true", help="--model: do not keep the result in the run store")
     model_options(p)
     p.set_defaults(func=_cmd_evaluate)
 
