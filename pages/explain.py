@@ -13,7 +13,6 @@ from workbench import caches, exports, jobs, runs, sanity, sidebar, style_widget
 from xai_core import display, notes, render, vanishing
 from xai_core.evaluate import suites
 from xai_core.explanation import Explanation, TargetError, prediction_text
-from xai_core.method_catalog import card_markdown
 from xai_core.methods.machinery.planning import LONG_METHODS, seconds_text
 from xai_core.methods.machinery.registry import MethodError, get_method, method_specs
 from xai_core.models.base import ModelError
@@ -277,10 +276,8 @@ with right:
                          "whatever class or output is explained.")  # fmt: skip
         st.markdown("**Teaching notes** (Moving Shapes' ground truth)\n" + "\n".join(lines))
     for spec in specs:
-        if spec.name in explanations and spec.card is not None:
-            with st.expander(f"About {spec.name}: what it computes, what it cannot show, how it fails"):
-                st.markdown(card_markdown(spec.to_dict()).split("\n", 2)[2])  # the title is the expander's
-                st.caption(teach.sanity_summary(spec.name, survival.get(spec.name), suites.SURVIVES))
+        if spec.name in explanations:
+            widgets.method_card(spec, teach.sanity_summary(spec.name, survival.get(spec.name), suites.SURVIVES))
     for name, expl in explanations.items():
         if expl.spatial is None:  # attention over frames: the colour strip under the frames
             strip = render.attention_strip(clip.frames, expl.temporal, selected=frame, cmap="viridis")

@@ -8,11 +8,12 @@ along which a spatial method's saliency is highest."""
 from __future__ import annotations
 
 from dataclasses import replace
+from functools import partial
 
 import numpy as np
 import streamlit as st
 
-from workbench import caches, runs, sidebar, style_widgets, widgets
+from workbench import caches, exports, runs, sidebar, style_widgets, widgets
 from xai_core import display, render
 from xai_core.explanation import TargetError
 from xai_core.methods.machinery.optical_flow import FARNEBACK_PARAMS
@@ -94,6 +95,7 @@ with right:
     st.caption(
         f"{method}: computed in {expl.seconds:.2f} s on {meta.get('device', '?')}" + (f"; {saved}" if saved else "")
     )
+    widgets.method_card(spec)
     reliance, score = meta["motion_reliance"], meta["score"]
     st.subheader("Motion or appearance")
     columns = st.columns(4)
@@ -207,3 +209,22 @@ with right:
         for k, (score, (a, b), track) in enumerate(zip(paths.extras["trajectory_scores"], windows, top_tracks))
     ]
     c2.dataframe(rows, hide_index=True, key="trajectory_table")
+
+    with st.expander("Export: this frame's pictures, the runs"):
+        e1, e2, e3 = st.columns(3)
+        e1.download_button(
+            "This frame's pictures (PNG)",
+            data=partial(exports.png_bytes, render.side_by_side(*(image for image, _ in tiles))),
+            file_name=f"{model.name}_{method}_frame{frame}.png",
+            mime="image/png",
+            key="motion_download_frame",
+        )
+        for column, run in ((e2, expl), (e3, paths)):
+            if run.meta.get("run"):
+                column.download_button(
+                    f"{run.method} run (zip)",
+                    runs.run_zip(run.meta["run"]),
+                    file_name=f"{model.name}_{run.method}_{run.meta['run'][:10]}.zip",
+                    mime="application/zip",
+                    key=f"motion_download_{run.method}",
+                )

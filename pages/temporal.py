@@ -168,3 +168,4 @@ with right:
     device = expl.meta.get("device", "?")
     saved = runs.saved_caption(expl) or "saved"
     st.caption(f"Computed in {expl.seconds:.1f} s on {device}; {saved} in {runs.stored_folder(key)}.")
+    widgets.method_card(spec)

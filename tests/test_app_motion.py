@@ -92,3 +92,6 @@ def test_motion_runs_are_saved_and_served_again_with_their_device(app_zoo):
     again = open_page("pages/motion.py")  # a new session: served from the store
     said = next(c.value for c in again.caption if c.value.startswith("flow_gradient: computed in"))
     assert f"from saved run {store.records(method='flow_gradient')[0].key[:10]}" in said
+    labels = [b.proto.label for b in again.get("download_button")]
+    assert {"This frame's pictures (PNG)", "flow_gradient run (zip)", "trajectories run (zip)"} <= set(labels)
+    assert any(e.label.startswith("About flow_gradient:") for e in again.expander)  # its method card

@@ -7,6 +7,7 @@ import numpy as np
 import streamlit as st
 
 from xai_core.citations import full_reference
+from xai_core.method_catalog import card_markdown
 from xai_core.methods.machinery.registry import MethodSpec, Param
 from xai_core.models.base import VideoModel
 
@@ -157,6 +158,17 @@ def method_choice(model: VideoModel, names: list[str], default: list[str], **kwa
     chosen = st.multiselect("Methods", names, default=kept or default, key=f"methods_{model.name}", **kwargs)
     keep_choice("methods", list(chosen))
     return chosen
+
+
+def method_card(spec: MethodSpec, sanity_line: str | None = None) -> None:
+    """The method's card in an expander (what it computes, the paper, what it needs, cannot show,
+    how it fails, its cost), with the sanity result for the loaded model when there is one."""
+    if spec.card is None:
+        return
+    with st.expander(f"About {spec.name}: what it computes, what it cannot show, how it fails"):
+        st.markdown(card_markdown(spec.to_dict()).split("\n", 2)[2])  # the title is the expander's
+        if sanity_line:
+            st.caption(sanity_line)
 
 
 def method_help(spec: MethodSpec, note: str = "") -> None:
