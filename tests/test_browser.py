@@ -366,9 +366,9 @@ def test_a_page_opened_by_its_url_on_a_fresh_server_has_the_app_navigation(brows
             expect(page.get_by_role("heading", name="Models", exact=True)).to_be_visible()
             wait_idle(page)
             links = page.locator('[data-testid="stSidebarNavLink"]')
-            expect(links).to_have_count(5)
+            expect(links).to_have_count(6)
             names = [t.split()[-1] for t in links.all_inner_texts()]  # after the icon
-            assert names == ["Explain", "Temporal", "Motion", "Evaluate", "Models"]
+            assert names == ["Explain", "Temporal", "Motion", "Evaluate", "Runs", "Models"]
         finally:
             context.close()
 
