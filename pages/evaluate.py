@@ -120,7 +120,7 @@ def start() -> None:
 
 
 def show(result: dict, key: str) -> None:
-    st.markdown(f"**{result['suite']} suite, {result['model']}**")
+    st.markdown(f"**{result['suite']} suite, {result['model']}** (on {result.get('device', model.device)})")
     st.caption(suites.to_markdown(result).splitlines()[0])
     if suites.pointing_text(result):
         st.caption(suites.pointing_text(result))

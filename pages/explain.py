@@ -372,6 +372,10 @@ with right:
             mime=exports.MIME[fmt],
             key="download_strip",
         )
+        if st.toggle("Show the film strip here", key="strip_show", persist_state="page"):
+            title = f"{model.name} on {sidebar.describe_source(clip.source)}: {prediction_text(prediction)}"
+            preview = exports.strip_bytes(clip, explanations, int(count), pick, style, "png", title, dpi=90)
+            st.image(preview, caption="film strip (the download is at 300 dpi)", output_format="PNG")
         saved_keys = {name: e.meta["run"] for name, e in explanations.items() if e.meta.get("run")}
         if saved_keys:
             st.markdown("**Saved runs** (npz, json, overlay mp4, curve csv, film strip png each; all on the Runs page)")

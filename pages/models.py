@@ -394,6 +394,7 @@ def quality_result(result: dict) -> None:
     """A model's quality: the confusion matrix, ROC curves and per-class table, or the regression's
     predicted-vs-true scatter and error histogram; the JSON to download."""
     st.markdown(model_quality.quality_markdown(result).split("\n", 2)[2].split("\n\n")[0])
+    st.caption(f"{result['clips']} clips, computed on {result.get('device', '?')}")
     if result["task"] == "classification":
         c1, c2 = st.columns(2)
         c1.plotly_chart(figures.confusion_figure(result), key="quality_confusion")

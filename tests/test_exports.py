@@ -28,6 +28,9 @@ def test_the_explain_page_offers_every_export(app_zoo):
     at.radio(key="strip_format").set_value("pdf").run()
     strip = next(b for b in at.get("download_button") if b.proto.id.endswith("download_strip"))
     assert strip.proto.label == "Film strip (PDF)"
+    at.toggle(key="strip_show").set_value(True).run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert any(img.proto.imgs[0].caption.startswith("film strip") for img in at.get("image"))
 
 
 @pytest.fixture

@@ -54,8 +54,10 @@ def strip_bytes(
     style: display.Style,
     fmt: str,
     title: str,
+    dpi: int = 300,
 ) -> bytes:
-    """The film strip of ``explanations`` on ``clip`` as a PNG (300 dpi), SVG or PDF file."""
+    """The film strip of ``explanations`` on ``clip`` as a PNG (``dpi``, print resolution by
+    default), SVG or PDF file."""
     maps = {name: e.spatial for name, e in explanations.items() if e.spatial is not None}
     figure = film_strip(
         clip.frames,
@@ -69,4 +71,4 @@ def strip_bytes(
         title=title,
     )
     with tempfile.TemporaryDirectory() as scratch:
-        return save_figure(figure, Path(scratch) / f"strip.{fmt}").read_bytes()
+        return save_figure(figure, Path(scratch) / f"strip.{fmt}", dpi=dpi).read_bytes()

@@ -154,7 +154,7 @@ def evaluate_model_quality(model: VideoModel, clips: list[LabelledClip], progres
         name = model.labels[0] if model.labels else ""
         unit = name[name.find("(") + 1 : name.rfind(")")] if "(" in name and name.endswith(")") else name
         result = regression_quality(truth, outputs, unit=unit)
-    return {"model": model.name, "sources": [c.source for c in clips], **result}
+    return {"model": model.name, "device": str(model.device), "sources": [c.source for c in clips], **result}
 
 
 def quality_markdown(result: dict) -> str:

@@ -256,6 +256,7 @@ def run_suite(
         "rows": rows,
         **extra,
         "seconds": round(time.perf_counter() - start, 2),
+        "device": str(model.device),
     }
 
 
