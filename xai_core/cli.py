@@ -669,7 +669,11 @@ def build_parser() -> argparse.ArgumentParser:
     def model_options(p: argparse.ArgumentParser, frames_option: str = "--frames") -> None:
         """Statements about your own model (TorchScript file, file.py:factory, architecture name)."""
         g = p.add_argument_group("your own model (TorchScript file, FILE.py:FACTORY, or an architecture name)")
-        g.add_argument("--weights", help="weights for FILE.py:FACTORY or an architecture: .safetensors, .pt, .pth")
+        g.add_argument(
+            "--weights",
+            help="weights for FILE.py:FACTORY or an architecture: .safetensors, .pt, .pth; or torchvision's by name "
+            "for r3d_18, mc3_18, r2plus1d_18, s3d (KINETICS400_V1, DEFAULT: labels, size and normalisation from them)",
+        )
         g.add_argument("--labels", metavar="FILE", help="class names, one a line (default: class 0..K-1)")
         g.add_argument("--task", choices=["classification", "regression"])
         g.add_argument(frames_option, dest="frames", type=int, help="frames the model takes")
@@ -681,7 +685,10 @@ def build_parser() -> argparse.ArgumentParser:
         g.add_argument(
             "--config", help='architecture options or factory keyword arguments as JSON, e.g. {"backbone": "resnet18"}'
         )
-        g.add_argument("--backbone-weights", help="weights for a torchvision frame backbone (resnet18/50, vgg16)")
+        g.add_argument(
+            "--backbone-weights",
+            help="weights for a torchvision frame backbone (resnet18/50, vgg16): a file, or by name (IMAGENET1K_V1)",
+        )
 
     p = sub.add_parser("methods", help="list explanation methods (those a model supports)")
     p.add_argument("--model", help="zoo name, checkpoint or your own model; marks which methods it supports")

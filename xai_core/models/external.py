@@ -36,6 +36,7 @@ from .checkpoint import CARD_VERSION, make_card, save_checkpoint, state_differen
 from .conv3d import TORCHVISION_VIDEO
 from .probe import LAYOUTS, check_cam_layer, choose_layout, infer_cam_layer, probe, resolve_layer_name
 from .registry import ARCHITECTURES, build_model
+from .torchvision_weights import cached_file, is_weights_name, load_named, named_weights
 from .user_code import build_factory_net, parse_factory
 from .weights import TORCH_SUFFIXES, read_state_dict
 
@@ -350,12 +351,24 @@ def _from_architecture(arch: str, st: Statements, device: torch.device) -> Video
     spec_arch = ARCHITECTURES[arch]
     if st.weights is not None and st.backbone_weights is not None:
         raise ModelError("give weights (the whole model) or backbone_weights (its frame backbone), not both")
-    w_path = Path(st.weights) if st.weights is not None else None
-    state = read_weights(w_path) if w_path else None
+    named = None  # torchvision weights by name (KINETICS400_V1, DEFAULT, ...): labels and input from their metadata
+    if is_weights_name(st.weights):
+        if arch not in TORCHVISION_VIDEO:
+            raise ModelError(f"weights by name are torchvision's ({', '.join(TORCHVISION_VIDEO)}); give {arch} a file")
+        named = named_weights(arch, st.weights)
+    elif is_weights_name(st.backbone_weights):
+        backbone = (st.config or {}).get("backbone")
+        if not backbone:
+            raise ModelError('backbone weights by name need a torchvision backbone: config {"backbone": "resnet18"}')
+        named = named_weights(backbone, st.backbone_weights)
+    w_path = Path(st.weights) if st.weights is not None and not is_weights_name(st.weights) else None
+    state = read_weights(w_path) if w_path else load_named(named) if named and is_weights_name(st.weights) else None
     card = card_beside(w_path) if w_path else {}
     config = _config(st, card)
     task = _task(st, card)
     labels = _labels(st, card, task)
+    if labels is None and named is not None and is_weights_name(st.weights):
+        labels = list(named.labels)
     stated_labels = labels is not None
     if labels is None:
         if task == "regression":
@@ -368,7 +381,11 @@ def _from_architecture(arch: str, st: Statements, device: torch.device) -> Video
             except (TypeError, ValueError) as exc:
                 raise ModelError(f"bad configuration for {arch}: {exc}") from None
             labels = [f"class {i}" for i in range(k)]
-    spec = _spec(st, card, spec_arch.default_spec)
+    default_spec = spec_arch.default_spec
+    if named is not None:  # the frame size and normalisation the weights were trained with
+        height, width = named.size
+        default_spec = replace(default_spec, height=height, width=width, mean=named.mean, std=named.std)
+    spec = _spec(st, card, default_spec)
     layout = _layout(st, card)
     if layout and layout != spec_arch.layout:
         raise ModelError(f"{arch} takes layout {spec_arch.layout}, not {layout}")
@@ -380,16 +397,22 @@ def _from_architecture(arch: str, st: Statements, device: torch.device) -> Video
         raise ModelError(f"bad configuration for {arch}: {exc}") from None
     info = model.info
     info.source = {"kind": "architecture", "weights": file_facts(w_path) if w_path else None}
+    if named is not None:
+        facts = {"torchvision": named.enum, "url": named.url, **file_facts(named.path)}
+        info.source["weights" if is_weights_name(st.weights) else "backbone_weights"] = facts
     if card:
         info.source["card"] = card["_card_file"]
     if state is not None:
         said = _outputs_said(task, labels) if stated_labels or task == "regression" else ""
-        load_state_strictly(model.net, state, w_path.name, f"architecture {arch!r}", said)
+        load_state_strictly(model.net, state, w_path.name if w_path else named.file, f"architecture {arch!r}", said)
     elif st.backbone_weights is not None:
-        _load_backbone(model, Path(st.backbone_weights))
-        info.source["backbone_weights"] = file_facts(Path(st.backbone_weights))
+        backbone_file = cached_file(named) if named is not None else Path(st.backbone_weights)
+        _load_backbone(model, backbone_file)
+        if named is None:
+            info.source["backbone_weights"] = file_facts(backbone_file)
         info.notes["weights"] = (
-            f"frame backbone weights from {Path(st.backbone_weights).name}; the rest of the model has random weights"
+            f"frame backbone weights from {named.enum if named else backbone_file.name}; "
+            "the rest of the model has random weights"
         )
     else:
         info.notes["weights"] = RANDOM_WEIGHTS
