@@ -26,6 +26,7 @@ from xai_core.evaluate import model_quality
 from xai_core.evaluate.saved import save_evaluation, saved_evaluation
 from xai_core.models.base import ModelError
 from xai_core.models.registry import ARCHITECTURES
+from xai_core.models.torchvision_weights import weight_names
 from xai_core.models.training import TASK_KIND
 from xai_core.models.training_runs import RunRequest, estimate_seconds
 from xai_core.models.zoo import resolve_device
@@ -128,6 +129,7 @@ def on_load(kind: str) -> None:
             local_path=ss.get("up_local_path", ""),
             weights_path=ss.get("up_local_weights", ""),
             weights_file=uploaded(f"up_weights_{kind}") if kind in ("factory", "torchvision") else None,
+            weights_name=ss.get("up_weights_name", "") if kind == "torchvision" else "",
             labels_file=uploaded("up_labels_file"),
             factory=ss.get("up_factory", ""),
             arch=ss.get("up_arch", ""),
@@ -194,7 +196,16 @@ with upload_tab:
             )
             st.text_input("Weights on this machine (optional)", key="up_local_weights", placeholder="/home/me/w.pt")
         else:
-            st.selectbox("Architecture", list(TORCHVISION_ARCHS), key="up_arch")
+            arch = st.selectbox("Architecture", list(TORCHVISION_ARCHS), key="up_arch")
+            names = ["", *weight_names(arch)]
+            st.selectbox(
+                "torchvision's weights (labels, size and normalisation from them)",
+                names,
+                key="up_weights_name",
+                format_func=lambda n: n or "none: upload a weights file below",
+                help="Read from torchvision's cache ($TORCH_HOME/hub/checkpoints), downloaded there if the network "
+                "allows; an uploaded file below is used instead when given",
+            )
         if kind not in ("torchscript", "path"):
             st.file_uploader(
                 "Weights (.safetensors, or a .pt/.pth state_dict)",

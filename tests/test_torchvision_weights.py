@@ -91,3 +91,14 @@ def test_imagenet_backbone_weights_by_name(cache):
     assert torch.equal(state["backbone.net.conv1.weight"], net.conv1.weight)
     assert model.labels == ["a", "b"] and model.input_spec.mean == weights.mean  # the user's labels, ImageNet's mean
     assert model.info.source["backbone_weights"]["torchvision"] == "ResNet18_Weights.IMAGENET1K_V1"
+
+
+def test_the_models_page_request_takes_weights_by_name(tmp_path):
+    from workbench.model_upload import load_request
+    from xai_core.models.torchvision_weights import weight_names
+
+    assert weight_names("r3d_18") == ["DEFAULT", "KINETICS400_V1"] and weight_names("cnn_lstm") == []
+    spec, kwargs = load_request("torchvision", tmp_path, arch="s3d", weights_name="DEFAULT")
+    assert spec == "s3d" and kwargs["weights"] == "DEFAULT" and "labels" not in kwargs
+    with pytest.raises(ModelError, match="upload the weights file"):
+        load_request("torchvision", tmp_path, arch="s3d")

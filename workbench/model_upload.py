@@ -162,6 +162,7 @@ def load_request(
     local_path: str = "",
     weights_path: str = "",
     weights_file: UploadedFile | None = None,
+    weights_name: str = "",
     labels_file: UploadedFile | None = None,
     factory: str = "",
     arch: str = "",
@@ -177,8 +178,8 @@ def load_request(
 ) -> tuple[str, dict]:
     """Store the files in a new subfolder of ``folder`` and return ``(spec, kwargs)`` for
     ``load_model``.  ``kind``: "torchscript", "factory" (``model_file`` or ``model_files``: .py
-    files or a zip), "torchvision", or "path" (``local_path`` and ``weights_path`` on this
-    machine, nothing copied)."""
+    files or a zip), "torchvision" (a ``weights_file``, or torchvision's weights by ``weights_name``),
+    or "path" (``local_path`` and ``weights_path`` on this machine, nothing copied)."""
     if kind not in SOURCES.values():
         raise ModelError(f"unknown kind of model {kind!r}; choose one of {', '.join(SOURCES.values())}")
     labels = parse_labels(labels_text)
@@ -222,6 +223,9 @@ def load_request(
         if arch not in TORCHVISION_ARCHS:
             raise ModelError(f"choose one of {', '.join(TORCHVISION_ARCHS)}, not {arch!r}")
         spec = arch
+        if weights_name and weights_file is None:  # torchvision's own weights: labels and input from their metadata
+            kwargs["weights"] = weights_name
+            return spec, {k: v for k, v in kwargs.items() if v is not None}
     if kind != "torchscript":
         if weights_file is None:
             raise ModelError("upload the weights file (.safetensors, or a .pt/.pth state_dict)")

@@ -45,6 +45,17 @@ class NamedWeights:
         return self.folder / self.file
 
 
+def weight_names(arch: str) -> list[str]:
+    """The names of torchvision's weights for ``arch`` (``DEFAULT`` first); none for another model."""
+    import torchvision
+
+    try:
+        enum = torchvision.models.get_model_weights(arch)
+    except (ValueError, KeyError):
+        return []
+    return ["DEFAULT", *(n for n in enum.__members__ if n != "DEFAULT")]
+
+
 def named_weights(arch: str, name: str) -> NamedWeights:
     """The weights ``name`` (or ``DEFAULT``) of torchvision's ``arch``, from their metadata alone
     (nothing is read or downloaded)."""
