@@ -103,6 +103,19 @@ with left:
         st.plotly_chart(  # no toolbar: it would cover the top bar's label
             render.probabilities_figure(prediction, model.labels), key="probabilities", config={"displayModeBar": False}
         )
+        per_frame = caches.get_frame_probabilities(model, clip, selection.device)
+        if per_frame is not None:  # an image classifier run on every frame: its prediction frame by frame
+            top = [int(k) for k in per_frame.mean(0).argsort()[::-1][:3]]
+            st.plotly_chart(
+                render.importance_figure(
+                    {model.labels[k]: per_frame[:, k] for k in top},
+                    normalise_curves=False,
+                    padded=clip.padded,
+                    title="Each frame's probability of the clip's top classes",
+                ),  # fmt: skip
+                key="frame_predictions",
+            )
+            st.caption("The clip's prediction is the mean of the frames' logits (each frame classified on its own).")
     else:
         st.metric(prediction["label"], f"{prediction['value']:.1f}")
     truth = clip.meta

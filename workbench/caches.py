@@ -15,7 +15,7 @@ import numpy as np
 import streamlit as st
 
 from xai_core import render
-from xai_core.api import explain, predict, prepare
+from xai_core.api import explain, frame_probabilities, predict, prepare
 from xai_core.display import Style
 from xai_core.explanation import Explanation
 from xai_core.models.base import VideoModel
@@ -124,6 +124,16 @@ def cached_prediction(model_key: str, clip_hash: str, _model: VideoModel, _clip:
 def get_prediction(model: VideoModel, clip: Clip, device: str) -> dict:
     """The model's prediction on the clip (cached)."""
     return cached_prediction(model_key(model, device), clip.content_hash(), model, clip)
+
+
+@st.cache_data(show_spinner=False, max_entries=16)
+def cached_frame_probabilities(model_key: str, clip_hash: str, _model: VideoModel, _clip: Clip):
+    return frame_probabilities(_model, _clip)
+
+
+def get_frame_probabilities(model: VideoModel, clip: Clip, device: str):
+    """Each frame's class probabilities [T,K] for a per-frame image classifier, else None (cached)."""
+    return cached_frame_probabilities(model_key(model, device), clip.content_hash(), model, clip)
 
 
 @st.cache_data(show_spinner="Explaining…", max_entries=64)

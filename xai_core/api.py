@@ -77,6 +77,18 @@ def predict(model: VideoModel, clip) -> dict:
     return prepare(model, clip).prediction
 
 
+def frame_probabilities(model: VideoModel, clip) -> np.ndarray | None:
+    """Each frame's class probabilities [T,K] for a model that classifies frame by frame
+    (``frames:SPEC``: its clip logits are the mean of the frames'), else None."""
+    frame_logits = getattr(model.net, "frame_logits", None)
+    if not callable(frame_logits) or model.task != "classification":
+        return None
+    x, _ = model_input(model, clip)
+    with eval_mode(model), torch.inference_mode():
+        logits = frame_logits(x)[0]
+    return torch.softmax(logits.float(), -1).cpu().numpy()
+
+
 def model_output(model: VideoModel, x: torch.Tensor) -> torch.Tensor:
     """The model's output [1,K] for x [1,T,C,H,W], in eval mode (the model's modes handed back as
     found), checked to be finite."""

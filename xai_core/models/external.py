@@ -30,6 +30,7 @@ import torch
 from torch import nn
 
 from ..channels import parse_channels
+from . import per_frame
 from .backbones import load_backbone_weights
 from .base import TASKS, InputSpec, ModelError, ModelInfo, VideoModel
 from .checkpoint import CARD_VERSION, make_card, save_checkpoint, state_differences
@@ -177,14 +178,21 @@ def _task(st: Statements, card: dict) -> str:
     return task
 
 
+def distinct_labels(labels: list[str]) -> list[str]:
+    """A repeated name gets its class index: ["crane", ..., "crane"] -> ["crane (class 134)", ...,
+    "crane (class 517)"], so that every class can be named as a target."""
+    repeated = {label for label in labels if labels.count(label) > 1}
+    return [f"{label} (class {i})" if label in repeated else label for i, label in enumerate(labels)]
+
+
 def _labels(st: Statements, card: dict, task: str) -> list[str] | None:
     """The stated labels (list or file), else the card's; None when nobody said."""
     if st.labels is not None and st.labels_file is not None:
         raise ModelError("give labels or labels_file, not both")
     if isinstance(st.labels, str):
         raise ModelError("labels is a list of class names; give a file of names (one a line) as labels_file")
-    if st.labels_file is not None:
-        labels = read_labels_file(st.labels_file)
+    if st.labels_file is not None:  # a published list may repeat a name (ImageNet's "crane", "maillot")
+        labels = distinct_labels(read_labels_file(st.labels_file))
     elif st.labels is not None:
         labels = [str(label) for label in st.labels]
     elif card.get("labels"):
@@ -460,10 +468,65 @@ def with_cam_layer(model: VideoModel, name: str) -> VideoModel:
     )
 
 
+def _from_frames(inner: str, st: Statements, device: torch.device) -> VideoModel:
+    """``frames:SPEC``: an image classifier (torchvision name, file.py:factory, TorchScript) run on
+    every frame, the clip's logits their mean (``per_frame.PerFrame``)."""
+    if st.backbone_weights is not None or (st.layout not in (None, "BTCHW")):
+        raise ModelError("frames:SPEC takes weights= for the image network; it runs frame by frame (layout BTCHW)")
+    named = None
+    labels = _labels(st, {}, _task(st, {}))
+    factory = parse_factory(inner)
+    path = Path(inner)
+    if factory is not None:
+        w_path = Path(st.weights) if st.weights is not None else None
+        image_net = build_factory_net(*factory, _config(st, {}))
+        what = f"{factory[0].name}:{factory[1]}"
+        if w_path is not None:
+            load_state_strictly(image_net, read_weights(w_path), w_path.name, what)
+        source = {"kind": "factory", "file": str(factory[0]), "factory": factory[1],
+                  "weights": file_facts(w_path) if w_path else None}  # fmt: skip
+    elif path.is_file() and is_torchscript(path):
+        if st.weights is not None:
+            raise ModelError(f"{path.name} is a TorchScript file, which holds its own weights; weights= is not used")
+        image_net = load_torchscript(path)
+        what = path.name
+        source = {"kind": "torchscript", **file_facts(path)}
+    else:
+        if is_weights_name(st.weights):
+            named = named_weights(inner, st.weights)
+            labels = labels if labels is not None else list(named.labels)
+        w_path = Path(st.weights) if st.weights is not None and named is None else None
+        state = load_named(named) if named else read_weights(w_path) if w_path else None
+        classes = len(labels) if labels else 1000
+        image_net = per_frame.torchvision_image_net(inner, classes)
+        if state is not None:
+            load_state_strictly(image_net, state, named.file if named else w_path.name, f"frames:{inner}")
+        what = inner
+        source = {"kind": "torchvision image classifier", "arch": inner}
+        if named is not None:
+            source["weights"] = {"torchvision": named.enum, "url": named.url, **file_facts(named.path)}
+        elif w_path is not None:
+            source["weights"] = file_facts(w_path)
+    default_spec = per_frame.DEFAULT_SPEC
+    if named is not None:
+        height, width = named.size
+        default_spec = replace(default_spec, height=height, width=width, mean=named.mean, std=named.std)
+    info = ModelInfo(name=f"frames:{what}", arch=f"frames:{what}")
+    info.source = {"kind": "frames", "image_network": source}
+    if st.weights is None and not path.is_file():
+        info.notes["weights"] = RANDOM_WEIGHTS
+    net = per_frame.PerFrame(image_net)
+    frame_statements = replace(st, weights=None, labels=labels, labels_file=None, layout="BTCHW", config=None)
+    return _wrap_probed(net, frame_statements, {}, info, device, default_spec)
+
+
 def load_user_model(spec: str | Path, statements: Statements, device: torch.device) -> VideoModel | None:
     """A user's model from ``spec`` (``file.py:factory``, a TorchScript file, an architecture
-    name) in eval mode on ``device``; None when ``spec`` is none of these."""
+    name, ``frames:SPEC`` for an image classifier run on every frame) in eval mode on ``device``;
+    None when ``spec`` is none of these."""
     text = str(spec)
+    if text.startswith(per_frame.PREFIX):
+        return _from_frames(text[len(per_frame.PREFIX) :], statements, device)
     factory = parse_factory(text)
     if factory is not None:
         return _from_factory(*factory, statements, device)
