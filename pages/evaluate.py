@@ -12,7 +12,7 @@ import streamlit as st
 from workbench import caches, jobs, runs, sidebar, user_models
 from xai_core import render
 from xai_core.evaluate import suites
-from xai_core.evaluate.saved import save_evaluation, saved_evaluation
+from xai_core.evaluate.saved import clips_text, save_evaluation, saved_evaluation, suite_settings
 from xai_core.methods.machinery.registry import MethodError
 from xai_core.models.base import ModelError
 
@@ -87,17 +87,16 @@ run_key = json.dumps(
 )
 
 
-settings = {"methods": methods, "n": int(n), "seed": int(seed), "noise": float(noise), "distractors": int(distractors),
-            "randomised": bool(randomised)}  # fmt: skip
+settings = suite_settings(suite, methods, int(n), int(seed), float(noise), int(distractors), bool(randomised))
 what = f"{suite} suite"
 
 
 def keep(result: dict) -> None:
     """Save a finished suite in the run store (a store that cannot be written loses only that)."""
-    summary = suites.to_markdown(result).splitlines()[0].lstrip("# ")
     try:
-        save_evaluation(runs.run_store(), model, what, settings, result, float(result.get("seconds", 0.0)), summary,
-                        f"{int(n)} Moving Shapes clip{'s' * (int(n) != 1)} from seed {int(seed)}")  # fmt: skip
+        summary = suites.to_markdown(result).splitlines()[0].lstrip("# ")
+        save_evaluation(runs.run_store(), model, what, settings, result, float(result.get("seconds", 0.0)),
+                        summary, clips_text(int(n), int(seed)))  # fmt: skip
     except OSError as exc:
         st.session_state["eval_error"] = f"the result could not be saved in the run store: {exc}"
 

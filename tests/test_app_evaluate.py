@@ -91,3 +91,24 @@ def test_a_finished_suite_is_a_saved_run_served_to_the_next_session(app_zoo):
     runs_page = open_page("pages/runs.py")
     assert "evaluation" in set(runs_page.dataframe[0].value["kind"])
     assert list(runs_page.multiselect(key="runs_chosen").options) == []  # only explanations are opened
+
+
+def test_a_suite_from_the_command_line_or_the_api_is_served_to_the_page(app_zoo, capsys, tmp_path):
+    """The three doors share one key: `xai evaluate --model`, run_suite(store=...) and the page."""
+    import xai_core
+    from xai_core.cli import main
+    from xai_core.evaluate.suites import run_suite
+    from xai_core.runs import RunStore
+
+    argv = ["evaluate", "--suite", "localization", "--model", "a_cnn_transformer", "--methods", "saliency,gradcam",
+            "--n", "1", "--randomised", "--out", str(tmp_path / "e"), "--quiet"]  # fmt: skip
+    assert main(argv) == 0
+    [record] = RunStore(app_zoo / "runs").records(kind="evaluation")
+    model = xai_core.load_model("a_cnn_transformer", "cpu")
+    served = run_suite("localization", model, ["gradcam", "saliency"], n=1, randomised=True, store=app_zoo / "runs")
+    assert served["saved_run"] == record.key and len(RunStore(app_zoo / "runs").records()) == 1
+    at = start()
+    at.number_input(key="eval_n").set_value(1).run()
+    assert any(c.value.startswith(f"From saved run {record.key[:10]}") for c in at.caption)
+    fresh = run_suite("localization", model, ["gradcam"], n=1, randomised=True, store=app_zoo / "runs")
+    assert fresh["saved_run"] != record.key and len(RunStore(app_zoo / "runs").records()) == 2

@@ -518,14 +518,14 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     print(text)
     _write_outputs(args, args.suite, result, text)
     if not args.no_store:
-        from .evaluate.saved import save_evaluation
+        from .evaluate.saved import clips_text, save_evaluation, suite_settings
 
-        settings = {"methods": [row["method"] for row in result["rows"]], "n": args.n, "seed": args.seed,
-                    "noise": args.noise, "distractors": args.distractors, "randomised": bool(args.randomised),
-                    "params": params, "slow_n": args.slow_n}  # fmt: skip
+        names = [row["method"] for row in result["rows"]]
+        settings = suite_settings(args.suite, names, args.n, args.seed, args.noise, args.distractors,
+                                  args.randomised, params, args.slow_n)  # fmt: skip
         record = save_evaluation(_run_store(args), model, f"{args.suite} suite", settings, result,
                                  float(result.get("seconds", 0.0)), text.splitlines()[0].lstrip("# "),
-                                 f"{args.n} Moving Shapes clip{'s' * (args.n != 1)} from seed {args.seed}")  # fmt: skip
+                                 clips_text(args.n, args.seed))  # fmt: skip
         print(f"saved as run {record.key} in {record.folder.parent}")
     return 0
 

@@ -36,3 +36,25 @@ def save_evaluation(store: RunStore, model: VideoModel, what: str, settings: dic
 def saved_evaluation(store: RunStore, model: VideoModel, what: str, settings: dict) -> tuple[RunRecord, dict] | None:
     """The saved result of this evaluation request and its record, or None."""
     return store.get_document(evaluation_request(model, what, settings))
+
+
+def suite_settings(suite: str, methods: list[str], n: int, seed: int, noise: float, distractors: int,
+                   randomised: bool, params: dict | None = None, slow_clips: int | None = None) -> dict:  # fmt: skip
+    """What determines a suite's result, the same from the Evaluate page, the command line and
+    ``run_suite(store=...)``: the methods evaluated (names, in any order), clips, seed, noise,
+    distractors, the randomised copy, parameters and TSR's clips."""
+    return {
+        "methods": sorted(methods),
+        "n": int(n),
+        "seed": int(seed),
+        "noise": float(noise),
+        "distractors": int(distractors),
+        "randomised": bool(randomised or suite == "sanity"),
+        "params": params or {},
+        "slow_clips": slow_clips if slow_clips is not None and slow_clips < n else None,
+    }
+
+
+def clips_text(n: int, seed: int) -> str:
+    """'12 Moving Shapes clips from seed 50000'"""
+    return f"{n} Moving Shapes clip{'s' * (n != 1)} from seed {seed}"

@@ -66,6 +66,26 @@ def shapes_task(model: VideoModel) -> str | None:
     return None
 
 
+def _saved_suite(store, suite: str, model: VideoModel, methods, n, seed, noise, distractors, params, progress,
+                 randomised, slow_clips, earlier_rows, on_row) -> dict:  # fmt: skip
+    """``run_suite`` through the run store: the saved result of these settings, else a new one, saved."""
+    from ..api import open_store
+    from .saved import clips_text, save_evaluation, saved_evaluation, suite_settings
+
+    runs = open_store(store)
+    names = [spec.name for spec in suite_methods(model, suite, methods)]
+    settings = suite_settings(suite, names, n, seed, noise, distractors, randomised, params, slow_clips)
+    found = saved_evaluation(runs, model, f"{suite} suite", settings)
+    if found is not None:
+        return {**found[1], "saved_run": found[0].key}
+    result = run_suite(suite, model, methods, n, seed, noise, distractors, params, progress, randomised, slow_clips,
+                       earlier_rows, on_row)  # fmt: skip
+    summary = to_markdown(result).splitlines()[0].lstrip("# ")
+    record = save_evaluation(runs, model, f"{suite} suite", settings, result, float(result["seconds"]), summary,
+                             clips_text(n, seed))  # fmt: skip
+    return {**result, "saved_run": record.key}
+
+
 def evaluation_clips(
     model: VideoModel,
     n: int,
@@ -171,6 +191,7 @@ def run_suite(
     slow_clips: int | None = None,
     earlier_rows: dict[str, dict] | None = None,
     on_row: Callable[[dict], None] | None = None,
+    store=None,
 ) -> dict:
     """Run one suite; returns {"suite", "model", "clips", "seed", "options", "target", "rows", "seconds"}
     (and the pointing game's ``pointing_tolerance`` in pixels for localisation and sanity),
@@ -185,9 +206,14 @@ def run_suite(
     ``on_row(row)`` is called as each method's row is complete; ``earlier_rows`` (method -> row,
     from such calls in a stopped run with the same arguments) are kept instead of measured again:
     every method seeds its own noise and the randomised copies come from ``seed``, so a row does
-    not depend on the methods measured before it."""
+    not depend on the methods measured before it.
+    ``store`` (a RunStore, a folder, or True for ``$XAI_RUNS``): a result saved there for this model
+    and these settings is returned instead (its ``saved_run`` key names it), and a new one is saved."""
     if suite not in SUITES:
         raise ValueError(f"unknown suite {suite!r}; choose one of {', '.join(SUITES)}")
+    if store is not None and store is not False:
+        return _saved_suite(store, suite, model, methods, n, seed, noise, distractors, params, progress, randomised,
+                            slow_clips, earlier_rows, on_row)  # fmt: skip
     start = time.perf_counter()
     specs = suite_methods(model, suite, methods)
     if not specs:
