@@ -57,6 +57,13 @@ def test_notebook_runs(path):
         assert "modules in training mode after loading: []" in text
         assert "same map: True | set-up kept: True" in text  # eval-mode maps; each module's flag handed back
         assert "refused:" in text and "this would have run" not in text  # the pickle's code never ran
+    if path.name == "06_your_model.ipynb":
+        text = outputs_text(nb)
+        assert "frames:mobilenet_v2" in text and "net.image_net.features.18.0" in text
+        assert re.search(r"^clip: .+ \(\d+\.\d%\)$", text, re.MULTILINE) and "each frame: [" in text
+        for method in ("gradcam", "integrated_gradients", "occlusion", "frame_mask", "tsr", "flow_gradient"):
+            assert re.search(rf"^{method} +[\d.]+ s (map|curve)$", text, re.MULTILINE), method
+        assert "not available: lrp:" in text and "BCTHW" in text and "gradcam: map (8, 64, 64)" in text
     if path.name == "05_runs_and_figures.ipynb":
         text = outputs_text(nb)
         assert "served from the store: True | same run: True | same map: True" in text
