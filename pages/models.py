@@ -128,11 +128,11 @@ def on_load(kind: str) -> None:
             model_files=model_files,
             local_path=ss.get("up_local_path", ""),
             weights_path=ss.get("up_local_weights", ""),
-            weights_file=uploaded(f"up_weights_{kind}") if kind in ("factory", "torchvision") else None,
-            weights_name=ss.get("up_weights_name", "") if kind == "torchvision" else "",
+            weights_file=uploaded(f"up_weights_{kind}") if kind in ("factory", "torchvision", "frames") else None,
+            weights_name=ss.get("up_weights_name", "") if kind in ("torchvision", "frames") else "",
             labels_file=uploaded("up_labels_file"),
             factory=ss.get("up_factory", ""),
-            arch=ss.get("up_arch", ""),
+            arch=ss.get("up_image_net", "") if kind == "frames" else ss.get("up_arch", ""),
             task=ss["up_task"],
             labels_text=ss["up_labels"],
             frames=ss["up_frames"],
@@ -150,7 +150,12 @@ def on_load(kind: str) -> None:
             name = safe_filename(spec.rsplit(":", 1)[-1] if ":" in spec else Path(spec).stem)
         else:
             first = model_file or (model_files[0] if model_files else None)
-            name = default_name(kind, first, ss.get("up_factory", "").rpartition(":")[2], ss.get("up_arch", ""))
+            name = default_name(
+                kind,
+                first,
+                ss.get("up_factory", "").rpartition(":")[2],
+                ss.get("up_image_net" if kind == "frames" else "up_arch", ""),
+            )
         model = user_models.add_user_model(spec, kwargs, name)
     except ModelError as exc:
         ss["upload_error"] = str(exc)
@@ -195,6 +200,20 @@ with upload_tab:
                 "__init__.py; relative imports work), or a TorchScript file; nothing is copied",
             )
             st.text_input("Weights on this machine (optional)", key="up_local_weights", placeholder="/home/me/w.pt")
+        elif kind == "frames":
+            st.text_input(
+                "Image classifier",
+                key="up_image_net",
+                placeholder="mobilenet_v2",
+                help="A torchvision image architecture (mobilenet_v2, resnet50, efficientnet_b0, ...), or FILE.py:NAME "
+                "or a TorchScript file on this machine. Each frame is classified; the clip's logits are their mean",
+            )
+            st.text_input(
+                "Weights: torchvision's by name, or a file on this machine (or upload one below)",
+                key="up_weights_name",
+                placeholder="IMAGENET1K_V1, DEFAULT, or /home/me/net.safetensors",
+                help="By name: the labels, frame size and normalisation come from the weights' metadata",
+            )
         else:
             arch = st.selectbox("Architecture", list(TORCHVISION_ARCHS), key="up_arch")
             names = ["", *weight_names(arch)]

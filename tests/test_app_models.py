@@ -247,3 +247,25 @@ def test_code_on_this_machine_edited_between_two_loads_is_another_model(tmp_path
     second = user_model(request, "cpu")
     assert second is not first and model_key(second, "cpu") != model_key(first, "cpu")
     assert second.net[0].conv.bias is None and first.net[0].conv.bias is not None
+
+
+def test_an_image_classifier_over_frames_is_loaded_from_the_page(tmp_path):
+    """Issue 20, point 2: the Models page's choice for an image classifier run on every frame."""
+    from safetensors.torch import save_file
+
+    torch = pytest.importorskip("torch")
+    import torchvision
+
+    torch.manual_seed(0)
+    save_file(torchvision.models.resnet18(num_classes=2).state_dict(), tmp_path / "net.safetensors")
+    at = start()
+    at.radio(key="upload_kind").set_value("An image classifier, run on every frame").run()
+    at.text_input(key="up_image_net").input("resnet18")
+    at.text_input(key="up_weights_name").input(str(tmp_path / "net.safetensors"))
+    at.text_area(key="up_labels").input("cat, dog")
+    for key, value in (("up_frames", 4), ("up_height", 64), ("up_width", 64)):
+        at.number_input(key=key).set_value(value)
+    at.button[0].click().run()
+    assert not at.exception and not at.error, [e.value for e in at.error]
+    assert "Loaded **resnet18**" in at.success[0].value
+    assert "resnet18 (yours)" in at.sidebar.selectbox(key="model_name").options

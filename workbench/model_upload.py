@@ -22,6 +22,7 @@ SOURCES = {
     "TorchScript file": "torchscript",
     "Python file + factory": "factory",
     "torchvision architecture + weights": "torchvision",
+    "An image classifier, run on every frame": "frames",
     "A path on this machine": "path",
 }
 ZIP_LIMITS = (2000, 500_000_000)  # at most this many files, and bytes unpacked, from one zip
@@ -179,7 +180,9 @@ def load_request(
     """Store the files in a new subfolder of ``folder`` and return ``(spec, kwargs)`` for
     ``load_model``.  ``kind``: "torchscript", "factory" (``model_file`` or ``model_files``: .py
     files or a zip), "torchvision" (a ``weights_file``, or torchvision's weights by ``weights_name``),
-    or "path" (``local_path`` and ``weights_path`` on this machine, nothing copied)."""
+    "frames" (an image classifier named in ``arch`` run on every frame, with a ``weights_file``, or
+    ``weights_name``: torchvision's by name or a file on this machine), or "path" (``local_path``
+    and ``weights_path`` on this machine, nothing copied)."""
     if kind not in SOURCES.values():
         raise ModelError(f"unknown kind of model {kind!r}; choose one of {', '.join(SOURCES.values())}")
     labels = parse_labels(labels_text)
@@ -211,6 +214,18 @@ def load_request(
         spec = str(path)
     elif kind == "factory":
         spec = _factory_spec(target, [model_file] if model_file is not None else list(model_files or []), factory)
+    elif kind == "frames":  # frames:SPEC: a torchvision image architecture, FILE.py:NAME or TorchScript here
+        inner = arch.strip()
+        if not inner:
+            raise ModelError("name the image classifier: a torchvision architecture (mobilenet_v2, resnet50, ...), "
+                             "or FILE.py:NAME or a TorchScript file on this machine")  # fmt: skip
+        spec = f"frames:{inner}"
+        if weights_file is not None:
+            kwargs["weights"] = str(store(target, weights_file))
+        elif weights_name.strip():
+            text = weights_name.strip()
+            kwargs["weights"] = text if text.isupper() else str(Path(text).expanduser())
+        return spec, {k: v for k, v in kwargs.items() if v is not None}
     elif kind == "path":
         spec = _path_spec(local_path)
         if weights_path.strip():
