@@ -133,3 +133,16 @@ def test_the_explain_page_draws_the_per_frame_prediction_strip(app_zoo):
     assert "frame_predictions" in [c.proto.id.split("-")[-1] for c in at.get("plotly_chart")]
     assert any(c.value.startswith("The clip's prediction is the mean of the frames' logits") for c in at.caption)
     assert any(img.proto.imgs[0].caption.startswith("gradcam for") for img in at.get("image"))
+
+
+def test_a_refusal_says_what_would_make_the_method_available():
+    """Issue 20, point 7: a user's network without attention hears what to add for it."""
+    from xai_core.methods.machinery.registry import get_method
+
+    model = xai_core.load_model(f"{BYO}:Tiny3D", "cpu", labels=["a", "b", "c"], frames=8, height=32, width=32)
+    said = get_method("attention_pool").unavailable_reason(model)
+    assert said.startswith("attention_pool needs a model with attention pooling, temporal attention; Tiny3D has none")
+    assert "`attention_pool = True`" in said and "`temporal_attention(x [B,T,C,H,W]) -> [B,T]`" in said
+    small = xai_core.load_model("frames:resnet18", "cpu", labels=["a", "b"], frames=4, height=32, width=32)
+    said = get_method("gradcam").unavailable_reason(small)
+    assert "state one with cam_layer= (--cam-layer)" in said and "offers it with" not in said  # the note says it

@@ -32,6 +32,18 @@ CAPABILITIES = (
 )
 
 
+# What a network of your own provides to have each capability (said when a method is refused for the lack of it).
+CAPABILITY_SOURCES = {
+    "frame_encoder": "a `frame_encoder` module and a method `encode_frames(x [B,T,C,H,W]) -> [B,T,D]`",
+    "temporal_head": "a method `temporal_head(features [B,T,D]) -> [B,K]` beside its frame encoder",
+    "cam_layer": "a convolutional layer whose output keeps a spatial grid (name it with cam_layer= / --cam-layer)",
+    "temporal_attention": "a method `temporal_attention(x [B,T,C,H,W]) -> [B,T]` giving its weights over frames",
+    "attention_layers": "a method `attention_maps(features [B,T,D]) -> [[B,heads,T+1,T+1], ...]` (token 0: CLS) "
+    "beside its frame encoder",
+    "attention_pooling": "`temporal_attention` plus the attribute `attention_pool = True` (its pooling weights)",
+}
+
+
 @dataclass(frozen=True)
 class InputSpec:
     """What the network expects: T frames of H x W, normalised per channel with mean / std

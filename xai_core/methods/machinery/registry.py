@@ -18,6 +18,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from ...citations import references_section
+from ...models.base import CAPABILITY_SOURCES
 
 METHODS_PACKAGE = __name__.rsplit(".", 2)[0]  # xai_core.methods
 MACHINERY = __name__.rsplit(".", 1)[0]  # this sub-package, which holds no method
@@ -148,7 +149,9 @@ class MethodSpec:
             what = ", ".join(m.replace("_", " ") for m in missing)
             notes = getattr(getattr(model, "info", None), "notes", {})
             why = "".join(f"; {notes[m]}" for m in missing if notes.get(m))
-            return f"{self.name} needs a model with {what}; {model.name} has none{why}"
+            how = "; ".join(CAPABILITY_SOURCES[m] for m in missing if m in CAPABILITY_SOURCES and not notes.get(m))
+            offer = f" (a network of your own offers it with {how})" if how else ""
+            return f"{self.name} needs a model with {what}; {model.name} has none{why}{offer}"
         if model.task not in self.tasks:
             return f"{self.name} does not support {model.task} models"
         return self.applies(model) if self.applies is not None else None
