@@ -125,11 +125,7 @@ def browser():
 @pytest.fixture
 def page(browser, server, request):
     """A fresh session on the Explain page, loaded and idle; a screenshot when the test fails."""
-    context = browser.new_context(viewport={"width": 1400, "height": 1000})
-    page = context.new_page()
-    page.set_default_timeout(TIMEOUT_MS)
-    page.page_errors = []
-    page.on("pageerror", lambda error: page.page_errors.append(str(error)))
+    context, page = new_page(browser)
     failed_before = request.session.testsfailed
     failed = True
     try:
@@ -144,6 +140,16 @@ def page(browser, server, request):
         if failed:
             screenshot(page, ARTIFACTS / f"{request.node.name}.png")
         context.close()
+
+
+def new_page(browser):
+    """A new browser context and page: 1400x1000, the test timeout, uncaught errors collected."""
+    context = browser.new_context(viewport={"width": 1400, "height": 1000})
+    page = context.new_page()
+    page.set_default_timeout(TIMEOUT_MS)
+    page.page_errors = []
+    page.on("pageerror", lambda error: page.page_errors.append(str(error)))
+    return context, page
 
 
 def screenshot(page, path: str | Path) -> None:
@@ -356,11 +362,7 @@ def test_a_page_opened_by_its_url_on_a_fresh_server_has_the_app_navigation(brows
     """The first visitor of a new server opens /models directly: Streamlit would serve the page
     file alone, with a menu of file names ("app", "explain", "models"); the page leaves that mode."""
     with serve(zoo, tmp_path_factory) as url:
-        context = browser.new_context(viewport={"width": 1400, "height": 1000})
-        page = context.new_page()
-        page.set_default_timeout(TIMEOUT_MS)
-        page.page_errors = []
-        page.on("pageerror", lambda error: page.page_errors.append(str(error)))
+        context, page = new_page(browser)
         try:
             page.goto(f"{url}/models")
             expect(page.get_by_role("heading", name="Models", exact=True)).to_be_visible()
@@ -493,11 +495,7 @@ def test_the_runs_page_opens_a_saved_run_and_compares_two(browser, server, runs_
     model = xai_core.load_model(str(zoo / "a_cnn_transformer"), device="cpu")
     clip = xai_core.load_video("shapes:11?noise=8&distractors=2", model=model)
     keys = [xai_core.explain(model, clip, m, store=runs_folder).meta["run"] for m in ("gradcam", "saliency")]
-    context = browser.new_context(viewport={"width": 1400, "height": 1000})
-    page = context.new_page()
-    page.set_default_timeout(TIMEOUT_MS)
-    page.page_errors = []
-    page.on("pageerror", lambda error: page.page_errors.append(str(error)))
+    context, page = new_page(browser)
     try:
         page.goto(f"{server}/runs")
         expect(page.get_by_role("heading", name="Runs", exact=True)).to_be_visible()

@@ -52,11 +52,6 @@ def stored_folder(key: str) -> Path:
     return run_store().root / key
 
 
-def stored_record(key: str) -> RunRecord | None:
-    """The index row of the saved run of this key, or None."""
-    return run_store().find(key)
-
-
 def stored_run(key: str) -> Explanation | None:
     """The saved run of this key (None: not computed yet, or being replaced at this moment); its
     ``meta`` says which run it is and when it was saved."""

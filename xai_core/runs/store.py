@@ -24,6 +24,7 @@ import shutil
 import sqlite3
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -166,8 +167,8 @@ class RunStore:
             device=req.device, created=time.time(), folder=self.root / key,
             versions={k: meta[k] for k in ("xai_core", "torch", "python") if k in meta},
         )  # fmt: skip
-        staging = Path(tempfile.mkdtemp(prefix=f"{STAGING_PREFIX}{key}-", dir=self.root))
-        try:
+
+        def write(staging: Path) -> None:
             expl.save(staging)
             if frames is not None:
                 count = len(frames)
@@ -177,6 +178,15 @@ class RunStore:
                     padded=np.zeros(count, bool) if padded is None else np.asarray(padded, bool),
                     frame_indices=np.asarray(expl.frame_indices or range(count), dtype=np.int64),
                 )
+
+        return self._save(record, write)
+
+    def _save(self, record: RunRecord, write: Callable[[Path], None]) -> RunRecord:
+        """Write a run whole: ``write(staging)`` fills a hidden staging folder, ``run.json`` goes in
+        last, the folder is swapped into place, then the index row is committed."""
+        staging = Path(tempfile.mkdtemp(prefix=f"{STAGING_PREFIX}{record.key}-", dir=self.root))
+        try:
+            write(staging)
             (staging / RUN_JSON).write_text(json.dumps(record.to_json(), indent=1, default=str) + "\n")
             self._swap_in(staging, record.folder)
         finally:
@@ -214,17 +224,8 @@ class RunStore:
             method=req.method, target=req.target, params=req.params, prediction=summary, seconds=float(seconds),
             device=req.device, created=time.time(), folder=self.root / key, versions=dict(versions or {}),
         )  # fmt: skip
-        staging = Path(tempfile.mkdtemp(prefix=f"{STAGING_PREFIX}{key}-", dir=self.root))
-        try:
-            (staging / DOCUMENT_JSON).write_text(json.dumps(document, indent=1, default=_plain) + "\n")
-            (staging / RUN_JSON).write_text(json.dumps(record.to_json(), indent=1, default=str) + "\n")
-            self._swap_in(staging, record.folder)
-        finally:
-            if staging.exists():
-                shutil.rmtree(staging, ignore_errors=True)
-        with self._db() as db:
-            db.execute(f"INSERT OR REPLACE INTO runs VALUES ({', '.join('?' * len(COLUMNS))})", _row(record))
-        return record
+        text = json.dumps(document, indent=1, default=_plain) + "\n"
+        return self._save(record, lambda staging: (staging / DOCUMENT_JSON).write_text(text))
 
     def get_document(self, req: RunRequest) -> tuple[RunRecord, dict] | None:
         """The saved document of this request and its record, or None."""
