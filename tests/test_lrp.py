@@ -36,6 +36,7 @@ from xai_core.models.backbones import FrameEncoder
 from xai_core.models.base import InputSpec, VideoModel
 from xai_core.models.conv3d import TORCHVISION_VIDEO, Block3d
 from xai_core.models.convlstm import ConvLSTMCell
+from xai_core.models.per_frame import PerFrame
 from xai_core.models.registry import build_model
 
 SUPPORTED = ["cnn_lstm", "cnn_lstm_attn", "ica_lstm", "convlstm", "r3d"]
@@ -432,20 +433,21 @@ def test_lrp_is_not_offered_to_the_transformer():
     assert all(uncovered(small_model(arch).net) is None for arch in SUPPORTED)
     assert "lrp" in list_methods(small_model("cnn_lstm"))
     assert all(uncovered(build_model(name, input_spec=SMALL_SPEC).net) is None for name in TORCHVISION_VIDEO[:3])
-    assert "S3D" in uncovered(build_model("s3d", input_spec=SMALL_SPEC).net)  # no rules for its blocks
+    assert uncovered(build_model("s3d", input_spec=SMALL_SPEC).net) is None  # the graph pass takes its blocks
 
 
-def test_one_table_decides_what_lrp_covers():
-    """The classes of ``COVERAGE`` are exactly the nets LRP is offered for; a torchvision 3D ResNet
-    is covered only with basic blocks, and the model is refused with the reason."""
-    covered = {type(small_model(arch).net) for arch in SUPPORTED} | {VideoResNet}
+def test_one_table_decides_which_nets_have_a_pass_of_their_own():
+    """The classes of ``COVERAGE`` have a pass written for them; a torchvision 3D ResNet has it only
+    with basic blocks: one with bottleneck blocks goes through the graph pass instead (any CNN),
+    and says so."""
+    covered = {type(small_model(arch).net) for arch in SUPPORTED} | {VideoResNet, PerFrame}
     assert set(COVERAGE) == covered
-    bottleneck = VideoResNet(Bottleneck, [Conv3DSimple] * 4, [1, 1, 1, 1], BasicStem, num_classes=2)
+    bottleneck = VideoResNet(Bottleneck, [Conv3DSimple] * 4, [1, 1, 1, 1], BasicStem, num_classes=2).eval()
     model = VideoModel(bottleneck, task="classification", labels=["a", "b"], input_spec=SMALL_SPEC, layout="BCTHW")
-    assert uncovered(bottleneck) == "its blocks (Bottleneck) have no LRP rules"
-    assert get_method("lrp").unavailable_reason(model).endswith("has none: its blocks (Bottleneck) have no LRP rules")
-    with pytest.raises(ValueError, match="LRP has no rules for VideoResNet"):
-        input_relevance(model, small_input(), Target("class", 0, label="a"), "epsilon", 0.25)
+    assert uncovered(bottleneck) is None and get_method("lrp").unavailable_reason(model) is None
+    result = input_relevance(model, small_input(), Target("class", 0, label="a"), "epsilon", 0.25)
+    assert result.graph is not None and result.graph.plain_gradient == [] and result.graph.untraced == []
+    assert torch.isfinite(result.channels).all()
 
 
 def test_a_subclass_with_its_own_forward_is_not_covered():

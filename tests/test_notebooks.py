@@ -61,9 +61,13 @@ def test_notebook_runs(path):
         text = outputs_text(nb)
         assert "frames:mobilenet_v2" in text and "net.image_net.features.18.0" in text
         assert re.search(r"^clip: .+ \(\d+\.\d%\)$", text, re.MULTILINE) and "each frame: [" in text
-        for method in ("gradcam", "integrated_gradients", "occlusion", "frame_mask", "tsr", "flow_gradient"):
+        for method in ("gradcam", "integrated_gradients", "occlusion", "frame_mask", "tsr", "flow_gradient", "lrp"):
             assert re.search(rf"^{method} +[\d.]+ s (map|curve)$", text, re.MULTILINE), method
-        assert "not available: lrp:" in text and "BCTHW" in text and "gradcam: map (8, 64, 64)" in text
+        assert "BCTHW" in text and "gradcam: map (8, 64, 64)" in text and "lrp: map (8, 64, 64)" in text
+        # LRP through networks it has no rules written for: the graph pass, nothing left without a rule
+        assert text.count("graph pass: the network's forward traced") == 2 and "no rule for: nothing" in text
+        score, shares = re.search(r"^score (-?[\d.]+) = frames' shares \[.*\] \(sum (-?[\d.]+)\)$", text, re.M).groups()
+        assert float(score) == pytest.approx(float(shares), abs=2e-3)
     if path.name == "05_runs_and_figures.ipynb":
         text = outputs_text(nb)
         assert "served from the store: True | same run: True | same map: True" in text

@@ -37,7 +37,9 @@ from ...models.base import InputSpec
 from ...models.conv3d import SmallR3D
 from ...models.convlstm import ConvLSTMNet
 from ...models.motion import motion_channels
+from ...models.per_frame import PerFrame
 from ...models.temporal import CNNLSTM, ICALSTM
+from .graph import Canonized, canonize
 from .lstm import (
     attention_summary_relevance,
     convlstm_relevance,
@@ -48,6 +50,7 @@ from .lstm import (
 from .rules import (
     epsilon_composite,
     fold_pool_into_conv,
+    graph_composite,
     max_relevance,
     mean_relevance,
     output_scale_relevance,
@@ -67,6 +70,7 @@ class InputRelevance:
     features: torch.Tensor | None
     output: torch.Tensor
     score: float
+    graph: Canonized | None = None  # the graph pass's record (nodes passed by plain gradient, untraced modules)
 
 
 class Traced:
@@ -259,6 +263,38 @@ def _video_resnet(
     return InputRelevance(channels[0].transpose(0, 1), None, None, output, _score(output, target))
 
 
+def _per_frame(
+    net: PerFrame, x: torch.Tensor, spec: InputSpec, target: Target, composite: str, epsilon: float
+) -> InputRelevance:
+    """An image classifier over the frames: the clip's logits are the mean of the frames', so the
+    starting relevance is shared among the frames in proportion to their logits; then the image
+    network's graph pass on every frame."""
+    b, t = x.shape[:2]
+    frames = x.reshape(b * t, *x.shape[2:])
+    canon = canonize(net.image_net, frames)
+    with ExitStack() as stack, torch.no_grad():
+        stack.enter_context(graph_composite(composite, epsilon, *_bounds(spec, canon), canon.first).context(canon.net))
+        traced = Traced(canon.net, frames)
+        logits = traced.output.detach().view(b, t, -1)  # [B,T,K]
+        output = logits.mean(1)
+        frame_relevance = mean_relevance(logits.transpose(1, 2), starting_relevance(output, target))  # [B,K,T]
+        channels = traced.relevance(frame_relevance.transpose(1, 2).reshape(b * t, -1))
+    channels = channels.view(b, t, *channels.shape[1:])[0]
+    per_frame = frame_relevance.sum(1)[0]
+    return InputRelevance(channels, None, per_frame, output, _score(output, target), graph=canon)
+
+
+def _bounds(spec: InputSpec, canon: Canonized) -> tuple[torch.Tensor, torch.Tensor]:
+    """The z-box bounds for the first layer's input: from the input spec's normalisation where that
+    layer is a conv taking the clip's RGB channels, else the lowest and highest value it received."""
+    first, seen = canon.first, canon.first_input
+    if isinstance(first, (nn.Conv1d, nn.Conv2d, nn.Conv3d)) and first.in_channels == len(spec.mean):
+        return channel_bounds(spec, None, False, first.weight.dim() - 2)
+    if seen is None:
+        return torch.tensor(0.0), torch.tensor(0.0)
+    return seen.amin().reshape(()), seen.amax().reshape(())
+
+
 def _score(output: torch.Tensor, target: Target) -> float:
     return float(target.score(output)[0])
 
@@ -298,27 +334,80 @@ COVERAGE: dict[type, Covered] = {
     CNNLSTM: Covered(_decoupled),
     ICALSTM: Covered(_decoupled),
     ConvLSTMNet: Covered(_decoupled),
+    PerFrame: Covered(_per_frame),
     SmallR3D: Covered(_small_r3d),
     VideoResNet: Covered(_video_resnet, _other_blocks),
 }
 
 
+# Any other CNN goes through the graph pass (``graph``): the composite's rules on its conv and
+# linear layers, batch norms merged, and a rule for every addition, product, pooling and
+# activation its forward computes; what has no rule passes the plain gradient and is named.
+NO_GENERIC_RULES = (
+    nn.RNNBase,
+    nn.RNNCellBase,
+    nn.MultiheadAttention,
+    nn.TransformerEncoderLayer,
+    nn.TransformerDecoderLayer,
+)
+
+
 def uncovered(net: nn.Module) -> str | None:
-    """Why LRP has no rules for ``net``, or None when ``COVERAGE`` covers it."""
-    covered = COVERAGE.get(type(net))
-    if covered is None:
-        names = ", ".join(cls.__name__ for cls in COVERAGE)
-        return f"its network, {type(net).__name__}, is none of the architectures LRP covers ({names})"
-    return covered.unless(net) if covered.unless is not None else None
+    """Why LRP has no rules for ``net``, or None when ``COVERAGE`` covers it or the graph pass for
+    CNNs applies (a network with convolutions and without recurrent or attention layers)."""
+    if _covered(net) is not None and type(net) is not PerFrame:  # an image network over frames: the graph pass
+        return None
+    if any(isinstance(m, torch.jit.ScriptModule) for m in net.modules()):
+        return (
+            "a TorchScript network runs compiled code that LRP's rules cannot reach; load it as file.py:factory "
+            "(with a weights file) to have LRP"
+        )
+    kinds = sorted({type(m).__name__ for m in net.modules() if isinstance(m, NO_GENERIC_RULES)})
+    if kinds:
+        names = ", ".join(cls.__name__ for cls in COVERAGE if cls is not PerFrame)
+        return (
+            f"its network, {type(net).__name__}, has {', '.join(kinds)} layers; LRP through recurrent and "
+            f"attention layers exists only for the architectures it covers ({names})"
+        )
+    if not any(isinstance(m, (nn.Conv1d, nn.Conv2d, nn.Conv3d)) for m in net.modules()):
+        return "its network has no convolution: LRP's graph pass is for CNNs"
+    return None
+
+
+def _any_cnn(net: nn.Module, layout: str, x: torch.Tensor, spec: InputSpec, target: Target, composite: str,
+             epsilon: float) -> InputRelevance:  # fmt: skip
+    """The graph pass on the whole network, the relevance pulled back to x [1,T,C,H,W] through the
+    layout's transpose."""
+    clip = x.transpose(1, 2) if layout == "BCTHW" else x
+    canon = canonize(net, clip)
+    with ExitStack() as stack, torch.no_grad():
+        stack.enter_context(graph_composite(composite, epsilon, *_bounds(spec, canon), canon.first).context(canon.net))
+        traced = Traced(canon.net, clip)
+        output = traced.output.detach()
+        channels = traced.relevance(starting_relevance(output, target))
+    channels = channels.transpose(1, 2) if layout == "BCTHW" else channels
+    return InputRelevance(channels[0], None, None, output, _score(output, target), graph=canon)
 
 
 def input_relevance(model, x: torch.Tensor, target: Target, composite: str, epsilon: float) -> InputRelevance:
-    """LRP of ``model`` (a VideoModel whose network ``COVERAGE`` covers) on x [1,T,C,H,W].
+    """LRP of ``model`` on x [1,T,C,H,W]: the network's own pass where ``COVERAGE`` has one, else
+    the graph pass (any CNN, ``graph``).
 
     The rules run on a copy of the network: canonizers change weights and batch norms while
     they are attached, and the model may be serving other calls meanwhile (the app shares it)."""
     why = uncovered(model.net)
     if why is not None:
         raise ValueError(f"LRP has no rules for {model.name}: {why}")
-    net = private_copy(model.net)
-    return COVERAGE[type(net)].relevance(net, x, model.input_spec, target, composite, epsilon)
+    net = private_copy(model.net).eval()  # a copy: the model's own modes are untouched
+    covered = _covered(net)
+    if covered is None:
+        return _any_cnn(net, model.layout, x, model.input_spec, target, composite, epsilon)
+    return covered.relevance(net, x, model.input_spec, target, composite, epsilon)
+
+
+def _covered(net: nn.Module) -> Covered | None:
+    """The architecture-specific pass for ``net``, or None (the graph pass then)."""
+    covered = COVERAGE.get(type(net))
+    if covered is None or (covered.unless is not None and covered.unless(net) is not None):
+        return None
+    return covered

@@ -91,15 +91,18 @@ def residual_canonizers() -> list:
     ]
 
 
-def trunk_composite(name: str, epsilon: float, low: torch.Tensor, high: torch.Tensor) -> Composite:
+def trunk_composite(
+    name: str, epsilon: float, low: torch.Tensor, high: torch.Tensor, canonizers: list | None = None
+) -> Composite:
     """The composite for a conv trunk (its first layer is the network's first layer).
 
     epsilon: the epsilon rule on every conv and linear layer; epsilon_plus_flat: flat rule on the
     first layer, z+ on the other convs, epsilon on linear layers; epsilon_alpha2_beta1_flat: flat,
     then alpha=2 beta=1; epsilon_gamma_box: the z-box rule on the first layer with the input's
     bounds ``low``/``high`` ([1,C,1,1(,1)]), gamma=0.25 on the other convs, epsilon on linear layers.
-    Pooling and residual sums: proportional (zennit's ``Norm``); activations and batch norms pass."""
-    canonizers = residual_canonizers()
+    Pooling and residual sums: proportional (zennit's ``Norm``); activations and batch norms pass.
+    ``canonizers``: ``residual_canonizers()`` unless given."""
+    canonizers = residual_canonizers() if canonizers is None else canonizers
     if name == "epsilon":
         return epsilon_composite(epsilon, canonizers)
     if name == "epsilon_plus_flat":
@@ -109,6 +112,28 @@ def trunk_composite(name: str, epsilon: float, low: torch.Tensor, high: torch.Te
     if name == "epsilon_gamma_box":
         return EpsilonGammaBox(low=low, high=high, epsilon=epsilon, stabilizer=TINY, canonizers=canonizers)
     raise ValueError(f"unknown composite {name!r}; choose one of {', '.join(COMPOSITES)}")
+
+
+def graph_composite(
+    name: str, epsilon: float, low: torch.Tensor, high: torch.Tensor, first: nn.Module | None
+) -> Composite:
+    """``trunk_composite`` for a network canonized by ``graph.canonize`` (no canonizers: the graph has
+    merged the batch norms and gives sums their rule), the first-layer rule on ``first`` (the first
+    conv the input reaches) whatever the order in which the network registers its modules."""
+    composite = trunk_composite(name, epsilon, low, high, canonizers=[])
+    first_map = getattr(composite, "first_map", None)
+    if first_map is None:
+        return composite
+
+    def mapping(ctx: dict, module_name: str, module: nn.Module):
+        if module is first:
+            for types, hook in first_map:
+                if isinstance(module, types):
+                    return hook
+        return LayerMapComposite.mapping(composite, ctx, module_name, module)
+
+    composite.mapping = mapping
+    return composite
 
 
 def epsilon_composite(epsilon: float, canonizers: list | None = None) -> Composite:
