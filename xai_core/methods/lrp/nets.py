@@ -398,7 +398,7 @@ def input_relevance(model, x: torch.Tensor, target: Target, composite: str, epsi
     why = uncovered(model.net)
     if why is not None:
         raise ValueError(f"LRP has no rules for {model.name}: {why}")
-    net = private_copy(model.net).eval()  # a copy: the model's own modes are untouched
+    net = private_copy(model.net)  # explain computes in eval mode (models.modes)
     covered = _covered(net)
     if covered is None:
         return _any_cnn(net, model.layout, x, model.input_spec, target, composite, epsilon)
