@@ -62,6 +62,7 @@ def test_frame_mask_equals_the_slow_loop_and_captum(arch):
     captum = FeatureAblation(forward).attribute(x, feature_mask=frame_ids, baselines=black(model, x), target=0)
     np.testing.assert_allclose(expl.temporal, captum[0, :, 0, 0, 0].numpy(), atol=TOLERANCE * scale, rtol=0)
     assert expl.meta["strategy"] == ("whole" if arch == "r3d" else "split")
+    assert expl.meta["incremental"] == (arch == "r3d")  # the 3D CNN's masked frames, layer by layer
 
 
 @pytest.mark.parametrize("arch", ARCHS)

@@ -226,6 +226,11 @@ QUALITY = (
         "The app's own speed in Chromium (issue 18)",
         "python benchmarks/app_speed.py --markdown BENCHMARKS.md",
     ),
+    (
+        "incremental",
+        "The incremental engine for 3D CNNs against whole clips and Captum (issue 20, point 4)",
+        "python benchmarks/incremental.py --repeats 3 --window 16",
+    ),
 )
 
 

@@ -95,7 +95,12 @@ def frame_mask(
         spatial=None,
         temporal=curve.float().numpy(),
         extras={"window_drops": drops.float().numpy(), "window_scores": scores.float().numpy()},
-        meta={"base_score": engine.base_score, "evaluations": len(windows), "strategy": engine.strategy},
+        meta={
+            "base_score": engine.base_score,
+            "evaluations": len(windows),
+            "strategy": engine.strategy,
+            "incremental": engine.incremental is not None,
+        },
     )
 
 
@@ -156,5 +161,10 @@ def occlusion(
         params={"window": list(window), "stride": list(stride)},
         spatial=spatial.numpy(),
         temporal=frame_importance(spatial).numpy(),
-        meta={"base_score": engine.base_score, "evaluations": len(windows), "strategy": engine.strategy},
+        meta={
+            "base_score": engine.base_score,
+            "evaluations": len(windows),
+            "strategy": engine.strategy,
+            "incremental": engine.incremental is not None,
+        },
     )

@@ -1,0 +1,90 @@
+"""The incremental engine for 3D CNNs (``machinery.incremental``): a perturbed clip's output from
+the layers' changed regions only, against the whole pass in float64, on the zoo's 3D ResNet (with
+its motion channels), torchvision's r3d_18 and a ShuffleNet-style 3D CNN; and the perturbation
+engine's use of it."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from byo_models import shuffle_3d, with_running_statistics
+from conftest import SMALL_SPEC, small_input, small_model
+from torch import nn
+
+from xai_core.explanation import resolve_target
+from xai_core.methods.machinery.engine import PerturbationEngine
+from xai_core.methods.machinery.incremental import IncrementalNet
+from xai_core.methods.machinery.perturbation import Perturbation
+from xai_core.models.base import InputSpec, VideoModel
+from xai_core.models.registry import build_model
+
+SPEC = InputSpec(frames=8, height=32, width=32)
+# (frames, y0, y1, x0, x1): a corner, the middle, whole frames, several frames, the last frame's corner
+BOXES = [(0, 1, 0, 6, 0, 6), (3, 4, 12, 20, 10, 18), (5, 6, 0, 32, 0, 32), (2, 5, 8, 16, 8, 16), (7, 8, 26, 32, 26, 32)]
+
+
+def networks() -> dict[str, tuple[nn.Module, InputSpec]]:
+    torch.manual_seed(0)
+    r3d_18 = build_model("r3d_18", labels=["a", "b", "c"], input_spec=SPEC).net
+    shuffle = with_running_statistics(shuffle_3d(3), (2, 3, 8, 32, 32))
+    return {
+        "r3d (zoo, motion channels)": (small_model("r3d").net, SMALL_SPEC),
+        "r3d_18": (with_running_statistics(r3d_18, (2, 3, 8, 32, 32)), SPEC),
+        "shuffle_3d": (shuffle, SPEC),
+    }
+
+
+@pytest.mark.parametrize("name", list(networks()))
+def test_the_incremental_pass_equals_the_whole_pass_in_float64(name):
+    net, spec = networks()[name]
+    net = net.double().eval()
+    x = small_input(spec=spec).double().transpose(1, 2)  # [1,C,T,H,W]
+    incremental = IncrementalNet(net, x)
+    with torch.inference_mode():
+        clean = net(x)
+    for t0, t1, y0, y1, x0, x1 in BOXES:
+        y0, y1, x0, x1 = (v * spec.height // 32 for v in (y0, y1, x0, x1))
+        changed = x.clone()
+        changed[:, :, t0:t1, y0:y1, x0:x1] = torch.rand(1, 3, t1 - t0, y1 - y0, x1 - x0, dtype=torch.float64)
+        with torch.inference_mode():
+            whole = net(changed)
+        given = incremental(changed, ((0, 1), (0, 3), (t0, t1), (y0, y1), (x0, x1)))
+        found = incremental(changed)  # the box found by comparing with the clean clip
+        scale = float(whole.abs().max())
+        assert (given - whole).abs().max() <= 1e-5 * scale, (name, t0, y0, x0)
+        assert (found - whole).abs().max() <= 1e-5 * scale
+        assert not torch.allclose(whole, clean)  # the change reached the output
+        if (t1 - t0) * (y1 - y0) * (x1 - x0) <= 8 * 8 * 3:  # the point: less work (small clips: less saved)
+            assert incremental.last_work < (0.5 if name.startswith("r3d (zoo") else 0.9), (name, incremental.last_work)
+    # every write was undone: the clean clip gives the clean output again, from the kept values
+    again = incremental(x.clone(), ((0, 1), (0, 3), (0, 1), (0, 1), (0, 1)))
+    assert (again - clean).abs().max() <= 1e-9 * float(clean.abs().max())
+
+
+class Branching(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = nn.Conv3d(3, 4, 3, padding=1)
+        self.fc = nn.Linear(4, 3)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = torch.relu(self.conv(x))
+        if bool(y.detach().mean() > 1e9):  # fx cannot trace a branch on the data
+            y = -y
+        return self.fc(y.mean((2, 3, 4)))
+
+
+def test_the_engine_runs_3d_cnns_incrementally_and_whole_clips_otherwise():
+    for net, incremental in ((small_model("r3d").net, True), (Branching().eval(), False)):
+        model = VideoModel(net.double(), task="classification", labels=["a", "b", "c"], input_spec=SMALL_SPEC,
+                           layout="BCTHW")  # fmt: skip
+        x = small_input().double()
+        target = resolve_target(model.task, model.labels, 1)
+        engine = PerturbationEngine(model, x, target, "blur", blur_sigma=2.0)
+        assert (engine.incremental is not None) == incremental
+        windows = [Perturbation(t, t + 1, (y, y + 16, 8, 24)) for t in (0, 5) for y in (0, 40)]
+        windows += [Perturbation(0, 8)]  # the whole clip: over INCREMENTAL_SHARE, a whole pass
+        plain = PerturbationEngine(model, x, target, "blur", blur_sigma=2.0, plain=True)
+        assert plain.incremental is None
+        fast, slow = engine.scores(windows), plain.scores(windows)
+        assert (fast - slow).abs().max() <= 1e-9 * max(1.0, float(slow.abs().max()))
