@@ -127,7 +127,8 @@ class _Keeper(fx.Interpreter):
 
     def run_node(self, n: fx.Node):
         out = super().run_node(n)
-        self.kept[n.name] = out
+        # a copy as computed: an in-place consumer (ReLU(inplace=True)) must not change what is kept
+        self.kept[n.name] = out.clone() if isinstance(out, torch.Tensor) else out
         return out
 
 
@@ -287,7 +288,12 @@ class _Incremental(fx.Interpreter):
 
     def _call(self, n: fx.Node, module: nn.Module | None, args, kwargs):
         if module is not None:
+            if getattr(module, "inplace", False):  # it would write into another node's buffer
+                args = [a.clone() if isinstance(a, torch.Tensor) else a for a in args]
             return module(*args, **kwargs)
+        in_place = kwargs.get("inplace") or (n.op == "call_method" and n.target.endswith("_") and n.target[:2] != "__")
+        if in_place:  # x.relu_(), F.relu(x, inplace=True): on a copy, never on another node's buffer
+            args = [a.clone() if isinstance(a, torch.Tensor) else a for a in args]
         if n.op == "call_method":
             self_, *rest = args
             return getattr(self_, n.target)(*rest, **kwargs)
