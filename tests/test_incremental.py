@@ -54,11 +54,62 @@ def test_the_incremental_pass_equals_the_whole_pass_in_float64(name):
         assert (given - whole).abs().max() <= 1e-5 * scale, (name, t0, y0, x0)
         assert (found - whole).abs().max() <= 1e-5 * scale
         assert not torch.allclose(whole, clean)  # the change reached the output
+        # every buffer is back to the clean pass's value after each call
+        assert all(torch.equal(buffer, incremental.kept[k]) for k, buffer in incremental.scratch.items())
         if (t1 - t0) * (y1 - y0) * (x1 - x0) <= 8 * 8 * 3:  # the point: less work (small clips: less saved)
             assert incremental.last_work < (0.5 if name.startswith("r3d (zoo") else 0.9), (name, incremental.last_work)
     # every write was undone: the clean clip gives the clean output again, from the kept values
     again = incremental(x.clone(), ((0, 1), (0, 3), (0, 1), (0, 1), (0, 1)))
     assert (again - clean).abs().max() <= 1e-9 * float(clean.abs().max())
+
+
+class InPlace(nn.Module):
+    """An in-place torch function (it would write into the conv's buffer)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = nn.Conv3d(3, 4, 3, padding=1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.sigmoid_(self.conv(x)).mean((2, 3, 4))
+
+
+class EndsInAView(nn.Module):
+    """The output is a view of a layer's output (of the buffer a rule writes into)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = nn.Conv3d(3, 4, 3, padding=1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.sigmoid(self.conv(x)).transpose(1, 2)
+
+
+class BatchStatistics(nn.Module):
+    """A batch norm without running statistics normalises with the batch's own, even in eval mode."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = nn.Conv3d(3, 4, 3, padding=1)
+        self.norm = nn.BatchNorm3d(4, track_running_stats=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.norm(self.conv(x)).mean((2, 3, 4))
+
+
+@pytest.mark.parametrize("net", [InPlace, EndsInAView, BatchStatistics])
+def test_in_place_functions_views_and_batch_statistics_stay_exact_call_after_call(net):
+    torch.manual_seed(0)
+    net = net().double().eval()
+    x = torch.rand(1, 3, 4, 16, 16, dtype=torch.float64)
+    incremental = IncrementalNet(net, x)
+    for t, y in ((0, 0), (2, 8), (3, 4)):
+        changed = x.clone()
+        changed[:, :, t, y : y + 4, 2:6] = 0
+        got = incremental(changed, ((0, 1), (0, 3), (t, t + 1), (y, y + 4), (2, 6)))
+        with torch.inference_mode():
+            assert torch.allclose(got, net(changed), rtol=1e-9, atol=1e-12)
+        assert all(torch.equal(buffer, incremental.kept[k]) for k, buffer in incremental.scratch.items())
 
 
 class Branching(nn.Module):

@@ -4,6 +4,7 @@ bias-free networks of every shape the issue names, and what is reported or refus
 
 from __future__ import annotations
 
+import copy
 import operator
 
 import numpy as np
@@ -313,5 +314,72 @@ def test_what_the_graph_pass_refuses_says_why():
     scripted = PerFrame(torch.jit.script(torchvision.models.get_model("resnet18", weights=None, num_classes=3)))
     assert "TorchScript" in nets.uncovered(scripted) and "file.py:factory" in nets.uncovered(scripted)
     assert nets.uncovered(Recurrent()).startswith("its network, Recurrent, has GRU layers")
+    assert nets.uncovered(Recurrent()).endswith("without such layers of its own gets LRP through its traced graph")
     assert nets.uncovered(nn.Sequential(nn.Flatten(), nn.Linear(12, 3))).endswith("is for CNNs")
     assert nets.uncovered(torchvision.models.video.s3d(num_classes=3)) is None
+
+
+def test_a_gates_own_layers_get_no_relevance():
+    """Squeeze-and-excitation: the gate's branch (pool, two linear layers, sigmoid) gets none of the
+    relevance; all of it goes to the signal it scales. A rule that shared it with the gate would
+    send relevance into the branch's linear layers."""
+    model = video_model("gated_frames")
+    x = clip(SPEC_2D)
+    frames = x.flatten(0, 1)
+    canon = canonize(nets.private_copy(model.net), x)
+    reached = []
+
+    def watch(module, args, output):
+        output.register_hook(lambda grad: reached.append(float(grad.abs().sum())))
+
+    squeezes = [m for m in canon.net.modules() if isinstance(m, nn.Linear) and m.out_features == 4]
+    assert len(squeezes) == 2 and frames.shape[0] == SPEC_2D.frames
+    handles = [m.register_forward_hook(watch) for m in squeezes]
+    try:
+        x = x.clone().requires_grad_(True)
+        out = canon.net(x)
+        (relevance,) = torch.autograd.grad(out[:, 1].sum(), x)
+    finally:
+        for handle in handles:
+            handle.remove()
+    assert torch.isfinite(relevance).all() and relevance.abs().sum() > 0
+    assert sum(reached) == 0.0  # the gate's branch was never reached, or reached with zeros
+
+
+class Twice(nn.Module):
+    """One convolution called twice (a rule keeps one call's input: each call needs its own)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = nn.Conv3d(3, 3, 3, padding=1, bias=False)
+        self.fc = nn.Linear(3, 3, bias=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fc(self.conv(torch.relu(self.conv(x))).mean((2, 3, 4)))
+
+
+class TwoConvs(Twice):
+    """The same computation with two modules holding the same weights."""
+
+    def __init__(self, twice: Twice) -> None:
+        super().__init__()
+        self.load_state_dict(twice.state_dict())
+        self.second = copy.deepcopy(self.conv)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fc(self.second(torch.relu(self.conv(x))).mean((2, 3, 4)))
+
+
+@pytest.mark.parametrize("composite", ["epsilon_plus_flat", "epsilon_gamma_box"])
+def test_a_module_called_twice_is_explained_as_two(composite):
+    torch.manual_seed(0)
+    twice = Twice().eval()
+    x = clip(SPEC_3D)
+    maps = []
+    for net in (twice, TwoConvs(twice).eval()):
+        model = VideoModel(net, task="classification", labels=LABELS, input_spec=SPEC_3D, layout="BCTHW")
+        expl = explain(model, x, "lrp", target=1, composite=composite)
+        assert expl.meta["plain_gradient"] == []
+        maps.append(expl.spatial)
+    assert np.abs(maps[0]).sum() > 0 and np.allclose(maps[0], maps[1], rtol=1e-4, atol=1e-6 * np.abs(maps[1]).max())
+    assert sum(1 for m in twice.modules() if isinstance(m, nn.Conv3d)) == 1  # the user's net: one conv

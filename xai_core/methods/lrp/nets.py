@@ -367,7 +367,8 @@ def uncovered(net: nn.Module) -> str | None:
         names = ", ".join(cls.__name__ for cls in COVERAGE if cls is not PerFrame)
         return (
             f"its network, {type(net).__name__}, has {', '.join(kinds)} layers; LRP through recurrent and "
-            f"attention layers exists only for the architectures it covers ({names})"
+            f"attention layers exists only for the architectures it covers ({names}); a network of convolutions "
+            "without such layers of its own gets LRP through its traced graph"
         )
     if not any(isinstance(m, (nn.Conv1d, nn.Conv2d, nn.Conv3d)) for m in net.modules()):
         return "its network has no convolution: LRP's graph pass is for CNNs"

@@ -98,6 +98,9 @@ class IncrementalNet:
 
     def __init__(self, net: nn.Module, x: torch.Tensor) -> None:
         self.graph = _Tracer().trace(net)
+        for n in self.graph.nodes:
+            if _in_place(n) and isinstance(n.args[0], fx.Node) and len(n.args[0].users) > 1:
+                raise ValueError(f"{n.name} writes in place into a value other nodes read: run whole clips")
         self.module = fx.GraphModule(net, self.graph)
         self.kept: dict[str, object] = {}
         self.x = x.detach()
@@ -112,12 +115,21 @@ class IncrementalNet:
         runner = _Incremental(self, box)
         with torch.inference_mode():
             try:
-                out = runner.run(x_new)
-                out = out.clone() if any(out is v for v in self.scratch.values()) else out
+                out = _copied(runner.run(x_new))  # it may be a view of a buffer the undo restores
             finally:
                 runner.undo()
         self.last_work = runner.work / max(runner.total, 1)
         return out
+
+
+def _copied(value):
+    if isinstance(value, torch.Tensor):
+        return value.clone()
+    if isinstance(value, (tuple, list)):
+        return type(value)(_copied(v) for v in value)
+    if isinstance(value, dict):
+        return {k: _copied(v) for k, v in value.items()}
+    return value
 
 
 class _Keeper(fx.Interpreter):
@@ -143,6 +155,12 @@ def _changed_box(new: torch.Tensor, old: torch.Tensor) -> Box | None:
         idx = torch.nonzero(along).flatten()
         box.append((int(idx[0]), int(idx[-1]) + 1))
     return tuple(box)
+
+
+def _in_place(n: fx.Node) -> bool:
+    """x.relu_(), torch.sigmoid_(x): a call that writes into its first argument."""
+    name = n.target if isinstance(n.target, str) else getattr(n.target, "__name__", "")
+    return n.op in ("call_method", "call_function") and name.endswith("_") and not name.startswith("__")
 
 
 def _full(shape) -> Box:
@@ -219,6 +237,10 @@ class _Incremental(fx.Interpreter):
         return self.boxes.get(node.name) if isinstance(node, fx.Node) else None
 
     def _by_rule(self, n: fx.Node, module, args, kwargs, kept: torch.Tensor) -> torch.Tensor | None:
+        if any(isinstance(v, (torch.Tensor, tuple, list)) for v in kwargs.values()) or (
+            n.target in (torch.transpose, torch.permute, "transpose", "permute") and kwargs
+        ):
+            return None  # operands or dimensions given by keyword: the node runs whole
         name = n.target if n.op == "call_method" else None
         if name in ("transpose", "permute") or n.target in (torch.transpose, torch.permute):
             box = self._box_of(n.args[0])
@@ -291,8 +313,9 @@ class _Incremental(fx.Interpreter):
             if getattr(module, "inplace", False):  # it would write into another node's buffer
                 args = [a.clone() if isinstance(a, torch.Tensor) else a for a in args]
             return module(*args, **kwargs)
-        in_place = kwargs.get("inplace") or (n.op == "call_method" and n.target.endswith("_") and n.target[:2] != "__")
-        if in_place:  # x.relu_(), F.relu(x, inplace=True): on a copy, never on another node's buffer
+        if _in_place(n) or kwargs.get(
+            "inplace"
+        ):  # x.relu_(), F.relu(x, inplace=True): on a copy, never on another node's buffer
             args = [a.clone() if isinstance(a, torch.Tensor) else a for a in args]
         if n.op == "call_method":
             self_, *rest = args
@@ -302,6 +325,8 @@ class _Incremental(fx.Interpreter):
     @staticmethod
     def _pointwise(n: fx.Node, module: nn.Module | None, args, kept: torch.Tensor) -> bool:
         if module is not None:
+            if isinstance(module, nn.modules.batchnorm._BatchNorm) and module.running_mean is None:
+                return False  # batch statistics even in eval mode: not pointwise
             return isinstance(module, POINTWISE_MODULES) and not module.training
         if n.op == "call_function" and n.target in POINTWISE_FUNCTIONS:
             pass
@@ -323,7 +348,9 @@ class _Incremental(fx.Interpreter):
         else:
             if getattr(module, "ceil_mode", False) or getattr(module, "return_indices", False):
                 return None
-            if isinstance(module, AVG_POOLS) and (not module.count_include_pad or module.divisor_override):
+            if isinstance(module, AVG_POOLS) and (
+                not module.count_include_pad or getattr(module, "divisor_override", None)
+            ):
                 return None
             kernel = _tuple(module.kernel_size, dims)
             stride = _tuple(module.stride or module.kernel_size, dims)
