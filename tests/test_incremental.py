@@ -40,6 +40,7 @@ def test_the_incremental_pass_equals_the_whole_pass_in_float64(name):
     net = net.double().eval()
     x = small_input(spec=spec).double().transpose(1, 2)  # [1,C,T,H,W]
     incremental = IncrementalNet(net, x)
+    snapshot = {k: v.clone() for k, v in incremental.kept.items() if isinstance(v, torch.Tensor)}
     with torch.inference_mode():
         clean = net(x)
     for t0, t1, y0, y1, x0, x1 in BOXES:
@@ -54,13 +55,41 @@ def test_the_incremental_pass_equals_the_whole_pass_in_float64(name):
         assert (given - whole).abs().max() <= 1e-5 * scale, (name, t0, y0, x0)
         assert (found - whole).abs().max() <= 1e-5 * scale
         assert not torch.allclose(whole, clean)  # the change reached the output
-        # every buffer is back to the clean pass's value after each call
-        assert all(torch.equal(buffer, incremental.kept[k]) for k, buffer in incremental.scratch.items())
+        # the clean pass's values are read, never written
+        assert all(torch.equal(value, incremental.kept[k]) for k, value in snapshot.items())
         if (t1 - t0) * (y1 - y0) * (x1 - x0) <= 8 * 8 * 3:  # the point: less work (small clips: less saved)
             assert incremental.last_work < (0.5 if name.startswith("r3d (zoo") else 0.9), (name, incremental.last_work)
-    # every write was undone: the clean clip gives the clean output again, from the kept values
+    # the clean clip gives the clean output again, from the kept values
     again = incremental(x.clone(), ((0, 1), (0, 3), (0, 1), (0, 1), (0, 1)))
     assert (again - clean).abs().max() <= 1e-9 * float(clean.abs().max())
+
+
+@pytest.mark.parametrize("name", list(networks()))
+def test_a_group_of_perturbations_at_different_places_equals_their_whole_passes(name):
+    """``many``: P patches of one size at their own corners (borders, first and last frames, the
+    middle; a box over most of the clip: whole outputs) against one whole pass each, float64."""
+    net, spec = networks()[name]
+    net = net.double().eval()
+    x = small_input(spec=spec).double().transpose(1, 2)  # [1,C,T,H,W]
+    incremental = IncrementalNet(net, x)
+    snapshot = {k: v.clone() for k, v in incremental.kept.items() if isinstance(v, torch.Tensor)}
+    h, w = spec.height, spec.width
+    torch.manual_seed(1)
+    for t, y, z in ((2, h // 4, w // 4), (6, h - h // 4, w - w // 4)):  # small boxes; boxes of most of the clip
+        last = spec.frames
+        wanted = [(0, 0, 0), (last, h, w), (last // 2, h // 3, 1), (1, 0, w), (last, h // 2, w // 2)]
+        corners = [(0, min(a, spec.frames - t), min(b, h - y), min(c, w - z)) for a, b, c in wanted]
+        data = torch.rand(len(corners), 3, t, y, z, dtype=torch.float64)
+        got = incremental.many(data, corners)
+        for i, (_, t0, y0, x0) in enumerate(corners):
+            changed = x.clone()
+            changed[:, :, t0 : t0 + t, y0 : y0 + y, x0 : x0 + z] = data[i]
+            with torch.inference_mode():
+                whole = net(changed)
+            assert (got[i] - whole[0]).abs().max() <= 1e-5 * float(whole.abs().max()), (name, t, corners[i])
+        assert all(torch.equal(value, incremental.kept[k]) for k, value in snapshot.items())
+    with pytest.raises(ValueError, match="do not fit"):
+        incremental.many(torch.zeros(1, 3, 2, 4, 4, dtype=torch.float64), [(0, spec.frames - 1, 0, 0)])
 
 
 class InPlace(nn.Module):
@@ -103,13 +132,14 @@ def test_in_place_functions_views_and_batch_statistics_stay_exact_call_after_cal
     net = net().double().eval()
     x = torch.rand(1, 3, 4, 16, 16, dtype=torch.float64)
     incremental = IncrementalNet(net, x)
+    snapshot = {k: v.clone() for k, v in incremental.kept.items() if isinstance(v, torch.Tensor)}
     for t, y in ((0, 0), (2, 8), (3, 4)):
         changed = x.clone()
         changed[:, :, t, y : y + 4, 2:6] = 0
         got = incremental(changed, ((0, 1), (0, 3), (t, t + 1), (y, y + 4), (2, 6)))
         with torch.inference_mode():
             assert torch.allclose(got, net(changed), rtol=1e-9, atol=1e-12)
-        assert all(torch.equal(buffer, incremental.kept[k]) for k, buffer in incremental.scratch.items())
+        assert all(torch.equal(value, incremental.kept[k]) for k, value in snapshot.items())
 
 
 class Branching(nn.Module):
@@ -139,3 +169,23 @@ def test_the_engine_runs_3d_cnns_incrementally_and_whole_clips_otherwise():
         assert plain.incremental is None
         fast, slow = engine.scores(windows), plain.scores(windows)
         assert (fast - slow).abs().max() <= 1e-9 * max(1.0, float(slow.abs().max()))
+
+
+def test_groups_are_sized_by_the_memory_their_whole_outputs_take():
+    """The engine's groups: at most ``group_size``, and as many as keep one layer's whole outputs
+    under the budget; a call reports the largest whole output one perturbation needed."""
+    from xai_core.methods.machinery.engine import CPU_DENSE_BUDGET
+
+    model = small_model("r3d")
+    x = small_input()
+    target = resolve_target(model.task, model.labels, 1)
+    engine = PerturbationEngine(model, x, target, "zero")
+    assert engine._group_size(1) == engine.group_size
+    assert engine._group_size(CPU_DENSE_BUDGET // 3) == 3
+    assert engine._group_size(10 * CPU_DENSE_BUDGET) == 1
+    net = engine.incremental
+    clip = x.transpose(1, 2)  # [1,C,T,H,W]
+    net.many(clip[:, :, :1, :4, :4].clone(), [(0, 0, 0, 0)])  # a small box: patches, or small whole outputs
+    small = net.last_dense_bytes
+    net.many(torch.zeros_like(clip[:, :, :4]), [(0, 2, 0, 0)])  # half the clip: whole outputs from the input on
+    assert net.last_dense_bytes >= clip[0, :, :4].numel() * clip.element_size() > small

@@ -62,7 +62,8 @@ def test_tsr_equals_algorithm_1(arch):
     expected, time, base = slow_tsr(model, x, 1, block=block, quantile=0.55)
     expl = run(model, x, "tsr", block=block)
     fast = arch in ("cnn_transformer", "cnn_lstm", "cnn_lstm_attn", "ica_lstm")  # the ConvLSTM's maps are too wide
-    assert expl.meta["engine"] == ("GradientChange" if fast else "ReferenceChange")
+    engine = "GradientChange" if fast else "BatchedGradients" if arch == "r3d" else "ReferenceChange"
+    assert expl.meta["engine"] == engine
     np.testing.assert_allclose(expl.temporal, time.numpy(), rtol=0, atol=TOLERANCE * float(time.max()))
     np.testing.assert_allclose(expl.extras["base_map"], base.numpy(), rtol=0, atol=1e-6 * float(base.abs().max()))
     scale = float(expected.max() - expected.min())
@@ -104,6 +105,32 @@ def test_both_engines_agree_with_another_base_and_masks():
     assert not gradient_change_applies(model, "gradcam")
     expl = run(model, x, "tsr", base="gradcam", block=32)
     assert expl.meta["engine"] == "ReferenceChange" and np.isfinite(expl.spatial).all()
+
+
+@pytest.mark.parametrize("base", ["saliency", "input_x_gradient"])
+def test_batched_gradients_equal_the_reference_loop_on_a_3d_cnn(base):
+    """BatchedGradients (several perturbed clips a backward pass) against one base attribution per
+    mask, float64, with batches that do not divide the masks; other bases are refused."""
+    from xai_core.methods.machinery.perturbation import Perturbation
+    from xai_core.methods.machinery.relevance_change import BatchedGradients
+
+    model, x = small_model("r3d").double(), small_input().double()
+    target = resolve_target(model.task, model.labels, 2)
+    masks = [
+        Perturbation(0, 1),
+        Perturbation(3, 6),
+        Perturbation(7, 8, (5, 40, 0, 20)),
+        Perturbation(0, 2, (0, 9, 0, 64)),
+    ]
+    masks += [Perturbation(t, t + 1, (16, 32, 16, 32)) for t in range(8)]
+    with torch.inference_mode(False):
+        batched = BatchedGradients(model, x, target, base, "blur", 3.0, clips=5)
+        fast = batched.deltas(masks)
+        slow = ReferenceChange(model, x, target, base, {}, "blur", 3.0).deltas(masks)
+    assert torch.equal(batched.relevance, ReferenceChange(model, x, target, base, {}, "blur", 3.0).relevance)
+    assert (fast - slow).abs().max() <= TOLERANCE * float(slow.max()) and float(slow.min()) > 0
+    with pytest.raises(ValueError, match="not gradcam"):
+        BatchedGradients(model, x, target, "gradcam", "zero", 5.0)
 
 
 def test_superpixel_features_and_a_fixed_alpha():
@@ -163,7 +190,9 @@ def test_the_plan_counts_tsr_masks_and_names_the_engine_it_timed():
     fast = plan(fast_model, x, target, "tsr", params)
     assert fast.evaluations == 8 + 1 + 4 * 4 and fast.seconds > 0  # 8 frames, 4 of them x 2x2 blocks
     assert fast.note.startswith("gradient engine:") and "Jacobian passes" in fast.note and "24 masks" in fast.note
-    slow = plan(small_model("r3d"), x, target, "tsr", params)
+    batched = plan(small_model("r3d"), x, target, "tsr", params)
+    assert batched.evaluations == fast.evaluations and "saliency maps, 4 a backward pass" in batched.note
+    slow = plan(small_model("r3d"), x, target, "tsr", {**params, "engine": "reference"})
     assert slow.evaluations == fast.evaluations and "saliency attributions" in slow.note
     reference = plan(fast_model, x, target, "tsr", {**params, "engine": "reference"})
     assert "saliency attributions" in reference.note

@@ -228,7 +228,7 @@ QUALITY = (
     ),
     (
         "incremental",
-        "The incremental engine for 3D CNNs against whole clips and Captum (issue 20, point 4)",
+        "The perturbation engines for 3D CNNs against whole clips, Captum and the TSR loop (issue 20, point 4)",
         "python benchmarks/incremental.py --repeats 3 --window 16",
     ),
 )

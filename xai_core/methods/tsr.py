@@ -36,8 +36,9 @@ ENGINE = Param(
     "choice",
     "auto",
     choices=("auto", "reference"),
-    help="auto: the fast exact engine where it applies (saliency, input_x_gradient on decoupled models); "
-    "reference: one base attribution per mask",
+    help="auto: the fast exact engines where they apply (saliency, input_x_gradient: per-frame Jacobians on "
+    "decoupled models, several masked clips a backward pass on 3D CNNs and your own); reference: one base "
+    "attribution per mask",
 )
 
 

@@ -20,7 +20,15 @@ from ...models.modes import eval_mode
 from .clock import now
 from .engine import PerturbationEngine
 from .perturbation import Perturbation
-from .relevance_change import CHUNK, JACOBIAN_CHUNK, GradientChange, base_method, uses_gradient_engine
+from .relevance_change import (
+    CHUNK,
+    JACOBIAN_CHUNK,
+    BatchedGradients,
+    GradientChange,
+    base_method,
+    uses_batched_gradients,
+    uses_gradient_engine,
+)
 from .windows import frame_windows, grid_features, occlusion_windows, window_starts
 
 LONG_METHODS = ("frame_mask", "occlusion", "tsr_onestep", "tsr")
@@ -94,6 +102,15 @@ def _tsr_plan(model, x: torch.Tensor, target: Target, name: str, params: dict) -
             jacobians + masks * each,
             f"gradient engine: {passes} Jacobian passes ({jacobians:.1f} s), then {masks} masks of "
             f"{each * 1000:.0f} ms",
+        )
+    if uses_batched_gradients(model, base.name, params.get("engine", "auto")):
+        engine = BatchedGradients(model, x, target, base.name, params["baseline"], params["blur_sigma"])
+        sampled = sample_masks(frames, height, width, params.get("block", 10), size=engine.clips)
+        start = now(x.device)
+        engine.deltas(sampled)
+        each = (now(x.device) - start) / len(sampled)
+        return Plan(
+            count, count * each, f"{count} {base.name} maps, {engine.clips} a backward pass, {each * 1000:.0f} ms each"
         )
     start = now(x.device)
     base.fn(model, x, target, **base.resolve_params({}))

@@ -4,6 +4,11 @@ over every frame and pixel, for many perturbations ``p`` of one clip (the inner 
 ``ReferenceChange`` runs the base method on every perturbed clip: any registered method, one
 attribution per perturbation.
 
+``BatchedGradients`` serves the same gradient maps on any other model (3D CNNs, your own): the
+perturbed clips' gradients in batched backward passes, several clips a pass.  No more can be
+re-used there: a perturbation changes the head's gradient, so every pixel's gradient changes and
+each perturbed clip needs a whole backward pass.
+
 ``GradientChange`` is exact and much faster for the gradient maps (``saliency``, and
 ``input_x_gradient``) of decoupled models with a split frame encoder (the zoo's CNN + Transformer /
 LSTM / ConvLSTM).  There ``score = H(f_1..f_T)`` and ``f_a = E(x_{a-1}, x_a)``, so the map of frame q
@@ -32,12 +37,16 @@ from ...explanation import Target
 from .clock import now
 from .perturbation import Perturbation, apply, fill_clip, fill_frames, perturb_frames
 from .registry import MethodError, get_method
+from .scoring import gradient_input
 
 GRADIENT_BASES = ("saliency", "input_x_gradient")
 CHUNK = 16  # perturbations at once: their features, head passes and encoder backward passes (~0.5 s)
 JACOBIAN_CHUNK = 4  # Jacobian rows per batched backward pass (measured: 4 rows 0.2 s, 16 rows 1 s; all 96 rows
 # of the default model 4.1 s in 4s, 5.5 s in 16s): short passes let a cancel take effect soon
 JACOBIAN_STAGE = "preparing the gradient engine: Jacobian rows"
+# Perturbed clips per batched backward pass (r3d-sides on the 2-core CPU, per clip: 40 ms one at a
+# time, 27 ms four at a time, 31 ms eight at a time)
+CPU_GRADIENT_CLIPS, GPU_GRADIENT_CLIPS = 4, 16
 MAX_FEATURES = 512  # per-frame features beyond which the Jacobians cost more than they save
 
 Progress = Callable[[int, int], None]
@@ -65,6 +74,12 @@ def uses_gradient_engine(model, x: torch.Tensor, base: str, engine: str) -> bool
     return engine == "auto" and gradient_change_applies(model, base, dim)
 
 
+def uses_batched_gradients(model, base: str, engine: str) -> bool:
+    """Whether ``change_engine`` picks ``BatchedGradients`` (when ``GradientChange`` does not apply):
+    the gradient maps of a model without a temporal head (3D CNNs, your own), engine "auto"."""
+    return engine == "auto" and base in GRADIENT_BASES and "temporal_head" not in model.capabilities
+
+
 def base_method(model, base: str | None):
     """The registered method TSR rescales (``base``; saliency when empty), or MethodError saying
     why it cannot be one: not a spatial method, not available for ``model``, or TSR itself."""
@@ -80,11 +95,15 @@ def base_method(model, base: str | None):
 
 
 def change_engine(model, x: torch.Tensor, target: Target, base: str, baseline: str, blur_sigma: float, engine: str):
-    """The engine of TSR's sums for this base method and model: ``GradientChange`` where it
-    applies and ``engine`` is "auto", else ``ReferenceChange``; a base TSR cannot use raises MethodError."""
+    """The engine of TSR's sums for this base method and model (``engine`` "auto"): ``GradientChange``
+    where it applies, ``BatchedGradients`` for the gradient maps of models without a temporal head
+    (3D CNNs, your own), else (and for "reference") ``ReferenceChange``; a base TSR cannot use
+    raises MethodError."""
     spec = base_method(model, base)
     if uses_gradient_engine(model, x, spec.name, engine):
         return GradientChange(model, x, target, spec.name, baseline, blur_sigma)
+    if uses_batched_gradients(model, spec.name, engine):
+        return BatchedGradients(model, x, target, spec.name, baseline, blur_sigma)
     return ReferenceChange(model, x, target, spec.name, {}, baseline, blur_sigma)
 
 
@@ -110,6 +129,49 @@ class ReferenceChange:
             out[i] = (self._map(apply(self.model, self.x, self.fill, p)) - self.relevance).abs().sum()
             if progress is not None:
                 progress(i + 1, len(perturbations))
+        return out
+
+
+class BatchedGradients:
+    """``delta`` for R = saliency / input_x_gradient on any model: ``clips`` perturbed clips per
+    backward pass (the registered methods' maps: the gradient, times the clip for input x
+    gradient, summed over the colour channels)."""
+
+    def __init__(
+        self,
+        model,
+        x: torch.Tensor,
+        target: Target,
+        base: str,
+        baseline: str,
+        blur_sigma: float,
+        clips: int | None = None,
+    ):
+        if base not in GRADIENT_BASES:
+            raise ValueError(f"batched gradients serve {' and '.join(GRADIENT_BASES)}, not {base}")
+        self.model, self.x, self.target = model, x.detach(), target
+        self.times_input = base == "input_x_gradient"
+        self.fill = fill_clip(model, self.x, baseline, blur_sigma)
+        self.clips = clips or (GPU_GRADIENT_CLIPS if self.x.device.type == "cuda" else CPU_GRADIENT_CLIPS)
+        self.relevance = self._maps(self.x)[0]
+
+    def _maps(self, clips: torch.Tensor) -> torch.Tensor:
+        """clips [B,T,C,H,W] -> each clip's map [B,T,H,W] float64 (float32 values, as the method gives)."""
+        with torch.enable_grad():
+            leaf = gradient_input(clips)
+            (grad,) = torch.autograd.grad(self.target.score(self.model(leaf)).sum(), leaf)
+        attribution = grad * leaf.detach() if self.times_input else grad
+        return attribution.sum(2).float().double().cpu()
+
+    def deltas(self, perturbations: Sequence[Perturbation], progress: Progress | None = None) -> torch.Tensor:
+        out = torch.empty(len(perturbations), dtype=torch.float64)
+        for start in range(0, len(perturbations), self.clips):
+            jobs.check()
+            chunk = perturbations[start : start + self.clips]
+            clips = torch.cat([apply(self.model, self.x, self.fill, p) for p in chunk])
+            out[start : start + len(chunk)] = (self._maps(clips) - self.relevance).abs().sum((1, 2, 3))
+            if progress is not None:
+                progress(start + len(chunk), len(perturbations))
         return out
 
 
