@@ -67,9 +67,9 @@ def measure(repeats: int, window: int) -> dict:
     }
     rows = [perturbation_row(s, method, windows, window, repeats) for method, windows in cases.items()]
     other = torchvision_subject()  # a second 3D CNN for frame masking
-    rows.append(
-        perturbation_row(other, "frame_mask", [Perturbation(f, f + 1) for f in range(other.x.shape[1])], 0, repeats)
-    )
+    with eval_mode(other.model):  # as explain runs it
+        frames = [Perturbation(f, f + 1) for f in range(other.x.shape[1])]
+        rows.append(perturbation_row(other, "frame_mask", frames, 0, repeats))
     return {
         "model": MODEL,
         "repeats": repeats,
@@ -81,13 +81,12 @@ def measure(repeats: int, window: int) -> dict:
 
 
 def torchvision_subject():
-    """torchvision's r3d_18 (random weights, seed 0, in eval mode) on the benchmark clip's first 16 frames."""
+    """torchvision's r3d_18 (random weights, seed 0) on the benchmark clip's first 16 frames."""
     torch.manual_seed(0)
     model = build_model("r3d_18", labels=["triangle", "square", "pentagon"], input_spec=InputSpec(16, 112, 112))
-    model.net.eval()
     s = subject(OTHER, model=model)
     x = s.x[:, :16].contiguous()
-    with torch.inference_mode():
+    with torch.inference_mode(), eval_mode(model):
         target = resolve_target(model.task, model.labels, None, model(x))
     return Subject(OTHER, model, s.clip, x, target)
 

@@ -128,7 +128,7 @@ def test_quick_bench_measures_every_method_of_the_default_model(small_zoo, tmp_p
         assert (r["target_ratio"] is not None) == (model == "cnn_transformer-sides")
     assert temporal[("cnn_transformer-sides", "occlusion")]["evaluations"] == 8 * 7 * 7  # 64 px in 10-px windows
     assert temporal[("cnn_transformer-sides", "occlusion")]["engine"] == "split"
-    assert temporal[("r3d-sides", "tsr")]["engine"] == "ReferenceChange"
+    assert temporal[("r3d-sides", "tsr")]["engine"] == "BatchedGradients"  # several masked clips a backward pass
     assert "## Temporal saliency" in text and "| r3d-sides | `tsr` |" in text
     assert "kept from that run" not in text
 

@@ -189,3 +189,45 @@ def test_groups_are_sized_by_the_memory_their_whole_outputs_take():
     small = net.last_dense_bytes
     net.many(torch.zeros_like(clip[:, :, :4]), [(0, 2, 0, 0)])  # half the clip: whole outputs from the input on
     assert net.last_dense_bytes >= clip[0, :, :4].numel() * clip.element_size() > small
+
+
+class SharedInPlace(nn.Module):
+    """An in-place ReLU module on a value another node reads: the network changes that value for it."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = nn.Conv3d(3, 4, 3, padding=1)
+        self.relu = nn.ReLU(inplace=True)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        a = self.conv(x)
+        b = self.relu(a)
+        return (a + b).mean((2, 3, 4))
+
+
+def test_batch_statistics_keep_each_perturbation_alone_and_shared_in_place_writes_run_whole():
+    """A batch norm without running statistics normalises over the batch: groups would mix the
+    perturbations, so the engine scores them one a call (and TSR's batched gradients one a pass),
+    the same numbers as whole clips; in-place writes into shared values are refused."""
+    from xai_core.methods.machinery.relevance_change import BatchedGradients
+
+    torch.manual_seed(0)
+    net = BatchStatistics().double().eval()
+    x = torch.rand(1, 3, 4, 16, 16, dtype=torch.float64)
+    incremental = IncrementalNet(net, x)
+    assert not incremental.batchable
+    with pytest.raises(ValueError, match="not independent in a batch"):
+        incremental.many(torch.zeros(2, 3, 1, 4, 4, dtype=torch.float64), [(0, 0, 0, 0), (0, 1, 4, 4)])
+    model = VideoModel(net, task="classification", labels=["a", "b", "c", "d"], input_spec=InputSpec(4, 16, 16),
+                       layout="BCTHW")  # fmt: skip
+    clip = x.transpose(1, 2)
+    target = resolve_target(model.task, model.labels, 1)
+    engine = PerturbationEngine(model, clip, target, "zero")
+    assert engine.incremental is not None and engine._group_size(1) == 1
+    windows = [Perturbation(t, t + 1, (y, y + 4, 4, 8)) for t in range(4) for y in (0, 8)]
+    plain = PerturbationEngine(model, clip, target, "zero", plain=True)
+    assert (engine.scores(windows) - plain.scores(windows)).abs().max() <= 1e-9
+    assert BatchedGradients(model, clip, target, "saliency", "zero", 5.0).clips == 1
+    assert IncrementalNet(small_model("r3d").net.eval(), small_input().transpose(1, 2)).batchable
+    with pytest.raises(ValueError, match="in place"):
+        IncrementalNet(SharedInPlace().double().eval(), x)

@@ -191,7 +191,7 @@ class PerturbationEngine:
             while start < len(rows):
                 jobs.check()
                 known = self.dense_bytes.get(box_size)
-                size = min(FIRST_GROUP, self.group_size) if known is None else self._group_size(known)
+                size = min(FIRST_GROUP, self._group_size(0)) if known is None else self._group_size(known)
                 part = rows[start : start + size]
                 scores[part] = self._measure(self._incremental_outputs([chunk[i] for i in part])).double().cpu()
                 self.dense_bytes[box_size] = self.incremental.last_dense_bytes
@@ -203,6 +203,8 @@ class PerturbationEngine:
     def _group_size(self, dense_bytes: int) -> int:
         """Perturbations per incremental call: ``group_size`` at most, and as many as keep one layer's
         whole outputs (``dense_bytes`` each) under the budget (a quarter of the free memory on a GPU)."""
+        if not self.incremental.batchable:
+            return 1
         if self.x.device.type == "cuda":
             budget = torch.cuda.mem_get_info(self.x.device)[0] // 4
         else:
@@ -338,7 +340,7 @@ def _incremental(model, x: torch.Tensor) -> IncrementalNet | None:
         net = IncrementalNet(model.net, net_input(x))
         # two small changes, in one group, checked against whole passes before any is trusted
         probes = [Perturbation(0, 1, (0, 8, 0, 8)), Perturbation(x.shape[1] - 1, x.shape[1], (8, 16, 8, 16))]
-        probes = [p for p in probes if p.box[1] <= x.shape[3] and p.box[3] <= x.shape[4]]
+        probes = [p for p in probes if p.box[1] <= x.shape[3] and p.box[3] <= x.shape[4]][: 2 if net.batchable else 1]
         clips = torch.cat([x.clone() for _ in probes])
         corners = []
         for k, p in enumerate(probes):
@@ -351,7 +353,7 @@ def _incremental(model, x: torch.Tensor) -> IncrementalNet | None:
             for k, at in enumerate(corners)
         ]
         got = net.many(torch.stack(patches), corners)
-        expected = model(clips)
+        expected = torch.cat([model(clips[k : k + 1]) for k in range(len(probes))])  # each clip alone
     except Exception:  # noqa: BLE001 - an untraceable forward: whole clips, as before
         return None
     scale = float(expected.abs().max()) + 1e-12

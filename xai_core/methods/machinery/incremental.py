@@ -145,7 +145,12 @@ class IncrementalNet:
         if len(inputs) != 1:
             raise ValueError(f"the network takes {len(inputs)} inputs; incremental passes need one")
         for n in self.graph.nodes:
-            if _in_place(n) and isinstance(n.args[0], fx.Node) and len(n.args[0].users) > 1:
+            if n.op == "call_function" and n.target is operator.setitem:
+                raise ValueError(f"{n.name} assigns into a tensor in place: run whole clips")
+            writes = _in_place(n) or n.kwargs.get("inplace") is True
+            if n.op == "call_module":
+                writes = getattr(net.get_submodule(n.target), "inplace", False) is True
+            if writes and n.args and isinstance(n.args[0], fx.Node) and len(n.args[0].users) > 1:
                 raise ValueError(f"{n.name} writes in place into a value other nodes read: run whole clips")
         self.module = fx.GraphModule(net, self.graph)
         self.x = x.detach()
@@ -153,6 +158,7 @@ class IncrementalNet:
         with torch.inference_mode():
             _Keeper(self.module, self.kept).run(self.x)
         self.batched = _batched_nodes(self.graph, self.kept)
+        self.batchable = batch_independent(net) and not _folds_the_batch(self.graph, self.kept)
         self._padded: dict[tuple[str, float], tuple[tuple[int, ...], torch.Tensor]] = {}
         self.last_work = 0.0
         self.work_done = self.work_total = 0  # the conv layers' multiply-adds, done and of whole passes, all calls
@@ -171,6 +177,8 @@ class IncrementalNet:
         """data [P, *size], lo: P corners -> the network's output on every perturbed input (batch P)."""
         if len(lo) != len(data):
             raise ValueError(f"{len(data)} patches but {len(lo)} corners")
+        if len(lo) > 1 and not self.batchable:
+            raise ValueError("this network's clips are not independent in a batch: one perturbation a call")
         shape = self.x.shape[1:]
         if data.dim() != self.x.dim() or any(
             c < 0 or c + s > n for corner in lo for c, s, n in zip(corner, data.shape[1:], shape, strict=True)
@@ -213,6 +221,28 @@ class IncrementalNet:
 
 def _output(graph: fx.Graph) -> fx.Node:
     return next(n for n in graph.nodes if n.op == "output")
+
+
+def batch_independent(net: nn.Module) -> bool:
+    """Whether each clip of a batch gets what it gets alone: no layer in training mode, no batch
+    norm normalising with the batch's own statistics (one without running statistics)."""
+    for m in net.modules():
+        if m.training or (isinstance(m, nn.modules.batchnorm._BatchNorm) and m.running_mean is None):
+            return False
+    return True
+
+
+def _folds_the_batch(graph: fx.Graph, kept: dict) -> bool:
+    """Whether a value computed from the input lacks a batch of one first (frames folded into the
+    batch, [B*T,...]): P perturbations cannot then be stacked along the batch."""
+    dependent: set[str] = set()
+    for n in graph.nodes:
+        if n.op == "placeholder" or any(a.name in dependent for a in n.all_input_nodes):
+            dependent.add(n.name)
+            value = kept.get(n.name)
+            if isinstance(value, torch.Tensor) and (value.dim() == 0 or value.shape[0] != 1):
+                return True
+    return False
 
 
 def _batched_nodes(graph: fx.Graph, kept: dict) -> set[str]:

@@ -35,6 +35,7 @@ import torch
 from ... import jobs
 from ...explanation import Target
 from .clock import now
+from .incremental import batch_independent
 from .perturbation import Perturbation, apply, fill_clip, fill_frames, perturb_frames
 from .registry import MethodError, get_method
 from .scoring import gradient_input
@@ -153,6 +154,8 @@ class BatchedGradients:
         self.times_input = base == "input_x_gradient"
         self.fill = fill_clip(model, self.x, baseline, blur_sigma)
         self.clips = clips or (GPU_GRADIENT_CLIPS if self.x.device.type == "cuda" else CPU_GRADIENT_CLIPS)
+        if not batch_independent(model.net):  # batch statistics: each clip must be alone in its pass
+            self.clips = 1
         self.relevance = self._maps(self.x)[0]
 
     def _maps(self, clips: torch.Tensor) -> torch.Tensor:
