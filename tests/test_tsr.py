@@ -10,11 +10,14 @@ import torch
 from conftest import small_input, small_model
 
 from xai_core.explanation import resolve_target
+from xai_core.methods.machinery.perturbation import Perturbation
 from xai_core.methods.machinery.registry import MethodError, get_method
 from xai_core.methods.machinery.relevance_change import GradientChange, ReferenceChange, gradient_change_applies
 
 ARCHS = ("cnn_transformer", "cnn_lstm", "cnn_lstm_attn", "ica_lstm", "convlstm", "r3d")
 TOLERANCE = 1e-5
+# masks of TSR's engines compared with the reference loop: a frame, frames, boxes, a strip over two frames
+MASKS = (Perturbation(0, 1), Perturbation(3, 6), Perturbation(7, 8, (5, 40, 0, 20)), Perturbation(0, 2, (0, 9, 0, 64)))
 
 
 def run(model, x, name: str, target=1, **params):
@@ -89,16 +92,9 @@ def test_input_x_gradient_and_one_step(arch):
 def test_both_engines_agree_with_another_base_and_masks():
     """GradientChange and ReferenceChange on windows, boxes and the blur baseline; a CAM base
     takes the reference engine."""
-    from xai_core.methods.machinery.perturbation import Perturbation
-
     model, x = small_model("cnn_lstm").double(), small_input().double()
     target = resolve_target(model.task, model.labels, 2)
-    masks = [
-        Perturbation(0, 1),
-        Perturbation(3, 6),
-        Perturbation(7, 8, (5, 40, 0, 20)),
-        Perturbation(0, 2, (0, 9, 0, 64)),
-    ]
+    masks = list(MASKS)
     fast = GradientChange(model, x, target, "saliency", "blur", 3.0).deltas(masks)
     slow = ReferenceChange(model, x, target, "saliency", {}, "blur", 3.0).deltas(masks)
     assert (fast - slow).abs().max() <= TOLERANCE * float(slow.max())
@@ -111,18 +107,11 @@ def test_both_engines_agree_with_another_base_and_masks():
 def test_batched_gradients_equal_the_reference_loop_on_a_3d_cnn(base):
     """BatchedGradients (several perturbed clips a backward pass) against one base attribution per
     mask, float64, with batches that do not divide the masks; other bases are refused."""
-    from xai_core.methods.machinery.perturbation import Perturbation
     from xai_core.methods.machinery.relevance_change import BatchedGradients
 
     model, x = small_model("r3d").double(), small_input().double()
     target = resolve_target(model.task, model.labels, 2)
-    masks = [
-        Perturbation(0, 1),
-        Perturbation(3, 6),
-        Perturbation(7, 8, (5, 40, 0, 20)),
-        Perturbation(0, 2, (0, 9, 0, 64)),
-    ]
-    masks += [Perturbation(t, t + 1, (16, 32, 16, 32)) for t in range(8)]
+    masks = list(MASKS) + [Perturbation(t, t + 1, (16, 32, 16, 32)) for t in range(8)]
     with torch.inference_mode(False):
         batched = BatchedGradients(model, x, target, base, "blur", 3.0, clips=5)
         fast = batched.deltas(masks)

@@ -216,14 +216,10 @@ class PerturbationEngine:
         patches, corners = [], []
         for p in group:
             content = perturb_frames(self.x[0, p.start : p.stop], fill_frames(self.model, self.x, self.fill, p), p)
-            y0, y1, x0, x1 = p.box or (0, self.x.shape[3], 0, self.x.shape[4])
-            patch = content[:, :, y0:y1, x0:x1]  # [t,C,h,w]
-            if self.model.layout == "BCTHW":
-                patches.append(patch.transpose(0, 1))
-                corners.append((0, p.start, y0, x0))
-            else:
-                patches.append(patch)
-                corners.append((p.start, 0, y0, x0))
+            *_, (y0, y1), (x0, x1) = _box(p, self.x.shape)
+            patch, corner = _net_patch(self.model.layout, content[:, :, y0:y1, x0:x1], p.start, y0, x0)
+            patches.append(patch)
+            corners.append(corner)
         return self.incremental.many(torch.stack(patches), corners)
 
     def _whole_clips(self, chunk: Sequence[Perturbation]) -> torch.Tensor:
@@ -329,6 +325,14 @@ def _box(p: Perturbation, shape: torch.Size) -> tuple[tuple[int, int], ...]:
     return ((0, shape[0]), (p.start, p.stop), (0, shape[2]), (y0, y1), (x0, x1))
 
 
+def _net_patch(layout: str, patch: torch.Tensor, start: int, y0: int, x0: int) -> tuple[torch.Tensor, tuple]:
+    """A perturbation's values [t,C,h,w] from frame ``start``, pixel (y0, x0) -> the patch in the
+    network's layout and its corner (every dimension but the batch)."""
+    if layout == "BCTHW":
+        return patch.transpose(0, 1), (0, start, y0, x0)
+    return patch, (start, 0, y0, x0)
+
+
 def _incremental(model, x: torch.Tensor) -> IncrementalNet | None:
     """The model's network prepared for incremental passes on x [1,T,C,H,W], or None where its
     forward cannot be traced (the whole clips then)."""
@@ -342,16 +346,13 @@ def _incremental(model, x: torch.Tensor) -> IncrementalNet | None:
         probes = [Perturbation(0, 1, (0, 8, 0, 8)), Perturbation(x.shape[1] - 1, x.shape[1], (8, 16, 8, 16))]
         probes = [p for p in probes if p.box[1] <= x.shape[3] and p.box[3] <= x.shape[4]][: 2 if net.batchable else 1]
         clips = torch.cat([x.clone() for _ in probes])
-        corners = []
+        patches, corners = [], []
         for k, p in enumerate(probes):
             y0, y1, x0, x1 = p.box
             clips[k, p.start, :, y0:y1, x0:x1] = 0
-            corners.append((0, p.start, y0, x0) if model.layout == "BCTHW" else (p.start, 0, y0, x0))
-        size = (x.shape[2], 1, 8, 8) if model.layout == "BCTHW" else (1, x.shape[2], 8, 8)
-        patches = [
-            net_input(clips[k : k + 1])[0][tuple(slice(c, c + n) for c, n in zip(at, size))]
-            for k, at in enumerate(corners)
-        ]
+            patch, corner = _net_patch(model.layout, clips[k, p.start : p.stop, :, y0:y1, x0:x1], p.start, y0, x0)
+            patches.append(patch)
+            corners.append(corner)
         got = net.many(torch.stack(patches), corners)
         expected = torch.cat([model(clips[k : k + 1]) for k in range(len(probes))])  # each clip alone
     except Exception:  # noqa: BLE001 - an untraceable forward: whole clips, as before

@@ -118,15 +118,6 @@ class _Tracer(fx.Tracer):
         return super().is_leaf_module(m, qualified_name)
 
 
-def traceable(net: nn.Module) -> str | None:
-    """Why ``net`` cannot run incrementally (its forward cannot be traced), or None."""
-    try:
-        _Tracer().trace(net)
-    except Exception as error:  # noqa: BLE001 - any failure means: run whole clips
-        return f"its forward cannot be traced ({str(error).strip().splitlines()[0][:120] or type(error).__name__})"
-    return None
-
-
 class IncrementalNet:
     """``net`` (in eval mode) with every node's output on the clean input ``x`` [1,...] kept.
 
@@ -157,8 +148,12 @@ class IncrementalNet:
         self.kept: dict[str, object] = {}
         with torch.inference_mode():
             _Keeper(self.module, self.kept).run(self.x)
-        self.batched = _batched_nodes(self.graph, self.kept)
-        self.batchable = batch_independent(net) and not _folds_the_batch(self.graph, self.kept)
+        tensors = {k for k, v in self.kept.items() if isinstance(v, torch.Tensor)}
+        dependent = _dependent(self.graph) & tensors
+        # values computed from the input with its batch of one first; one without (frames folded into
+        # the batch, [B*T,...]) means P perturbations cannot be stacked along the batch
+        self.batched = {k for k in dependent if self.kept[k].dim() and self.kept[k].shape[0] == 1}
+        self.batchable = batch_independent(net) and self.batched == dependent
         self._padded: dict[tuple[str, float], tuple[tuple[int, ...], torch.Tensor]] = {}
         self.last_work = 0.0
         self.work_done = self.work_total = 0  # the conv layers' multiply-adds, done and of whole passes, all calls
@@ -232,29 +227,13 @@ def batch_independent(net: nn.Module) -> bool:
     return True
 
 
-def _folds_the_batch(graph: fx.Graph, kept: dict) -> bool:
-    """Whether a value computed from the input lacks a batch of one first (frames folded into the
-    batch, [B*T,...]): P perturbations cannot then be stacked along the batch."""
+def _dependent(graph: fx.Graph) -> set[str]:
+    """The nodes whose output is computed from the input."""
     dependent: set[str] = set()
     for n in graph.nodes:
         if n.op == "placeholder" or any(a.name in dependent for a in n.all_input_nodes):
             dependent.add(n.name)
-            value = kept.get(n.name)
-            if isinstance(value, torch.Tensor) and (value.dim() == 0 or value.shape[0] != 1):
-                return True
-    return False
-
-
-def _batched_nodes(graph: fx.Graph, kept: dict) -> set[str]:
-    """The nodes whose output depends on the input and carries its batch dimension first."""
-    dependent: set[str] = set()
-    for n in graph.nodes:
-        if n.op == "placeholder" or any(a.name in dependent for a in n.all_input_nodes):
-            dependent.add(n.name)
-    carries = {
-        name for name, value in kept.items() if isinstance(value, torch.Tensor) and value.dim() and value.shape[0] == 1
-    }
-    return dependent & carries
+    return dependent
 
 
 def _copied(value):
