@@ -9,7 +9,7 @@ import json
 import pandas as pd
 import streamlit as st
 
-from workbench import caches, jobs, runs, sidebar, user_models
+from workbench import batch_view, caches, jobs, runs, sidebar, user_models
 from xai_core import render
 from xai_core.evaluate import suites
 from xai_core.evaluate.saved import clips_text, save_evaluation, saved_evaluation, suite_settings
@@ -30,6 +30,7 @@ st.caption(
     "Scores the explanation methods against the ground truth of Moving Shapes clips made for the model "
     "(the sidebar's clip is not used). Also: `python -m xai_core evaluate --suite SUITE --model M --n N --out DIR`."
 )
+batch_view.batch_panel()
 if selection is None:
     st.info("Pick a model in the sidebar.")
     st.stop()

@@ -112,3 +112,37 @@ def test_a_suite_from_the_command_line_or_the_api_is_served_to_the_page(app_zoo,
     assert any(c.value.startswith(f"From saved run {record.key[:10]}") for c in at.caption)
     fresh = run_suite("localization", model, ["gradcam"], n=1, randomised=True, store=app_zoo / "runs")
     assert fresh["saved_run"] != record.key and len(RunStore(app_zoo / "runs").records()) == 2
+
+
+def test_the_page_opens_a_batch_result(app_zoo, tmp_path):
+    """A folder written by `xai batch` shows its per-model / per-method table (the aggregates of its
+    Parquet file), a spread chart and the failed items; a folder without results says so."""
+    import numpy as np
+
+    from xai_core.batch import BatchSpec, read_results, run_batch
+    from xai_core.batch.summary import aggregates
+
+    (tmp_path / "clips").mkdir()
+    (tmp_path / "clips" / "broken.npy").write_bytes(b"nope")
+    out = tmp_path / "batch"
+    spec = BatchSpec(["a_cnn_transformer"], ["gradcam", "saliency"], "shapes:0..2", suite="localization")
+    run_batch(spec, out, report=None)
+    run_batch(BatchSpec(["a_cnn_transformer"], ["saliency"], str(tmp_path / "clips")), out, report=None)
+    at = start()
+    at.text_input(key="batch_folder").set_value(str(tmp_path / "nothing")).run()
+    assert any("no such folder" in e.value for e in at.error)
+    at.text_input(key="batch_folder").set_value(str(out)).run()
+    assert not at.exception
+    assert any(c.value.startswith("5 items: 4 ok, 1 failed") for c in at.caption)
+    panel = next(e for e in at.expander if e.label.startswith("A batch's results"))
+    shown = panel.dataframe[0].value
+    table = read_results(out)
+    expected = {(r["model"], r["method"]): r for r in aggregates(table, ["model", "method"])}
+    for (model, method), row in shown.iterrows():
+        mean, se, _ = expected[(model, method)]["localization.pointing"]
+        cell = row["localization.pointing"]
+        assert cell == ("–" if not np.isfinite(mean) else f"{mean:.3f} ± {se:.3f}")
+    assert shown.loc[("a_cnn_transformer", "saliency"), "items"] == 3
+    assert shown.loc[("a_cnn_transformer", "saliency"), "failed"] == 1
+    failed = panel.dataframe[1].value
+    assert failed["clip"].tolist() == ["broken.npy"] and failed["error"].iloc[0].startswith("VideoError")

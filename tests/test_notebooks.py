@@ -68,6 +68,13 @@ def test_notebook_runs(path):
         assert text.count("graph pass: the network's forward traced") == 2 and "no rule for: nothing" in text
         score, shares = re.search(r"^score (-?[\d.]+) = frames' shares \[.*\] \(sum (-?[\d.]+)\)$", text, re.M).groups()
         assert float(score) == pytest.approx(float(shares), abs=2e-3)
+    if path.name == "07_batch.ipynb":
+        text = outputs_text(nb)
+        assert "48 done before; 0 computed" in text  # started again: nothing recomputed
+        assert "48 rows; {'ok': 48}" in text
+        assert "same curve: True" in text and "same map: True" in text
+        images = [o for c in nb.cells for o in c.get("outputs", []) if "image/png" in o.get("data", {})]
+        assert len(images) == 1
     if path.name == "05_runs_and_figures.ipynb":
         text = outputs_text(nb)
         assert "served from the store: True | same run: True | same map: True" in text

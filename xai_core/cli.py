@@ -595,6 +595,27 @@ def _evaluate_all(args: argparse.Namespace, methods: list[str] | None, params: d
     return 0
 
 
+def _cmd_batch(args: argparse.Namespace) -> int:
+    from .batch import BatchSpec, run_batch
+
+    names = lambda text: [n.strip() for n in text.split(",") if n.strip()]  # noqa: E731
+    try:
+        params = json.loads(args.params) if args.params else {}
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"--params is not valid JSON: {exc}") from None
+    if not isinstance(params, dict) or not all(isinstance(v, dict) for v in params.values()):
+        raise ValueError('--params takes {"METHOD": {"KEY": VALUE}}, e.g. {"integrated_gradients": {"steps": 16}}')
+    spec = BatchSpec(names(args.models), names(args.methods), args.clips, params, args.target, args.suite)
+    counts = run_batch(spec, args.out, engine=args.engine, workers=args.workers, address=args.address,
+                       device=args.device, runs=args.runs, retry_failed=args.retry_failed,
+                       threads=args.threads)  # fmt: skip
+    print(f"{counts['total']} items in {args.out}: {counts['ok']} ok, {counts['failed']} failed "
+          f"({counts['skipped']} done before; this run {counts['ran_ok']} ok, {counts['ran_failed']} failed "
+          f"in {counts['seconds']:.1f} s)")  # fmt: skip
+    print(f"wrote {Path(args.out) / 'results.parquet'} and {Path(args.out) / 'summary.md'}")
+    return 0
+
+
 def _cmd_bench(args: argparse.Namespace) -> int:
     from .bench import suite
 
@@ -940,6 +961,39 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-store", action="store_true", help="--model: do not keep the result in the run store")
     model_options(p)
     p.set_defaults(func=_cmd_evaluate)
+
+    p = sub.add_parser(
+        "batch",
+        help="explain (and evaluate) a dataset: models x clips x methods, resumable, on local workers or Ray",
+    )
+    p.add_argument("--models", required=True, help="comma-separated zoo names or checkpoint paths")
+    p.add_argument("--methods", required=True, help="comma-separated method names")
+    p.add_argument(
+        "--clips",
+        required=True,
+        metavar="SOURCE",
+        help="a folder of videos, a CSV / Parquet manifest (path, optional label, start, end in seconds), or a "
+        "Moving Shapes range shapes:FIRST..END?noise=8&distractors=2 (seeds FIRST to END-1)",
+    )
+    p.add_argument("--out", required=True, metavar="DIR", help="results.parquet, summary.md, rows.jsonl, runs/")
+    p.add_argument("--params", help='method parameters as JSON: {"METHOD": {"KEY": VALUE}}')
+    p.add_argument(
+        "--target",
+        default="predicted",
+        help="predicted (default), label (the manifest's, or Moving Shapes' true class), a class index or label, "
+        "output or ref=VALUE",
+    )
+    p.add_argument("--suite", choices=["localization", "sanity", "temporal"], help="score every item in this suite")
+    p.add_argument("--engine", default="local", choices=["local", "ray"], help="ray: pip install -e .[ray]")
+    p.add_argument("--workers", type=positive_int, default=1, help="worker processes (ray: a local cluster's CPUs)")
+    p.add_argument("--address", help="ray: a running cluster's address (auto, HOST:6379, ray://HOST:10001)")
+    p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+    p.add_argument("--runs", metavar="DIR", help="the run store the workers save runs in (default: DIR/runs)")
+    p.add_argument("--retry-failed", action="store_true", help="run the items that failed before again")
+    p.add_argument(
+        "--threads", type=positive_int, help="torch threads of each worker (default: the cores over the workers)"
+    )
+    p.set_defaults(func=_cmd_batch)
 
     p = sub.add_parser("bench", help="measure speed (medians, ratios against peers) into BENCHMARKS.md")
     p.add_argument("--quick", action="store_true", help="fewer repetitions")

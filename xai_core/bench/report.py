@@ -231,6 +231,11 @@ QUALITY = (
         "The perturbation engines for 3D CNNs against whole clips, Captum and the TSR loop (issue 20, point 4)",
         "python benchmarks/incremental.py --repeats 3 --window 16",
     ),
+    (
+        "batch",
+        "Datasets: `xai batch` on local workers and on Ray against a plain loop (issue 21)",
+        "python benchmarks/batch.py --clips 64 --repeats 3",
+    ),
 )
 
 

@@ -345,6 +345,17 @@ def _row(model: VideoModel, suite: str, spec, results: dict[str, list], clips: l
     return row
 
 
+def clip_scores(model: VideoModel, suite: str, spec, explanations: dict[str, object], sample) -> dict[str, float]:
+    """One clip's scores in ``suite``, as ``run_suite`` measures them for each of its clips:
+    ``explanations`` maps "trained" (and for sanity "logits" and "all", for localisation
+    optionally "all") to the explanation of that model; ``sample`` has the clip's ``video``
+    [T,H,W,3] and ground truth (``target_masks``, ``distractor_masks``, ``pause_frames``)."""
+    if suite not in SUITES:
+        raise ValueError(f"unknown suite {suite!r}; choose one of {', '.join(SUITES)}")
+    row = _row(model, suite, spec, {name: [e] for name, e in explanations.items()}, [sample])
+    return {k: v for k, v in row.items() if not k.endswith(("_se", "_n"))}
+
+
 def target_free(spec) -> bool:
     """Whether a method's maps ignore the target: attention weights are computed before the output
     layer, so randomising that layer cannot change them (only the full randomisation tests them)."""

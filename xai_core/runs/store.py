@@ -24,6 +24,7 @@ import shutil
 import sqlite3
 import tempfile
 import time
+import zipfile
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -48,6 +49,15 @@ COLUMNS = (
     "key", "kind", "model", "weights", "clip_hash", "source", "method", "target", "params", "prediction",
     "seconds", "device", "created", "folder", "versions",
 )  # fmt: skip
+
+
+def save_npz_fast(path: Path, **arrays: np.ndarray) -> None:
+    """``np.savez_compressed`` at zlib's fastest level (1): a clip's uint8 frames shrink about as
+    much (half) in a fifth of the time of the default level."""
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED, compresslevel=1) as archive:
+        for name, array in arrays.items():
+            with archive.open(f"{name}.npy", "w", force_zip64=True) as f:
+                np.lib.format.write_array(f, np.asanyarray(array), allow_pickle=False)
 
 
 class RunNotFound(ValueError):
@@ -172,7 +182,7 @@ class RunStore:
             expl.save(staging)
             if frames is not None:
                 count = len(frames)
-                np.savez_compressed(
+                save_npz_fast(
                     staging / CLIP_NPZ,
                     frames=np.asarray(frames, dtype=np.uint8),
                     padded=np.zeros(count, bool) if padded is None else np.asarray(padded, bool),

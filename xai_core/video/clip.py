@@ -22,6 +22,31 @@ def too_short(name: str, n: int, min_frames: int) -> VideoError:
     return VideoError(f"{name}: has only {n} {noun}; a video needs at least {min_frames}")
 
 
+def window_range(n: int, fps: float, window: tuple[float | None, float | None], name: str) -> tuple[int, int]:
+    """The source frames [first, last) of the seconds [start, end) of a source of ``n`` frames at
+    ``fps`` (start None: 0; end None: the end); VideoError when the window holds no frame."""
+    start, end = window
+    first = 0 if start is None else int(np.ceil(float(start) * fps - 1e-9))
+    last = n if end is None else min(n, int(np.ceil(float(end) * fps - 1e-9)))
+    if start is not None and start < 0 or end is not None and start is not None and end <= start:
+        raise VideoError(f"{name}: the window {_seconds(start)}-{_seconds(end)} s is empty or negative")
+    if first >= last:
+        raise VideoError(
+            f"{name}: no frame in {_seconds(start)}-{_seconds(end)} s (the source has {n} frames at {fps:g} fps, "
+            f"{n / fps:.2f} s)"
+        )
+    return first, max(first, last)
+
+
+def _seconds(value: float | None) -> str:
+    return "" if value is None else f"{float(value):g}"
+
+
+def shift(indices: np.ndarray, first: int) -> np.ndarray:
+    """Indices into a window starting at source frame ``first`` -> indices into the source (-1 padding kept)."""
+    return np.where(indices >= 0, indices + first, -1).astype(np.int64)
+
+
 @dataclass
 class Clip:
     """A decoded, sampled clip.

@@ -20,7 +20,7 @@ import numpy as np
 from PIL import Image
 
 from .arrays import ARRAY_LAYOUT, as_rgb_uint8, check_layout, value_scale
-from .clip import DEFAULT_FPS, Clip, VideoError, too_short
+from .clip import DEFAULT_FPS, Clip, VideoError, shift, too_short, window_range
 from .decoders import DECODE_ERRORS, IMAGE_SUFFIXES, describe_error, open_source
 from .sampling import check_fit, check_size, gather_random, padding_meta, plan
 from .streaming import from_video_file
@@ -38,12 +38,15 @@ def load_video(
     size: tuple[int, int] | None = None,
     fit: str = "crop",
     min_frames: int = 2,
+    window: tuple[float | None, float | None] | None = None,
 ) -> Clip:
     """Read a clip source into a Clip of uint8 frames [T,H,W,3] RGB.
 
     With a model (an object with ``input_spec.frames/.height/.width``) frames and size default to
     its input; without one, frames=None keeps every frame and size=None the original size.
     Sources: video file, folder of frames, .npy/.npz, numpy array, ``shapes:SEED[?k=v&...]``.
+    ``window``: (start, end) in seconds (either None: from the start / to the end): the clip is
+    sampled from those frames only (video files and arrays; a manifest's start / end columns).
     Raises VideoError (one line, naming the source) for anything unreadable."""
     if model is not None:
         spec = model.input_spec
@@ -57,6 +60,8 @@ def load_video(
     min_frames = max(1, int(min_frames))
     name = "array" if isinstance(source, np.ndarray) else os.fspath(source)
     with _one_line(name):
+        if window is not None and window != (None, None):
+            return _load_window(source, name, frames, size, fit, min_frames, window)
         return _load(source, name, frames, size, fit, min_frames)
 
 
@@ -129,15 +134,38 @@ def _load(source, name: str, frames: int | None, size, fit: str, min_frames: int
     return from_video_file(path, name, frames, size, fit, min_frames)
 
 
+def _load_window(source, name: str, frames: int | None, size, fit: str, min_frames: int, window) -> Clip:
+    """``_load`` of the seconds ``window`` of a video file or an array."""
+    if isinstance(source, np.ndarray):
+        return _from_array(source, name, frames, size, fit, min_frames, window=window)
+    path = None if isinstance(source, str) and source.startswith("shapes:") else _readable_path(source, name)
+    if path is None or path.is_dir():
+        raise VideoError(f"{name}: a start / end window applies to video files and arrays only")
+    if path.suffix.lower() in (".npy", ".npz"):
+        arr, fps = _read_array_file(path, name)
+        clip = _from_array(arr, name, frames, size, fit, min_frames, fps=fps, window=window)
+        clip.source = path.name
+        return clip
+    return from_video_file(path, name, frames, size, fit, min_frames, window=window)
+
+
 def _from_array(
-    arr: np.ndarray, name: str, frames: int | None, size: tuple[int, int] | None, fit: str, min_frames: int
+    arr: np.ndarray,
+    name: str,
+    frames: int | None,
+    size: tuple[int, int] | None,
+    fit: str,
+    min_frames: int,
+    fps: float = DEFAULT_FPS,
+    window: tuple[float | None, float | None] | None = None,
 ) -> Clip:
     """Clip from an array [T,H,W,3] / [T,H,W] (memory-mapped arrays: only sampled frames are read)."""
     check_layout(arr, name)
     n = int(arr.shape[0])
-    if n < min_frames:
-        raise too_short(name, n, min_frames)
-    indices = plan(n, frames)
+    first, last = (0, n) if window is None else window_range(n, fps, window, name)
+    if last - first < min_frames:
+        raise too_short(name, last - first, min_frames)
+    indices = shift(plan(last - first, frames), first)
 
     def read(idx: np.ndarray) -> np.ndarray:
         sub = np.asarray(arr[idx])  # fancy indexing reads only these frames of a memmap
@@ -145,7 +173,8 @@ def _from_array(
         return np.stack([as_rgb_uint8(f, scale) for f in sub])
 
     out = gather_random(read, indices, size, fit)
-    return Clip(out, DEFAULT_FPS, name, indices, n, (int(arr.shape[1]), int(arr.shape[2])), padding_meta(indices))
+    meta = padding_meta(indices) | ({} if window is None else {"window": list(window)})
+    return Clip(out, fps, name, indices, n, (int(arr.shape[1]), int(arr.shape[2])), meta)
 
 
 def _read_array_file(path: Path, name: str) -> tuple[np.ndarray, float]:

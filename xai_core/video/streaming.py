@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from .clip import Clip, VideoError, too_short
+from .clip import Clip, VideoError, shift, too_short, window_range
 from .decoders import DECODE_ERRORS, Decoder, describe_error, open_source
 from .sampling import fit_image, padding_meta, plan
 
@@ -67,24 +67,34 @@ def _gather_stream(
 
 
 def from_video_file(
-    path: Path, name: str, frames: int | None, size: tuple[int, int] | None, fit: str, min_frames: int
+    path: Path,
+    name: str,
+    frames: int | None,
+    size: tuple[int, int] | None,
+    fit: str,
+    min_frames: int,
+    window: tuple[float | None, float | None] | None = None,
 ) -> Clip:
-    """Clip from a video file, decoded once and streaming (see module docstring)."""
+    """Clip from a video file, decoded once and streaming (see module docstring); ``window``:
+    (start, end) in seconds, the clip sampled from those frames only."""
     src = open_source(path, name)
     notes: list[str] = []
     n = None
-    if frames is not None:
+    first, last = 0, None
+    if frames is not None or window is not None:
         n = src.claimed if src.claimed > 0 else _count_frames(src, notes)
-        if n < min_frames:
-            raise too_short(name, n, min_frames)
-    kept = None if n is None else plan(n, frames)
+        first, last = (0, n) if window is None else window_range(n, src.fps, window, name)
+        if last - first < min_frames:
+            raise too_short(name, last - first, min_frames)
+    kept = None if n is None else shift(plan(last - first, frames), first)
     with src.frames(notes) as items:
         got = _gather_stream(items, src.to_rgb, src.size_of, kept, size, fit)
     if not got.complete:  # fewer frames than claimed: sample from those that decoded
-        if got.count < min_frames:
-            raise _decode_failure(name, got.count, min_frames, notes)
+        last = min(last, got.count)
+        if last - first < min_frames:
+            raise _decode_failure(name, max(0, last - first), min_frames, notes)
         notes.append(f"the file claimed {n} frames but only {got.count} decoded; sampled from those")
-        n, kept = got.count, plan(got.count, frames)
+        n, kept = got.count, shift(plan(last - first, frames), first)
         with src.frames([]) as items:
             got = _gather_stream(items, src.to_rgb, src.size_of, kept, size, fit)
     if kept is None:  # kept every frame
@@ -92,6 +102,8 @@ def from_video_file(
             raise _decode_failure(name, got.count, min_frames, notes)
         n, kept = got.count, np.arange(got.count, dtype=np.int64)
     meta = {**padding_meta(kept), "codec": src.codec}
+    if window is not None:
+        meta["window"] = list(window)
     if notes:
         meta["notes"] = notes
     return Clip(got.frames, src.fps, path.name, kept, n, got.original_size, meta)

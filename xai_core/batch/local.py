@@ -1,0 +1,169 @@
+"""The local engine: worker processes on this machine, each loading a model once and running
+the items of one clip at a time (``clip_groups``: the clip read once for its methods), sending
+each row back as it is done.  A worker that dies in the middle (killed, out of memory, a crash in
+native code) is replaced and the items it had not finished are given to the next free worker,
+up to ``MAX_ATTEMPTS`` times each; their rows then record the failure.  No extra dependency:
+``multiprocessing``, forking the workers from a server process that imported torch and the
+library once (``forkserver``): a worker starts in a fraction of a second, with the driver's
+environment, and no CUDA state or thread pool is inherited from the driver."""
+
+from __future__ import annotations
+
+import multiprocessing as mp
+import os
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from multiprocessing.connection import Connection, wait
+
+from .config import RunnerConfig
+from .items import WorkItem, clip_groups, item_columns
+
+MAX_ATTEMPTS = 3
+READY = "ready"
+START_SECONDS = 300.0
+
+
+class WorkerStartError(RuntimeError):
+    """A worker process died before it could take an item."""
+
+
+def _worker(conn: Connection, config: RunnerConfig, environ: dict[str, str]) -> None:
+    """A worker process: items in, rows out, until told to stop (None).  ``environ``: the driver's
+    environment as it is now (the fork server's may be older)."""
+    from .runner import ItemRunner  # torch and the library: imported once by the fork server (preload)
+
+    os.environ.clear()
+    os.environ.update(environ)
+    runner = ItemRunner(config)
+    conn.send(READY)
+    while True:
+        try:
+            message = conn.recv()
+        except (EOFError, KeyboardInterrupt):
+            return
+        if message is None:
+            return
+        for item in message:
+            conn.send(runner.run(WorkItem.from_dict(item)))
+
+
+@dataclass
+class _Slot:
+    process: mp.process.BaseProcess
+    conn: Connection
+    items: list[WorkItem] = field(default_factory=list)  # handed to it and not finished, in order
+
+
+class LocalEngine:
+    """``workers`` processes; ``on_dispatch(item, pid)`` is called as an item is handed to a worker."""
+
+    name = "local"
+
+    def __init__(self, config: RunnerConfig, workers: int = 1,
+                 on_dispatch: Callable[[WorkItem, int], None] | None = None) -> None:  # fmt: skip
+        if workers < 1:
+            raise ValueError(f"--workers must be at least 1, got {workers}")
+        self.config, self.workers, self.on_dispatch = config, workers, on_dispatch
+        self.context = mp.get_context("forkserver")
+        self.context.set_forkserver_preload(["xai_core.batch.runner"])
+        self.restarts = 0
+
+    def _start(self) -> _Slot:
+        ours, theirs = self.context.Pipe()
+        process = self.context.Process(target=_worker, args=(theirs, self.config, dict(os.environ)), daemon=True)
+        process.start()
+        theirs.close()
+        return _Slot(process, ours)
+
+    @staticmethod
+    def _ready(slot: _Slot) -> _Slot:
+        """``slot`` once its worker said it is ready; WorkerStartError when it died first."""
+        if slot.conn.poll(START_SECONDS):
+            try:
+                if slot.conn.recv() == READY:
+                    return slot
+            except (EOFError, OSError):
+                pass
+        slot.process.join(timeout=5)
+        raise WorkerStartError(
+            f"a worker process could not start (exit code {slot.process.exitcode}; its error is printed above). "
+            "Worker processes re-import the script that started them: run batches from the command line, a "
+            "script file or a notebook, not from standard input"
+        )
+
+    def run(self, items: Iterable[WorkItem]) -> Iterator[dict]:
+        """Rows as items finish (in the order they finish)."""
+        pending = deque(clip_groups(list(items)))
+        attempts: dict[str, int] = {}
+        slots = [self._start() for _ in range(min(self.workers, max(1, len(pending))))]
+        try:
+            slots = [self._ready(slot) for slot in slots]
+            while pending or any(s.items for s in slots):
+                for slot in slots:
+                    if not slot.items and pending:
+                        self._dispatch(slot, pending.popleft(), attempts)
+                busy = [s for s in slots if s.items]
+                wait([s.conn for s in busy] + [s.process.sentinel for s in busy], timeout=5.0)
+                for i, slot in enumerate(slots):
+                    for row in self._rows(slot):
+                        row["attempts"] = attempts[row["item"]]
+                        yield row
+                    if slot.items and not slot.process.is_alive():
+                        left, code = slot.items, slot.process.exitcode
+                        slot.conn.close()
+                        slots[i] = self._ready(self._start())
+                        self.restarts += 1
+                        again = [item for item in left if attempts[item.id] < MAX_ATTEMPTS]
+                        for item in left:
+                            if attempts[item.id] >= MAX_ATTEMPTS:
+                                yield died_row(item, attempts[item.id], f"exit code {code}")
+                        if again:
+                            pending.appendleft(again)  # the next free worker takes them
+        finally:
+            for slot in slots:
+                self._stop(slot)
+
+    def _dispatch(self, slot: _Slot, group: list[WorkItem], attempts: dict[str, int]) -> None:
+        slot.items = list(group)
+        for item in group:
+            attempts[item.id] = attempts.get(item.id, 0) + 1
+        try:
+            slot.conn.send([item.to_dict() for item in group])
+        except (BrokenPipeError, OSError):  # it died idle: found dead by the loop
+            pass
+        if self.on_dispatch is not None:
+            self.on_dispatch(group[0], slot.process.pid)
+
+    @staticmethod
+    def _rows(slot: _Slot) -> list[dict]:
+        """The rows the worker has sent (each its next unfinished item's), taken off its list."""
+        rows = []
+        try:
+            while slot.items and slot.conn.poll():
+                row = slot.conn.recv()
+                if row["item"] != slot.items[0].id:
+                    raise RuntimeError(f"a worker answered item {row['item']} for {slot.items[0].id}")
+                slot.items.pop(0)
+                rows.append(row)
+        except (EOFError, OSError):
+            pass
+        return rows
+
+    @staticmethod
+    def _stop(slot: _Slot) -> None:
+        try:
+            slot.conn.send(None)
+        except (OSError, BrokenPipeError):
+            pass
+        slot.process.join(timeout=10)
+        if slot.process.is_alive():
+            slot.process.kill()
+            slot.process.join()
+        slot.conn.close()
+
+
+def died_row(item: WorkItem, attempts: int, how: str) -> dict:
+    """The row of an item whose worker process died on every attempt."""
+    return {**item_columns(item), "status": "failed", "attempts": attempts,
+            "error": f"WorkerDied: the worker process died on this item {attempts} times ({how})"}  # fmt: skip

@@ -1,0 +1,136 @@
+"""A batch's results on disk, in its folder ``DIR``:
+
+* ``rows.jsonl``: one JSON line per finished item, appended by the driver alone (flushed and
+  synced line by line).  A driver killed mid-line leaves a torn last line, which the next start
+  cuts off; an item's row is written once, when it arrives, and a row of an item already there
+  is never appended again (a batch started again skips it).
+* ``results.parquet``: the same rows as a table (pandas / pyarrow), rewritten from the log when
+  a batch ends or stops, and every ``PARQUET_EVERY`` seconds meanwhile;
+* ``batch.json``: what the batch was asked (models, methods, source, suite, parameters).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import time
+from pathlib import Path
+
+ROWS = "rows.jsonl"
+PARQUET = "results.parquet"
+SPEC = "batch.json"
+SUMMARY = "summary.md"
+PARQUET_EVERY = 30.0
+
+
+class ResultLog:
+    """The rows of the batch in ``folder``: ``done`` (item id -> status) read back at start."""
+
+    def __init__(self, folder: str | Path) -> None:
+        self.folder = Path(folder)
+        self.folder.mkdir(parents=True, exist_ok=True)
+        self.path = self.folder / ROWS
+        self.done: dict[str, str] = {}
+        self.rows_written = 0
+        self._repair_and_read()
+        self._file = open(self.path, "a", encoding="utf-8")  # noqa: SIM115 (kept open for the batch)
+        self._parquet_at = time.monotonic()
+
+    def _repair_and_read(self) -> None:
+        if not self.path.exists():
+            return
+        data = self.path.read_bytes()
+        keep = data.rfind(b"\n") + 1  # a torn last line (a driver killed while writing it) is cut off
+        if keep < len(data):
+            with open(self.path, "r+b") as f:
+                f.truncate(keep)
+        for line in data[:keep].decode("utf-8").splitlines():
+            if line.strip():
+                row = json.loads(line)
+                self.done[row["item"]] = row["status"]
+
+    def append(self, row: dict) -> bool:
+        """Write ``row`` unless its item has a row already; whether it was written."""
+        if row["item"] in self.done:
+            return False
+        self._file.write(json.dumps(_jsonable(row), allow_nan=False, default=str) + "\n")
+        self._file.flush()
+        os.fsync(self._file.fileno())
+        self.done[row["item"]] = row["status"]
+        self.rows_written += 1
+        if time.monotonic() - self._parquet_at > PARQUET_EVERY:
+            self.write_parquet()
+        return True
+
+    def forget_failed(self) -> int:
+        """Drop the failed items' rows (``--retry-failed``): they are run again; how many."""
+        failed = {k for k, v in self.done.items() if v != "ok"}
+        if not failed:
+            return 0
+        self._file.close()
+        kept = [line for line in self.path.read_text("utf-8").splitlines() if line.strip()
+                and json.loads(line)["item"] not in failed]  # fmt: skip
+        staging = self.path.with_suffix(".jsonl.tmp")
+        staging.write_text("".join(line + "\n" for line in kept), "utf-8")
+        os.replace(staging, self.path)
+        for key in failed:
+            del self.done[key]
+        self._file = open(self.path, "a", encoding="utf-8")  # noqa: SIM115
+        return len(failed)
+
+    def write_parquet(self) -> Path:
+        """``results.parquet`` from the log (written aside, then renamed into place)."""
+        table = read_rows(self.folder)
+        path = self.folder / PARQUET
+        staging = path.with_name(f".{PARQUET}.{os.getpid()}")
+        table.to_parquet(staging, index=False)
+        os.replace(staging, path)
+        self._parquet_at = time.monotonic()
+        return path
+
+    def close(self) -> None:
+        self._file.close()
+
+
+def read_rows(folder: str | Path):
+    """The log of the batch in ``folder`` as a pandas DataFrame (one row an item)."""
+    import pandas as pd
+
+    path = Path(folder) / ROWS
+    rows = []
+    if path.exists():
+        for line in path.read_text("utf-8").splitlines():
+            try:
+                rows.append(json.loads(line))
+            except json.JSONDecodeError:  # a torn last line of a running or killed driver
+                continue
+    table = pd.DataFrame(rows)
+    if "item" in table.columns:
+        table = table.drop_duplicates("item", keep="first").reset_index(drop=True)
+    return table
+
+
+def read_results(folder: str | Path):
+    """A batch's results as a DataFrame: ``results.parquet``, else (a batch still running or
+    stopped before writing it) the log."""
+    import pandas as pd
+
+    path = Path(folder) / PARQUET
+    if path.exists() and (
+        not (Path(folder) / ROWS).exists() or path.stat().st_mtime >= (Path(folder) / ROWS).stat().st_mtime
+    ):
+        return pd.read_parquet(path)
+    return read_rows(folder)
+
+
+def _jsonable(value):
+    if isinstance(value, dict):
+        return {k: _jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if hasattr(value, "item") and not isinstance(value, (str, bytes)):  # numpy scalars
+        return _jsonable(value.item())
+    return value
