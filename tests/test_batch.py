@@ -92,9 +92,13 @@ def test_manifest_errors_name_the_row(tmp_path):
 
 def test_a_manifest_window_is_the_clip_the_worker_reads(tmp_path):
     """start / end select the source's frames: the clip equals load_video of that window."""
+    from xai_core.video.sampling import sample_indices
+
     array = write_array(tmp_path / "long.npy", frames=50)  # 25 fps: 2 s
-    clip = load_video(array, frames=8, window=(1.0, 1.6))
-    assert clip.frame_indices.min() >= 25 and clip.frame_indices.max() < 40
+    clip = load_video(array, frames=8, window=(1.0, 1.6))  # frames 25 to 39: 1.0 s <= t < 1.6 s
+    assert clip.frame_indices.tolist() == (25 + sample_indices(15, 8)).tolist()
+    exact = load_video(array, window=(0.2, 0.36))  # frames at 0.2, 0.24, 0.28, 0.32 s; 0.36 s is the end
+    assert exact.frame_indices.tolist() == [5, 6, 7, 8]
     whole = np.load(array)
     assert np.array_equal(clip.frames[0], whole[clip.frame_indices[0]])
 
@@ -197,11 +201,94 @@ def test_a_killed_worker_s_items_are_retried_by_another_worker(batch_zoo, tmp_pa
     counts = run_batch(spec, tmp_path / "out", workers=2, report=quiet, on_dispatch=kill_first)
     table = read_results(tmp_path / "out")
     assert counts["ok"] == 8 and len(table) == 8 and table["item"].is_unique
-    again = table[table["clip"] == killed[0]]
-    assert len(again) == 2 and again["status"].eq("ok").all() and again["attempts"].eq(2).all()
+    again = table[table["clip"] == killed[0]].set_index("method")
+    assert len(again) == 2 and again["status"].eq("ok").all()
+    assert again.loc["saliency", "attempts"] == 2 and again.loc["gradcam", "attempts"] == 1  # the one running
     assert table[table["clip"] != killed[0]]["attempts"].eq(1).all()
     lines = (tmp_path / "out" / ROWS).read_text().splitlines()
     assert len(lines) == 8  # written once each
+
+
+def crashing_worker(conn, config, environ) -> None:
+    """A worker speaking the local engine's protocol whose process dies on every item asking
+    for it (params {"crash": true}); the others answer a row at once."""
+    conn.send("ready")
+    while True:
+        message = conn.recv()
+        if message is None:
+            return
+        for data in message:
+            if data["params"].get("crash"):
+                os._exit(3)
+            item = WorkItem.from_dict(data)
+            conn.send(
+                {"item": item.id, "status": "ok", "model": item.model, "clip": item.clip.id, "method": item.method}
+            )
+
+
+def test_a_death_is_charged_to_the_item_that_was_running(tmp_path):
+    """A clip's items go to one worker; the one that kills its worker every time is recorded as
+    died after three attempts, the items after it in the clip run once, nothing is written twice."""
+    from xai_core.batch.clips import ClipRef
+    from xai_core.batch.config import RunnerConfig
+    from xai_core.batch.local import MAX_ATTEMPTS, LocalEngine
+
+    items = [WorkItem("m", ClipRef(f"c{c}", f"c{c}"), method, params, "predicted")
+             for c in range(2) for method, params in [("a", {}), ("b", {"crash": True}), ("c", {})]]  # fmt: skip
+    engine = LocalEngine(RunnerConfig(), workers=2, target=crashing_worker)
+    rows = list(engine.run(items))
+    assert sorted(r["item"] for r in rows) == sorted(i.id for i in items)
+    by_method = {}
+    for row in rows:
+        by_method.setdefault(row["method"], []).append(row)
+    assert all(r["status"] == "ok" and r["attempts"] == 1 for m in "ac" for r in by_method[m])
+    assert all(r["status"] == "failed" and r["attempts"] == MAX_ATTEMPTS for r in by_method["b"])
+    assert by_method["b"][0]["error"] == "WorkerDied: the worker process died on this item 3 times (exit code 3)"
+    assert engine.restarts == 2 * MAX_ATTEMPTS
+
+
+def test_what_would_fail_every_item_is_said_before_any_work(batch_zoo, tmp_path):
+    write_array(tmp_path / "a.npy")
+    cases = [
+        (BatchSpec([MODEL], ["saliency"], "shapes:0..3", suite="temporal"), "does not pause: add pause=1"),
+        (BatchSpec([MODEL], ["saliency"], str(tmp_path), suite="localization"), "a.npy is not a shapes: clip"),
+        (BatchSpec([MODEL], ["frame_mask"], "shapes:0..2", suite="localization"), "frame_mask is a temporal method"),
+    ]
+    for spec, message in cases:
+        with pytest.raises(ValueError, match=message):
+            run_batch(spec, tmp_path / "never", report=quiet)
+    assert not (tmp_path / "never" / ROWS).exists()
+
+
+def test_a_folder_holds_one_batch_and_one_driver(batch_zoo, tmp_path):
+    from xai_core.batch.driver import BatchLock
+
+    out = tmp_path / "o"
+    run_batch(BatchSpec([MODEL], ["saliency"], "shapes:0..1"), out, report=quiet)
+    with pytest.raises(ValueError, match=r"holds another batch \(methods: \['saliency'\] then, \['gradcam'\] now\)"):
+        run_batch(BatchSpec([MODEL], ["gradcam"], "shapes:0..1"), out, report=quiet)
+    with BatchLock(out.resolve()), pytest.raises(ValueError, match="another xai batch is running in this folder"):
+        run_batch(BatchSpec([MODEL], ["saliency"], "shapes:0..1"), out, report=quiet)
+    assert run_batch(BatchSpec([MODEL], ["saliency"], "shapes:0..1"), out, report=quiet)["skipped"] == 1
+
+
+def test_the_randomised_copies_explain_the_trained_model_s_class(batch_zoo, tmp_path):
+    """--target predicted with a suite: each copy explains the class the trained model was
+    explained for (not its own prediction), as xai evaluate keeps one target."""
+    from xai_core.evaluate.randomize import randomized_copy
+    from xai_core.evaluate.suites import FIRST_SEED, sanity_scores
+    from xai_core.methods.machinery.registry import get_method
+
+    run_batch(BatchSpec([MODEL], ["saliency"], "shapes:5..6", suite="sanity"), tmp_path / "o", report=quiet)
+    row = read_results(tmp_path / "o").iloc[0]
+    model = load_model(MODEL)
+    clip = load_video("shapes:5", model=model)
+    trained = explain(model, clip, "saliency")
+    for scope in ("logits", "all"):
+        copy = randomized_copy(model, scope, FIRST_SEED)
+        other = explain(copy, clip, "saliency", target=trained.target["index"])
+        expected = sanity_scores(get_method("saliency"), [trained], [other], scope)[f"spearman_{scope}_signed"]
+        assert row[f"sanity.spearman_{scope}_signed"] == pytest.approx(expected, abs=1e-9)
 
 
 def test_resumed_after_an_interruption_computes_only_what_is_missing(batch_zoo, tmp_path):

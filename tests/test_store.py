@@ -243,3 +243,37 @@ def test_the_grad_cam_layer_and_the_input_layout_are_part_of_the_key():
     other_layout = copy.deepcopy(model)
     other_layout.layout = "BCTHW"
     assert request_for(other_layout, clip, "gradcam", None).key != base
+
+
+def test_a_store_waits_while_other_processes_set_its_new_index_up(tmp_path, monkeypatch):
+    """Several processes opening one new store together (a batch's workers): switching the index to
+    write-ahead logging can answer "database is locked" at once, without SQLite's wait; the store
+    waits and tries again (seen in CI).  Any other error is raised at once."""
+    from xai_core.runs import store as store_module
+
+    calls = []
+    real = store_module.RunStore._set_up
+
+    def locked_twice(self):
+        calls.append(1)
+        if len(calls) <= 2:
+            raise sqlite3.OperationalError("database is locked")
+        real(self)
+
+    monkeypatch.setattr(store_module.RunStore, "_set_up", locked_twice)
+    assert RunStore(tmp_path / "a").records() == [] and len(calls) == 3
+
+    def broken(self):
+        calls.append(1)
+        raise sqlite3.OperationalError("disk I/O error")
+
+    monkeypatch.setattr(store_module.RunStore, "_set_up", broken)
+    calls.clear()
+    with pytest.raises(sqlite3.OperationalError, match="disk I/O error"):
+        RunStore(tmp_path / "b")
+    assert len(calls) == 1
+    monkeypatch.setattr(store_module.RunStore, "_set_up", lambda self: (_ for _ in ()).throw(
+        sqlite3.OperationalError("database is locked")))  # fmt: skip
+    monkeypatch.setattr(store_module, "SETUP_SECONDS", 0.3)
+    with pytest.raises(sqlite3.OperationalError, match="locked"):
+        RunStore(tmp_path / "c")  # locked for good: said after SETUP_SECONDS

@@ -109,7 +109,7 @@ def _manifest(path: Path) -> list[ClipRef]:
         start, end = _seconds(row.get("start"), where, "start"), _seconds(row.get("end"), where, "end")
         if start is not None and end is not None and end <= start:
             raise SourceError(f"{where}: end ({end:g} s) is not after start ({start:g} s)")
-        file = Path(given) if Path(given).is_absolute() or given.startswith("shapes:") else path.parent / given
+        file = Path(given) if Path(given).is_absolute() else (path.parent / given).resolve()
         label = _label(row.get("label"))
         ref_id = given + ("" if start is None and end is None else f"@{_text(start)}-{_text(end)}")
         if ref_id in seen:

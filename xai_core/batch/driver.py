@@ -4,17 +4,18 @@ engine, every row written as it arrives, progress reported, and ``results.parque
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 from .clips import clip_refs
 from .config import RunnerConfig
 from .items import SUITES, WorkItem, work_items
-from .results import SPEC, SUMMARY, ResultLog, read_rows
+from .results import ROWS, SPEC, SUMMARY, ResultLog, read_rows
 from .summary import summary_markdown
 
 ENGINES = ("local", "ray")
@@ -34,22 +35,53 @@ class BatchSpec:
     suite: str | None = None
 
     def items(self) -> list[WorkItem]:
+        """Every work item; ValueError (one line) for what would fail every item, before any work."""
         if not self.models or not self.methods:
             raise ValueError("a batch needs at least one model and one method")
         if self.suite is not None and self.suite not in SUITES:
             raise ValueError(f"unknown suite {self.suite!r}; choose one of {', '.join(SUITES)}")
-        _check_methods(self.methods)
-        return list(work_items(self.models, clip_refs(self.clips), self.methods, self.params, self.target, self.suite))
+        _check_methods(self.methods, self.suite)
+        refs = clip_refs(self.clips)
+        if self.suite is not None:
+            _check_suite_clips(self.suite, refs)
+        return list(work_items(self.models, refs, self.methods, self.params, self.target, self.suite))
+
+    def to_dict(self) -> dict:
+        return asdict(self)
 
 
-def _check_methods(methods: list[str]) -> None:
-    """Unknown method names, said before any work (from the catalog: the driver imports no torch)."""
+def _check_methods(methods: list[str], suite: str | None) -> None:
+    """Unknown method names, and methods the suite cannot score, said before any work (from the
+    catalog: the driver imports torch only to check a suite's families)."""
     from ..method_catalog import catalog_entries
 
-    known = [entry["name"] for entry in catalog_entries()]
+    family = {entry["name"]: entry["family"] for entry in catalog_entries()}
     for name in methods:
-        if name not in known:
-            raise ValueError(f"unknown method {name!r}; available: {', '.join(sorted(known))}")
+        if name not in family:
+            raise ValueError(f"unknown method {name!r}; available: {', '.join(sorted(family))}")
+    if suite is not None:
+        from ..evaluate.suites import SUITE_FAMILIES
+
+        for name in methods:
+            if family[name] not in SUITE_FAMILIES[suite]:
+                raise ValueError(f"the {suite} suite scores {' and '.join(SUITE_FAMILIES[suite])} methods; "
+                                 f"{name} is a {family[name]} method")  # fmt: skip
+
+
+def _check_suite_clips(suite: str, refs) -> None:
+    """The localisation and temporal suites score against Moving Shapes' ground truth, and the
+    temporal one against a pause: clips without them would each fail."""
+    from ..video.shapes import parse_spec
+
+    if suite == "sanity":
+        return
+    for ref in refs:
+        if not ref.source.startswith("shapes:"):
+            raise ValueError(f"the {suite} suite scores against Moving Shapes' ground truth; {ref.id} is not a "
+                             "shapes: clip (the sanity suite scores any clip)")  # fmt: skip
+        if suite == "temporal" and not parse_spec(ref.source)[1].get("pause"):
+            raise ValueError(f"the temporal suite scores the frames where the shape pauses; {ref.id} does not "
+                             "pause: add pause=1 (shapes:FIRST..END?pause=1&noise=8)")  # fmt: skip
 
 
 @dataclass
@@ -119,45 +151,91 @@ def run_batch(
     the items without a row; ``retry_failed`` runs the failed ones again too.  ``threads``: torch
     threads of each worker (default: this machine's cores over the workers, for workers here;
     Ray's own, one a task, on a cluster given by ``address``)."""
-    out = Path(out)
+    out = Path(out).resolve()  # workers elsewhere (Ray) are given absolute paths
+    if not spec.clips.startswith("shapes:"):  # the same folder or manifest, from wherever it is named
+        spec = replace(spec, clips=str(Path(spec.clips).resolve()))
     items = spec.items()
-    log = ResultLog(out)
     say = report or (lambda _text: None)
-    dropped = log.forget_failed() if retry_failed else 0
-    if dropped:
-        say(f"{dropped} failed item(s) will be run again")
-    todo = [item for item in items if item.id not in log.done]
-    progress = Progress(total=len(items), skipped=len(items) - len(todo))
-    try:
-        _write_spec(out, spec, engine, workers)
-        clips = len(items) // max(1, len(spec.models) * len(spec.methods))
-        say(f"{len(items)} items ({len(spec.models)} model(s) × {clips} clip(s) × {len(spec.methods)} method(s)); "
-            f"{progress.skipped} done before, {len(todo)} to run on {engine} with {workers} worker(s)")  # fmt: skip
-        store = str(out / "runs") if runs is None else (str(runs) if str(runs) else None)
-        here = engine == "local" or not address  # workers on this machine: its cores shared among them
-        if threads is None:
-            threads = max(1, (os.cpu_count() or 1) // workers) if here else None
-        config = RunnerConfig(device=device, runs=store, threads=threads)
-        options = {"on_dispatch": on_dispatch} if on_dispatch is not None else {}
-        last = 0.0
-        if todo:
-            for row in make_engine(engine, config, workers, address, **options).run(todo):
-                if not log.append(row):
-                    continue
-                if row["status"] == "ok":
-                    progress.ok += 1
-                else:
-                    progress.failed += 1
-                    say(f"failed: {row['model']} / {row['clip']} / {row['method']}: {row.get('error')}")
-                if time.monotonic() - last > report_every or progress.done == len(todo):
-                    say(progress.line())
-                    last = time.monotonic()
-    finally:
-        log.close()
-        counts = finish(out, spec, engine, workers)
+    with BatchLock(out):
+        _check_same_batch(out, spec)
+        log = ResultLog(out)
+        if log.unreadable:
+            say(f"{log.unreadable} damaged line(s) of {out / ROWS} skipped: their items run again")
+        dropped = log.forget_failed() if retry_failed else 0
+        if dropped:
+            say(f"{dropped} failed item(s) will be run again")
+        todo = [item for item in items if item.id not in log.done]
+        progress = Progress(total=len(items), skipped=len(items) - len(todo))
+        try:
+            _write_spec(out, spec, engine, workers)
+            clips = len(items) // max(1, len(set(spec.models)) * len(set(spec.methods)))
+            say(f"{len(items)} items ({len(set(spec.models))} model(s) × {clips} clip(s) × {len(set(spec.methods))} "
+                f"method(s)); {progress.skipped} done before, {len(todo)} to run on {engine} with {workers} "
+                "worker(s)")  # fmt: skip
+            store = str(out / "runs") if runs is None else (str(Path(runs).resolve()) if str(runs) else None)
+            here = engine == "local" or not address  # workers on this machine: its cores shared among them
+            if threads is None:
+                threads = max(1, (os.cpu_count() or 1) // workers) if here else None
+            config = RunnerConfig(device=device, runs=store, threads=threads)
+            options = {"on_dispatch": on_dispatch} if on_dispatch is not None else {}
+            last = 0.0
+            if todo:
+                engine_rows = make_engine(engine, config, workers, address, **options).run(todo)
+                with contextlib.closing(engine_rows) as rows:  # workers stopped (a Ray cluster shut) on any exit
+                    for row in rows:
+                        if not log.append(row):
+                            continue
+                        if row["status"] == "ok":
+                            progress.ok += 1
+                        else:
+                            progress.failed += 1
+                            say(f"failed: {row['model']} / {row['clip']} / {row['method']}: {row.get('error')}")
+                        if time.monotonic() - last > report_every or progress.done == len(todo):
+                            say(progress.line())
+                            last = time.monotonic()
+        finally:
+            log.close()
+            counts = finish(out, spec, engine, workers)
     counts |= {"skipped": progress.skipped, "ran_ok": progress.ok, "ran_failed": progress.failed,
                "seconds": round(time.monotonic() - progress.started, 2)}  # fmt: skip
     return counts
+
+
+class BatchLock:
+    """One driver a batch folder at a time (``DIR/.lock``, an advisory lock the system drops
+    when the process ends, however it ends)."""
+
+    def __init__(self, out: Path) -> None:
+        self.path = out / ".lock"
+
+    def __enter__(self) -> BatchLock:
+        import fcntl
+
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.file = open(self.path, "a")  # noqa: SIM115 (held for the batch)
+        try:
+            fcntl.flock(self.file, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            self.file.close()
+            raise ValueError(f"{self.path.parent}: another xai batch is running in this folder") from None
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.file.close()
+
+
+def _check_same_batch(out: Path, spec: BatchSpec) -> None:
+    """A folder holds one batch: started again it must be asked the same (its table and summary
+    aggregate its items only)."""
+    path = out / SPEC
+    if not path.exists():
+        return
+    earlier = json.loads(path.read_text("utf-8")).get("spec", {})
+    now = json.loads(json.dumps(spec.to_dict(), default=str))
+    changed = [key for key in now if earlier.get(key) != now[key]]
+    if changed:
+        what = "; ".join(f"{k}: {earlier.get(k)!r} then, {now[k]!r} now" for k in changed)
+        raise ValueError(f"{out} holds another batch ({what}); give it another --out, or ask it the same to resume")
 
 
 def finish(out: Path, spec: BatchSpec, engine: str, workers: int) -> dict:

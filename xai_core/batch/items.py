@@ -30,8 +30,10 @@ class WorkItem:
 
     @property
     def id(self) -> str:
-        """16 hex digits of everything the item's row depends on."""
-        what = [self.model, self.clip.id, self.clip.source, self.clip.start, self.clip.end, self.clip.label,
+        """16 hex digits of everything the item's row depends on: the clip by its id in the source
+        (a path relative to the folder or as the manifest writes it), so that a dataset moved or a
+        batch started from another folder keeps its ids."""
+        what = [self.model, self.clip.id, self.clip.start, self.clip.end, self.clip.label,
                 self.method, self.params, self.target, self.suite]  # fmt: skip
         return hashlib.sha256(json.dumps(what, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
@@ -61,6 +63,7 @@ def work_items(
     stray = sorted(set(params) - set(methods))
     if stray:
         raise ValueError(f"--params names {stray[0]}, which is not among the methods ({', '.join(methods)})")
+    models, methods = list(dict.fromkeys(models)), list(dict.fromkeys(methods))  # a name given twice: once
     for model in models:
         for clip in clips:
             for method in methods:

@@ -60,18 +60,24 @@ class LocalEngine:
 
     name = "local"
 
-    def __init__(self, config: RunnerConfig, workers: int = 1,
-                 on_dispatch: Callable[[WorkItem, int], None] | None = None) -> None:  # fmt: skip
+    def __init__(
+        self,
+        config: RunnerConfig,
+        workers: int = 1,
+        on_dispatch: Callable[[WorkItem, int], None] | None = None,
+        target: Callable | None = None,
+    ) -> None:
         if workers < 1:
             raise ValueError(f"--workers must be at least 1, got {workers}")
         self.config, self.workers, self.on_dispatch = config, workers, on_dispatch
+        self.target = target or _worker  # a worker's main: (conn, config, environ), speaking _worker's protocol
         self.context = mp.get_context("forkserver")
         self.context.set_forkserver_preload(["xai_core.batch.runner"])
         self.restarts = 0
 
     def _start(self) -> _Slot:
         ours, theirs = self.context.Pipe()
-        process = self.context.Process(target=_worker, args=(theirs, self.config, dict(os.environ)), daemon=True)
+        process = self.context.Process(target=self.target, args=(theirs, self.config, dict(os.environ)), daemon=True)
         process.start()
         theirs.close()
         return _Slot(process, ours)
@@ -93,41 +99,42 @@ class LocalEngine:
         )
 
     def run(self, items: Iterable[WorkItem]) -> Iterator[dict]:
-        """Rows as items finish (in the order they finish)."""
+        """Rows as items finish (in the order they finish).  A worker's death is charged to the
+        item it was running (the first it had not finished); the items after it go back as they were."""
         pending = deque(clip_groups(list(items)))
-        attempts: dict[str, int] = {}
+        deaths: dict[str, int] = {}
         slots = [self._start() for _ in range(min(self.workers, max(1, len(pending))))]
         try:
             slots = [self._ready(slot) for slot in slots]
             while pending or any(s.items for s in slots):
                 for slot in slots:
                     if not slot.items and pending:
-                        self._dispatch(slot, pending.popleft(), attempts)
+                        self._dispatch(slot, pending.popleft())
                 busy = [s for s in slots if s.items]
                 wait([s.conn for s in busy] + [s.process.sentinel for s in busy], timeout=5.0)
                 for i, slot in enumerate(slots):
                     for row in self._rows(slot):
-                        row["attempts"] = attempts[row["item"]]
+                        row["attempts"] = deaths.get(row["item"], 0) + 1
                         yield row
                     if slot.items and not slot.process.is_alive():
-                        left, code = slot.items, slot.process.exitcode
+                        running, rest, code = slot.items[0], slot.items[1:], slot.process.exitcode
                         slot.conn.close()
                         slots[i] = self._ready(self._start())
                         self.restarts += 1
-                        again = [item for item in left if attempts[item.id] < MAX_ATTEMPTS]
-                        for item in left:
-                            if attempts[item.id] >= MAX_ATTEMPTS:
-                                yield died_row(item, attempts[item.id], f"exit code {code}")
+                        deaths[running.id] = deaths.get(running.id, 0) + 1
+                        if deaths[running.id] >= MAX_ATTEMPTS:
+                            yield died_row(running, deaths[running.id], f"exit code {code}")
+                            again = rest
+                        else:
+                            again = [running, *rest]
                         if again:
                             pending.appendleft(again)  # the next free worker takes them
         finally:
             for slot in slots:
                 self._stop(slot)
 
-    def _dispatch(self, slot: _Slot, group: list[WorkItem], attempts: dict[str, int]) -> None:
+    def _dispatch(self, slot: _Slot, group: list[WorkItem]) -> None:
         slot.items = list(group)
-        for item in group:
-            attempts[item.id] = attempts.get(item.id, 0) + 1
         try:
             slot.conn.send([item.to_dict() for item in group])
         except (BrokenPipeError, OSError):  # it died idle: found dead by the loop

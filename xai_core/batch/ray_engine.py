@@ -1,10 +1,12 @@
-"""The Ray engine (``pip install -e .[ray]``): the items of each clip one Ray task, on a cluster given by its
-address or on a local one this engine starts with ``workers`` CPUs.  Ray reuses its worker
-processes, and each keeps the models it has loaded (``_RUNNERS``), so a model is loaded once per
-worker.  A worker process that dies mid-item is Ray's to retry: the task runs again on another
-worker (``MAX_RETRIES``).  What travels: the item (names and paths, a few hundred bytes) out and
-its row back; the workers read the clips and the models themselves (a shared folder or the same
-paths on every node) and write their runs into the run store's folder."""
+"""The Ray engine (``pip install -e .[ray]``): the items of each clip one Ray task, on a cluster
+given by its address or on a local one this engine starts with ``workers`` CPUs.  Ray reuses its
+worker processes, and each keeps the models it has loaded (``_RUNNERS``), so a model is loaded
+once per worker.  A worker process that dies mid-task is Ray's to retry: the task runs again on
+another worker (``MAX_RETRIES``); a clip's task that kills its worker every time is split into one
+task an item, so that only the item that does is recorded as failed.  What travels: the items
+(names and paths, a few hundred bytes) out and their rows back; the workers read the clips and the
+models themselves (a shared folder or the same paths on every node) and write their runs into the
+run store's folder."""
 
 from __future__ import annotations
 
@@ -12,7 +14,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import asdict
 
 from .config import RunnerConfig
-from .items import WorkItem, clip_groups
+from .items import WorkItem, clip_groups, item_columns
 from .local import died_row
 
 MAX_RETRIES = 3
@@ -70,9 +72,14 @@ class RayEngine:
                 ray.shutdown()
 
     def _run(self, ray, items: Iterable[WorkItem]) -> Iterator[dict]:
-        task = ray.remote(num_cpus=1, max_retries=MAX_RETRIES, retry_exceptions=False)(run_on_worker)
+        resources = ray.cluster_resources()
+        cpus, gpus = int(resources.get("CPU", self.workers)), float(resources.get("GPU", 0))
+        if self.config.device == "cuda" and gpus == 0:
+            raise ValueError("--device cuda: the Ray cluster has no GPU")
+        # Ray hides the GPUs from a task that asks for none: on a cluster with GPUs, each task a share
+        share = min(1.0, gpus / max(1, cpus)) if self.config.device != "cpu" and gpus > 0 else 0.0
+        task = ray.remote(num_cpus=1, num_gpus=share, max_retries=MAX_RETRIES, retry_exceptions=False)(run_on_worker)
         config = asdict(self.config)
-        cpus = int(ray.cluster_resources().get("CPU", self.workers))
         limit = 2 * max(1, cpus)
         pending = clip_groups(list(items))
         pending.reverse()
@@ -86,7 +93,18 @@ class RayEngine:
                 group = in_flight.pop(ref)
                 try:
                     rows = ray.get(ref)
-                except ray.exceptions.RayError as err:  # the worker died on every retry
-                    why = " ".join(str(err).split())[:300]
-                    rows = [died_row(item, MAX_RETRIES + 1, why) for item in group]
+                except ray.exceptions.RayTaskError as err:  # raised outside an item's own handler
+                    rows = [failed_row(item, err) for item in group]
+                except ray.exceptions.RayError as err:  # its worker died on every retry
+                    if len(group) > 1:  # each item again on its own: only the one that kills its worker fails
+                        pending.extend([item] for item in reversed(group))
+                        continue
+                    rows = [died_row(group[0], MAX_RETRIES + 1, " ".join(str(err).split())[:300])]
                 yield from rows
+
+
+def failed_row(item: WorkItem, err: BaseException) -> dict:
+    """The row of an item whose task raised outside the item's own error handling."""
+    cause = getattr(err, "cause", None) or err
+    text = " ".join(str(cause).split())[:1000] or type(cause).__name__
+    return {**item_columns(item), "status": "failed", "error": f"{type(cause).__name__}: {text}"}

@@ -5,7 +5,8 @@
   cuts off; an item's row is written once, when it arrives, and a row of an item already there
   is never appended again (a batch started again skips it).
 * ``results.parquet``: the same rows as a table (pandas / pyarrow), rewritten from the log when
-  a batch ends or stops, and every ``PARQUET_EVERY`` seconds meanwhile;
+  a batch ends or stops, and meanwhile every ``PARQUET_EVERY`` seconds or, on a long log, every
+  ``PARQUET_SHARE``-th of the time (a rewrite that fails waits for the end, which says why);
 * ``batch.json``: what the batch was asked (models, methods, source, suite, parameters).
 """
 
@@ -22,6 +23,7 @@ PARQUET = "results.parquet"
 SPEC = "batch.json"
 SUMMARY = "summary.md"
 PARQUET_EVERY = 30.0
+PARQUET_SHARE = 20  # the rewrites meanwhile take at most about a twentieth of the driver's time
 
 
 class ResultLog:
@@ -33,9 +35,11 @@ class ResultLog:
         self.path = self.folder / ROWS
         self.done: dict[str, str] = {}
         self.rows_written = 0
+        self.unreadable = 0  # lines of the log that did not decode (a disk's damage): skipped, counted
         self._repair_and_read()
         self._file = open(self.path, "a", encoding="utf-8")  # noqa: SIM115 (kept open for the batch)
         self._parquet_at = time.monotonic()
+        self._parquet_seconds = 0.0
 
     def _repair_and_read(self) -> None:
         if not self.path.exists():
@@ -45,10 +49,12 @@ class ResultLog:
         if keep < len(data):
             with open(self.path, "r+b") as f:
                 f.truncate(keep)
-        for line in data[:keep].decode("utf-8").splitlines():
-            if line.strip():
-                row = json.loads(line)
-                self.done[row["item"]] = row["status"]
+        for line in data[:keep].decode("utf-8", errors="replace").splitlines():
+            row = _decoded(line)
+            if row is None:
+                self.unreadable += bool(line.strip())
+                continue
+            self.done[row["item"]] = row["status"]
 
     def append(self, row: dict) -> bool:
         """Write ``row`` unless its item has a row already; whether it was written."""
@@ -59,8 +65,11 @@ class ResultLog:
         os.fsync(self._file.fileno())
         self.done[row["item"]] = row["status"]
         self.rows_written += 1
-        if time.monotonic() - self._parquet_at > PARQUET_EVERY:
-            self.write_parquet()
+        if time.monotonic() - self._parquet_at > max(PARQUET_EVERY, PARQUET_SHARE * self._parquet_seconds):
+            try:
+                self.write_parquet()
+            except Exception:  # noqa: BLE001 (the table is written again at the end, which raises)
+                self._parquet_at = time.monotonic()
         return True
 
     def forget_failed(self) -> int:
@@ -69,8 +78,8 @@ class ResultLog:
         if not failed:
             return 0
         self._file.close()
-        kept = [line for line in self.path.read_text("utf-8").splitlines() if line.strip()
-                and json.loads(line)["item"] not in failed]  # fmt: skip
+        kept = [line for line in self.path.read_text("utf-8", errors="replace").splitlines()
+                if (row := _decoded(line)) is not None and row["item"] not in failed]  # fmt: skip
         staging = self.path.with_suffix(".jsonl.tmp")
         staging.write_text("".join(line + "\n" for line in kept), "utf-8")
         os.replace(staging, self.path)
@@ -81,12 +90,14 @@ class ResultLog:
 
     def write_parquet(self) -> Path:
         """``results.parquet`` from the log (written aside, then renamed into place)."""
+        started = time.monotonic()
         table = read_rows(self.folder)
         path = self.folder / PARQUET
         staging = path.with_name(f".{PARQUET}.{os.getpid()}")
         table.to_parquet(staging, index=False)
         os.replace(staging, path)
         self._parquet_at = time.monotonic()
+        self._parquet_seconds = self._parquet_at - started
         return path
 
     def close(self) -> None:
@@ -100,11 +111,10 @@ def read_rows(folder: str | Path):
     path = Path(folder) / ROWS
     rows = []
     if path.exists():
-        for line in path.read_text("utf-8").splitlines():
-            try:
-                rows.append(json.loads(line))
-            except json.JSONDecodeError:  # a torn last line of a running or killed driver
-                continue
+        for line in path.read_text("utf-8", errors="replace").splitlines():
+            row = _decoded(line)  # None: a torn last line of a running driver, or damage
+            if row is not None:
+                rows.append(row)
     table = pd.DataFrame(rows)
     if "item" in table.columns:
         table = table.drop_duplicates("item", keep="first").reset_index(drop=True)
@@ -122,6 +132,17 @@ def read_results(folder: str | Path):
     ):
         return pd.read_parquet(path)
     return read_rows(folder)
+
+
+def _decoded(line: str) -> dict | None:
+    """A log line as its row, or None for a line that is not one (blank, torn or damaged)."""
+    if not line.strip():
+        return None
+    try:
+        row = json.loads(line)
+    except json.JSONDecodeError:
+        return None
+    return row if isinstance(row, dict) and "item" in row and "status" in row else None
 
 
 def _jsonable(value):

@@ -71,11 +71,12 @@ class ItemRunner:
 
     def run(self, item: WorkItem) -> dict:
         """The item's row: ids, prediction, score, seconds, device, the curve's summary, the
-        suite's scores, or ``status`` "failed" with ``error`` (one line)."""
+        suite's scores, or ``status`` "failed" with ``error`` (one line; an item explained whose
+        scores failed keeps its explanation's columns)."""
         start = time.perf_counter()
         row = item_columns(item)
         try:
-            row |= self._explained(item)
+            self._explained(item, row)
             row["status"] = "ok"
         except Exception as err:
             row |= {"status": "failed", "error": one_line(err)}
@@ -85,7 +86,8 @@ class ItemRunner:
         row["finished"] = time.time()
         return row
 
-    def _explained(self, item: WorkItem) -> dict:
+    def _explained(self, item: WorkItem, row: dict) -> None:
+        """Fill ``row`` with the explanation's columns, then the suite's scores."""
         model = self.model(item.model)
         spec = get_method(item.method)
         reason = spec.unavailable_reason(model)
@@ -93,14 +95,16 @@ class ItemRunner:
             raise ValueError(f"{spec.name} cannot explain {model.name}: {reason}")
         clip = self.clip(item, model)
         truth = true_label(model, clip, item.clip.label)
-        target = resolve(item.target, truth, model)
-        expl = explain(model, clip, spec.name, target=target, store=self.store, **item.params)
-        row = explanation_columns(expl, model, truth)
+        expl = explain(model, clip, spec.name, target=resolve(item.target, truth, model), store=self.store,
+                       **item.params)  # fmt: skip
+        row |= explanation_columns(expl, model, truth)
         if item.suite is not None:
-            row |= {f"{item.suite}.{k}": v for k, v in self._scores(item, model, spec, clip, target, expl).items()}
-        return row
+            scores = self._scores(item, model, spec, clip, same_target(expl), expl)
+            row |= {f"{item.suite}.{k}": v for k, v in scores.items()}
 
     def _scores(self, item: WorkItem, model: VideoModel, spec, clip: Clip, target, expl) -> dict[str, float]:
+        """The suite's scores of one explained item; ``target``: the one the trained model's
+        explanation explained, which the randomised copies explain too."""
         has_truth = all(k in clip.ground_truth for k in GROUND_TRUTH)
         if item.suite in ("localization", "temporal") and not has_truth:
             raise ValueError(f"the {item.suite} suite needs Moving Shapes ground truth (a shapes: source)")
@@ -144,8 +148,9 @@ def explanation_columns(expl, model: VideoModel, truth: str | int | None) -> dic
     else:
         row["score"] = float(prediction["value"])
         row["probability"] = None
-    row["label"] = None if truth is None else label_text(model, truth)
-    row["correct"] = None if truth is None or model.task != "classification" else row["label"] == prediction["label"]
+    known = None if truth is None else known_label(model, truth)
+    row["label"] = known if known is not None else (None if truth is None else str(truth))
+    row["correct"] = None if known is None else known == prediction["label"]
     curve = frame_curve(expl)
     row["frames"] = int(len(curve))
     row["curve"] = [float(v) for v in curve]
@@ -166,12 +171,25 @@ def frame_curve(expl) -> np.ndarray:
     return read_map(expl.spatial, spec.reading).astype(np.float64).mean(axis=(1, 2))
 
 
+def same_target(expl):
+    """What ``explain`` takes to explain exactly the target ``expl`` explained (the randomised
+    copies of the sanity suite explain the trained model's class, as ``xai evaluate`` does)."""
+    target = expl.target
+    if target["kind"] == "class":
+        return int(target["index"])
+    if target["kind"] == "output":
+        return "output"
+    return f"ref={target['value']}"
+
+
 def true_label(model: VideoModel, clip: Clip, given: str | None) -> str | int | None:
     """The clip's true class: the manifest's label, else for a Moving Shapes clip and model of a
     classification task the generator's class index; None when unknown (and for regression)."""
+    if model.task != "classification":
+        return None
     if given is not None:
         return given
-    if model.task != "classification" or not clip.source.startswith("shapes:"):
+    if not clip.source.startswith("shapes:"):
         return None
     task = shapes_task(model)
     if task == "sides" and "sides" in clip.meta:
@@ -192,6 +210,14 @@ def label_text(model: VideoModel, truth: str | int) -> str:
     if text not in model.labels:
         raise ValueError(f"label {text!r} is not one of {model.name}'s classes ({', '.join(model.labels)})")
     return text
+
+
+def known_label(model: VideoModel, truth: str | int) -> str | None:
+    """``label_text``, or None for a label that is not one of the model's classes."""
+    try:
+        return label_text(model, truth)
+    except ValueError:
+        return None
 
 
 def resolve(asked: str, truth, model: VideoModel):

@@ -19,6 +19,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import random
 import re
 import shutil
 import sqlite3
@@ -43,6 +44,7 @@ INDEX = "runs.sqlite"
 RUN_JSON = "run.json"
 DOCUMENT_JSON = "document.json"  # a run that is not one explanation: an evaluation's result
 CLIP_NPZ = "clip.npz"
+SETUP_SECONDS = 60.0  # how long a store waits for other processes setting up its new index
 STAGING_PREFIX = "."
 STAGING_NAME = re.compile(r"^\.[0-9a-f]{24}-")  # a run's staging or set-aside folder: "." + its key + "-..."
 COLUMNS = (
@@ -133,13 +135,28 @@ class RunStore:
         self.root = Path(root) if root is not None else default_root()
         self.root.mkdir(parents=True, exist_ok=True)
         self.index = self.root / INDEX
+        deadline = time.monotonic() + SETUP_SECONDS
+        while True:
+            try:
+                self._set_up()
+                break
+            except sqlite3.OperationalError as err:
+                # Switching a new index to write-ahead logging takes it whole, and SQLite answers
+                # "locked" at once rather than waiting when several processes open a new store
+                # together (a batch's workers): wait and try again.
+                if "locked" not in str(err) or time.monotonic() > deadline:
+                    raise
+                time.sleep(0.05 + 0.05 * random.random())
+        self._sweep()
+
+    def _set_up(self) -> None:
         with self._db() as db:
-            db.execute("PRAGMA journal_mode=WAL")
+            if db.execute("PRAGMA journal_mode").fetchone()[0].lower() != "wal":  # kept in the file once set
+                db.execute("PRAGMA journal_mode=WAL")
             present = [row[1] for row in db.execute("PRAGMA table_info(runs)")]
             if present and tuple(present) != COLUMNS:  # an earlier format's index: none of its runs is served
                 db.execute("DROP TABLE runs")
             db.execute(f"CREATE TABLE IF NOT EXISTS runs ({', '.join(COLUMNS)}, PRIMARY KEY (key))")
-        self._sweep()
 
     def _db(self) -> sqlite3.Connection:
         return sqlite3.connect(self.index, timeout=30)
