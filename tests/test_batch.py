@@ -438,3 +438,32 @@ def test_a_sanity_batch_scores_each_clip_as_the_evaluation_does(tmp_path):
         mine = table[table["method"] == row["method"]]
         for key in ("spearman_all", "spearman_logits_signed", "spearman_all_read", "pointing", "random_pointing"):
             assert mine[f"sanity.{key}"].mean() == pytest.approx(row[key], abs=1e-6), (row["method"], key)
+
+
+@pytest.mark.skipif(_ray_reason() is not None, reason=str(_ray_reason()))
+def test_ray_splits_a_clip_whose_task_kills_its_worker_and_tells_an_exception_from_a_death():
+    """A clip's task whose worker dies on every retry runs again one item a task: only the item
+    that kills its worker is recorded as died; a task that raises is recorded with its exception."""
+    from xai_core.batch.clips import ClipRef
+    from xai_core.batch.config import RunnerConfig
+    from xai_core.batch.ray_engine import MAX_RETRIES, RayEngine
+
+    def task(items: list[dict], config: dict) -> list[dict]:  # pickled by value into the workers
+        import os as _os
+
+        if any(i["params"].get("crash") for i in items):
+            _os._exit(3)
+        if any(i["params"].get("raise") for i in items):
+            raise RuntimeError("no runner here")
+        return [{"item": WorkItem.from_dict(i).id, "status": "ok", "method": i["method"]} for i in items]
+
+    def item(clip: str, method: str, **params) -> WorkItem:
+        return WorkItem("m", ClipRef(clip, clip), method, params, "predicted")
+
+    items = [item("c0", "a"), item("c0", "b", crash=True), item("c0", "c"), item("c1", "a", **{"raise": True})]
+    rows = {r["item"]: r for r in RayEngine(RunnerConfig(), workers=2, task=task).run(items)}
+    assert sorted(rows) == sorted(i.id for i in items)
+    assert rows[items[0].id]["status"] == rows[items[2].id]["status"] == "ok"
+    assert rows[items[1].id]["status"] == "failed" and rows[items[1].id]["error"].startswith("WorkerDied: ")
+    assert f"died on this item {MAX_RETRIES + 1} times" in rows[items[1].id]["error"]
+    assert rows[items[3].id]["error"] == "RuntimeError: no runner here"

@@ -47,13 +47,14 @@ class RayEngine:
 
     name = "ray"
 
-    def __init__(self, config: RunnerConfig, workers: int = 1, address: str | None = None) -> None:
+    def __init__(self, config: RunnerConfig, workers: int = 1, address: str | None = None, task=None) -> None:
         reason = ray_available()
         if reason:
             raise RuntimeError(reason)
         if workers < 1:
             raise ValueError(f"--workers must be at least 1, got {workers}")
         self.config, self.workers, self.address = config, workers, address
+        self.task = task or run_on_worker  # (item dicts, config dict) -> rows, run as a Ray task
 
     def run(self, items: Iterable[WorkItem]) -> Iterator[dict]:
         import ray
@@ -78,7 +79,7 @@ class RayEngine:
             raise ValueError("--device cuda: the Ray cluster has no GPU")
         # Ray hides the GPUs from a task that asks for none: on a cluster with GPUs, each task a share
         share = min(1.0, gpus / max(1, cpus)) if self.config.device != "cpu" and gpus > 0 else 0.0
-        task = ray.remote(num_cpus=1, num_gpus=share, max_retries=MAX_RETRIES, retry_exceptions=False)(run_on_worker)
+        task = ray.remote(num_cpus=1, num_gpus=share, max_retries=MAX_RETRIES, retry_exceptions=False)(self.task)
         config = asdict(self.config)
         limit = 2 * max(1, cpus)
         pending = clip_groups(list(items))
