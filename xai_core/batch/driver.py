@@ -144,9 +144,9 @@ def run_batch(
     report_every: float = 2.0,
     on_dispatch=None,
 ) -> dict:
-    """Run the batch ``spec`` into the folder ``out``; returns its counts: ``total`` items,
-    ``skipped`` (done before, not recomputed), ``ok`` and ``failed`` (this run), ``seconds``,
-    ``engine``, ``workers``.  ``runs``: the run store's folder (default ``OUT/runs``; "" for none).
+    """Run the batch ``spec`` into the folder ``out``; returns its counts: ``total``, ``ok`` and
+    ``failed`` (rows in the folder), ``skipped`` (done before, not recomputed), ``ran_ok`` and
+    ``ran_failed`` (this run), ``seconds`` (this run), ``engine``, ``workers``.  ``runs``: the run store's folder (default ``OUT/runs``; "" for none).
     A batch stopped (Ctrl-C, a killed driver) and started again with the same arguments runs only
     the items without a row; ``retry_failed`` runs the failed ones again too.  ``threads``: torch
     threads of each worker (default: this machine's cores over the workers, for workers here;
