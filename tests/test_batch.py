@@ -337,6 +337,42 @@ def test_retry_failed_runs_the_failed_items_again(batch_zoo, tmp_path, capsys):
     assert "1 failed item(s) will be run again" in out and "2 ok, 0 failed" in out
 
 
+def test_a_damaged_line_is_set_aside_once(tmp_path):
+    (tmp_path / ROWS).write_text('{"item": "a", "status": "ok"}\n\x00\x00garbage\n{"item": "b", "status": "ok"}\n')
+    log = ResultLog(tmp_path)
+    assert log.done == {"a": "ok", "b": "ok"} and log.unreadable == 1
+    log.close()
+    assert (tmp_path / (ROWS + ".damaged")).read_text() == "\x00\x00garbage\n"
+    assert ResultLog(tmp_path).unreadable == 0  # said once: the log no longer holds it
+
+
+def test_gpu_shares_on_a_ray_cluster():
+    from xai_core.batch.ray_engine import gpu_share
+
+    gpu = {"Alive": True, "Resources": {"CPU": 8.0, "GPU": 2.0}}
+    cpu = {"Alive": True, "Resources": {"CPU": 32.0}}
+    assert gpu_share("auto", [gpu]) == 0.25  # 8 tasks share 2 GPUs
+    assert gpu_share("auto", [gpu, cpu]) == 0.0  # the CPU nodes would sit idle: run on every CPU
+    assert gpu_share("cuda", [gpu, cpu]) == 0.25  # asked for: the GPU nodes only
+    assert gpu_share("cpu", [gpu]) == 0.0
+    with pytest.raises(ValueError, match="no node of the Ray cluster has a GPU"):
+        gpu_share("cuda", [cpu])
+
+
+def test_a_moved_dataset_resumes_and_the_output_inside_it_is_no_clip(batch_zoo, tmp_path):
+    first = tmp_path / "data"
+    first.mkdir()
+    write_array(first / "a.npy")
+    write_array(first / "b.npy", seed=1)
+    spec = BatchSpec([MODEL], ["saliency"], str(first))
+    assert run_batch(spec, first / "out", report=quiet)["ok"] == 2  # OUT/runs/*.npz inside the source
+    assert run_batch(spec, first / "out", report=quiet)["total"] == 2  # its own files are not clips
+    moved = tmp_path / "moved"
+    first.rename(moved)
+    counts = run_batch(BatchSpec([MODEL], ["saliency"], str(moved)), moved / "out", report=quiet)
+    assert counts["skipped"] == 2 and counts["total"] == 2
+
+
 def test_result_log_cuts_a_torn_line_and_never_writes_an_item_twice(tmp_path):
     log = ResultLog(tmp_path)
     assert log.append({"item": "a", "status": "ok", "x": float("nan")})

@@ -47,9 +47,10 @@ class ClipRef:
         return asdict(self)
 
 
-def clip_refs(source: str) -> list[ClipRef]:
+def clip_refs(source: str, exclude: list[Path] = ()) -> list[ClipRef]:
     """The clips of ``source`` (see the module docstring), in a stable order; SourceError when
-    it names nothing readable or nothing at all."""
+    it names nothing readable or nothing at all.  ``exclude``: folders whose files are never clips
+    (a batch's own output inside the source folder); hidden files and folders are left out too."""
     text = str(source)
     if text.startswith("shapes:"):
         return _shapes_range(text)
@@ -57,7 +58,7 @@ def clip_refs(source: str) -> list[ClipRef]:
     if not path.exists():
         raise SourceError(f"{text}: no such folder or manifest")
     if path.is_dir():
-        return _folder(path)
+        return _folder(path, [Path(e).resolve() for e in exclude])
     if path.suffix.lower() in MANIFEST_SUFFIXES:
         return _manifest(path)
     raise SourceError(
@@ -82,9 +83,16 @@ def _shapes_range(text: str) -> list[ClipRef]:
     return [ClipRef(f"shapes:{seed}{query}", f"shapes:{seed}{query}") for seed in range(first, end)]
 
 
-def _folder(path: Path) -> list[ClipRef]:
+def _folder(path: Path, exclude: list[Path]) -> list[ClipRef]:
     readable = VIDEO_SUFFIXES | ARRAY_SUFFIXES
-    files = sorted(p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in readable)
+
+    def wanted(p: Path) -> bool:
+        relative = p.relative_to(path).parts
+        if any(part.startswith(".") for part in relative) or not p.is_file() or p.suffix.lower() not in readable:
+            return False
+        return not any(p.resolve().is_relative_to(e) for e in exclude)
+
+    files = sorted(p for p in path.rglob("*") if wanted(p))
     if not files:
         raise SourceError(f"{path}: no video files or arrays in this folder ({', '.join(sorted(readable))})")
     return [ClipRef(p.relative_to(path).as_posix(), str(p.resolve())) for p in files]

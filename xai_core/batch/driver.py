@@ -34,14 +34,15 @@ class BatchSpec:
     target: str = "predicted"
     suite: str | None = None
 
-    def items(self) -> list[WorkItem]:
-        """Every work item; ValueError (one line) for what would fail every item, before any work."""
+    def items(self, exclude: list[Path] = ()) -> list[WorkItem]:
+        """Every work item; ValueError (one line) for what would fail every item, before any work.
+        ``exclude``: folders inside a source folder that hold no clips (the batch's own output)."""
         if not self.models or not self.methods:
             raise ValueError("a batch needs at least one model and one method")
         if self.suite is not None and self.suite not in SUITES:
             raise ValueError(f"unknown suite {self.suite!r}; choose one of {', '.join(SUITES)}")
         _check_methods(self.methods, self.suite)
-        refs = clip_refs(self.clips)
+        refs = clip_refs(self.clips, exclude)
         if self.suite is not None:
             _check_suite_clips(self.suite, refs)
         return list(work_items(self.models, refs, self.methods, self.params, self.target, self.suite))
@@ -146,18 +147,22 @@ def run_batch(
 ) -> dict:
     """Run the batch ``spec`` into the folder ``out``; returns its counts: ``total``, ``ok`` and
     ``failed`` (rows in the folder), ``skipped`` (done before, not recomputed), ``ran_ok`` and
-    ``ran_failed`` (this run), ``seconds`` (this run), ``engine``, ``workers``.  ``runs``: the run store's folder (default ``OUT/runs``; "" for none).
-    A batch stopped (Ctrl-C, a killed driver) and started again with the same arguments runs only
-    the items without a row; ``retry_failed`` runs the failed ones again too.  ``threads``: torch
-    threads of each worker (default: this machine's cores over the workers, for workers here;
-    Ray's own, one a task, on a cluster given by ``address``)."""
+    ``ran_failed`` (this run), ``seconds`` (this run), ``engine``, ``workers``.
+
+    ``runs``: the run store's folder (default ``OUT/runs``; "" for none).  A batch stopped (Ctrl-C,
+    a killed driver) and started again with the same arguments runs only the items without a row;
+    ``retry_failed`` runs the failed ones again too.  ``threads``: torch threads of each worker
+    (default: this machine's cores over the workers, for workers here; Ray's own, one a task, on a
+    cluster given by ``address``)."""
     out = Path(out).resolve()  # workers elsewhere (Ray) are given absolute paths
-    if not spec.clips.startswith("shapes:"):  # the same folder or manifest, from wherever it is named
-        spec = replace(spec, clips=str(Path(spec.clips).resolve()))
-    items = spec.items()
+    spec = resolved(spec)
+    store = str(out / "runs") if runs is None else (str(Path(runs).resolve()) if str(runs) else None)
+    items = spec.items(exclude=[out, *([Path(store)] if store else [])])
     say = report or (lambda _text: None)
-    with BatchLock(out):
-        _check_same_batch(out, spec)
+    with BatchLock(out) as lock:
+        if not lock.held:
+            say(f"{out}: this file system cannot lock the folder; run one xai batch in it at a time")
+        _check_same_batch(out, spec, items)
         log = ResultLog(out)
         if log.unreadable:
             say(f"{log.unreadable} damaged line(s) of {out / ROWS} skipped: their items run again")
@@ -167,12 +172,11 @@ def run_batch(
         todo = [item for item in items if item.id not in log.done]
         progress = Progress(total=len(items), skipped=len(items) - len(todo))
         try:
-            _write_spec(out, spec, engine, workers)
+            _write_spec(out, spec, items, engine, workers)
             clips = len(items) // max(1, len(set(spec.models)) * len(set(spec.methods)))
             say(f"{len(items)} items ({len(set(spec.models))} model(s) × {clips} clip(s) × {len(set(spec.methods))} "
                 f"method(s)); {progress.skipped} done before, {len(todo)} to run on {engine} with {workers} "
                 "worker(s)")  # fmt: skip
-            store = str(out / "runs") if runs is None else (str(Path(runs).resolve()) if str(runs) else None)
             here = engine == "local" or not address  # workers on this machine: its cores shared among them
             if threads is None:
                 threads = max(1, (os.cpu_count() or 1) // workers) if here else None
@@ -209,29 +213,56 @@ class BatchLock:
         self.path = out / ".lock"
 
     def __enter__(self) -> BatchLock:
+        import errno
         import fcntl
 
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self.file = open(self.path, "a")  # noqa: SIM115 (held for the batch)
+        self.held = True
         try:
             fcntl.flock(self.file, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             self.file.close()
             raise ValueError(f"{self.path.parent}: another xai batch is running in this folder") from None
+        except OSError as err:  # a network or user-space file system without locks: said, not fatal
+            if err.errno not in (errno.ENOLCK, errno.ENOSYS, errno.EOPNOTSUPP):
+                raise
+            self.held = False
         return self
 
     def __exit__(self, *exc) -> None:
         self.file.close()
 
 
-def _check_same_batch(out: Path, spec: BatchSpec) -> None:
+def resolved(spec: BatchSpec) -> BatchSpec:
+    """``spec`` with its source and the models given as paths made absolute (the same files from
+    wherever the command runs; workers elsewhere are given them whole)."""
+    clips = str(spec.clips)
+    if not clips.startswith("shapes:"):
+        clips = str(Path(clips).resolve())
+    models = [str(Path(m).resolve()) if ":" not in m and (os.sep in m or Path(m).exists()) else m for m in spec.models]
+    return replace(spec, clips=clips, models=models)
+
+
+def clips_fingerprint(items: list[WorkItem]) -> str:
+    """A hash of the clips a batch lists (their ids, labels and windows): the same dataset, moved."""
+    import hashlib
+
+    seen = dict.fromkeys((i.clip.id, i.clip.label, i.clip.start, i.clip.end) for i in items)
+    return hashlib.sha256(json.dumps(list(seen), default=str).encode()).hexdigest()[:16]
+
+
+def _check_same_batch(out: Path, spec: BatchSpec, items: list[WorkItem]) -> None:
     """A folder holds one batch: started again it must be asked the same (its table and summary
-    aggregate its items only)."""
+    aggregate its items only); its source may have moved if it lists the same clips."""
     path = out / SPEC
     if not path.exists():
         return
-    earlier = json.loads(path.read_text("utf-8")).get("spec", {})
+    record = json.loads(path.read_text("utf-8"))
+    earlier = record.get("spec", {})
     now = json.loads(json.dumps(spec.to_dict(), default=str))
+    if record.get("clips_fingerprint") == clips_fingerprint(items):
+        earlier = {**earlier, "clips": now["clips"]}
     changed = [key for key in now if earlier.get(key) != now[key]]
     if changed:
         what = "; ".join(f"{k}: {earlier.get(k)!r} then, {now[k]!r} now" for k in changed)
@@ -254,11 +285,12 @@ def finish(out: Path, spec: BatchSpec, engine: str, workers: int) -> dict:
     return counts
 
 
-def _write_spec(out: Path, spec: BatchSpec, engine: str, workers: int) -> None:
+def _write_spec(out: Path, spec: BatchSpec, items: list[WorkItem], engine: str, workers: int) -> None:
     path = out / SPEC
     earlier = json.loads(path.read_text("utf-8")) if path.exists() else {}
-    record = {"spec": asdict(spec), "starts": [*earlier.get("starts", []),
-              {"time": time.time(), "engine": engine, "workers": workers}]}  # fmt: skip
+    start = {"time": time.time(), "engine": engine, "workers": workers}
+    record = {"spec": asdict(spec), "clips_fingerprint": clips_fingerprint(items),
+              "starts": [*earlier.get("starts", []), start]}  # fmt: skip
     staging = path.with_name(f".{SPEC}.tmp")
     staging.write_text(json.dumps(record, indent=1, default=str) + "\n", "utf-8")
     os.replace(staging, path)

@@ -107,16 +107,21 @@ class LocalEngine:
         try:
             slots = [self._ready(slot) for slot in slots]
             while pending or any(s.items for s in slots):
-                for slot in slots:
+                for i, slot in enumerate(slots):
                     if not slot.items and pending:
+                        if not slot.process.is_alive():  # died idle (killed between clips): nothing to charge
+                            slot.conn.close()
+                            slots[i] = slot = self._ready(self._start())
+                            self.restarts += 1
                         self._dispatch(slot, pending.popleft())
                 busy = [s for s in slots if s.items]
                 wait([s.conn for s in busy] + [s.process.sentinel for s in busy], timeout=5.0)
                 for i, slot in enumerate(slots):
+                    alive = slot.process.is_alive()  # before reading: a dead worker's pipe holds all it sent
                     for row in self._rows(slot):
                         row["attempts"] = deaths.get(row["item"], 0) + 1
                         yield row
-                    if slot.items and not slot.process.is_alive():
+                    if slot.items and not alive:
                         running, rest, code = slot.items[0], slot.items[1:], slot.process.exitcode
                         slot.conn.close()
                         slots[i] = self._ready(self._start())

@@ -73,12 +73,8 @@ class RayEngine:
                 ray.shutdown()
 
     def _run(self, ray, items: Iterable[WorkItem]) -> Iterator[dict]:
-        resources = ray.cluster_resources()
-        cpus, gpus = int(resources.get("CPU", self.workers)), float(resources.get("GPU", 0))
-        if self.config.device == "cuda" and gpus == 0:
-            raise ValueError("--device cuda: the Ray cluster has no GPU")
-        # Ray hides the GPUs from a task that asks for none: on a cluster with GPUs, each task a share
-        share = min(1.0, gpus / max(1, cpus)) if self.config.device != "cpu" and gpus > 0 else 0.0
+        cpus = int(ray.cluster_resources().get("CPU", self.workers))
+        share = gpu_share(self.config.device, ray.nodes())
         task = ray.remote(num_cpus=1, num_gpus=share, max_retries=MAX_RETRIES, retry_exceptions=False)(self.task)
         config = asdict(self.config)
         limit = 2 * max(1, cpus)
@@ -102,6 +98,20 @@ class RayEngine:
                         continue
                     rows = [died_row(group[0], MAX_RETRIES + 1, " ".join(str(err).split())[:300])]
                 yield from rows
+
+
+def gpu_share(device: str, nodes: list[dict]) -> float:
+    """The share of a GPU each task asks for (Ray hides the GPUs from a task that asks for none):
+    with --device cuda, one task per CPU of the GPU nodes shares their GPUs (the smallest share
+    over them); with auto, the same only when every node has a GPU (else the tasks run on the CPUs
+    of every node); cpu: none.  ValueError for cuda on a cluster without a GPU."""
+    alive = [n.get("Resources", {}) for n in nodes if n.get("Alive", True)]
+    with_gpu = [r for r in alive if r.get("GPU", 0) > 0 and r.get("CPU", 0) > 0]
+    if device == "cuda" and not with_gpu:
+        raise ValueError("--device cuda: no node of the Ray cluster has a GPU and a CPU for a task")
+    if device == "cpu" or not with_gpu or (device == "auto" and len(with_gpu) < len(alive)):
+        return 0.0
+    return min(1.0, min(r["GPU"] / r["CPU"] for r in with_gpu))
 
 
 def failed_row(item: WorkItem, err: BaseException) -> dict:

@@ -49,12 +49,23 @@ class ResultLog:
         if keep < len(data):
             with open(self.path, "r+b") as f:
                 f.truncate(keep)
-        for line in data[:keep].decode("utf-8", errors="replace").splitlines():
+        lines = data[:keep].decode("utf-8", errors="replace").splitlines()
+        damaged = []
+        for line in lines:
             row = _decoded(line)
             if row is None:
-                self.unreadable += bool(line.strip())
+                if line.strip():
+                    damaged.append(line)
                 continue
             self.done[row["item"]] = row["status"]
+        if damaged:  # set aside once (rows.jsonl.damaged), the log rewritten without them
+            self.unreadable = len(damaged)
+            with open(self.path.with_name(ROWS + ".damaged"), "a", encoding="utf-8") as f:
+                f.writelines(line + "\n" for line in damaged)
+            kept = [line for line in lines if _decoded(line) is not None]
+            staging = self.path.with_suffix(".jsonl.tmp")
+            staging.write_text("".join(line + "\n" for line in kept), "utf-8")
+            os.replace(staging, self.path)
 
     def append(self, row: dict) -> bool:
         """Write ``row`` unless its item has a row already; whether it was written."""
@@ -122,16 +133,13 @@ def read_rows(folder: str | Path):
 
 
 def read_results(folder: str | Path):
-    """A batch's results as a DataFrame: ``results.parquet``, else (a batch still running or
-    stopped before writing it) the log."""
+    """A batch's results as a DataFrame: from its log, the truth of a running or stopped batch;
+    from ``results.parquet`` when the folder holds only that (a table copied without its log)."""
     import pandas as pd
 
-    path = Path(folder) / PARQUET
-    if path.exists() and (
-        not (Path(folder) / ROWS).exists() or path.stat().st_mtime >= (Path(folder) / ROWS).stat().st_mtime
-    ):
-        return pd.read_parquet(path)
-    return read_rows(folder)
+    if (Path(folder) / ROWS).exists():
+        return read_rows(folder)
+    return pd.read_parquet(Path(folder) / PARQUET)
 
 
 def _decoded(line: str) -> dict | None:
