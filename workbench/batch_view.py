@@ -14,7 +14,7 @@ import streamlit as st
 
 from xai_core.batch import read_results
 from xai_core.batch.results import PARQUET, ROWS
-from xai_core.batch.summary import aggregates, suite_columns
+from xai_core.batch.summary import aggregates, mean_se_text, suite_columns
 
 NUMERIC = ("seconds", "peak_share", "probability", "score")
 
@@ -45,13 +45,6 @@ def load(folder: str) -> pd.DataFrame | None:
     return table
 
 
-def _cell(value) -> str:
-    mean, se, _ = value
-    if not math.isfinite(mean):
-        return "–"
-    return f"{mean:.3f}" if not math.isfinite(se) else f"{mean:.3f} ± {se:.3f}"
-
-
 def aggregate_table(table: pd.DataFrame) -> pd.DataFrame:
     """Per model and method: items, failed, accuracy, median seconds and each score as mean ± SE."""
     rows = []
@@ -60,7 +53,7 @@ def aggregate_table(table: pd.DataFrame) -> pd.DataFrame:
         shown["accuracy"] = "–" if not math.isfinite(row["accuracy"]) else f"{row['accuracy']:.1%}"
         shown["median s"] = "–" if not math.isfinite(row["median_seconds"]) else f"{row['median_seconds']:.3f}"
         for column in suite_columns(table):
-            shown[column] = _cell(row[column])
+            shown[column] = mean_se_text(*row[column][:2])
         rows.append(shown)
     return pd.DataFrame(rows).set_index(["model", "method"])
 

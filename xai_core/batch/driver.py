@@ -15,7 +15,7 @@ from pathlib import Path
 from .clips import clip_refs
 from .config import RunnerConfig
 from .items import SUITES, WorkItem, work_items
-from .results import ROWS, SPEC, SUMMARY, ResultLog, read_rows
+from .results import ROWS, SPEC, SUMMARY, ResultLog, read_rows, write_parquet
 from .summary import summary_markdown
 
 ENGINES = ("local", "ray")
@@ -271,14 +271,8 @@ def _check_same_batch(out: Path, spec: BatchSpec, items: list[WorkItem]) -> None
 
 def finish(out: Path, spec: BatchSpec, engine: str, workers: int) -> dict:
     """``results.parquet`` and ``summary.md`` from the log; the batch's counts."""
-    from .results import ResultLog as _Log
-
-    log = _Log(out)
-    try:
-        log.write_parquet()
-    finally:
-        log.close()
     table = read_rows(out)
+    write_parquet(out, table)
     ok = int((table["status"] == "ok").sum()) if len(table) else 0
     counts = {"total": len(table), "ok": ok, "failed": len(table) - ok, "engine": engine, "workers": workers}
     (out / SUMMARY).write_text(summary_markdown(table, asdict(spec), counts), "utf-8")

@@ -34,7 +34,6 @@ class ResultLog:
         self.folder.mkdir(parents=True, exist_ok=True)
         self.path = self.folder / ROWS
         self.done: dict[str, str] = {}
-        self.rows_written = 0
         self.unreadable = 0  # lines of the log that did not decode (a disk's damage): skipped, counted
         self._repair_and_read()
         self._file = open(self.path, "a", encoding="utf-8")  # noqa: SIM115 (kept open for the batch)
@@ -75,7 +74,6 @@ class ResultLog:
         self._file.flush()
         os.fsync(self._file.fileno())
         self.done[row["item"]] = row["status"]
-        self.rows_written += 1
         if time.monotonic() - self._parquet_at > max(PARQUET_EVERY, PARQUET_SHARE * self._parquet_seconds):
             try:
                 self.write_parquet()
@@ -100,19 +98,24 @@ class ResultLog:
         return len(failed)
 
     def write_parquet(self) -> Path:
-        """``results.parquet`` from the log (written aside, then renamed into place)."""
+        """``results.parquet`` from the log as it is now."""
         started = time.monotonic()
-        table = read_rows(self.folder)
-        path = self.folder / PARQUET
-        staging = path.with_name(f".{PARQUET}.{os.getpid()}")
-        table.to_parquet(staging, index=False)
-        os.replace(staging, path)
+        path = write_parquet(self.folder, read_rows(self.folder))
         self._parquet_at = time.monotonic()
         self._parquet_seconds = self._parquet_at - started
         return path
 
     def close(self) -> None:
         self._file.close()
+
+
+def write_parquet(folder: str | Path, table) -> Path:
+    """``folder/results.parquet`` from ``table`` (written aside, then renamed into place)."""
+    path = Path(folder) / PARQUET
+    staging = path.with_name(f".{PARQUET}.{os.getpid()}")
+    table.to_parquet(staging, index=False)
+    os.replace(staging, path)
+    return path
 
 
 def read_rows(folder: str | Path):

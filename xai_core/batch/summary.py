@@ -20,6 +20,8 @@ def suite_columns(table) -> list[str]:
 
 
 def mean_se(values) -> tuple[float, float, int]:
+    """(mean, standard error, n) of the finite values (the evaluation's ``summarise`` for scalars,
+    kept here so that the driver needs no torch)."""
     arr = np.asarray(values, dtype=np.float64)
     arr = arr[np.isfinite(arr)]
     if arr.size == 0:
@@ -28,7 +30,8 @@ def mean_se(values) -> tuple[float, float, int]:
     return float(arr.mean()), se, int(arr.size)
 
 
-def _cell(mean: float, se: float) -> str:
+def mean_se_text(mean: float, se: float) -> str:
+    """'0.412 ± 0.031' (the mean alone without a standard error; – without a mean)."""
     if not math.isfinite(mean):
         return "–"
     return f"{mean:.3f}" if not math.isfinite(se) else f"{mean:.3f} ± {se:.3f}"
@@ -83,7 +86,7 @@ def summary_markdown(table, spec: dict, counts: dict) -> str:
     for row in aggregates(table, ["model", "method"]):
         med = "–" if not math.isfinite(row["median_seconds"]) else f"{row['median_seconds']:.3f}"
         cells = [row["model"], row["method"], str(row["items"]), str(row["failed"]), med]
-        cells += [_cell(*row[c][:2]) for c in scores]
+        cells += [mean_se_text(*row[c][:2]) for c in scores]
         lines.append("| " + " | ".join(cells) + " |")
     failed = table[table["status"] != "ok"] if not table.empty else table
     if len(failed):

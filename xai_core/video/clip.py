@@ -35,7 +35,7 @@ def window_range(n: int, fps: float, window: tuple[float | None, float | None], 
             f"{name}: no frame in {_seconds(start)}-{_seconds(end)} s (the source has {n} frames at {fps:g} fps, "
             f"{n / fps:.2f} s)"
         )
-    return first, max(first, last)
+    return first, last
 
 
 def _seconds(value: float | None) -> str:
