@@ -231,7 +231,8 @@ def test_a_death_is_charged_to_the_item_that_was_running(tmp_path):
     died after three attempts, the items after it in the clip run once, nothing is written twice."""
     from xai_core.batch.clips import ClipRef
     from xai_core.batch.config import RunnerConfig
-    from xai_core.batch.local import MAX_ATTEMPTS, LocalEngine
+    from xai_core.batch.faults import MAX_ATTEMPTS
+    from xai_core.batch.local import LocalEngine
 
     items = [WorkItem("m", ClipRef(f"c{c}", f"c{c}"), method, params, "predicted")
              for c in range(2) for method, params in [("a", {}), ("b", {"crash": True}), ("c", {})]]  # fmt: skip
@@ -245,6 +246,44 @@ def test_a_death_is_charged_to_the_item_that_was_running(tmp_path):
     assert all(r["status"] == "failed" and r["attempts"] == MAX_ATTEMPTS for r in by_method["b"])
     assert by_method["b"][0]["error"] == "WorkerDied: the worker process died on this item 3 times (exit code 3)"
     assert engine.restarts == 2 * MAX_ATTEMPTS
+
+
+def test_a_model_that_kills_every_worker_is_given_up_after_a_few_items(tmp_path):
+    """Every item of "bad" kills its worker (as a model whose loading crashes would): after
+    LETHAL_ITEMS of them died on every attempt its other items are recorded as not run, at no
+    further restart; the other model's items all run."""
+    from xai_core.batch.clips import ClipRef
+    from xai_core.batch.config import RunnerConfig
+    from xai_core.batch.faults import LETHAL_ITEMS, MAX_ATTEMPTS
+    from xai_core.batch.local import LocalEngine
+
+    items = [WorkItem(model, ClipRef(f"c{c}", f"c{c}"), method, {"crash": model == "bad"}, "predicted")
+             for model in ("bad", "m") for c in range(5) for method in ("a", "b")]  # fmt: skip
+    engine = LocalEngine(RunnerConfig(), workers=1, target=crashing_worker)
+    rows = list(engine.run(items))
+    assert sorted(r["item"] for r in rows) == sorted(i.id for i in items)
+    bad = [r for r in rows if r["model"] == "bad"]
+    died = [r for r in bad if r["attempts"] == MAX_ATTEMPTS]
+    not_run = [r for r in bad if r["attempts"] == 0]
+    assert len(died) == LETHAL_ITEMS and len(not_run) == 10 - LETHAL_ITEMS
+    assert all(r["status"] == "failed" for r in bad)
+    assert not_run[0]["error"].startswith(f"WorkerDied: not run: the worker process died on every attempt at "
+                                          f"{LETHAL_ITEMS} items of bad and finished none of them")  # fmt: skip
+    assert all(r["status"] == "ok" for r in rows if r["model"] == "m")
+    assert engine.restarts == LETHAL_ITEMS * MAX_ATTEMPTS
+
+
+def test_a_model_is_not_given_up_once_one_of_its_items_finished():
+    from xai_core.batch.clips import ClipRef
+    from xai_core.batch.faults import LETHAL_ITEMS, LethalModels, died_row
+
+    lethal = LethalModels()
+    item = WorkItem("m", ClipRef("c", "c"), "a", {}, "predicted")
+    lethal.record({"model": "m", "status": "failed", "error": "RuntimeError: out of range"})  # raised: it ran
+    for _ in range(LETHAL_ITEMS + 1):
+        lethal.record(died_row(item, 3, "exit code 9"))
+    assert not lethal.given_up("m")
+    assert lethal.given_up("other") is False
 
 
 def test_what_would_fail_every_item_is_said_before_any_work(batch_zoo, tmp_path):
@@ -491,7 +530,8 @@ def test_ray_splits_a_clip_whose_task_kills_its_worker_and_tells_an_exception_fr
             _os._exit(3)
         if any(i["params"].get("raise") for i in items):
             raise RuntimeError("no runner here")
-        return [{"item": WorkItem.from_dict(i).id, "status": "ok", "method": i["method"]} for i in items]
+        return [{"item": WorkItem.from_dict(i).id, "status": "ok", "model": i["model"], "method": i["method"]}
+                for i in items]  # fmt: skip
 
     def item(clip: str, method: str, **params) -> WorkItem:
         return WorkItem("m", ClipRef(clip, clip), method, params, "predicted")
@@ -503,3 +543,9 @@ def test_ray_splits_a_clip_whose_task_kills_its_worker_and_tells_an_exception_fr
     assert rows[items[1].id]["status"] == "failed" and rows[items[1].id]["error"].startswith("WorkerDied: ")
     assert f"died on this item {MAX_RETRIES + 1} times" in rows[items[1].id]["error"]
     assert rows[items[3].id]["error"] == "RuntimeError: no runner here"
+
+    lethal = [item(f"d{c}", "a", crash=True) for c in range(4)]
+    lethal = [WorkItem("bad", i.clip, i.method, i.params, i.target) for i in lethal]
+    rows = list(RayEngine(RunnerConfig(), workers=1, task=task).run(lethal))
+    # given up after two died; the task already in flight then (two a CPU are) runs its course
+    assert sorted(r["attempts"] for r in rows) == [0] + [MAX_RETRIES + 1] * 3

@@ -3,6 +3,8 @@ Explanation record."""
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -71,19 +73,41 @@ def test_parameters_are_checked_and_converted():
 
 
 def test_methods_are_found_by_walking_the_package():
-    """Every module of xai_core/methods outside machinery/ is imported, and every method comes
-    from one of them; the machinery holds none."""
+    """Every module at the top of xai_core/methods, and each sub-package's ``method`` module
+    (outside machinery/), is imported, and every method comes from one of them."""
     package = Path(__file__).resolve().parents[1] / "xai_core" / "methods"
-    files = {
-        "xai_core.methods." + ".".join(path.relative_to(package).with_suffix("").parts)
-        for path in package.rglob("*.py")
-        if path.name != "__init__.py" and "machinery" not in path.relative_to(package).parts
+    files = {"xai_core.methods." + path.stem for path in package.glob("*.py") if path.name != "__init__.py"}
+    files |= {
+        f"xai_core.methods.{path.parent.name}.method"
+        for path in package.glob("*/method.py")
+        if path.parent.name != "machinery"
     }
     assert set(method_modules()) == files and "xai_core.methods.lrp.method" in files
     homes = {spec.fn.__module__ for spec in method_specs()}
-    assert homes == {name for name in files if not name.startswith("xai_core.methods.lrp.")} | {
-        "xai_core.methods.lrp.method"
-    }
+    assert homes == files
+
+
+def test_listing_and_a_gradient_method_import_no_heavy_library():
+    """Start-up (a batch worker, the command line): listing the methods and explaining with Grad-CAM
+    on a per-frame model imports neither zennit nor torchvision (a second each, through torch._dynamo)
+    nor scipy.stats; LRP imports zennit when it runs."""
+    code = (
+        "import sys\n"
+        "from xai_core import explain, list_methods\n"
+        "from xai_core.models.zoo import load_model\n"
+        "from xai_core.video import load_video\n"
+        "model = load_model('cnn_transformer-sides')\n"
+        "assert 'lrp' in list_methods()\n"
+        "explain(model, load_video('shapes:3', model=model), 'gradcam')\n"
+        "heavy = ('zennit', 'torchvision', 'scipy.stats', 'torch._dynamo', 'captum', 'matplotlib')\n"
+        "print(sorted(m for m in heavy if m in sys.modules))\n"
+        "lstm = load_model('cnn_lstm-pause')\n"
+        "explain(lstm, load_video('shapes:3?pause=1', model=lstm), 'lrp')\n"
+        "print('zennit' in sys.modules)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.split("\n")[:2] == ["[]", "True"], done.stdout
 
 
 def test_a_method_declares_what_else_a_model_must_be():

@@ -11,7 +11,6 @@ architecture trained on the same task.
 from __future__ import annotations
 
 import numpy as np
-from captum.attr import Saliency
 
 from .api import prepare
 from .methods.machinery.scoring import TargetScore, gradient_input
@@ -25,6 +24,8 @@ def gradient_profile(model: VideoModel, clip, target=None) -> np.ndarray:
     """Mean |d score / d x| per frame [T] (float64) for a Clip or a tensor [1,T,C,H,W].
 
     target: as in ``xai_core.explain`` (None: the predicted class / the regression output)."""
+    from captum.attr import Saliency  # captum imports matplotlib (0.7 s): only when a method that uses it runs
+
     prepared = prepare(model, clip, target)
     with eval_mode(model):
         forward = TargetScore(model, prepared.target)

@@ -7,6 +7,7 @@
 * ``results``: the results log (append-only, resumable) and ``results.parquet``;
 * ``summary``: ``summary.md``, per model and per method;
 * ``local`` and ``ray_engine``: the engines (worker processes here, or Ray tasks on a cluster);
+* ``faults``: the rows of items whose worker died, and the models given up for killing their workers;
 * ``driver``: ``run_batch``, which ties them together and reports progress.
 """
 

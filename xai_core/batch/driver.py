@@ -19,6 +19,7 @@ from .results import ROWS, SPEC, SUMMARY, ResultLog, read_rows, write_parquet
 from .summary import summary_markdown
 
 ENGINES = ("local", "ray")
+TABLE_MODULES = ("pandas", "pyarrow.parquet")  # results.parquet's libraries (0.4 s to import)
 
 
 @dataclass(frozen=True)
@@ -184,6 +185,7 @@ def run_batch(
             options = {"on_dispatch": on_dispatch} if on_dispatch is not None else {}
             last = 0.0
             if todo:
+                _import_in_background(TABLE_MODULES)  # the end's table, imported while the workers start
                 engine_rows = make_engine(engine, config, workers, address, **options).run(todo)
                 with contextlib.closing(engine_rows) as rows:  # workers stopped (a Ray cluster shut) on any exit
                     for row in rows:
@@ -203,6 +205,20 @@ def run_batch(
     counts |= {"skipped": progress.skipped, "ran_ok": progress.ok, "ran_failed": progress.failed,
                "seconds": round(time.monotonic() - progress.started, 2)}  # fmt: skip
     return counts
+
+
+def _import_in_background(modules: tuple[str, ...]) -> None:
+    """Import ``modules`` in a thread: the driver waits on its workers most of the time (Python's
+    import lock makes a later import in the main thread wait for this one, never repeat it)."""
+    import importlib
+    import threading
+
+    def load() -> None:
+        for name in modules:
+            with contextlib.suppress(Exception):  # an import that fails fails again, and is said, where it is used
+                importlib.import_module(name)
+
+    threading.Thread(target=load, name="import-table-libraries", daemon=True).start()
 
 
 class BatchLock:

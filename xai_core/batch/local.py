@@ -2,7 +2,8 @@
 the items of one clip at a time (``clip_groups``: the clip read once for its methods), sending
 each row back as it is done.  A worker that dies in the middle (killed, out of memory, a crash in
 native code) is replaced and the items it had not finished are given to the next free worker,
-up to ``MAX_ATTEMPTS`` times each; their rows then record the failure.  No extra dependency:
+up to ``MAX_ATTEMPTS`` times each; their rows then record the failure, and a model that kills
+every worker is given up after a few items (``faults``).  No extra dependency:
 ``multiprocessing``, forking the workers from a server process that imported torch and the
 library once (``forkserver``): a worker starts in a fraction of a second, with the driver's
 environment, and no CUDA state or thread pool is inherited from the driver."""
@@ -17,9 +18,9 @@ from dataclasses import dataclass, field
 from multiprocessing.connection import Connection, wait
 
 from .config import RunnerConfig
-from .items import WorkItem, clip_groups, item_columns
+from .faults import MAX_ATTEMPTS, LethalModels, died_row
+from .items import WorkItem, clip_groups
 
-MAX_ATTEMPTS = 3
 READY = "ready"
 START_SECONDS = 300.0
 
@@ -100,14 +101,18 @@ class LocalEngine:
 
     def run(self, items: Iterable[WorkItem]) -> Iterator[dict]:
         """Rows as items finish (in the order they finish).  A worker's death is charged to the
-        item it was running (the first it had not finished); the items after it go back as they were."""
+        item it was running (the first it had not finished); the items after it go back as they were.
+        The items of a model that kills its workers (``LethalModels``) are recorded as not run."""
         pending = deque(clip_groups(list(items)))
         deaths: dict[str, int] = {}
+        lethal = LethalModels()
         slots = [self._start() for _ in range(min(self.workers, max(1, len(pending))))]
         try:
             slots = [self._ready(slot) for slot in slots]
             while pending or any(s.items for s in slots):
                 for i, slot in enumerate(slots):
+                    while pending and lethal.given_up(pending[0][0].model):
+                        yield from (lethal.not_run_row(item) for item in pending.popleft())
                     if not slot.items and pending:
                         if not slot.process.is_alive():  # died idle (killed between clips): nothing to charge
                             slot.conn.close()
@@ -115,11 +120,13 @@ class LocalEngine:
                             self.restarts += 1
                         self._dispatch(slot, pending.popleft())
                 busy = [s for s in slots if s.items]
-                wait([s.conn for s in busy] + [s.process.sentinel for s in busy], timeout=5.0)
+                if busy:  # none: every item left was of a given-up model
+                    wait([s.conn for s in busy] + [s.process.sentinel for s in busy], timeout=5.0)
                 for i, slot in enumerate(slots):
                     alive = slot.process.is_alive()  # before reading: a dead worker's pipe holds all it sent
                     for row in self._rows(slot):
                         row["attempts"] = deaths.get(row["item"], 0) + 1
+                        lethal.record(row)
                         yield row
                     if slot.items and not alive:
                         running, rest, code = slot.items[0], slot.items[1:], slot.process.exitcode
@@ -128,7 +135,9 @@ class LocalEngine:
                         self.restarts += 1
                         deaths[running.id] = deaths.get(running.id, 0) + 1
                         if deaths[running.id] >= MAX_ATTEMPTS:
-                            yield died_row(running, deaths[running.id], f"exit code {code}")
+                            row = died_row(running, deaths[running.id], f"exit code {code}")
+                            lethal.record(row)
+                            yield row
                             again = rest
                         else:
                             again = [running, *rest]
@@ -173,9 +182,3 @@ class LocalEngine:
             slot.process.kill()
             slot.process.join()
         slot.conn.close()
-
-
-def died_row(item: WorkItem, attempts: int, how: str) -> dict:
-    """The row of an item whose worker process died on every attempt."""
-    return {**item_columns(item), "status": "failed", "attempts": attempts,
-            "error": f"WorkerDied: the worker process died on this item {attempts} times ({how})"}  # fmt: skip

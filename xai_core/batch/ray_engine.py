@@ -3,7 +3,8 @@ given by its address or on a local one this engine starts with ``workers`` CPUs.
 worker processes, and each keeps the models it has loaded (``_RUNNERS``), so a model is loaded
 once per worker.  A worker process that dies mid-task is Ray's to retry: the task runs again on
 another worker (``MAX_RETRIES``); a clip's task that kills its worker every time is split into one
-task an item, so that only the item that does is recorded as failed.  What travels: the items
+task an item, so that only the item that does is recorded as failed (and a model that kills every
+worker is given up after a few items: ``faults``).  What travels: the items
 (names and paths, a few hundred bytes) out and their rows back; the workers read the clips and the
 models themselves (a shared folder or the same paths on every node) and write their runs into the
 run store's folder."""
@@ -14,8 +15,8 @@ from collections.abc import Iterable, Iterator
 from dataclasses import asdict
 
 from .config import RunnerConfig
+from .faults import LethalModels, died_row
 from .items import WorkItem, clip_groups, item_columns
-from .local import died_row
 
 MAX_RETRIES = 3
 _RUNNERS: dict[tuple, object] = {}  # the worker process's ItemRunner for each config
@@ -81,10 +82,16 @@ class RayEngine:
         pending = clip_groups(list(items))
         pending.reverse()
         in_flight: dict = {}
+        lethal = LethalModels()
         while pending or in_flight:
             while pending and len(in_flight) < limit:
                 group = pending.pop()
+                if lethal.given_up(group[0].model):
+                    yield from (lethal.not_run_row(item) for item in group)
+                    continue
                 in_flight[task.remote([item.to_dict() for item in group], config)] = group
+            if not in_flight:
+                continue
             done, _ = ray.wait(list(in_flight), num_returns=1)
             for ref in done:
                 group = in_flight.pop(ref)
@@ -97,7 +104,9 @@ class RayEngine:
                         pending.extend([item] for item in reversed(group))
                         continue
                     rows = [died_row(group[0], MAX_RETRIES + 1, " ".join(str(err).split())[:300])]
-                yield from rows
+                for row in rows:
+                    lethal.record(row)
+                    yield row
 
 
 def gpu_share(device: str, nodes: list[dict]) -> float:

@@ -29,7 +29,6 @@ import warnings
 from collections.abc import Callable
 
 import torch
-from captum.attr import GuidedBackprop
 from torch.nn import functional as F
 
 from ..explanation import Attribution, Target
@@ -203,6 +202,8 @@ def guided_backprop(model, x: torch.Tensor, target: Target) -> torch.Tensor:
     """Captum's guided backpropagation (ReLU modules pass only positive gradients) of the target score:
     x [1,T,C,H,W] -> [1,T,C,H,W].  Captum clones each ReLU's input in a forward pre-hook, so the
     zoo's in-place ReLUs are safe; its hooks are removed when it returns."""
+    from captum.attr import GuidedBackprop  # captum imports matplotlib (0.7 s): only when a method that uses it runs
+
     forward = TargetScore(model, target)
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message="Setting backward hooks on ReLU")

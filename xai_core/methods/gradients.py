@@ -14,7 +14,6 @@ come back as ``[1,T,C,H,W]``; the maps are
 from __future__ import annotations
 
 import torch
-from captum.attr import InputXGradient, IntegratedGradients, NoiseTunnel, Saliency
 
 from ..explanation import Attribution, Target
 from .machinery.perturbation import BASELINES, baseline_clip
@@ -67,6 +66,8 @@ def _attribution(attribution: torch.Tensor, temporal: str, meta: dict | None = N
 )
 def saliency(model, x: torch.Tensor, target: Target) -> Attribution:
     """x [1,T,C,H,W] -> spatial d score / d x summed over C [T,H,W]; temporal: mean |spatial| per frame."""
+    from captum.attr import Saliency  # captum imports matplotlib (0.7 s): only when a method that uses it runs
+
     forward = TargetScore(model, target)
     grad = Saliency(forward).attribute(gradient_input(x), target=forward.captum_target, abs=False)
     return _attribution(grad, "abs_mean")
@@ -98,6 +99,8 @@ def input_x_gradient(model, x: torch.Tensor, target: Target) -> Attribution:
     """x [1,T,C,H,W] -> spatial (x * d score / d x) summed over C [T,H,W]; temporal: its sum per frame.
 
     x is the normalised clip, so a pixel at the channel mean (grey 0.45) contributes nothing."""
+    from captum.attr import InputXGradient
+
     forward = TargetScore(model, target)
     attr = InputXGradient(forward).attribute(gradient_input(x), target=forward.captum_target)
     return _attribution(attr, "sum")
@@ -135,6 +138,8 @@ def smoothgrad(
 ) -> Attribution:
     """x [1,T,C,H,W] -> spatial: mean over ``samples`` noisy clips x + N(0, s^2), s = sigma * (max x - min x),
     of the signed gradient, summed over C [T,H,W]; temporal: mean |spatial| per frame."""
+    from captum.attr import NoiseTunnel, Saliency
+
     forward = TargetScore(model, target)
     inputs = gradient_input(x)
     stdev = float(sigma * (x.max() - x.min()))
@@ -200,6 +205,8 @@ def integrated_gradients(
     """x [1,T,C,H,W] -> spatial: (x - x') * mean gradient on the path from the baseline x' to x, summed
     over C [T,H,W]; temporal: its sum per frame.  meta: score, baseline_score and the convergence
     delta (sum of the attributions minus the score difference; Gauss-Legendre quadrature)."""
+    from captum.attr import IntegratedGradients
+
     forward = TargetScore(model, target)
     inputs = gradient_input(x)
     reference = baseline_clip(model, inputs, baseline, blur_sigma)

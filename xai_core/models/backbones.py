@@ -12,7 +12,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import torch
-import torchvision
 from torch import nn
 
 from .motion import (
@@ -132,6 +131,8 @@ class TorchvisionBackbone(nn.Module):
 
     def __init__(self, name: str) -> None:
         super().__init__()
+        import torchvision  # a second to import: only for its networks
+
         if name in ("resnet18", "resnet50"):
             net = getattr(torchvision.models, name)(weights=None)
             self.out_dim = net.fc.in_features

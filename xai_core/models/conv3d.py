@@ -8,7 +8,6 @@ resolution (T/8 for the small net), so Grad-CAM maps are upsampled in time as we
 from __future__ import annotations
 
 import torch
-import torchvision
 from torch import nn
 
 from .backbones import OutputScale, motion_kind, output_layer
@@ -101,6 +100,8 @@ def torchvision_video(name: str, num_outputs: int) -> nn.Module:
     block ``features.15``, [B,1024,T/8,H/32,W/32])."""
     if name not in TORCHVISION_VIDEO:
         raise ValueError(f"unknown torchvision video model {name!r}; choose one of {', '.join(TORCHVISION_VIDEO)}")
+    import torchvision  # a second to import: only for its networks
+
     net = getattr(torchvision.models.video, name)(weights=None, num_classes=num_outputs)
     if name == "s3d":
         net.avgpool = ClampedAvgPool3d()

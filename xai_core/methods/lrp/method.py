@@ -50,8 +50,7 @@ import torch
 from ...explanation import Attribution, Target
 from ..machinery.maps import frame_importance
 from ..machinery.registry import MethodCard, Param, register
-from .nets import input_relevance, uncovered
-from .rules import COMPOSITES
+from .choices import COMPOSITES
 
 DEFAULT_EPSILON = 0.25
 
@@ -76,6 +75,8 @@ EPSILON = Param(
 
 def applies(model) -> str | None:
     """Why LRP cannot explain ``model`` (``nets.uncovered``: no pass of its own and no graph pass), or None."""
+    from .nets import uncovered  # zennit and torchvision: imported when LRP is asked for, not on listing
+
     why = uncovered(model.net)
     return None if why is None else f"lrp needs a model with lrp rules; {model.name} has none: {why}"
 
@@ -124,6 +125,8 @@ def lrp(
     ``motion_spatial`` [T,H,W] and ``relevance_motion`` [T] (nets with motion channels: their part
     of ``spatial``); ``score``, ``relevance_total`` (sum over the input) and ``conservation``
     (relevance_total / score), scalars."""
+    from .nets import input_relevance
+
     result = input_relevance(model, x, target, composite, epsilon)
     channels = result.channels.float()  # [T,C_in,H,W]
     spatial = channels.sum(1)

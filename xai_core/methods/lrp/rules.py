@@ -42,9 +42,9 @@ from zennit.torchvision import ResNetBasicBlockCanonizer, ResNetBottleneckCanoni
 from zennit.types import Convolution
 
 from ...models.conv3d import Block3d
+from .choices import COMPOSITES
 
 TINY = 1e-12
-COMPOSITES = ("epsilon", "epsilon_plus_flat", "epsilon_alpha2_beta1_flat", "epsilon_gamma_box")
 
 
 def stabilise(z: torch.Tensor, epsilon: float) -> torch.Tensor:

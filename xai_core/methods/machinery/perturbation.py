@@ -22,7 +22,6 @@ import math
 from dataclasses import dataclass
 
 import torch
-from torchvision.transforms.v2 import functional as TF
 
 from ...explanation import Target
 from .registry import Param
@@ -126,5 +125,7 @@ def baseline_clip(model, x: torch.Tensor, kind: str, blur_sigma: float = 5.0) ->
     if kind == "blur":
         radius = max(1, math.ceil(3 * blur_sigma))
         radius = min(radius, (min(x.shape[-2:]) - 1) // 2)  # reflection padding needs a smaller radius
+        from torchvision.transforms.v2 import functional as TF  # torchvision: a second to import, blur only
+
         return TF.gaussian_blur(x, kernel_size=[2 * radius + 1] * 2, sigma=[blur_sigma] * 2)
     raise ValueError(f"unknown baseline {kind!r}; choose one of {', '.join(BASELINES)}")

@@ -260,11 +260,17 @@ def list_methods(model=None) -> list[str]:
 
 
 def method_modules() -> list[str]:
-    """Every module of ``xai_core.methods`` outside this sub-package: the method modules (and the
-    modules they are made of, such as ``lrp.rules``); importing them registers the methods."""
+    """The method modules: every module at the top of ``xai_core.methods``, and the ``method``
+    module of each sub-package outside this one (``lrp.method``); importing them registers the
+    methods.  The modules a sub-package's method is made of (``lrp.rules``, which imports zennit
+    and torchvision, a second) are imported when the method runs, not when methods are listed."""
     package = importlib.import_module(METHODS_PACKAGE)
-    found = pkgutil.walk_packages(package.__path__, prefix=METHODS_PACKAGE + ".")
-    return sorted(m.name for m in found if not m.ispkg and not m.name.startswith(MACHINERY + "."))
+    found = pkgutil.iter_modules(package.__path__)
+    return sorted(
+        f"{METHODS_PACKAGE}.{m.name}.method" if m.ispkg else f"{METHODS_PACKAGE}.{m.name}"
+        for m in found
+        if f"{METHODS_PACKAGE}.{m.name}" != MACHINERY
+    )
 
 
 _loaded = False
