@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -190,10 +191,12 @@ def test_a_failing_item_is_recorded_and_the_batch_goes_on(batch_zoo, tmp_path):
 
 
 def test_a_killed_worker_s_items_are_retried_by_another_worker(batch_zoo, tmp_path):
-    killed = []
+    killed, dispatched = [], []
 
     def kill_first(item: WorkItem, pid: int) -> None:
-        if not killed:
+        """The third clip handed out: its worker has loaded the model (a death while loading is the model's)."""
+        dispatched.append(pid)
+        if len(dispatched) == 3:
             killed.append(item.clip.id)
             os.kill(pid, signal.SIGKILL)
 
@@ -211,13 +214,19 @@ def test_a_killed_worker_s_items_are_retried_by_another_worker(batch_zoo, tmp_pa
 
 def crashing_worker(conn, config, environ) -> None:
     """A worker speaking the local engine's protocol whose process dies on every item asking
-    for it (params {"crash": true}); the others answer a row at once."""
+    for it (params {"crash": true}), and on loading the model "bad"; the others answer a row at once."""
     conn.send("ready")
+    loaded = set()
     while True:
         message = conn.recv()
         if message is None:
             return
         for data in message:
+            if data["model"] not in loaded:
+                if data["model"] == "bad":
+                    os._exit(4)
+                loaded.add(data["model"])
+                conn.send(("loaded", data["model"]))
             if data["params"].get("crash"):
                 os._exit(3)
             item = WorkItem.from_dict(data)
@@ -248,42 +257,35 @@ def test_a_death_is_charged_to_the_item_that_was_running(tmp_path):
     assert engine.restarts == 2 * MAX_ATTEMPTS
 
 
-def test_a_model_that_kills_every_worker_is_given_up_after_a_few_items(tmp_path):
-    """Every item of "bad" kills its worker (as a model whose loading crashes would): after
-    LETHAL_ITEMS of them died on every attempt its other items are recorded as not run, at no
-    further restart; the other model's items all run."""
+def test_a_model_whose_loading_kills_the_worker_is_given_up_and_a_method_that_does_is_not():
+    """Loading "bad" kills its worker: after MAX_ATTEMPTS such deaths (charged to the model, not
+    to an item) its items are recorded as not run.  In "m", which loads, method "b" kills the
+    worker on every clip: each of its items dies MAX_ATTEMPTS times and the model's other items run."""
     from xai_core.batch.clips import ClipRef
     from xai_core.batch.config import RunnerConfig
-    from xai_core.batch.faults import LETHAL_ITEMS, MAX_ATTEMPTS
+    from xai_core.batch.faults import MAX_ATTEMPTS
     from xai_core.batch.local import LocalEngine
 
-    items = [WorkItem(model, ClipRef(f"c{c}", f"c{c}"), method, {"crash": model == "bad"}, "predicted")
-             for model in ("bad", "m") for c in range(5) for method in ("a", "b")]  # fmt: skip
-    engine = LocalEngine(RunnerConfig(), workers=1, target=crashing_worker)
-    rows = list(engine.run(items))
-    assert sorted(r["item"] for r in rows) == sorted(i.id for i in items)
-    bad = [r for r in rows if r["model"] == "bad"]
-    died = [r for r in bad if r["attempts"] == MAX_ATTEMPTS]
-    not_run = [r for r in bad if r["attempts"] == 0]
-    assert len(died) == LETHAL_ITEMS and len(not_run) == 10 - LETHAL_ITEMS
-    assert all(r["status"] == "failed" for r in bad)
-    assert not_run[0]["error"].startswith(f"WorkerDied: not run: the worker process died on every attempt at "
-                                          f"{LETHAL_ITEMS} items of bad and finished none of them")  # fmt: skip
-    assert all(r["status"] == "ok" for r in rows if r["model"] == "m")
-    assert engine.restarts == LETHAL_ITEMS * MAX_ATTEMPTS
-
-
-def test_a_model_is_not_given_up_once_one_of_its_items_finished():
-    from xai_core.batch.clips import ClipRef
-    from xai_core.batch.faults import LETHAL_ITEMS, LethalModels, died_row
-
-    lethal = LethalModels()
-    item = WorkItem("m", ClipRef("c", "c"), "a", {}, "predicted")
-    lethal.record({"model": "m", "status": "failed", "error": "RuntimeError: out of range"})  # raised: it ran
-    for _ in range(LETHAL_ITEMS + 1):
-        lethal.record(died_row(item, 3, "exit code 9"))
-    assert not lethal.given_up("m")
-    assert lethal.given_up("other") is False
+    items = [WorkItem(model, ClipRef(f"c{c}", f"c{c}"), method, {"crash": method == "b"}, "predicted")
+             for model in ("bad", "m") for c in range(2) for method in ("a", "b", "c")]  # fmt: skip
+    for workers in (1, 2):
+        engine = LocalEngine(RunnerConfig(), workers=workers, target=crashing_worker)
+        rows = {r["item"]: r for r in engine.run(items)}
+        assert sorted(rows) == sorted(i.id for i in items)
+        bad = [r for r in rows.values() if r["model"] == "bad"]
+        assert all(r["status"] == "failed" and r["attempts"] == 0 for r in bad)
+        pattern = (
+            r"WorkerDied: not run: loading bad killed the worker process (\d) times; fix the model, then "
+            r"run the batch again with --retry-failed \(exit code 4\)"
+        )
+        said = [re.fullmatch(pattern, r["error"]) for r in bad]
+        assert all(said)
+        deaths = max(int(m[1]) for m in said)  # MAX_ATTEMPTS, and the other workers' loading it meanwhile
+        assert MAX_ATTEMPTS <= deaths <= MAX_ATTEMPTS + workers - 1
+        m = [r for r in rows.values() if r["model"] == "m"]
+        assert all(r["status"] == "ok" and r["attempts"] == 1 for r in m if r["method"] != "b")
+        assert all(r["status"] == "failed" and r["attempts"] == MAX_ATTEMPTS for r in m if r["method"] == "b")
+        assert engine.restarts == deaths + 2 * MAX_ATTEMPTS  # the model's loading, then each "b"
 
 
 def test_what_would_fail_every_item_is_said_before_any_work(batch_zoo, tmp_path):
@@ -537,15 +539,41 @@ def test_ray_splits_a_clip_whose_task_kills_its_worker_and_tells_an_exception_fr
         return WorkItem("m", ClipRef(clip, clip), method, params, "predicted")
 
     items = [item("c0", "a"), item("c0", "b", crash=True), item("c0", "c"), item("c1", "a", **{"raise": True})]
-    rows = {r["item"]: r for r in RayEngine(RunnerConfig(), workers=2, task=task).run(items)}
+    engine = RayEngine(RunnerConfig(), workers=2, task=task, probe=lambda model, config: True)
+    rows = {r["item"]: r for r in engine.run(items)}
     assert sorted(rows) == sorted(i.id for i in items)
     assert rows[items[0].id]["status"] == rows[items[2].id]["status"] == "ok"
     assert rows[items[1].id]["status"] == "failed" and rows[items[1].id]["error"].startswith("WorkerDied: ")
     assert f"died on this item {MAX_RETRIES + 1} times" in rows[items[1].id]["error"]
     assert rows[items[3].id]["error"] == "RuntimeError: no runner here"
 
-    lethal = [item(f"d{c}", "a", crash=True) for c in range(4)]
-    lethal = [WorkItem("bad", i.clip, i.method, i.params, i.target) for i in lethal]
-    rows = list(RayEngine(RunnerConfig(), workers=1, task=task).run(lethal))
-    # given up after two died; the task already in flight then (two a CPU are) runs its course
-    assert sorted(r["attempts"] for r in rows) == [0] + [MAX_RETRIES + 1] * 3
+
+def test_ray_gives_up_a_model_whose_loading_kills_its_worker():
+    """Each model is loaded by one task first: loading "bad" kills its worker on every retry, so
+    its items are recorded as not run without one of them running; "m" runs."""
+    from xai_core.batch.clips import ClipRef
+    from xai_core.batch.config import RunnerConfig
+    from xai_core.batch.ray_engine import MAX_RETRIES, RayEngine
+
+    def probe(model: str, config: dict) -> bool:
+        import os as _os
+
+        if model == "bad":
+            _os._exit(4)
+        return True
+
+    def task(items: list[dict], config: dict) -> list[dict]:
+        return [{"item": WorkItem.from_dict(i).id, "status": "ok", "model": i["model"]} for i in items]
+
+    items = [WorkItem(model, ClipRef(f"c{c}", f"c{c}"), "a", {}, "predicted") for model in ("bad", "m")
+             for c in range(3)]  # fmt: skip
+    rows = {r["item"]: r for r in RayEngine(RunnerConfig(), workers=2, task=task, probe=probe).run(items)}
+    assert sorted(rows) == sorted(i.id for i in items)
+    for item in items:
+        row = rows[item.id]
+        if item.model == "bad":
+            assert row["status"] == "failed" and row["attempts"] == 0
+            assert row["error"].startswith(f"WorkerDied: not run: loading bad killed the worker process "
+                                           f"{MAX_RETRIES + 1} times")  # fmt: skip
+        else:
+            assert row["status"] == "ok"

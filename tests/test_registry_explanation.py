@@ -73,18 +73,17 @@ def test_parameters_are_checked_and_converted():
 
 
 def test_methods_are_found_by_walking_the_package():
-    """Every module at the top of xai_core/methods, and each sub-package's ``method`` module
-    (outside machinery/), is imported, and every method comes from one of them."""
+    """The modules that register methods (every file of xai_core/methods with ``@register(``) are
+    the method modules the registry imports: those at the top and each sub-package's ``method``,
+    none in machinery/; every method comes from one of them."""
     package = Path(__file__).resolve().parents[1] / "xai_core" / "methods"
-    files = {"xai_core.methods." + path.stem for path in package.glob("*.py") if path.name != "__init__.py"}
-    files |= {
-        f"xai_core.methods.{path.parent.name}.method"
-        for path in package.glob("*/method.py")
-        if path.parent.name != "machinery"
+    registering = {
+        "xai_core.methods." + ".".join(path.relative_to(package).with_suffix("").parts)
+        for path in package.rglob("*.py")
+        if "@register(" in path.read_text("utf-8") and "machinery" not in path.relative_to(package).parts
     }
-    assert set(method_modules()) == files and "xai_core.methods.lrp.method" in files
-    homes = {spec.fn.__module__ for spec in method_specs()}
-    assert homes == files
+    assert set(method_modules()) == registering and "xai_core.methods.lrp.method" in registering
+    assert {spec.fn.__module__ for spec in method_specs()} == registering
 
 
 def test_listing_and_a_gradient_method_import_no_heavy_library():
@@ -93,6 +92,7 @@ def test_listing_and_a_gradient_method_import_no_heavy_library():
     nor scipy.stats; LRP imports zennit when it runs."""
     code = (
         "import sys\n"
+        "import xai_core.batch.runner, xai_core.cli  # a batch worker's preload, the command line\n"
         "from xai_core import explain, list_methods\n"
         "from xai_core.models.zoo import load_model\n"
         "from xai_core.video import load_video\n"

@@ -14,9 +14,6 @@ import re
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from ..video import VIDEO_SUFFIXES
-from ..video.shapes import parse_spec
-
 ARRAY_SUFFIXES = frozenset({".npy", ".npz"})
 MANIFEST_SUFFIXES = frozenset({".csv", ".parquet"})
 SHAPES_RANGE = re.compile(r"^shapes:(\d+)\.\.(\d+)(\?.*)?$")
@@ -76,6 +73,8 @@ def _shapes_range(text: str) -> list[ClipRef]:
         raise SourceError(f"{text}: the range is empty (END is excluded: shapes:{first}..{first + 1} is one clip)")
     if end - first > MAX_SHAPES:
         raise SourceError(f"{text}: {end - first} clips; at most {MAX_SHAPES} in one batch")
+    from ..video.shapes import parse_spec  # the video package imports PyAV and OpenCV: once a source is read
+
     try:  # options that do not parse are said once, before any work
         parse_spec(f"shapes:{first}{query}")
     except ValueError as err:
@@ -84,6 +83,8 @@ def _shapes_range(text: str) -> list[ClipRef]:
 
 
 def _folder(path: Path, exclude: list[Path]) -> list[ClipRef]:
+    from ..video import VIDEO_SUFFIXES
+
     readable = VIDEO_SUFFIXES | ARRAY_SUFFIXES
 
     def wanted(p: Path) -> bool:

@@ -14,6 +14,7 @@ from pathlib import Path
 
 from .clips import clip_refs
 from .config import RunnerConfig
+from .faults import NOT_RUN
 from .items import SUITES, WorkItem, work_items
 from .results import ROWS, SPEC, SUMMARY, ResultLog, read_rows, write_parquet
 from .summary import summary_markdown
@@ -156,6 +157,10 @@ def run_batch(
     (default: this machine's cores over the workers, for workers here; Ray's own, one a task, on a
     cluster given by ``address``)."""
     out = Path(out).resolve()  # workers elsewhere (Ray) are given absolute paths
+    if engine == "local":  # its workers' imports (torch: a second or more) while the clips are listed
+        from .local import start_worker_server
+
+        start_worker_server()
     spec = resolved(spec)
     store = str(out / "runs") if runs is None else (str(Path(runs).resolve()) if str(runs) else None)
     items = spec.items(exclude=[out, *([Path(store)] if store else [])])
@@ -183,7 +188,7 @@ def run_batch(
                 threads = max(1, (os.cpu_count() or 1) // workers) if here else None
             config = RunnerConfig(device=device, runs=store, threads=threads)
             options = {"on_dispatch": on_dispatch} if on_dispatch is not None else {}
-            last = 0.0
+            last, given_up = 0.0, set()
             if todo:
                 _import_in_background(TABLE_MODULES)  # the end's table, imported while the workers start
                 engine_rows = make_engine(engine, config, workers, address, **options).run(todo)
@@ -195,7 +200,11 @@ def run_batch(
                             progress.ok += 1
                         else:
                             progress.failed += 1
-                            say(f"failed: {row['model']} / {row['clip']} / {row['method']}: {row.get('error')}")
+                            if not str(row.get("error")).startswith(NOT_RUN):
+                                say(f"failed: {row['model']} / {row['clip']} / {row['method']}: {row.get('error')}")
+                            elif row["model"] not in given_up:  # said once, not for each of its items
+                                given_up.add(row["model"])
+                                say(f"failed: every item of {row['model']} left: {row['error']}")
                         if time.monotonic() - last > report_every or progress.done == len(todo):
                             say(progress.line())
                             last = time.monotonic()

@@ -1,7 +1,9 @@
-"""Models that kill their workers: a model whose items killed the worker process on every attempt
-(``died_row``), ``LETHAL_ITEMS`` of them, while none of its items has finished, is given up: its
-other items are recorded as not run instead of each costing ``MAX_ATTEMPTS`` worker deaths (a
-model whose loading crashes native code, or asks for more memory than the machine has)."""
+"""Worker deaths: the row of an item whose worker process died on every attempt, and models whose
+loading kills the process.  A model whose loading kills every worker that tries (a crash in
+native code, more memory than the machine has) is given up after ``MAX_ATTEMPTS`` such deaths
+while no worker has loaded it: its items are recorded as not run instead of each costing
+``MAX_ATTEMPTS`` deaths.  A model that loads is never given up: a method that kills the worker on
+some clips (running out of memory) fails item by item, and the model's other items run."""
 
 from __future__ import annotations
 
@@ -9,9 +11,9 @@ from collections import Counter
 
 from .items import WorkItem, item_columns
 
-MAX_ATTEMPTS = 3  # deaths of its worker an item is given before it is recorded as died
-LETHAL_ITEMS = 2  # items of a model died so, and none finished: the model is given up
+MAX_ATTEMPTS = 3  # deaths of its worker an item is given (and a model's loading) before it is recorded
 DIED = "WorkerDied: "
+NOT_RUN = DIED + "not run: "  # the error of an item of a given-up model begins so
 
 
 def died_row(item: WorkItem, attempts: int, how: str) -> dict:
@@ -21,25 +23,29 @@ def died_row(item: WorkItem, attempts: int, how: str) -> dict:
 
 
 class LethalModels:
-    """What the rows so far say of each model: how many of its items died on every attempt, and
-    whether any finished (ok, or failed with an exception of its own: the model loads and runs)."""
+    """Which models have loaded in a worker (a worker said so, or a row of theirs came back), and
+    the models given up because loading them killed the worker process every time."""
 
     def __init__(self) -> None:
-        self.died: Counter[str] = Counter()
-        self.finished: set[str] = set()
+        self.loaded: set[str] = set()
+        self.load_deaths: Counter[str] = Counter()
+        self.why: dict[str, str] = {}  # given-up model -> how its loading ended
 
-    def record(self, row: dict) -> None:
-        if row.get("status") == "failed" and str(row.get("error") or "").startswith(DIED):
-            self.died[row.get("model")] += 1
-        else:
-            self.finished.add(row.get("model"))
+    def mark_loaded(self, model: str) -> None:
+        self.loaded.add(model)
+
+    def load_death(self, model: str, how: str, deaths: int = 1) -> None:
+        """A worker died loading ``model`` (``deaths`` times); given up at MAX_ATTEMPTS unless a worker loaded it."""
+        self.load_deaths[model] += deaths
+        if model not in self.loaded and self.load_deaths[model] >= MAX_ATTEMPTS:
+            self.why[model] = how
 
     def given_up(self, model: str) -> bool:
-        return model not in self.finished and self.died[model] >= LETHAL_ITEMS
+        return model in self.why
 
-    def not_run_row(self, item: WorkItem) -> dict:
-        """The row of an item of a given-up model."""
-        return {**item_columns(item), "status": "failed", "attempts": 0,
-                "error": f"{DIED}not run: the worker process died on every attempt at {self.died[item.model]} items "
-                         f"of {item.model} and finished none of them (loading or running the model kills the "
-                         "process); fix it, then run the batch again with --retry-failed"}  # fmt: skip
+    def not_run_row(self, item: WorkItem, attempts: int = 0) -> dict:
+        """The row of an item of a given-up model (``attempts``: deaths charged to it before)."""
+        return {**item_columns(item), "status": "failed", "attempts": attempts,
+                "error": f"{NOT_RUN}loading {item.model} killed the worker process "
+                         f"{self.load_deaths[item.model]} times; fix the model, then run the batch again with "
+                         f"--retry-failed ({self.why[item.model]})"}  # fmt: skip

@@ -2,14 +2,16 @@
 the items of one clip at a time (``clip_groups``: the clip read once for its methods), sending
 each row back as it is done.  A worker that dies in the middle (killed, out of memory, a crash in
 native code) is replaced and the items it had not finished are given to the next free worker,
-up to ``MAX_ATTEMPTS`` times each; their rows then record the failure, and a model that kills
-every worker is given up after a few items (``faults``).  No extra dependency:
+up to ``MAX_ATTEMPTS`` times each; their rows then record the failure.  A worker says when it has
+loaded a model, so that a death while loading is charged to the model: after ``MAX_ATTEMPTS`` its
+items are recorded as not run (``faults``).  No extra dependency:
 ``multiprocessing``, forking the workers from a server process that imported torch and the
 library once (``forkserver``): a worker starts in a fraction of a second, with the driver's
 environment, and no CUDA state or thread pool is inherited from the driver."""
 
 from __future__ import annotations
 
+import contextlib
 import multiprocessing as mp
 import os
 from collections import deque
@@ -22,7 +24,18 @@ from .faults import MAX_ATTEMPTS, LethalModels, died_row
 from .items import WorkItem, clip_groups
 
 READY = "ready"
+LOADED = "loaded"  # (LOADED, model): the worker survived loading the model (its items come next)
 START_SECONDS = 300.0
+PRELOAD = ["xai_core.batch.runner"]  # what the fork server imports once for every worker: torch, the library
+
+
+def start_worker_server() -> None:
+    """Start the fork server now (it imports ``PRELOAD`` while the driver lists the clips); the
+    engine's first worker connects to it once it is ready."""
+    from multiprocessing import forkserver
+
+    mp.get_context("forkserver").set_forkserver_preload(PRELOAD)
+    forkserver.ensure_running()
 
 
 class WorkerStartError(RuntimeError):
@@ -30,8 +43,9 @@ class WorkerStartError(RuntimeError):
 
 
 def _worker(conn: Connection, config: RunnerConfig, environ: dict[str, str]) -> None:
-    """A worker process: items in, rows out, until told to stop (None).  ``environ``: the driver's
-    environment as it is now (the fork server's may be older)."""
+    """A worker process: items in, rows out, until told to stop (None); before the first item of
+    each model, (LOADED, model) once it has loaded it.  ``environ``: the driver's environment as it
+    is now (the fork server's may be older)."""
     from .runner import ItemRunner  # torch and the library: imported once by the fork server (preload)
 
     os.environ.clear()
@@ -45,8 +59,13 @@ def _worker(conn: Connection, config: RunnerConfig, environ: dict[str, str]) -> 
             return
         if message is None:
             return
-        for item in message:
-            conn.send(runner.run(WorkItem.from_dict(item)))
+        for data in message:
+            item = WorkItem.from_dict(data)
+            if item.model not in runner.models:
+                with contextlib.suppress(Exception):  # a model that raises says so in each of its rows
+                    runner.model(item.model)
+                conn.send((LOADED, item.model))
+            conn.send(runner.run(item))
 
 
 @dataclass
@@ -54,6 +73,7 @@ class _Slot:
     process: mp.process.BaseProcess
     conn: Connection
     items: list[WorkItem] = field(default_factory=list)  # handed to it and not finished, in order
+    loaded: set[str] = field(default_factory=set)  # the models it said it loaded
 
 
 class LocalEngine:
@@ -73,7 +93,7 @@ class LocalEngine:
         self.config, self.workers, self.on_dispatch = config, workers, on_dispatch
         self.target = target or _worker  # a worker's main: (conn, config, environ), speaking _worker's protocol
         self.context = mp.get_context("forkserver")
-        self.context.set_forkserver_preload(["xai_core.batch.runner"])
+        self.context.set_forkserver_preload(PRELOAD)
         self.restarts = 0
 
     def _start(self) -> _Slot:
@@ -102,7 +122,9 @@ class LocalEngine:
     def run(self, items: Iterable[WorkItem]) -> Iterator[dict]:
         """Rows as items finish (in the order they finish).  A worker's death is charged to the
         item it was running (the first it had not finished); the items after it go back as they were.
-        The items of a model that kills its workers (``LethalModels``) are recorded as not run."""
+        A death before the worker said it loaded the running item's model (and no worker has) is
+        charged to the model instead: its items are recorded as not run once its loading killed
+        MAX_ATTEMPTS workers (``LethalModels``)."""
         pending = deque(clip_groups(list(items)))
         deaths: dict[str, int] = {}
         lethal = LethalModels()
@@ -112,7 +134,7 @@ class LocalEngine:
             while pending or any(s.items for s in slots):
                 for i, slot in enumerate(slots):
                     while pending and lethal.given_up(pending[0][0].model):
-                        yield from (lethal.not_run_row(item) for item in pending.popleft())
+                        yield from (lethal.not_run_row(item, deaths.get(item.id, 0)) for item in pending.popleft())
                     if not slot.items and pending:
                         if not slot.process.is_alive():  # died idle (killed between clips): nothing to charge
                             slot.conn.close()
@@ -124,23 +146,24 @@ class LocalEngine:
                     wait([s.conn for s in busy] + [s.process.sentinel for s in busy], timeout=5.0)
                 for i, slot in enumerate(slots):
                     alive = slot.process.is_alive()  # before reading: a dead worker's pipe holds all it sent
-                    for row in self._rows(slot):
+                    for row in self._rows(slot, lethal):
                         row["attempts"] = deaths.get(row["item"], 0) + 1
-                        lethal.record(row)
                         yield row
                     if slot.items and not alive:
-                        running, rest, code = slot.items[0], slot.items[1:], slot.process.exitcode
+                        running, rest, how = slot.items[0], slot.items[1:], f"exit code {slot.process.exitcode}"
                         slot.conn.close()
                         slots[i] = self._ready(self._start())
                         self.restarts += 1
-                        deaths[running.id] = deaths.get(running.id, 0) + 1
-                        if deaths[running.id] >= MAX_ATTEMPTS:
-                            row = died_row(running, deaths[running.id], f"exit code {code}")
-                            lethal.record(row)
-                            yield row
-                            again = rest
-                        else:
+                        if running.model not in slot.loaded and running.model not in lethal.loaded:
+                            lethal.load_death(running.model, how)  # died loading it: the model's, not the item's
                             again = [running, *rest]
+                        else:
+                            deaths[running.id] = deaths.get(running.id, 0) + 1
+                            if deaths[running.id] >= MAX_ATTEMPTS:
+                                yield died_row(running, deaths[running.id], how)
+                                again = rest
+                            else:
+                                again = [running, *rest]
                         if again:
                             pending.appendleft(again)  # the next free worker takes them
         finally:
@@ -157,12 +180,17 @@ class LocalEngine:
             self.on_dispatch(group[0], slot.process.pid)
 
     @staticmethod
-    def _rows(slot: _Slot) -> list[dict]:
-        """The rows the worker has sent (each its next unfinished item's), taken off its list."""
+    def _rows(slot: _Slot, lethal: LethalModels) -> list[dict]:
+        """The rows the worker has sent (each its next unfinished item's), taken off its list; the
+        models it said it loaded, marked in ``slot`` and ``lethal``."""
         rows = []
         try:
             while slot.items and slot.conn.poll():
                 row = slot.conn.recv()
+                if isinstance(row, tuple) and row[0] == LOADED:
+                    slot.loaded.add(row[1])
+                    lethal.mark_loaded(row[1])
+                    continue
                 if row["item"] != slot.items[0].id:
                     raise RuntimeError(f"a worker answered item {row['item']} for {slot.items[0].id}")
                 slot.items.pop(0)

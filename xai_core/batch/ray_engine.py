@@ -3,14 +3,16 @@ given by its address or on a local one this engine starts with ``workers`` CPUs.
 worker processes, and each keeps the models it has loaded (``_RUNNERS``), so a model is loaded
 once per worker.  A worker process that dies mid-task is Ray's to retry: the task runs again on
 another worker (``MAX_RETRIES``); a clip's task that kills its worker every time is split into one
-task an item, so that only the item that does is recorded as failed (and a model that kills every
-worker is given up after a few items: ``faults``).  What travels: the items
+task an item, so that only the item that does is recorded as failed.  Each model is first loaded
+by one task alone (``load_on_worker``): a model whose loading kills its worker on every retry
+costs those deaths, and its items are recorded as not run (``faults``).  What travels: the items
 (names and paths, a few hundred bytes) out and their rows back; the workers read the clips and the
 models themselves (a shared folder or the same paths on every node) and write their runs into the
 run store's folder."""
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Iterable, Iterator
 from dataclasses import asdict
 
@@ -31,14 +33,28 @@ def ray_available() -> str | None:
     return None
 
 
-def run_on_worker(items: list[dict], config: dict) -> list[dict]:
-    """A Ray task: the items of one clip on this worker process's runner (created at its first task)."""
+def _runner(config: dict):
+    """This worker process's runner for ``config`` (created at its first task)."""
     from .runner import ItemRunner
 
     key = tuple(sorted(config.items()))
     if key not in _RUNNERS:
         _RUNNERS[key] = ItemRunner(RunnerConfig(**config))
-    return [_RUNNERS[key].run(WorkItem.from_dict(item)) for item in items]
+    return _RUNNERS[key]
+
+
+def run_on_worker(items: list[dict], config: dict) -> list[dict]:
+    """A Ray task: the items of one clip on this worker process's runner."""
+    runner = _runner(config)
+    return [runner.run(WorkItem.from_dict(item)) for item in items]
+
+
+def load_on_worker(model: str, config: dict) -> bool:
+    """A Ray task: ``model`` loaded on this worker process's runner (kept for its items).  True when
+    the process survived it; a model that raises says so in each of its rows."""
+    with contextlib.suppress(Exception):
+        _runner(config).model(model)
+    return True
 
 
 class RayEngine:
@@ -48,7 +64,9 @@ class RayEngine:
 
     name = "ray"
 
-    def __init__(self, config: RunnerConfig, workers: int = 1, address: str | None = None, task=None) -> None:
+    def __init__(
+        self, config: RunnerConfig, workers: int = 1, address: str | None = None, task=None, probe=None
+    ) -> None:
         reason = ray_available()
         if reason:
             raise RuntimeError(reason)
@@ -56,6 +74,7 @@ class RayEngine:
             raise ValueError(f"--workers must be at least 1, got {workers}")
         self.config, self.workers, self.address = config, workers, address
         self.task = task or run_on_worker  # (item dicts, config dict) -> rows, run as a Ray task
+        self.probe = probe or load_on_worker  # (model, config dict) -> True, run as a Ray task
 
     def run(self, items: Iterable[WorkItem]) -> Iterator[dict]:
         import ray
@@ -77,24 +96,35 @@ class RayEngine:
         cpus = int(ray.cluster_resources().get("CPU", self.workers))
         share = gpu_share(self.config.device, ray.nodes())
         task = ray.remote(num_cpus=1, num_gpus=share, max_retries=MAX_RETRIES, retry_exceptions=False)(self.task)
+        probe = ray.remote(num_cpus=1, num_gpus=share, max_retries=MAX_RETRIES, retry_exceptions=False)(self.probe)
         config = asdict(self.config)
         limit = 2 * max(1, cpus)
         pending = clip_groups(list(items))
-        pending.reverse()
-        in_flight: dict = {}
+        pending.reverse()  # a stack: the next group last
+        in_flight: dict = {}  # ref -> its group, or the model name a probe loads
+        waiting: dict[str, list] = {}  # model -> its groups, held until a worker has loaded it
         lethal = LethalModels()
         while pending or in_flight:
             while pending and len(in_flight) < limit:
                 group = pending.pop()
-                if lethal.given_up(group[0].model):
+                model = group[0].model
+                if lethal.given_up(model):
                     yield from (lethal.not_run_row(item) for item in group)
-                    continue
-                in_flight[task.remote([item.to_dict() for item in group], config)] = group
+                elif model in lethal.loaded:
+                    in_flight[task.remote([item.to_dict() for item in group], config)] = group
+                else:  # its loading tried first, alone: a model whose loading kills workers costs one task
+                    if model not in waiting:
+                        in_flight[probe.remote(model, config)] = model
+                    waiting.setdefault(model, []).append(group)
             if not in_flight:
                 continue
             done, _ = ray.wait(list(in_flight), num_returns=1)
             for ref in done:
-                group = in_flight.pop(ref)
+                what = in_flight.pop(ref)
+                if isinstance(what, str):
+                    yield from self._loaded(ray, ref, what, waiting.pop(what), pending, lethal)
+                    continue
+                group = what
                 try:
                     rows = ray.get(ref)
                 except ray.exceptions.RayTaskError as err:  # raised outside an item's own handler
@@ -104,9 +134,23 @@ class RayEngine:
                         pending.extend([item] for item in reversed(group))
                         continue
                     rows = [died_row(group[0], MAX_RETRIES + 1, " ".join(str(err).split())[:300])]
-                for row in rows:
-                    lethal.record(row)
-                    yield row
+                yield from rows
+
+    @staticmethod
+    def _loaded(ray, ref, model: str, groups: list, pending: list, lethal: LethalModels) -> Iterator[dict]:
+        """A probe done: ``model``'s held ``groups`` back on ``pending`` (in their order), or, when
+        loading it killed its worker on every retry, their items recorded as not run."""
+        try:
+            ray.get(ref)
+        except ray.exceptions.RayTaskError:  # raised (not died): its items will say why
+            pass
+        except ray.exceptions.RayError as err:
+            lethal.load_death(model, " ".join(str(err).split())[:200], deaths=MAX_RETRIES + 1)
+            for group in groups:
+                yield from (lethal.not_run_row(item) for item in group)
+            return
+        lethal.mark_loaded(model)
+        pending.extend(reversed(groups))
 
 
 def gpu_share(device: str, nodes: list[dict]) -> float:

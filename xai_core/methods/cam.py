@@ -237,6 +237,7 @@ def guided_backprop(model, x: torch.Tensor, target: Target) -> torch.Tensor:
     params=(LAYER,),
     description="Guided Grad-CAM: guided backpropagation times the rectified, upsampled Grad-CAM",
     references=("Selvaraju et al. 2017", "Springenberg et al. 2015"),
+    imports=("captum.attr",),
 )
 def guided_gradcam(model, x: torch.Tensor, target: Target, layer: str | None = None) -> Attribution:
     """x [1,T,C,H,W] -> spatial [T,H,W] = (guided backprop summed over colour channels) * (Grad-CAM

@@ -63,6 +63,7 @@ def _attribution(attribution: torch.Tensor, temporal: str, meta: dict | None = N
     reading="magnitude",
     description="Vanilla gradient of the target score w.r.t. the clip (signed), summed over colour channels",
     references=("Simonyan et al. 2014", "002: feature saliency with input gradients"),
+    imports=("captum.attr",),
 )
 def saliency(model, x: torch.Tensor, target: Target) -> Attribution:
     """x [1,T,C,H,W] -> spatial d score / d x summed over C [T,H,W]; temporal: mean |spatial| per frame."""
@@ -94,6 +95,7 @@ def saliency(model, x: torch.Tensor, target: Target) -> Attribution:
     family="spatial",
     description="Input times gradient (signed), summed over colour channels",
     references=("Shrikumar et al. 2016",),
+    imports=("captum.attr",),
 )
 def input_x_gradient(model, x: torch.Tensor, target: Target) -> Attribution:
     """x [1,T,C,H,W] -> spatial (x * d score / d x) summed over C [T,H,W]; temporal: its sum per frame.
@@ -132,6 +134,7 @@ def input_x_gradient(model, x: torch.Tensor, target: Target) -> Attribution:
     params=(*smoothing_params("the clip", "the clip's"),),
     description="SmoothGrad: the signed gradient averaged over noisy copies of the clip (Captum NoiseTunnel)",
     references=("Smilkov et al. 2017", "001: smoothflow"),
+    imports=("captum.attr",),
 )
 def smoothgrad(
     model, x: torch.Tensor, target: Target, samples: int = 16, sigma: float = 0.15, seed: int = 0
@@ -198,6 +201,7 @@ def smoothgrad(
     ),
     description="Integrated gradients from a black, blurred or mean-frame baseline, summed over colour channels",
     references=("Sundararajan et al. 2017",),
+    imports=("captum.attr",),
 )
 def integrated_gradients(
     model, x: torch.Tensor, target: Target, steps: int = 32, baseline: str = "black", blur_sigma: float = 5.0

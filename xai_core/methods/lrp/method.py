@@ -114,6 +114,7 @@ def applies(model) -> str | None:
     description="Layer-wise relevance propagation through the CNN, the LSTM / ConvLSTM, the 3D CNN or any CNN "
     "(zennit rules)",
     references=("Bach et al. 2015", "Arras et al. 2017 (LSTM)", "004: LRP through VGG16+LSTM and a ConvLSTM"),
+    imports=("xai_core.methods.lrp.nets",),
 )
 def lrp(
     model, x: torch.Tensor, target: Target, composite: str = "epsilon_plus_flat", epsilon: float = DEFAULT_EPSILON

@@ -6,13 +6,15 @@ resolved ``Target``.  It declares its family, the model capabilities it needs, t
 supports, what else a model must be for it (``applies``) and its parameters (with defaults and
 ranges, so that the UI can build widgets from them).
 
-The methods are found, on the first look-up, by importing every module of ``xai_core.methods``
-outside this sub-package: a method module registers its methods when it is imported.
+The methods are found, on the first look-up, by importing the method modules (``method_modules``:
+each module at the top of ``xai_core.methods`` and each sub-package's ``method`` module, outside
+this sub-package): a method module registers its methods when it is imported.
 """
 
 from __future__ import annotations
 
 import importlib
+import importlib.util
 import pkgutil
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -140,6 +142,7 @@ class MethodSpec:
     reading: str = "positive"
     applies: Callable[[object], str | None] | None = None
     card: MethodCard | None = None
+    imports: tuple[str, ...] = ()  # heavy modules it imports when it runs: ``explain`` imports them untimed
 
     def unavailable_reason(self, model) -> str | None:
         """Why ``model`` cannot use this method, or None when it can: a capability it lacks, its
@@ -194,11 +197,14 @@ def register(
     reading: str = "positive",
     applies: Callable[[object], str | None] | None = None,
     card: MethodCard | None = None,
+    imports: tuple[str, ...] = (),
 ) -> Callable[[Callable], Callable]:
     """Decorator: add ``fn`` to the registry under ``name``.  ``applies(model)``: why the method
     cannot explain ``model`` (None: it can), for what the capabilities and tasks do not say;
     ``card``: what it computes, needs, cannot show, how it fails and costs (every built-in
-    method has one: the app, ``xai methods --cards`` and docs/methods.md show it)."""
+    method has one: the app, ``xai methods --cards`` and docs/methods.md show it); ``imports``: the
+    heavy modules ``fn`` imports when it runs (captum, zennit), kept out of listing the methods and
+    imported by ``explain`` before the method's seconds are counted."""
     if family not in FAMILIES:
         raise ValueError(f"family must be one of {FAMILIES}")
     if reading not in READINGS:
@@ -219,6 +225,7 @@ def register(
             reading,
             applies,
             card,
+            tuple(imports),
         )
         _link_references(fn, tuple(references))
         return fn
@@ -265,12 +272,18 @@ def method_modules() -> list[str]:
     methods.  The modules a sub-package's method is made of (``lrp.rules``, which imports zennit
     and torchvision, a second) are imported when the method runs, not when methods are listed."""
     package = importlib.import_module(METHODS_PACKAGE)
-    found = pkgutil.iter_modules(package.__path__)
-    return sorted(
-        f"{METHODS_PACKAGE}.{m.name}.method" if m.ispkg else f"{METHODS_PACKAGE}.{m.name}"
-        for m in found
-        if f"{METHODS_PACKAGE}.{m.name}" != MACHINERY
-    )
+    names = []
+    for found in pkgutil.iter_modules(package.__path__):
+        name = f"{METHODS_PACKAGE}.{found.name}"
+        if name == MACHINERY:
+            continue
+        if found.ispkg:
+            name += ".method"
+            if importlib.util.find_spec(name) is None:
+                raise ImportError(f"{name.rsplit('.', 1)[0]} is a package of methods without a method module "
+                                  "(method.py, where its methods are registered)")  # fmt: skip
+        names.append(name)
+    return sorted(names)
 
 
 _loaded = False
