@@ -23,6 +23,7 @@ from xai_core.methods.machinery.registry import (
     get_method,
     method_modules,
     method_specs,
+    register,
 )
 from xai_core.models.base import InputSpec, ModelError, VideoModel
 
@@ -104,10 +105,18 @@ def test_listing_and_a_gradient_method_import_no_heavy_library():
         "lstm = load_model('cnn_lstm-pause')\n"
         "explain(lstm, load_video('shapes:3?pause=1', model=lstm), 'lrp')\n"
         "print('zennit' in sys.modules)\n"
+        "import importlib\n"
+        "from xai_core.methods.machinery.registry import method_specs\n"
+        "print(sorted({m for spec in method_specs() for m in spec.imports if importlib.import_module(m)}))\n"
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-2000:]
-    assert done.stdout.split("\n")[:2] == ["[]", "True"], done.stdout
+    assert done.stdout.split("\n")[:3] == ["[]", "True", "['captum.attr', 'xai_core.methods.lrp.nets']"], done.stdout
+
+
+def test_a_method_s_imports_are_module_names():
+    with pytest.raises(TypeError, match=r"imports takes module names, a tuple: \('captum.attr',\)"):
+        register("never_registered", family="spatial", imports="captum.attr")
 
 
 def test_a_method_declares_what_else_a_model_must_be():

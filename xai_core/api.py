@@ -200,7 +200,7 @@ def _compute(model: VideoModel, clip, spec, target, resolved: dict) -> Explanati
     method = spec.name
     prepared = prepare(model, clip, target)
     with eval_mode(model):  # every module's own mode comes back as it was found
-        for name in spec.imports:  # a first import is not the method's time
+        for name in spec.imports_for(resolved):  # a first import is not the method's time
             importlib.import_module(name)
         start = time.perf_counter()
         result = spec.fn(model, prepared.x, prepared.target, **resolved)

@@ -1,9 +1,10 @@
 """Worker deaths: the row of an item whose worker process died on every attempt, and models whose
 loading kills the process.  A model whose loading kills every worker that tries (a crash in
 native code, more memory than the machine has) is given up after ``MAX_ATTEMPTS`` such deaths
-while no worker has loaded it: its items are recorded as not run instead of each costing
-``MAX_ATTEMPTS`` deaths.  A model that loads is never given up: a method that kills the worker on
-some clips (running out of memory) fails item by item, and the model's other items run."""
+(the local engine's; Ray's probe task counts its retries) while no worker has loaded it: its
+items are recorded as not run instead of each costing ``MAX_ATTEMPTS`` deaths.  A model that
+loads is never given up: a method that kills the worker on some clips (running out of memory)
+fails item by item, and the model's other items run."""
 
 from __future__ import annotations
 

@@ -73,7 +73,6 @@ class _Slot:
     process: mp.process.BaseProcess
     conn: Connection
     items: list[WorkItem] = field(default_factory=list)  # handed to it and not finished, in order
-    loaded: set[str] = field(default_factory=set)  # the models it said it loaded
 
 
 class LocalEngine:
@@ -122,9 +121,9 @@ class LocalEngine:
     def run(self, items: Iterable[WorkItem]) -> Iterator[dict]:
         """Rows as items finish (in the order they finish).  A worker's death is charged to the
         item it was running (the first it had not finished); the items after it go back as they were.
-        A death before the worker said it loaded the running item's model (and no worker has) is
-        charged to the model instead: its items are recorded as not run once its loading killed
-        MAX_ATTEMPTS workers (``LethalModels``)."""
+        A model no worker has loaded is loaded by one worker alone (the others wait for its word, or
+        take it up if it dies), and a death before that word is charged to the model instead: its
+        items are recorded as not run once its loading killed MAX_ATTEMPTS workers (``LethalModels``)."""
         pending = deque(clip_groups(list(items)))
         deaths: dict[str, int] = {}
         lethal = LethalModels()
@@ -135,14 +134,19 @@ class LocalEngine:
                 for i, slot in enumerate(slots):
                     while pending and lethal.given_up(pending[0][0].model):
                         yield from (lethal.not_run_row(item, deaths.get(item.id, 0)) for item in pending.popleft())
-                    if not slot.items and pending:
+                    if not slot.items and pending and not self._loading(pending[0][0].model, slots, lethal):
                         if not slot.process.is_alive():  # died idle (killed between clips): nothing to charge
                             slot.conn.close()
                             slots[i] = slot = self._ready(self._start())
                             self.restarts += 1
-                        self._dispatch(slot, pending.popleft())
+                        if not self._dispatch(slot, pending[0]):  # died just now: replaced, given them next round
+                            slot.conn.close()
+                            slots[i] = self._ready(self._start())
+                            self.restarts += 1
+                            continue
+                        pending.popleft()
                 busy = [s for s in slots if s.items]
-                if busy:  # none: every item left was of a given-up model
+                if busy:  # none: nothing handed out this round (given-up models, a worker replaced)
                     wait([s.conn for s in busy] + [s.process.sentinel for s in busy], timeout=5.0)
                 for i, slot in enumerate(slots):
                     alive = slot.process.is_alive()  # before reading: a dead worker's pipe holds all it sent
@@ -154,8 +158,8 @@ class LocalEngine:
                         slot.conn.close()
                         slots[i] = self._ready(self._start())
                         self.restarts += 1
-                        if running.model not in slot.loaded and running.model not in lethal.loaded:
-                            lethal.load_death(running.model, how)  # died loading it: the model's, not the item's
+                        if running.model not in lethal.loaded:  # died loading it, the first to: the model's
+                            lethal.load_death(running.model, how)
                             again = [running, *rest]
                         else:
                             deaths[running.id] = deaths.get(running.id, 0) + 1
@@ -170,25 +174,31 @@ class LocalEngine:
             for slot in slots:
                 self._stop(slot)
 
-    def _dispatch(self, slot: _Slot, group: list[WorkItem]) -> None:
-        slot.items = list(group)
+    def _dispatch(self, slot: _Slot, group: list[WorkItem]) -> bool:
+        """Hand ``group`` to ``slot``'s worker; False (nothing handed) when it has died."""
         try:
             slot.conn.send([item.to_dict() for item in group])
-        except (BrokenPipeError, OSError):  # it died idle: found dead by the loop
-            pass
+        except (BrokenPipeError, OSError):
+            return False
+        slot.items = list(group)
         if self.on_dispatch is not None:
             self.on_dispatch(group[0], slot.process.pid)
+        return True
+
+    @staticmethod
+    def _loading(model: str, slots: list[_Slot], lethal: LethalModels) -> bool:
+        """Whether a worker is loading ``model`` for the first time (none has said it loaded it)."""
+        return model not in lethal.loaded and any(s.items and s.items[0].model == model for s in slots)
 
     @staticmethod
     def _rows(slot: _Slot, lethal: LethalModels) -> list[dict]:
         """The rows the worker has sent (each its next unfinished item's), taken off its list; the
-        models it said it loaded, marked in ``slot`` and ``lethal``."""
+        models it said it loaded, marked in ``lethal``."""
         rows = []
         try:
             while slot.items and slot.conn.poll():
                 row = slot.conn.recv()
                 if isinstance(row, tuple) and row[0] == LOADED:
-                    slot.loaded.add(row[1])
                     lethal.mark_loaded(row[1])
                     continue
                 if row["item"] != slot.items[0].id:

@@ -125,6 +125,7 @@ def parse_points(text: str | None, frames: int, height: int, width: int) -> list
     description="Trajectory saliency: points pushed along the Farneback flows, ranked by a spatial method's "
     "saliency summed along them over a window of frames",
     references=("001: trajectories",),
+    imports=("captum.attr",),  # its automatic base may be saliency
 )
 def trajectories(
     model,

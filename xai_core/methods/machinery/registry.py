@@ -144,6 +144,11 @@ class MethodSpec:
     card: MethodCard | None = None
     imports: tuple[str, ...] = ()  # heavy modules it imports when it runs: ``explain`` imports them untimed
 
+    def imports_for(self, params: dict) -> tuple[str, ...]:
+        """The heavy modules a run with ``params`` imports: its own and its base method's (``base``)."""
+        base = params.get("base")
+        return self.imports + (REGISTRY[base].imports if isinstance(base, str) and base in REGISTRY else ())
+
     def unavailable_reason(self, model) -> str | None:
         """Why ``model`` cannot use this method, or None when it can: a capability it lacks, its
         task, or the reason the method's own ``applies(model)`` gives."""
@@ -207,6 +212,8 @@ def register(
     imported by ``explain`` before the method's seconds are counted."""
     if family not in FAMILIES:
         raise ValueError(f"family must be one of {FAMILIES}")
+    if isinstance(imports, str):
+        raise TypeError(f"imports takes module names, a tuple: ({imports!r},)")
     if reading not in READINGS:
         raise ValueError(f"reading must be one of {READINGS}")
 
