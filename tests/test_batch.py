@@ -190,6 +190,33 @@ def test_a_failing_item_is_recorded_and_the_batch_goes_on(batch_zoo, tmp_path):
     assert "## Failed items" in (tmp_path / "out" / "summary.md").read_text()
 
 
+def test_a_model_that_ran_out_of_memory_loading_is_loaded_again_for_the_next_item(batch_zoo, monkeypatch):
+    """Out of memory while loading may pass (other workers were loading too): that item fails, the
+    next loads the model again; any other loading error is kept, and said for each item."""
+    from xai_core.batch import runner as runner_module
+    from xai_core.batch.clips import ClipRef
+    from xai_core.batch.config import RunnerConfig
+
+    real, calls = runner_module.load_model, []
+
+    def load_once_out_of_memory(name, device="auto"):
+        calls.append(name)
+        if len(calls) == 1:
+            raise MemoryError("no room for the weights")
+        if name == "broken":
+            raise ValueError("broken: no such checkpoint")
+        return real(name, device=device)
+
+    monkeypatch.setattr(runner_module, "load_model", load_once_out_of_memory)
+    runner = runner_module.ItemRunner(RunnerConfig(runs=None))
+    rows = [runner.run(WorkItem(name, ClipRef("s", "shapes:3"), "saliency", {}, "predicted"))
+            for name in (MODEL, MODEL, "broken", "broken")]  # fmt: skip
+    assert [r["status"] for r in rows] == ["failed", "ok", "failed", "failed"]
+    assert rows[0]["error"] == "MemoryError: no room for the weights"
+    assert rows[2]["error"] == rows[3]["error"] and "no such checkpoint" in rows[3]["error"]
+    assert calls == [MODEL, MODEL, "broken"]  # a model that raised otherwise is not loaded again
+
+
 def test_a_killed_worker_s_items_are_retried_by_another_worker(batch_zoo, tmp_path):
     killed, dispatched = [], []
 

@@ -47,6 +47,8 @@ class ItemRunner:
         if name not in self.models:
             try:
                 self.models[name] = load_model(name, device=self.config.device)
+            except (MemoryError, torch.cuda.OutOfMemoryError):  # may pass (other workers loading): tried again
+                raise
             except Exception as err:  # every item of this model gets the same message, without reloading
                 self.models[name] = err
         found = self.models[name]
