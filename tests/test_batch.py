@@ -187,7 +187,9 @@ def test_a_failing_item_is_recorded_and_the_batch_goes_on(batch_zoo, tmp_path):
     )
     missing = table.loc[("no_such_model", "good.npy"), "error"]
     assert "no_such_model" in missing
-    assert "## Failed items" in (tmp_path / "out" / "summary.md").read_text()
+    summary = (tmp_path / "out" / "summary.md").read_text()
+    assert "## Failed items" in summary
+    assert "| no_such_model | 2 | broken.mp4 / gradcam | " in summary  # one line for the model's one error
 
 
 def test_a_model_that_ran_out_of_memory_loading_is_loaded_again_for_the_next_item(batch_zoo, monkeypatch):

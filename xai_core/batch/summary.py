@@ -8,6 +8,8 @@ import math
 import numpy as np
 
 SUITE_COLUMNS_SHOWN = 8  # the first scores of a suite in the per-method table (all are in the Parquet file)
+FAILED_LINES = 50  # lines of the failed items (a model and an error each)
+ERROR_CHARACTERS = 300  # of an error in its line (whole in the Parquet file)
 HEADLINE_SCORES = ("pointing", "target_over_union", "target_over_all", "spearman_all", "spearman_logits",
                    "evidence_rank", "top_k_share")  # fmt: skip
 
@@ -90,10 +92,14 @@ def summary_markdown(table, spec: dict, counts: dict) -> str:
         lines.append("| " + " | ".join(cells) + " |")
     failed = table[table["status"] != "ok"] if not table.empty else table
     if len(failed):
-        lines += ["", "## Failed items", "", "| model | clip | method | error |", "|---|---|---|---|"]
-        for _, r in failed.head(50).iterrows():
-            error = str(r.get("error", "")).replace("|", "\\|")[:200]
-            lines.append(f"| {r['model']} | {r['clip']} | {r['method']} | {error} |")
-        if len(failed) > 50:
-            lines.append(f"| … | {len(failed) - 50} more in results.parquet | | |")
+        lines += ["", "## Failed items", "", "Items of a model that failed with the same error are one line.", "",
+                  "| model | items | first (clip / method) | error |", "|---|---|---|---|"]  # fmt: skip
+        failed = failed.assign(error=failed["error"].fillna("").astype(str))
+        groups = list(failed.groupby(["model", "error"], sort=False))
+        for (model, error), group in groups[:FAILED_LINES]:
+            first = group.iloc[0]
+            text = error.replace("|", "\\|")[:ERROR_CHARACTERS]
+            lines.append(f"| {model} | {len(group)} | {first['clip']} / {first['method']} | {text} |")
+        if len(groups) > FAILED_LINES:
+            lines.append(f"| … | {sum(len(g) for _, g in groups[FAILED_LINES:])} more in results.parquet | | |")
     return "\n".join(lines) + "\n"
