@@ -22,7 +22,7 @@ from pathlib import Path
 
 import torch
 
-from xai_core import explain
+from xai_core import explain, list_methods
 from xai_core.bench.peers import captum_occlusion
 from xai_core.methods.machinery.perturbation import fill_clip
 from xai_core.methods.machinery.registry import method_specs
@@ -69,7 +69,7 @@ def measure(models: list[str], methods: list[str], devices: list[str], repeats: 
         for method in methods:
             row = {"model": name, "method": method}
             for device, model in on.items():
-                if method not in _methods(model):
+                if method not in list_methods(model):
                     row[device] = None
                     continue
                 runs = repeats if device.startswith("cuda") else cpu_repeats
@@ -82,12 +82,6 @@ def measure(models: list[str], methods: list[str], devices: list[str], repeats: 
                 row["captum_gpu"] = statistics.median(timed(lambda m=peer, c=clip: _captum(m, c), repeats, gpu))
             result["rows"].append(row)
     return result
-
-
-def _methods(model) -> list[str]:
-    from xai_core import list_methods
-
-    return list_methods(model)
 
 
 def _captum(model, clip) -> None:

@@ -136,13 +136,9 @@ class LocalEngine:
                         yield from (lethal.not_run_row(item, deaths.get(item.id, 0)) for item in pending.popleft())
                     if not slot.items and pending and not self._loading(pending[0][0].model, slots, lethal):
                         if not slot.process.is_alive():  # died idle (killed between clips): nothing to charge
-                            slot.conn.close()
-                            slots[i] = slot = self._ready(self._start())
-                            self.restarts += 1
+                            slots[i] = slot = self._replace(slot)
                         if not self._dispatch(slot, pending[0]):  # died just now: replaced, given them next round
-                            slot.conn.close()
-                            slots[i] = self._ready(self._start())
-                            self.restarts += 1
+                            slots[i] = self._replace(slot)
                             continue
                         pending.popleft()
                 busy = [s for s in slots if s.items]
@@ -155,9 +151,7 @@ class LocalEngine:
                         yield row
                     if slot.items and not alive:
                         running, rest, how = slot.items[0], slot.items[1:], f"exit code {slot.process.exitcode}"
-                        slot.conn.close()
-                        slots[i] = self._ready(self._start())
-                        self.restarts += 1
+                        slots[i] = self._replace(slot)
                         if running.model not in lethal.loaded:  # died loading it, the first to: the model's
                             lethal.load_death(running.model, how)
                             again = [running, *rest]
@@ -173,6 +167,12 @@ class LocalEngine:
         finally:
             for slot in slots:
                 self._stop(slot)
+
+    def _replace(self, dead: _Slot) -> _Slot:
+        """A new worker in a dead one's place (counted in ``restarts``)."""
+        dead.conn.close()
+        self.restarts += 1
+        return self._ready(self._start())
 
     def _dispatch(self, slot: _Slot, group: list[WorkItem]) -> bool:
         """Hand ``group`` to ``slot``'s worker; False (nothing handed) when it has died."""
