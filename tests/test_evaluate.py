@@ -180,8 +180,9 @@ def test_suites_on_a_small_model(suite):
     methods = ["gradcam", "attention_pool"] if suite != "localization" else ["gradcam", "saliency"]
     seen = []
     result = run_suite(suite, model, methods, n=2, progress=lambda done, total, what: seen.append((done, total)))
-    variants = 3 if suite == "sanity" else 1
-    assert seen[-1] == (len(methods) * 2 * variants,) * 2
+    # sanity: trained, output layer, all weights, and for Grad-CAM (not attention) a second output layer
+    explained = 2 * (4 + 3) if suite == "sanity" else len(methods) * 2
+    assert seen[-1] == (explained,) * 2
     assert result["randomised"] == (suite == "sanity")
     assert [r["method"] for r in result["rows"]] == methods
     for row in result["rows"]:
@@ -195,6 +196,7 @@ def test_suites_on_a_small_model(suite):
             for key in ("spearman_all", "spearman_all_signed", "spearman_logits", "spearman_logits_signed"):
                 assert -1 <= row[key] <= 1 and row[f"{key}_n"] == 2 and row[f"{key}_se"] >= 0
             assert row["target_free"] == (row["method"] == "attention_pool")
+            assert ("spearman_logits_pair" in row) == (row["method"] == "gradcam")  # attention ignores the head
         for key, value in row.items():  # every figure comes with its spread over the clips
             if isinstance(value, float) and not key.endswith(("_se", "_n")):
                 assert f"{key}_se" in row and f"{key}_n" in row, key

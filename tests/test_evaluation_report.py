@@ -60,7 +60,7 @@ def test_markdown_names_each_method_above_the_goal_with_its_reason():
         "| `guided_gradcam` (all), `saliency` (all) |"
     )
     assert summary in text
-    assert "| `guided_gradcam` ⚠ | 0.05 ± 0.01 | 0.02 ± 0.01 | n/a | 0.62 ± 0.01 |" in text
+    assert "| `guided_gradcam` ⚠ | 0.05 ± 0.01 | 0.02 ± 0.01 | n/a | n/a | 0.62 ± 0.01 |" in text
     assert "| `gradcam` | " in text and "| `saliency` | " in text  # no mark at 0.35
     guided = "- `guided_gradcam`, all weights randomised (⚠ survives randomisation, Spearman up to 0.62): guided"
     assert guided in text
@@ -201,11 +201,122 @@ def test_the_output_layer_copy_misses_the_goal_with_a_likely_reason_from_the_row
     assert "likely reason" not in line_for(only_magnitudes, task="angle")  # one output: no class to read out
 
 
+def test_an_output_layer_figure_that_two_random_output_layers_share_is_explained_and_one_they_do_not_is_not():
+    def line_for(row):
+        return next(x for x in report.to_markdown(_evaluation(rows=[row]), "x").splitlines() if x.startswith("- `"))
+
+    floor = _row("saliency", 0.1, spearman_logits=0.8, spearman_logits_signed=-0.2, spearman_logits_read=0.8,
+                 spearman_logits_pair=0.74, spearman_logits_pair_signed=0.1)  # fmt: skip
+    line = line_for(floor)
+    assert "(above 0.3, Spearman up to 0.80): above the goal for a reason the figures show: no output layer" in line
+    assert "agree as closely with each other (Spearman 0.74, the trained one with a random one 0.80)" in line
+    assert (
+        "shows in the signed maps -0.20" in line
+        and "(with every weight randomised the maps change: at most 0.10)" in line
+    )
+    assert "**misses the goal**" not in line
+    assert "| `saliency` | 0.80 ± 0.01 | -0.20 ± 0.01 | 0.80 ± 0.01 | 0.74 ± 0.01 | 0.10 ± 0.01 |" in (
+        report.to_markdown(_evaluation(rows=[floor]), "x")
+    )
+    special = {**floor, "spearman_logits_pair": 0.6}  # the trained output layer is nearer a random one than two are
+    assert "**misses the goal**" in line_for(special) and "no output layer" not in line_for(special)
+    positive = _row("gradcam_pp", 0.1, spearman_logits=0.6, spearman_logits_signed=0.6, spearman_logits_pair=0.62,
+                    spearman_logits_pair_signed=0.62)  # fmt: skip
+    assert "the method's maps cannot show what the output layer decides" in line_for(positive)
+
+
+def test_an_input_method_whose_maps_share_the_input_is_explained_by_the_figures():
+    def line_for(row):
+        return next(x for x in report.to_markdown(_evaluation(rows=[row]), "x").splitlines() if x.startswith("- `"))
+
+    shared = _row("integrated_gradients", 0.69, spearman_all_signed=0.0, spearman_trained_input=0.69,
+                  spearman_all_input=0.68)  # fmt: skip
+    line = line_for(shared)
+    assert "(⚠ survives randomisation, Spearman up to 0.69): above the goal for a reason the figures show" in line
+    assert "difference from the baseline weighted by a gradient" in line and "at 0.68 and with the trained" in line
+    assert "the signed maps, where the gradient shows, change (Spearman 0.00)" in line
+    apart = {**shared, "spearman_all_input": 0.3}  # the randomised map is not the input: no excuse
+    assert "**misses the goal**" in line_for(apart) and "a likely reason" in line_for(apart)
+    other = _row("saliency", 0.69, spearman_trained_input=0.69, spearman_all_input=0.68)  # no input in its map
+    assert "**misses the goal**" in line_for(other)
+
+
+def test_add_missing_completes_results_of_other_code_with_the_figures_of_a_fresh_run(tmp_path, monkeypatch):
+    from conftest import small_model
+
+    from xai_core.api import explain
+    from xai_core.evaluate.randomize import randomized_copy
+    from xai_core.evaluate.scores import spearman
+    from xai_core.evaluate.suites import _target, clip_pauses, evaluation_clips
+    from xai_core.models.checkpoint import load_checkpoint, make_card, save_checkpoint
+
+    model = small_model("cnn_transformer")
+    model.info.name = "a-sides"
+    save_checkpoint(model, tmp_path / "a-sides", make_card(model))
+    monkeypatch.setenv("XAI_CHECKPOINTS", str(tmp_path))
+    methods = ["gradcam", "saliency", "guided_gradcam", "input_x_gradient"]
+    fresh = report.evaluate_zoo(["a-sides"], 2, methods=methods, device="cpu")["models"]["a-sides"]
+    rows = {r["method"]: r for r in fresh["sanity"]["rows"]}
+    assert "spearman_logits_pair" not in rows["guided_gradcam"]  # not a method the goal binds
+    assert "spearman_all_input" in rows["input_x_gradient"] and "spearman_all_input" not in rows["saliency"]
+    # the figure is the correlation of the maps of the output-layer copies from seeds 50000 and 50001
+    loaded = load_checkpoint(tmp_path / "a-sides")
+    clips = evaluation_clips(loaded, 2, 50_000, 8.0, 2, pause=clip_pauses(loaded, "sanity"))
+    copies = [randomized_copy(loaded, "logits", 50_000), randomized_copy(loaded, "logits", 50_001)]
+    by_hand = []
+    for clip in clips:
+        a, b = (explain(c, clip.video, "saliency", target=_target(loaded, clip)).spatial for c in copies)
+        by_hand.append(spearman(np.abs(a), np.abs(b)))
+    assert rows["saliency"]["spearman_logits_pair"] == pytest.approx(np.mean(by_hand), abs=1e-9)
+    # input x gradient's randomised map against |x| summed over the colours, x the clip as the model takes it
+    everything = randomized_copy(loaded, "all", 50_000)
+    by_hand = []
+    for clip in clips:
+        attribution = explain(everything, clip.video, "input_x_gradient", target=_target(loaded, clip)).spatial
+        contrast = loaded.preprocess(clip.video).abs().sum(2)[0].numpy()
+        by_hand.append(spearman(np.abs(attribution), contrast))
+    assert rows["input_x_gradient"]["spearman_all_input"] == pytest.approx(np.mean(by_hand), abs=1e-9)
+    assert np.isfinite(rows["gradcam"]["spearman_logits_pair_signed"])
+
+    # stored by older code that did not measure the figure: kept, and only the figure measured
+    stored = json.loads((tmp_path / report.RESULTS_FILE).read_text())
+    entry = stored["models"]["a-sides"]
+    entry["settings"]["code"] = "older code 1234"
+    for row in entry["sanity"]["rows"]:
+        for key in [k for k in row if k.startswith("spearman_logits_pair") or k.endswith("_input")]:
+            del row[key]
+    (tmp_path / report.RESULTS_FILE).write_text(json.dumps(stored))
+    measured = []
+    real = report.evaluate_model
+    monkeypatch.setattr(report, "evaluate_model", lambda m, *a, **k: measured.append(m.name) or real(m, *a, **k))
+    said = []
+    done = report.evaluate_zoo(["a-sides"], 2, methods=methods, device="cpu", add_missing=True,
+                               progress=lambda *a: said.append(a[3]))  # fmt: skip
+    kept = done["models"]["a-sides"]
+    assert measured == [] and any("output layer copy 2" in s for s in said)
+    assert any("input_x_gradient on clip 50001 (all weights randomised)" in s for s in said)
+    assert kept["settings"]["code"] == "older code 1234" and kept["added"]["code"] == report.code_fingerprint()
+    assert json.loads(json.dumps(kept["sanity"]["rows"])) == json.loads(json.dumps(fresh["sanity"]["rows"]))
+    text = report.to_markdown(done, "x")
+    assert "the figures come from code `older code 1` (stored results kept with `--add-missing`)" in text
+    assert f"added by code `{report.code_fingerprint()[:12]}`" in text
+    said.clear()
+    again = report.evaluate_zoo(["a-sides"], 2, methods=methods, device="cpu", add_missing=True,
+                                progress=lambda *a: said.append(a[3]))  # fmt: skip
+    assert measured == [] and said == ["kept from an earlier run on these weights with these settings; nothing to add"]
+    assert again["models"]["a-sides"]["added"] == kept["added"]
+    report.evaluate_zoo(["a-sides"], 2, methods=methods, device="cpu", add_missing=True, noise=20.0)
+    assert measured == ["a-sides"]  # other settings: measured again, by this code
+    stored = json.loads((tmp_path / report.RESULTS_FILE).read_text())["models"]["a-sides"]
+    assert "added" not in stored and stored["settings"]["code"] == report.code_fingerprint()
+    assert "Not every figure" not in report.to_markdown({**done, "models": {"a-sides": stored}}, "x")
+
+
 def test_fewer_clips_than_asked_are_shown():
     row = _row("gradcam", 0.1)
     row["spearman_all_n"] = 3
     text = report.to_markdown(_evaluation(rows=[row]), "x")
-    assert "| `gradcam` | 0.05 ± 0.01 | 0.02 ± 0.01 | n/a | 0.10 ± 0.01 (n=3) | 0.01 ± 0.01 | n/a |" in text
+    assert "| `gradcam` | 0.05 ± 0.01 | 0.02 ± 0.01 | n/a | n/a | 0.10 ± 0.01 (n=3) | 0.01 ± 0.01 | n/a |" in text
 
 
 def test_a_zoo_run_skips_what_a_model_cannot_run_and_scores_the_pause_in_time(tmp_path, monkeypatch):
@@ -296,7 +407,7 @@ def test_a_resumed_zoo_run_keeps_results_only_for_the_same_weights_and_settings(
     )
     sanity = ["evaluate", "--suite", "sanity", "--model", "a-sides", "--resume", "--n", "2", "--out", str(tmp_path)]
     assert main(sanity) == EXIT_BAD_INPUT
-    assert "--resume keeps stored zoo results: it goes with --zoo" in capsys.readouterr().err
+    assert "--resume and --add-missing keep stored zoo results: they go with --zoo" in capsys.readouterr().err
 
 
 def test_a_run_stopped_inside_a_model_keeps_the_rows_of_the_methods_it_finished(tmp_path, monkeypatch):

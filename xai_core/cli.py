@@ -479,8 +479,8 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
 
     if bool(args.zoo) == bool(args.model):
         raise ValueError("evaluate takes --model M or --zoo (every zoo model), not both or neither")
-    if args.resume and not args.zoo:
-        raise ValueError("--resume keeps stored zoo results: it goes with --zoo")
+    if (args.resume or args.add_missing) and not args.zoo:
+        raise ValueError("--resume and --add-missing keep stored zoo results: they go with --zoo")
     if args.zoo and args.suite != "all":
         raise ValueError("--zoo runs --suite all (sanity, localisation and, for pause models, temporal)")
     if not args.out and not args.markdown:
@@ -553,7 +553,8 @@ def _evaluate_all(args: argparse.Namespace, methods: list[str] | None, params: d
     from .models.zoo import checkpoints_dir, zoo_names
 
     # --resume only saves time (the results are those of a fresh run), so the report names the plain command
-    command = "python -m xai_core " + shlex.join(a for a in args.argv if a != "--resume")
+    # (with --add-missing the report says which code measured which figures)
+    command = "python -m xai_core " + shlex.join(a for a in args.argv if a not in ("--resume", "--add-missing"))
     options = {"noise": args.noise, "distractors": args.distractors, "params": params, "slow_clips": args.slow_n}
     if args.zoo:
         names = zoo_names()
@@ -566,7 +567,16 @@ def _evaluate_all(args: argparse.Namespace, methods: list[str] | None, params: d
 
         store = methods is None or args.store
         evaluation = report.evaluate_zoo(
-            names, args.n, args.seed, methods, args.device, each, store=store, resume=args.resume, **options
+            names,
+            args.n,
+            args.seed,
+            methods,
+            args.device,
+            each,
+            store=store,
+            resume=args.resume,
+            add_missing=args.add_missing,
+            **options,
         )
         if progress is not None:
             print(file=sys.stderr)
@@ -938,6 +948,13 @@ def build_parser() -> argparse.ArgumentParser:
         "settings (clips, seed, methods, noise, distractors, parameters, --slow-n, the card's config) by the same "
         "code, and the rows of the methods a stopped run finished for a model (evaluation.partial.json); measure "
         "the rest (results are stored when every method runs, or with --store)",
+    )
+    p.add_argument(
+        "--add-missing",
+        action="store_true",
+        help="--zoo: keep a model's stored results measured on the same weights with the same settings even by "
+        "other code, and measure only the figures they lack (the two random output layers of the sanity suite); "
+        "the report names the code that measured each",
     )
     p.add_argument("--methods", default=None, help="comma-separated method names (default: every usable one)")
     p.add_argument("--n", type=int, required=True, help="number of clips")

@@ -9,6 +9,9 @@ import numpy as np
 
 from ..models.priors import GATED_SUFFIX
 from .suites import (
+    GOAL_METHODS,
+    INPUT_METHODS,
+    PAIR,
     PAUSE_TEXT,
     SANITY_GOAL,
     SURVIVES,
@@ -36,25 +39,11 @@ KNOWN_REASONS = {
     "falls with that method",
 }
 
-# The methods the goal applies to (issue 16: at most SANITY_GOAL for every gradient and CAM method);
-# guided Grad-CAM is the documented exception (guided backpropagation).
-GOAL_METHODS = (
-    "gradcam",
-    "gradcam_pp",
-    "saliency",
-    "smoothgrad",
-    "input_x_gradient",
-    "integrated_gradients",
-    "lrp",
-    "flow_gradient",
-    "smoothflow",
-    "trajectories",
-)
-
 SANITY_COLUMNS = [
     ("spearman_logits", "output layer", "ratio"),
     ("spearman_logits_signed", "(signed)", "ratio"),
     ("spearman_logits_read", "(as read)", "ratio"),
+    (f"spearman_{PAIR}", "two random output layers", "ratio"),
     ("spearman_all", "all weights", "ratio"),
     ("spearman_all_signed", "(signed)", "ratio"),
     ("spearman_all_read", "(as read)", "ratio"),
@@ -146,6 +135,67 @@ def time_course(trend: tuple[float, float]) -> str:
     )
 
 
+PAIR_MARGIN = 0.1  # two random output layers this close to the trained one's figure: the layer cannot change it
+VIEW_TEXT = {"": "magnitudes", "_signed": "signed maps", "_read": "maps as read"}
+
+
+def readout_floor(row: dict) -> str | None:
+    """Why a method's maps stay alike when only the output layer is randomised, when the figures
+    show it: two output layers drawn at random (``spearman_logits_pair*``) agree at least as
+    closely, within ``PAIR_MARGIN``, in the view (magnitudes, signed, as read) where the trained
+    model's correlation is largest; else None."""
+    views = {k: row.get(f"spearman_logits{k}") for k in VIEW_TEXT}
+    finite = {k: v for k, v in views.items() if v is not None and np.isfinite(v)}
+    if not finite:
+        return None
+    view = max(finite, key=finite.get)
+    pair = row.get(f"spearman_{PAIR}{view}")
+    if pair is None or not np.isfinite(pair) or pair < finite[view] - PAIR_MARGIN:
+        return None
+    text = (
+        f"no output layer moves it on this model: two output layers drawn at random give {VIEW_TEXT[view]} that "
+        f"agree as closely with each other (Spearman {pair:.2f}, the trained one with a random one "
+        f"{finite[view]:.2f}), so where these maps are large is set by the layers below the output layer, whose "
+        "features fire on the shapes"
+    )
+    others = {k: v for k, v in finite.items() if k != view}
+    low = {k: v for k, v in others.items() if v <= SANITY_GOAL}
+    if low:
+        shown = ", ".join(f"{VIEW_TEXT[k]} {v:.2f}" for k, v in low.items())
+        text += f"; what the trained output layer decides shows in the {shown}"
+    else:
+        text += "; the method's maps cannot show what the output layer decides"
+    everything = survival(row)
+    if np.isfinite(everything) and everything <= SANITY_GOAL:
+        text += f" (with every weight randomised the maps change: at most {everything:.2f})"
+    return text
+
+
+def input_share(row: dict, scope: str) -> str | None:
+    """Why the maps of a method that multiplies a gradient by the input (``INPUT_METHODS``) stay
+    alike when every weight is randomised, when the figures show it: each model's map agrees with
+    the input's difference from the reference alone (``spearman_trained_input``,
+    ``spearman_all_input``) at least as closely, within ``PAIR_MARGIN``, as the two maps agree; else None."""
+    if scope != "all" or row["method"] not in INPUT_METHODS:
+        return None
+    value = scope_correlation(row, "all")
+    trained, randomised = row.get("spearman_trained_input"), row.get("spearman_all_input")
+    if trained is None or randomised is None or not (np.isfinite(trained) and np.isfinite(randomised)):
+        return None
+    if min(trained, randomised) < value - PAIR_MARGIN:
+        return None
+    reference = "the baseline" if row["method"] == "integrated_gradients" else "zero"
+    text = (
+        f"the map is the input's difference from {reference} weighted by a gradient, and that difference alone "
+        f"agrees with the randomised model's map at {randomised:.2f} and with the trained model's at {trained:.2f} "
+        "(Spearman of the magnitudes): what the two maps share is the input, not what the model learned"
+    )
+    signed = row.get("spearman_all_signed")
+    if signed is not None and np.isfinite(signed) and signed <= SANITY_GOAL:
+        text += f"; the signed maps, where the gradient shows, change (Spearman {signed:.2f})"
+    return text
+
+
 def reason(row: dict, scope: str, priors: list[str], task: str = "sides") -> str:
     """Why a method's maps stay alike under a randomisation, as far as the figures show it; a
     gradient or CAM method above the goal over the clip is said to miss it unless it meets it
@@ -163,6 +213,9 @@ def reason(row: dict, scope: str, priors: list[str], task: str = "sides") -> str
             )
         if not np.isfinite(within):  # a frame curve: its time course is all there is
             known = time_course(trend)
+    shown = readout_floor(row) if scope == "logits" else input_share(row, scope)
+    if shown is not None:
+        return f"above the goal for a reason the figures show: {shown}"
     if scope == "logits" and task != "angle":
         values = {k: row.get(f"spearman_logits{k}") for k in ("", "_signed", "_read")}
         finite = {k: v for k, v in values.items() if v is not None and np.isfinite(v)}
@@ -238,6 +291,28 @@ def model_section(name: str, entry: dict) -> list[str]:
     return lines + [""]
 
 
+def provenance(models: dict) -> list[str]:
+    """A paragraph naming the code (its fingerprint, ``report.code_fingerprint``) that measured
+    the figures when they were not all measured by one code (stored results kept with
+    ``--add-missing``); else nothing."""
+    measured = sorted({(e.get("settings") or {}).get("code", "?") for e in models.values()})
+    added = sorted({e["added"]["code"] for e in models.values() if e.get("added")})
+    if len(measured) <= 1 and not added:
+        return []
+    named = ", ".join(f"`{c[:12]}`" for c in measured)
+    text = f"Not every figure was measured by the same code: the figures come from code {named}"
+    if added:
+        text += (
+            " (stored results kept with `--add-missing`), and the two random output layers' correlations and the "
+            f"maps' correlations with the input were added by code {', '.join(f'`{c[:12]}`' for c in added)}"
+        )
+    text += (
+        " (fingerprints of xai_core's source, `report.code_fingerprint`); a run without `--add-missing` measures "
+        "every figure again."
+    )
+    return ["", text]
+
+
 def to_markdown(evaluation: dict, command: str) -> str:
     """EVALUATION.md: a summary of every model, then one section per model."""
     models = evaluation["models"]
@@ -256,13 +331,18 @@ def to_markdown(evaluation: dict, command: str) -> str:
         "share of frames whose map peaks within its tolerance of the moving shape (Zhang et al. 2016's 15 pixels, "
         "scaled to 15 per 224 of the frame's side: 7.5 on a 112-pixel frame; by chance: the share of the frame "
         "that close to the shape); peak on shape: on the shape itself; target / shapes and target / all: report "
-        "001's rank ratios (1 = no preference)."
+        "001's rank ratios (1 = no preference). Two random output layers: the correlation between the maps of two "
+        "copies whose output layers were drawn at random from different seeds, the floor of the output-layer test: "
+        "where it is as high as the trained model's figure, no output layer can move the maps. For the methods "
+        "that multiply a gradient by the input (input × gradient, integrated gradients) each model's map is also "
+        "compared with the input's difference from the method's reference alone."
         + (
             f" TSR, which takes minutes a clip on a CPU, was run on the first {evaluation['slow_clips']} clips "
             "(its figures say n)."
             if evaluation.get("slow_clips") and _fewer_clips(evaluation)
             else ""
         ),
+        *provenance(models),
         "",
         f"| model | prior | task figure | Grad-CAM pointing game, trained | randomised | peak on shape, trained "
         "| randomised "

@@ -32,6 +32,7 @@ from .suites import (
     FIRST_SEED,
     ON_REQUEST,
     SUITE_FAMILIES,
+    add_missing_figures,
     jsonable,
     run_suite,
     shapes_task,
@@ -144,6 +145,7 @@ def evaluate_zoo(
     folder: Path | None = None,
     store: bool = True,
     resume: bool = False,
+    add_missing: bool = False,
     **options,
 ) -> dict:
     """``evaluate_model`` for each zoo model named (from ``folder``, default the zoo's): the
@@ -155,6 +157,9 @@ def evaluate_zoo(
     card's config) by the same code (``code_fingerprint``) keeps them instead of being measured
     again: a long zoo run stopped part-way goes on where it stopped, and a model retrained later
     is measured alone.  The card's facts (headline, priors) are read again either way.
+    With ``add_missing``, stored results measured on the same weights with the same settings by
+    other code are kept too, and only the figures they lack are measured (``add_missing_figures``,
+    by this code): the entry's ``added`` says which code measured what.
     ``options``: noise, distractors, params, slow_clips (as for ``evaluate_model``)."""
 
     folder = Path(folder) if folder is not None else checkpoints_dir()
@@ -186,7 +191,12 @@ def evaluate_zoo(
             "config": card_config(card),  # what the weights compute with
             "code": code_fingerprint(),  # the code that computed the figures
         }
-        earlier = stored_entry(name, sha256, folder) if resume else None
+        earlier = stored_entry(name, sha256, folder) if resume or add_missing else None
+        if add_missing and earlier is not None and _same_but_code(earlier.get("settings"), wanted):
+            evaluation["models"][name] = {**facts, **_completed(model, earlier, progress, name)}
+            if store:
+                write_results({"models": {name: evaluation["models"][name]}}, folder, keep=names)
+            continue
         if earlier is not None and jsonable(earlier.get("settings")) == jsonable(wanted):
             if progress is not None:
                 progress(name, 1, 1, "kept from an earlier run on these weights with these settings and code")
@@ -216,6 +226,40 @@ def evaluate_zoo(
             write_rows(name, None, folder)
     evaluation["seconds"] = round(time.perf_counter() - start, 1)
     return evaluation
+
+
+def _same_but_code(stored: dict | None, wanted: dict) -> bool:
+    """Whether stored settings are ``wanted``'s but for the code that measured them."""
+    if not isinstance(stored, dict):
+        return False
+    return jsonable({k: v for k, v in stored.items() if k != "code"}) == jsonable(
+        {k: v for k, v in wanted.items() if k != "code"}
+    )
+
+
+def _completed(model: VideoModel, earlier: dict, progress: Progress | None, name: str) -> dict:
+    """A stored entry's results with the figures its code did not measure added by this code
+    (``add_missing_figures``); ``added`` records this code's fingerprint when it measured any."""
+    settings = earlier["settings"]
+    report = None if progress is None else (lambda d, t, w: progress(name, d, t, w))
+    sanity = dict(earlier["sanity"])
+    rows = add_missing_figures(
+        model,
+        sanity["rows"],
+        settings["n"],
+        settings["seed"],
+        settings["noise"],
+        settings["distractors"],
+        settings.get("params"),
+        settings.get("slow_clips"),
+        report,
+    )
+    kept = {k: earlier[k] for k in ("temporal", "skipped", "added") if k in earlier}
+    if rows != sanity["rows"]:
+        kept["added"] = {"code": code_fingerprint(), "figures": "two random output layers; the maps with the input"}
+    elif progress is not None:
+        progress(name, 1, 1, "kept from an earlier run on these weights with these settings; nothing to add")
+    return {"settings": settings, "sanity": {**sanity, "rows": rows}, **kept}
 
 
 def write_results(evaluation: dict, folder: Path, keep: list[str] | None = None) -> Path:

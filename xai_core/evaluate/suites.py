@@ -28,6 +28,7 @@ import numpy as np
 from ..api import explain, predict
 from ..data.moving_shapes import TASK_LABELS, ShapesSample, clip_shape, generate
 from ..explanation import Target
+from ..methods.machinery.perturbation import baseline_clip
 from ..methods.machinery.registry import MethodError, method_specs
 from ..models.base import VideoModel
 from .randomize import randomized_copy
@@ -54,6 +55,25 @@ SANITY_GOAL = 0.3  # at most this for an explanation that depends on the weights
 ON_REQUEST = ("tsr", "tsr_onestep")  # minutes per clip on a CPU: evaluated when named, not by default
 RANDOM_ORDERS = 5  # random frame orders per clip, the reference of the deletion / insertion AUCs
 FIRST_SEED = 50_000  # far from the training (0...), validation (2e9) and test (3e9) seeds
+# The methods issue 16's goal binds (at most SANITY_GOAL for every gradient and CAM method); for
+# them the sanity suite also measures how far two output layers drawn at random agree
+# (``readout_pair_scores``), the floor of the output-layer test on the model.
+GOAL_METHODS = (
+    "gradcam",
+    "gradcam_pp",
+    "saliency",
+    "smoothgrad",
+    "input_x_gradient",
+    "integrated_gradients",
+    "lrp",
+    "flow_gradient",
+    "smoothflow",
+    "trajectories",
+)
+PAIR = "logits_pair"  # the second output-layer copy (seed + 1)
+# Methods whose map multiplies a gradient by the input's difference from a reference (x - x'):
+# the sanity suite also measures how far each model's map agrees with that difference alone.
+INPUT_METHODS = ("input_x_gradient", "integrated_gradients")
 
 Progress = Callable[[int, int, str], None]
 
@@ -226,6 +246,7 @@ def run_suite(
     variants = [("trained", model)]
     if suite == "sanity":
         variants += [("logits", randomized_copy(model, "logits", seed)), ("all", randomized_copy(model, "all", seed))]
+        variants += [(PAIR, randomized_copy(model, "logits", seed + 1))]
     elif suite == "localization" and randomised:
         variants += [("all", randomized_copy(model, "all", seed))]
     if slow_clips is not None and slow_clips < 1:
@@ -234,29 +255,35 @@ def run_suite(
     def clips_for(spec) -> list[ShapesSample]:
         return clips[:slow_clips] if spec.name in ON_REQUEST and slow_clips is not None else clips
 
+    def variants_for(spec) -> list[tuple[str, VideoModel]]:
+        return [(name, net) for name, net in variants if name != PAIR or pair_measured(spec)]
+
     earlier_rows = earlier_rows or {}
     to_measure = [spec for spec in specs if spec.name not in earlier_rows]
-    total, done = sum(len(clips_for(spec)) for spec in to_measure) * len(variants), 0
+    total, done = sum(len(clips_for(spec)) * len(variants_for(spec)) for spec in to_measure), 0
     rows = []
     for spec in specs:
         if spec.name in earlier_rows:
             rows.append(earlier_rows[spec.name])
             continue
-        results: dict[str, list] = {name: [] for name, _ in variants}
+        results: dict[str, list] = {name: [] for name, _ in variants_for(spec)}
         for sample in clips_for(spec):
-            for name, net in variants:
+            for name, net in variants_for(spec):
                 expl = explain(net, sample.video, spec.name, target=_target(model, sample), **params.get(spec.name, {}))
                 results[name].append(expl)
                 done += 1
                 if progress is not None:
                     progress(done, total, f"{spec.name} on clip {sample.seed} ({name} model)")
+        row = _row(model, suite, spec, results, clips_for(spec))
+        if suite == "sanity" and spec.name in INPUT_METHODS:
+            row |= input_scores(model, spec, clips_for(spec), results["trained"], results["all"], params.get(spec.name))
         rows.append(
             {
                 "method": spec.name,
                 "family": spec.family,
                 "reading": spec.reading,
                 "target_free": target_free(spec),
-                **_row(model, suite, spec, results, clips_for(spec)),
+                **row,
             }
         )
         if on_row is not None:
@@ -311,6 +338,104 @@ def sanity_scores(spec, trained: list, randomised: list, scope: str) -> dict:
     return row
 
 
+def pair_measured(spec) -> bool:
+    """Whether the sanity suite measures ``readout_pair_scores`` for a method: a gradient or CAM
+    method (``GOAL_METHODS``) whose maps depend on the target."""
+    return spec.name in GOAL_METHODS and not target_free(spec)
+
+
+def readout_pair_scores(spec, first: list, second: list) -> dict:
+    """Spearman correlations between the maps of two copies of the model whose output layers were
+    drawn at random from different seeds (magnitudes ``spearman_logits_pair``, ``_signed``,
+    ``_read``), per clip.  As high as the trained model's correlation with one such copy, they say
+    that no output layer changes the figure: the maps are set by the layers below it."""
+    pairs = list(zip(_maps(first), _maps(second), strict=True))
+    views = {"": np.abs, "_signed": np.asarray, "_read": lambda m: read_map(m, spec.reading)}
+    row: dict = {}
+    for suffix, view in views.items():
+        _put(row, f"spearman_{PAIR}{suffix}", [spearman(view(a), view(b)) for a, b in pairs])
+    return row
+
+
+def input_contrast(model: VideoModel, video: np.ndarray, method: str, params: dict | None = None) -> np.ndarray:
+    """The part of an ``INPUT_METHODS`` map that is the input alone: |x - x'| summed over the
+    colour channels [T,H,W], x the clip as the model takes it (normalised) and x' the method's
+    reference (integrated gradients: its baseline, ``baseline`` and ``blur_sigma`` from
+    ``params``; input x gradient: zero).  The method's map is this weighted by a gradient."""
+    if method not in INPUT_METHODS:
+        raise ValueError(f"{method} does not multiply its gradient by the input")
+    params = params or {}
+    x = model.preprocess(video)
+    if method == "integrated_gradients":
+        reference = baseline_clip(model, x, params.get("baseline", "black"), params.get("blur_sigma", 5.0))
+    else:
+        reference = x.new_zeros(x.shape)
+    return (x - reference).abs().sum(2)[0].detach().float().cpu().numpy()
+
+
+def input_scores(model: VideoModel, spec, clips: list[ShapesSample], trained: list, randomised: list,
+                 params: dict | None = None) -> dict:  # fmt: skip
+    """Spearman correlations of the magnitudes of the trained model's maps (``spearman_trained_input``)
+    and of the fully randomised copy's (``spearman_all_input``) with ``input_contrast``, per clip:
+    as high as the two maps' own correlation, they say what the maps share is the input."""
+    contrasts = [input_contrast(model, c.video, spec.name, params) for c in clips]
+    row: dict = {}
+    for key, explanations in (("trained", trained), ("all", randomised)):
+        maps = _maps(explanations)
+        if any(m.shape != c.shape for m, c in zip(maps, contrasts, strict=True)):
+            raise ValueError(f"{spec.name}'s maps are not at the size the model takes the clip")
+        _put(row, f"spearman_{key}_input", [spearman(np.abs(m), c) for m, c in zip(maps, contrasts, strict=True)])
+    return row
+
+
+def add_missing_figures(
+    model: VideoModel,
+    rows: list[dict],
+    n: int,
+    seed: int = FIRST_SEED,
+    noise: float = 8.0,
+    distractors: int = 2,
+    params: dict[str, dict] | None = None,
+    slow_clips: int | None = None,
+    progress: Progress | None = None,
+) -> list[dict]:
+    """Stored sanity ``rows`` (of ``run_suite`` with these arguments) with the figures added that a
+    row lacks (rows measured before the suite measured them): ``readout_pair_scores`` and
+    ``input_scores``, on the same clips and the same randomised copies (from ``seed``, and
+    ``seed + 1`` for the second output layer) as a fresh run."""
+    specs = {s.name: s for s in suite_methods(model, "sanity", None)}
+    params = params or {}
+    known = [r for r in rows if r["method"] in specs]
+    pairs = [r for r in known if pair_measured(specs[r["method"]]) and f"spearman_{PAIR}" not in r]
+    inputs = [r for r in known if r["method"] in INPUT_METHODS and "spearman_all_input" not in r]
+    if not pairs and not inputs:
+        return rows
+    clips = evaluation_clips(model, n, seed, noise, distractors, pause=clip_pauses(model, "sanity"))
+    logits = [("output layer copy 1", randomized_copy(model, "logits", seed)),
+              ("output layer copy 2", randomized_copy(model, "logits", seed + 1))]  # fmt: skip
+    everything = [("trained model", model), ("all weights randomised", randomized_copy(model, "all", seed))]
+    jobs = [(r, logits) for r in pairs] + [(r, everything) for r in inputs]
+    done, total = 0, 2 * len(clips) * len(jobs)
+    added: dict[str, dict] = {}
+    for row, nets in jobs:
+        spec = specs[row["method"]]
+        chosen = clips[:slow_clips] if spec.name in ON_REQUEST and slow_clips is not None else clips
+        maps: list[list] = [[], []]
+        for sample in chosen:
+            for k, (what, net) in enumerate(nets):
+                target = _target(model, sample)
+                maps[k].append(explain(net, sample.video, spec.name, target=target, **params.get(spec.name, {})))
+                done += 1
+                if progress is not None:
+                    progress(done, total, f"{spec.name} on clip {sample.seed} ({what})")
+        if nets is logits:
+            scores = readout_pair_scores(spec, *maps)
+        else:
+            scores = input_scores(model, spec, chosen, *maps, params.get(spec.name))
+        added.setdefault(spec.name, {}).update(scores)
+    return [{**r, **added.get(r["method"], {})} for r in rows]
+
+
 def _row(model: VideoModel, suite: str, spec, results: dict[str, list], clips: list[ShapesSample]) -> dict:
     trained = results["trained"]
     if suite == "localization":
@@ -338,6 +463,8 @@ def _row(model: VideoModel, suite: str, spec, results: dict[str, list], clips: l
     row = {}
     for scope in ("logits", "all"):
         row |= sanity_scores(spec, trained, results[scope], scope)
+    if results.get(PAIR):
+        row |= readout_pair_scores(spec, results["logits"], results[PAIR])
     _put(row, "size_trend_trained", [size_trend(m) for m in _maps(trained)])
     if spec.family in ("spatial", "motion"):
         row |= _localization_row(spec, [e.spatial for e in trained], clips)
