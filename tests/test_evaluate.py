@@ -207,7 +207,7 @@ def test_suites_on_a_small_model(suite):
         gradcam = result["rows"][0]
         assert "| all weights randomised, frame by frame |" in table
         line = next(x for x in table.splitlines() if x.startswith("| `gradcam`"))
-        assert cell(gradcam, "spearman_all_frames", "ratio") == line.split(" | ")[6]
+        assert cell(gradcam, "spearman_all_frames", "ratio") == line.split(" | ")[9]
         assert np.isfinite(gradcam["spearman_all_frames"])
         assert table_rows(result)[0]["all randomised: map size vs frame index"] == cell(
             gradcam, "size_trend_all", "ratio"

@@ -283,7 +283,7 @@ def test_add_missing_completes_results_of_other_code_with_the_figures_of_a_fresh
     entry = stored["models"]["a-sides"]
     entry["settings"]["code"] = "older code 1234"
     for row in entry["sanity"]["rows"]:
-        for key in [k for k in row if k.startswith("spearman_logits_pair") or k.endswith("_input")]:
+        for key in [k for k in row if k.startswith("spearman_logits_pair") or "_input" in k]:
             del row[key]
     (tmp_path / report.RESULTS_FILE).write_text(json.dumps(stored))
     measured = []
@@ -295,16 +295,37 @@ def test_add_missing_completes_results_of_other_code_with_the_figures_of_a_fresh
     kept = done["models"]["a-sides"]
     assert measured == [] and any("output layer copy 2" in s for s in said)
     assert any("input_x_gradient on clip 50001 (all weights randomised)" in s for s in said)
-    assert kept["settings"]["code"] == "older code 1234" and kept["added"]["code"] == report.code_fingerprint()
+    assert kept["settings"]["code"] == "older code 1234"
+    assert kept["added"] == [
+        {"code": report.code_fingerprint(), "figures": ["the maps against the input", "two random output layers"]}
+    ]
     assert json.loads(json.dumps(kept["sanity"]["rows"])) == json.loads(json.dumps(fresh["sanity"]["rows"]))
     text = report.to_markdown(done, "x")
-    assert "the figures come from code `older code 1` (stored results kept with `--add-missing`)" in text
-    assert f"added by code `{report.code_fingerprint()[:12]}`" in text
+    assert "the figures come from code `older code 1` (stored results kept with `--add-missing`), and the maps" in text
+    assert (
+        f"against the input and two random output layers were added by code `{report.code_fingerprint()[:12]}`" in text
+    )
     said.clear()
     again = report.evaluate_zoo(["a-sides"], 2, methods=methods, device="cpu", add_missing=True,
                                 progress=lambda *a: said.append(a[3]))  # fmt: skip
     assert measured == [] and said == ["kept from an earlier run on these weights with these settings; nothing to add"]
     assert again["models"]["a-sides"]["added"] == kept["added"]
+    # a stored figure this code does not reproduce (other clips, copies or method): nothing is added to it
+    stored = json.loads((tmp_path / report.RESULTS_FILE).read_text())
+    row = next(r for r in stored["models"]["a-sides"]["sanity"]["rows"] if r["method"] == "input_x_gradient")
+    row["spearman_all"] += 0.01
+    for key in [k for k in row if "_input" in k]:
+        del row[key]
+    (tmp_path / report.RESULTS_FILE).write_text(json.dumps(stored))
+    with pytest.raises(
+        ValueError, match=r"the stored spearman_all of input_x_gradient on a-sides .* measure them again"
+    ):
+        report.evaluate_zoo(["a-sides"], 2, methods=methods, device="cpu", add_missing=True)
+    stored["models"]["a-sides"]["sanity"]["device"] = "cuda:0"  # the copies' draws follow the device
+    (tmp_path / report.RESULTS_FILE).write_text(json.dumps(stored))
+    report.evaluate_zoo(["a-sides"], 2, methods=methods, device="cpu", add_missing=True)
+    assert measured == ["a-sides"]  # measured again, by this code
+    measured.clear()
     report.evaluate_zoo(["a-sides"], 2, methods=methods, device="cpu", add_missing=True, noise=20.0)
     assert measured == ["a-sides"]  # other settings: measured again, by this code
     stored = json.loads((tmp_path / report.RESULTS_FILE).read_text())["models"]["a-sides"]

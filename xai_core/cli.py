@@ -953,8 +953,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--add-missing",
         action="store_true",
         help="--zoo: keep a model's stored results measured on the same weights with the same settings even by "
-        "other code, and measure only the figures they lack (the two random output layers of the sanity suite); "
-        "the report names the code that measured each",
+        "other code on this device, and measure only the figures they lack (the sanity suite's two random output "
+        "layers, and the input methods' maps against the input, whose stored all-weights figures must be "
+        "reproduced); the report names the code that measured each",
     )
     p.add_argument("--methods", default=None, help="comma-separated method names (default: every usable one)")
     p.add_argument("--n", type=int, required=True, help="number of clips")

@@ -139,61 +139,58 @@ PAIR_MARGIN = 0.1  # two random output layers this close to the trained one's fi
 VIEW_TEXT = {"": "magnitudes", "_signed": "signed maps", "_read": "maps as read"}
 
 
-def readout_floor(row: dict) -> str | None:
-    """Why a method's maps stay alike when only the output layer is randomised, when the figures
-    show it: two output layers drawn at random (``spearman_logits_pair*``) agree at least as
-    closely, within ``PAIR_MARGIN``, in the view (magnitudes, signed, as read) where the trained
-    model's correlation is largest; else None."""
+def readout_reference(row: dict) -> str | None:
+    """What the two random output layers (``spearman_logits_pair*``) show about a method whose maps
+    stay alike when only the output layer is randomised: when in every view above the goal
+    (magnitudes, signed, as read) two output layers drawn at random agree at least as closely,
+    within ``PAIR_MARGIN``, as the trained one with a random one, the trained output layer moves
+    the maps no more than a random one does; else None."""
     views = {k: row.get(f"spearman_logits{k}") for k in VIEW_TEXT}
     finite = {k: v for k, v in views.items() if v is not None and np.isfinite(v)}
-    if not finite:
+    above = {k: v for k, v in finite.items() if v > SANITY_GOAL}
+    pairs = {k: row.get(f"spearman_{PAIR}{k}") for k in above}
+    if not above or any(p is None or not np.isfinite(p) or p < above[k] - PAIR_MARGIN for k, p in pairs.items()):
         return None
-    view = max(finite, key=finite.get)
-    pair = row.get(f"spearman_{PAIR}{view}")
-    if pair is None or not np.isfinite(pair) or pair < finite[view] - PAIR_MARGIN:
-        return None
+    named = ", ".join(f"{VIEW_TEXT[k]} {pairs[k]:.2f} (trained with random {above[k]:.2f})" for k in above)
     text = (
-        f"no output layer moves it on this model: two output layers drawn at random give {VIEW_TEXT[view]} that "
-        f"agree as closely with each other (Spearman {pair:.2f}, the trained one with a random one "
-        f"{finite[view]:.2f}), so where these maps are large is set by the layers below the output layer, whose "
-        "features fire on the shapes"
+        "the trained output layer moves these maps no more than a random one does: the maps of two copies whose "
+        f"output layers were drawn at random from different seeds agree as closely, {named}"
     )
-    others = {k: v for k, v in finite.items() if k != view}
-    low = {k: v for k, v in others.items() if v <= SANITY_GOAL}
+    low = {k: v for k, v in finite.items() if v <= SANITY_GOAL}
     if low:
-        shown = ", ".join(f"{VIEW_TEXT[k]} {v:.2f}" for k, v in low.items())
-        text += f"; what the trained output layer decides shows in the {shown}"
+        text += "; what the trained output layer decides shows in the " + ", ".join(
+            f"{VIEW_TEXT[k]} (Spearman {v:.2f})" for k, v in low.items()
+        )
     else:
-        text += "; the method's maps cannot show what the output layer decides"
-    everything = survival(row)
-    if np.isfinite(everything) and everything <= SANITY_GOAL:
-        text += f" (with every weight randomised the maps change: at most {everything:.2f})"
+        text += "; no view of these maps (magnitudes, signed, as read) shows what the output layer decides"
     return text
 
 
-def input_share(row: dict, scope: str) -> str | None:
-    """Why the maps of a method that multiplies a gradient by the input (``INPUT_METHODS``) stay
-    alike when every weight is randomised, when the figures show it: each model's map agrees with
-    the input's difference from the reference alone (``spearman_trained_input``,
-    ``spearman_all_input``) at least as closely, within ``PAIR_MARGIN``, as the two maps agree; else None."""
+def input_figures(row: dict, scope: str) -> tuple[str, bool] | None:
+    """For a method that multiplies a gradient by the input (``INPUT_METHODS``) above the goal
+    with every weight randomised: its maps' agreement with the input's difference from the
+    reference alone (``spearman_trained_input``, ``spearman_all_input``), and whether both are at
+    least as close, within ``PAIR_MARGIN``, as the two maps' own agreement (what they share is the
+    input); None without the figures."""
     if scope != "all" or row["method"] not in INPUT_METHODS:
         return None
     value = scope_correlation(row, "all")
     trained, randomised = row.get("spearman_trained_input"), row.get("spearman_all_input")
     if trained is None or randomised is None or not (np.isfinite(trained) and np.isfinite(randomised)):
         return None
-    if min(trained, randomised) < value - PAIR_MARGIN:
-        return None
     reference = "the baseline" if row["method"] == "integrated_gradients" else "zero"
+    shared = min(trained, randomised) >= value - PAIR_MARGIN
     text = (
-        f"the map is the input's difference from {reference} weighted by a gradient, and that difference alone "
-        f"agrees with the randomised model's map at {randomised:.2f} and with the trained model's at {trained:.2f} "
-        "(Spearman of the magnitudes): what the two maps share is the input, not what the model learned"
+        f"the input's difference from {reference} alone, which the method weights by a gradient, agrees with the "
+        f"randomised model's map at {randomised:.2f} and with the trained model's at {trained:.2f} (Spearman of "
+        "the magnitudes)"
     )
+    text += ": what the two maps share is the input" if shared else ""
     signed = row.get("spearman_all_signed")
-    if signed is not None and np.isfinite(signed) and signed <= SANITY_GOAL:
-        text += f"; the signed maps, where the gradient shows, change (Spearman {signed:.2f})"
-    return text
+    if signed is not None and np.isfinite(signed):
+        way = "change" if signed <= SANITY_GOAL else "stay alike too"
+        text += f"; the signed maps, where the gradient's sign shows, {way} (Spearman {signed:.2f})"
+    return text, shared
 
 
 def reason(row: dict, scope: str, priors: list[str], task: str = "sides") -> str:
@@ -213,9 +210,15 @@ def reason(row: dict, scope: str, priors: list[str], task: str = "sides") -> str
             )
         if not np.isfinite(within):  # a frame curve: its time course is all there is
             known = time_course(trend)
-    shown = readout_floor(row) if scope == "logits" else input_share(row, scope)
-    if shown is not None:
-        return f"above the goal for a reason the figures show: {shown}"
+    measured = readout_reference(row) if scope == "logits" else None
+    inputs = input_figures(row, scope)
+    if inputs is not None and inputs[1]:
+        measured = inputs[0]
+    if measured is not None:
+        label = "**misses the goal** for gradient and CAM methods; " if method in GOAL_METHODS else ""
+        return f"{label}measured reason: {measured}"
+    if inputs is not None:  # the figures, though they do not account for the agreement
+        known = f"{known}; measured: {inputs[0]}" if known else f"measured: {inputs[0]}"
     if scope == "logits" and task != "angle":
         values = {k: row.get(f"spearman_logits{k}") for k in ("", "_signed", "_read")}
         finite = {k: v for k, v in values.items() if v is not None and np.isfinite(v)}
@@ -296,15 +299,16 @@ def provenance(models: dict) -> list[str]:
     the figures when they were not all measured by one code (stored results kept with
     ``--add-missing``); else nothing."""
     measured = sorted({(e.get("settings") or {}).get("code", "?") for e in models.values()})
-    added = sorted({e["added"]["code"] for e in models.values() if e.get("added")})
+    added = sorted({a["code"] for e in models.values() for a in e.get("added") or []})
+    figures = sorted({f for e in models.values() for a in e.get("added") or [] for f in a["figures"]})
     if len(measured) <= 1 and not added:
         return []
     named = ", ".join(f"`{c[:12]}`" for c in measured)
     text = f"Not every figure was measured by the same code: the figures come from code {named}"
     if added:
         text += (
-            " (stored results kept with `--add-missing`), and the two random output layers' correlations and the "
-            f"maps' correlations with the input were added by code {', '.join(f'`{c[:12]}`' for c in added)}"
+            f" (stored results kept with `--add-missing`), and {' and '.join(figures)} were added by code "
+            + ", ".join(f"`{c[:12]}`" for c in added)
         )
     text += (
         " (fingerprints of xai_core's source, `report.code_fingerprint`); a run without `--add-missing` measures "
@@ -332,8 +336,9 @@ def to_markdown(evaluation: dict, command: str) -> str:
         "scaled to 15 per 224 of the frame's side: 7.5 on a 112-pixel frame; by chance: the share of the frame "
         "that close to the shape); peak on shape: on the shape itself; target / shapes and target / all: report "
         "001's rank ratios (1 = no preference). Two random output layers: the correlation between the maps of two "
-        "copies whose output layers were drawn at random from different seeds, the floor of the output-layer test: "
-        "where it is as high as the trained model's figure, no output layer can move the maps. For the methods "
+        "copies whose output layers were drawn at random from different seeds, a reference for the output-layer "
+        "test: where it is as high as the trained model's figure, the trained output layer moves the maps no more "
+        "than a random one does. For the methods "
         "that multiply a gradient by the input (input × gradient, integrated gradients) each model's map is also "
         "compared with the input's difference from the method's reference alone."
         + (

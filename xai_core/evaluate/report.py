@@ -192,7 +192,12 @@ def evaluate_zoo(
             "code": code_fingerprint(),  # the code that computed the figures
         }
         earlier = stored_entry(name, sha256, folder) if resume or add_missing else None
-        if add_missing and earlier is not None and _same_but_code(earlier.get("settings"), wanted):
+        if (
+            add_missing
+            and earlier is not None
+            and _same_but_code(earlier.get("settings"), wanted)
+            and earlier.get("sanity", {}).get("device") == str(model.device)  # the copies' draws follow the device
+        ):
             evaluation["models"][name] = {**facts, **_completed(model, earlier, progress, name)}
             if store:
                 write_results({"models": {name: evaluation["models"][name]}}, folder, keep=names)
@@ -254,12 +259,24 @@ def _completed(model: VideoModel, earlier: dict, progress: Progress | None, name
         settings.get("slow_clips"),
         report,
     )
-    kept = {k: earlier[k] for k in ("temporal", "skipped", "added") if k in earlier}
-    if rows != sanity["rows"]:
-        kept["added"] = {"code": code_fingerprint(), "figures": "two random output layers; the maps with the input"}
+    kept = {k: earlier[k] for k in ("temporal", "skipped") if k in earlier}
+    kept["added"] = list(earlier.get("added") or [])
+    new_keys = {k for old, new in zip(sanity["rows"], rows, strict=True) for k in set(new) - set(old)}
+    figures = sorted(FIGURE_NAMES[k] for k in new_keys if k in FIGURE_NAMES)
+    if figures:
+        kept["added"].append({"code": code_fingerprint(), "figures": figures})
     elif progress is not None:
         progress(name, 1, 1, "kept from an earlier run on these weights with these settings; nothing to add")
+    if not kept["added"]:
+        del kept["added"]
     return {"settings": settings, "sanity": {**sanity, "rows": rows}, **kept}
+
+
+# the figures ``add_missing_figures`` can add, by the key that carries each (``added`` names them)
+FIGURE_NAMES = {
+    "spearman_logits_pair": "two random output layers",
+    "spearman_all_input": "the maps against the input",
+}
 
 
 def write_results(evaluation: dict, folder: Path, keep: list[str] | None = None) -> Path:

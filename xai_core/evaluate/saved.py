@@ -15,6 +15,11 @@ from ..api import model_fingerprint
 from ..models.base import VideoModel
 from ..runs import RunRecord, RunRequest, RunStore, request
 
+# What a suite's rows hold; raised when a suite measures new figures, so that a result saved
+# before them is measured again rather than served without them (2: the sanity suite's two random
+# output layers and the input methods' maps against the input).
+FIGURES = 2
+
 
 def evaluation_request(model: VideoModel, what: str, settings: dict) -> RunRequest:
     """The store's request for evaluating ``model`` by ``what`` ("sanity suite", "model quality",
@@ -44,6 +49,7 @@ def suite_settings(suite: str, methods: list[str], n: int, seed: int, noise: flo
     ``run_suite(store=...)``: the methods evaluated (names, in any order), clips, seed, noise,
     distractors, the randomised copy, parameters and TSR's clips."""
     return {
+        "figures": FIGURES,
         "methods": sorted(methods),
         "n": int(n),
         "seed": int(seed),

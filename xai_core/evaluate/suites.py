@@ -364,10 +364,11 @@ def input_contrast(model: VideoModel, video: np.ndarray, method: str, params: di
     ``params``; input x gradient: zero).  The method's map is this weighted by a gradient."""
     if method not in INPUT_METHODS:
         raise ValueError(f"{method} does not multiply its gradient by the input")
-    params = params or {}
+    spec = next(s for s in method_specs() if s.name == method)
+    params = spec.resolve_params(params or {})  # the method's own defaults
     x = model.preprocess(video)
     if method == "integrated_gradients":
-        reference = baseline_clip(model, x, params.get("baseline", "black"), params.get("blur_sigma", 5.0))
+        reference = baseline_clip(model, x, params["baseline"], params["blur_sigma"])
     else:
         reference = x.new_zeros(x.shape)
     return (x - reference).abs().sum(2)[0].detach().float().cpu().numpy()
@@ -388,6 +389,22 @@ def input_scores(model: VideoModel, spec, clips: list[ShapesSample], trained: li
     return row
 
 
+REPRODUCED = 1e-6  # a stored figure measured again must agree this closely to keep the stored results
+
+
+def check_reproduced(model: VideoModel, row: dict, again: dict) -> None:
+    """Raise when figures measured again (``again``, from ``sanity_scores``) differ from the stored
+    ``row``'s: its clips, randomised copies or method are not those of this code and device, so
+    nothing may be added to it."""
+    for key in ("spearman_all", "spearman_all_signed"):
+        stored, now = row.get(key), again.get(key)
+        if stored is None or now is None or not np.isclose(stored, now, atol=REPRODUCED, equal_nan=True):
+            raise ValueError(
+                f"the stored {key} of {row['method']} on {model.name} ({stored}) is not what this code measures "
+                f"({now}): its results cannot be completed; measure them again (without --add-missing)"
+            )
+
+
 def add_missing_figures(
     model: VideoModel,
     rows: list[dict],
@@ -399,10 +416,12 @@ def add_missing_figures(
     slow_clips: int | None = None,
     progress: Progress | None = None,
 ) -> list[dict]:
-    """Stored sanity ``rows`` (of ``run_suite`` with these arguments) with the figures added that a
-    row lacks (rows measured before the suite measured them): ``readout_pair_scores`` and
-    ``input_scores``, on the same clips and the same randomised copies (from ``seed``, and
-    ``seed + 1`` for the second output layer) as a fresh run."""
+    """Stored sanity ``rows`` (of ``run_suite`` with these arguments, on this device) with the
+    figures added that a row lacks (rows measured before the suite measured them):
+    ``readout_pair_scores`` and ``input_scores``, on the same clips and the same randomised copies
+    (from ``seed``, and ``seed + 1`` for the second output layer) as a fresh run.  The input
+    methods' maps are those of the stored all-weights figures, which are measured again and must
+    agree (``check_reproduced``: other clips, copies or a method changed since raise)."""
     specs = {s.name: s for s in suite_methods(model, "sanity", None)}
     params = params or {}
     known = [r for r in rows if r["method"] in specs]
@@ -415,11 +434,15 @@ def add_missing_figures(
               ("output layer copy 2", randomized_copy(model, "logits", seed + 1))]  # fmt: skip
     everything = [("trained model", model), ("all weights randomised", randomized_copy(model, "all", seed))]
     jobs = [(r, logits) for r in pairs] + [(r, everything) for r in inputs]
-    done, total = 0, 2 * len(clips) * len(jobs)
+
+    def clips_for(spec) -> list[ShapesSample]:
+        return clips[:slow_clips] if spec.name in ON_REQUEST and slow_clips is not None else clips
+
+    done, total = 0, sum(2 * len(clips_for(specs[r["method"]])) for r, _ in jobs)
     added: dict[str, dict] = {}
     for row, nets in jobs:
         spec = specs[row["method"]]
-        chosen = clips[:slow_clips] if spec.name in ON_REQUEST and slow_clips is not None else clips
+        chosen = clips_for(spec)
         maps: list[list] = [[], []]
         for sample in chosen:
             for k, (what, net) in enumerate(nets):
@@ -431,6 +454,7 @@ def add_missing_figures(
         if nets is logits:
             scores = readout_pair_scores(spec, *maps)
         else:
+            check_reproduced(model, row, sanity_scores(spec, *maps, "all"))
             scores = input_scores(model, spec, chosen, *maps, params.get(spec.name))
         added.setdefault(spec.name, {}).update(scores)
     return [{**r, **added.get(r["method"], {})} for r in rows]
@@ -544,8 +568,11 @@ COLUMNS = {
     "sanity": [
         ("spearman_logits", "Spearman, output layer randomised", "ratio"),
         ("spearman_logits_signed", "output layer randomised, signed", "ratio"),
+        (f"spearman_{PAIR}", "two random output layers (reference)", "ratio"),
         ("spearman_all", "Spearman, all weights randomised", "ratio"),
         ("spearman_all_signed", "all weights randomised, signed", "ratio"),
+        ("spearman_trained_input", "trained map vs the input alone", "ratio"),
+        ("spearman_all_input", "randomised map vs the input alone", "ratio"),
         ("spearman_logits_frames", "output layer randomised, frame by frame", "ratio"),
         ("spearman_all_frames", "all weights randomised, frame by frame", "ratio"),
         ("size_trend_trained", "trained: map size vs frame index", "ratio"),
