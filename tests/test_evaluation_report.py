@@ -201,44 +201,80 @@ def test_the_output_layer_copy_misses_the_goal_with_a_likely_reason_from_the_row
     assert "likely reason" not in line_for(only_magnitudes, task="angle")  # one output: no class to read out
 
 
-def test_an_output_layer_figure_that_two_random_output_layers_share_is_explained_and_one_they_do_not_is_not():
+def test_the_measured_reason_for_an_output_layer_figure_two_random_output_layers_share():
     def line_for(row):
         return next(x for x in report.to_markdown(_evaluation(rows=[row]), "x").splitlines() if x.startswith("- `"))
 
-    floor = _row("saliency", 0.1, spearman_logits=0.8, spearman_logits_signed=-0.2, spearman_logits_read=0.8,
-                 spearman_logits_pair=0.74, spearman_logits_pair_signed=0.1)  # fmt: skip
-    line = line_for(floor)
-    assert "(above 0.3, Spearman up to 0.80): above the goal for a reason the figures show: no output layer" in line
-    assert "agree as closely with each other (Spearman 0.74, the trained one with a random one 0.80)" in line
-    assert (
-        "shows in the signed maps -0.20" in line
-        and "(with every weight randomised the maps change: at most 0.10)" in line
-    )
-    assert "**misses the goal**" not in line
-    assert "| `saliency` | 0.80 ± 0.01 | -0.20 ± 0.01 | 0.80 ± 0.01 | 0.74 ± 0.01 | 0.10 ± 0.01 |" in (
-        report.to_markdown(_evaluation(rows=[floor]), "x")
-    )
-    special = {**floor, "spearman_logits_pair": 0.6}  # the trained output layer is nearer a random one than two are
-    assert "**misses the goal**" in line_for(special) and "no output layer" not in line_for(special)
+    shared = _row("saliency", 0.1, spearman_logits=0.8, spearman_logits_signed=-0.2, spearman_logits_read=0.8,
+                  spearman_logits_pair=0.74, spearman_logits_pair_signed=0.1,
+                  spearman_logits_pair_read=0.74)  # fmt: skip
+    line = line_for(shared)
+    assert line.startswith(
+        "- `saliency`, output layer randomised (above 0.3, Spearman up to 0.80): **misses the goal** for gradient "
+        "and CAM methods; measured reason: the trained output layer moves these maps no more than a random one does"
+    )  # above the goal is a miss, whatever the reason
+    assert "agree as closely, magnitudes 0.74 (trained with random 0.80), maps as read 0.74 (trained" in line
+    assert "what the trained output layer decides shows in the signed maps (Spearman -0.20)" in line
+    table = report.to_markdown(_evaluation(rows=[shared]), "x")
+    assert "| `saliency` | 0.80 ± 0.01 | -0.20 ± 0.01 | 0.80 ± 0.01 | 0.74 ± 0.01 | 0.10 ± 0.01 |" in table
+    assert "Spearman: two random output layers" in table
+    # the trained output layer nearer a random one than two random ones are: no measured reason
+    for special in ({**shared, "spearman_logits_pair": 0.69}, {**shared, "spearman_logits_pair_read": 0.69}):
+        assert "measured reason" not in line_for(special) and "**misses the goal**" in line_for(special)
+    assert "measured reason" in line_for({**shared, "spearman_logits_pair": 0.71, "spearman_logits_pair_read": 0.71})
+    assert "measured reason" not in line_for({**shared, "spearman_logits_pair": float("nan")})
     positive = _row("gradcam_pp", 0.1, spearman_logits=0.6, spearman_logits_signed=0.6, spearman_logits_pair=0.62,
                     spearman_logits_pair_signed=0.62)  # fmt: skip
-    assert "the method's maps cannot show what the output layer decides" in line_for(positive)
+    assert "no view of these maps (magnitudes, signed, as read) shows what the output layer decides" in (
+        line_for(positive)
+    )
 
 
-def test_an_input_method_whose_maps_share_the_input_is_explained_by_the_figures():
+def test_the_measured_reason_for_an_input_method_whose_maps_share_the_input():
     def line_for(row):
         return next(x for x in report.to_markdown(_evaluation(rows=[row]), "x").splitlines() if x.startswith("- `"))
 
     shared = _row("integrated_gradients", 0.69, spearman_all_signed=0.0, spearman_trained_input=0.69,
                   spearman_all_input=0.68)  # fmt: skip
     line = line_for(shared)
-    assert "(⚠ survives randomisation, Spearman up to 0.69): above the goal for a reason the figures show" in line
-    assert "difference from the baseline weighted by a gradient" in line and "at 0.68 and with the trained" in line
-    assert "the signed maps, where the gradient shows, change (Spearman 0.00)" in line
-    apart = {**shared, "spearman_all_input": 0.3}  # the randomised map is not the input: no excuse
-    assert "**misses the goal**" in line_for(apart) and "a likely reason" in line_for(apart)
+    assert "(⚠ survives randomisation, Spearman up to 0.69): **misses the goal** for gradient and CAM methods; " in line
+    assert "measured reason: the input's difference from the baseline alone, which the method weights by a " in line
+    assert "agrees with the randomised model's map at 0.68 and with the trained model's at 0.69" in line
+    assert (
+        "what the two maps share is the input; the signed maps, where the gradient's sign shows, change (Spearman 0.00)"
+        in line
+    )
+    apart = {**shared, "spearman_all_input": 0.3}  # the randomised map is not the input: the figures, no reason
+    assert "measured reason" not in line_for(apart) and "a likely reason" in line_for(apart)
+    assert "measured: the input's difference from the baseline alone" in line_for(apart)
+    assert "what the two maps share" not in line_for(apart)
+    same_sign = {**shared, "spearman_all_signed": 0.6}
+    assert "the signed maps, where the gradient's sign shows, stay alike too (Spearman 0.60)" in line_for(same_sign)
     other = _row("saliency", 0.69, spearman_trained_input=0.69, spearman_all_input=0.68)  # no input in its map
-    assert "**misses the goal**" in line_for(other)
+    assert "measured" not in line_for(other) and "**misses the goal**" in line_for(other)
+
+
+def test_the_input_contrast_is_the_input_less_the_method_s_reference():
+    from conftest import small_model
+
+    from xai_core.evaluate.suites import input_contrast
+
+    model = small_model("cnn_transformer")
+    video = np.random.default_rng(0).integers(0, 256, (model.input_spec.frames, 32, 32, 3), dtype=np.uint8)
+    x = model.preprocess(video)
+    black = model.pixel_value(0)  # integrated gradients' default baseline, a black clip
+    np.testing.assert_allclose(
+        input_contrast(model, video, "integrated_gradients"), (x - black).abs().sum(2)[0], rtol=1e-6
+    )
+    mean = x.mean(1, keepdim=True)
+    np.testing.assert_allclose(
+        input_contrast(model, video, "integrated_gradients", {"baseline": "mean"}),
+        (x - mean).abs().sum(2)[0],
+        rtol=1e-6,
+    )
+    np.testing.assert_allclose(input_contrast(model, video, "input_x_gradient"), x.abs().sum(2)[0], rtol=1e-6)
+    with pytest.raises(ValueError, match="saliency does not multiply its gradient by the input"):
+        input_contrast(model, video, "saliency")
 
 
 def test_add_missing_completes_results_of_other_code_with_the_figures_of_a_fresh_run(tmp_path, monkeypatch):
