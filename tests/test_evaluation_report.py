@@ -244,10 +244,16 @@ def test_the_measured_reason_for_an_input_method_whose_maps_share_the_input():
         "what the two maps share is the input; the signed maps, where the gradient's sign shows, change (Spearman 0.00)"
         in line
     )
-    apart = {**shared, "spearman_all_input": 0.3}  # the randomised map is not the input: the figures, no reason
-    assert "measured reason" not in line_for(apart) and "a likely reason" in line_for(apart)
-    assert "measured: the input's difference from the baseline alone" in line_for(apart)
+    apart = {**shared, "spearman_all_input": 0.3}  # the randomised map is not the input: the figures, no guess
+    assert "measured reason" not in line_for(apart) and "likely" not in line_for(apart)
+    assert "methods; measured: the input's difference from the baseline alone" in line_for(apart)
+    assert "less than the two maps agree with each other (0.69), so it does not account for that" in line_for(apart)
     assert "what the two maps share" not in line_for(apart)
+    flow = _row("flow_gradient", 0.48, spearman_all_signed=0.48, spearman_trained_input=0.2, spearman_all_input=0.26)
+    line = line_for(flow)
+    assert "**misses the goal** for gradient and CAM methods; measured: the edges of the previous frame moved" in line
+    assert "at 0.26 and with the trained model's at 0.20" in line and "does not account for that" in line
+    assert "passes through the warp" not in line and "signed" not in line  # the guess measured away; norms
     same_sign = {**shared, "spearman_all_signed": 0.6}
     assert "the signed maps, where the gradient's sign shows, stay alike too (Spearman 0.60)" in line_for(same_sign)
     other = _row("saliency", 0.69, spearman_trained_input=0.69, spearman_all_input=0.68)  # no input in its map
@@ -273,6 +279,17 @@ def test_the_input_contrast_is_the_input_less_the_method_s_reference():
         rtol=1e-6,
     )
     np.testing.assert_allclose(input_contrast(model, video, "input_x_gradient"), x.abs().sum(2)[0], rtol=1e-6)
+    # the flow gradients: the image gradient of each frame warped onto the next, by central differences
+    from xai_core.methods.flow import warp
+    from xai_core.methods.machinery.optical_flow import clip_flows
+
+    moved = warp(x[0, :-1], clip_flows(model, x)[0]).numpy()  # the method's default Farneback settings
+    across, down = np.gradient(moved, axis=3), np.gradient(moved, axis=2)
+    edges = np.sqrt(across**2 + down**2).sum(1)
+    flow = input_contrast(model, video, "flow_gradient")
+    assert flow.shape == (model.input_spec.frames, *x.shape[-2:]) and not flow[0].any()
+    np.testing.assert_allclose(flow[1:], edges, rtol=1e-5, atol=1e-6)
+    assert flow[1:].mean() > 0.1  # a random clip has edges everywhere
     with pytest.raises(ValueError, match="saliency does not multiply its gradient by the input"):
         input_contrast(model, video, "saliency")
 

@@ -9,6 +9,7 @@ import numpy as np
 
 from ..models.priors import GATED_SUFFIX
 from .suites import (
+    FLOW_METHODS,
     GOAL_METHODS,
     INPUT_METHODS,
     PAIR,
@@ -166,28 +167,39 @@ def readout_reference(row: dict) -> str | None:
     return text
 
 
+INPUT_PART_TEXT = {  # the part of the input each INPUT_METHODS map multiplies by a gradient
+    "integrated_gradients": "the input's difference from the baseline alone, which the method weights by a gradient,",
+    "input_x_gradient": "the input alone, which the method weights by a gradient,",
+    "flow_gradient": "the edges of the previous frame moved by the flow alone (the image gradient the chain rule "
+    "puts in every flow gradient)",
+    "smoothflow": "the edges of the previous frame moved by the flow alone (the image gradient the chain rule "
+    "puts in every flow gradient)",
+}
+
+
 def input_figures(row: dict, scope: str) -> tuple[str, bool] | None:
-    """For a method that multiplies a gradient by the input (``INPUT_METHODS``) above the goal
-    with every weight randomised: its maps' agreement with the input's difference from the
-    reference alone (``spearman_trained_input``, ``spearman_all_input``), and whether both are at
-    least as close, within ``PAIR_MARGIN``, as the two maps' own agreement (what they share is the
-    input); None without the figures."""
+    """For a method that multiplies a gradient by a part of the input (``INPUT_METHODS``) above the
+    goal with every weight randomised: its maps' agreement with that part alone
+    (``spearman_trained_input``, ``spearman_all_input``), and whether both are at least as close,
+    within ``PAIR_MARGIN``, as the two maps' own agreement (what they share is the input; if not,
+    the text says the part does not account for it); None without the figures."""
     if scope != "all" or row["method"] not in INPUT_METHODS:
         return None
     value = scope_correlation(row, "all")
     trained, randomised = row.get("spearman_trained_input"), row.get("spearman_all_input")
     if trained is None or randomised is None or not (np.isfinite(trained) and np.isfinite(randomised)):
         return None
-    reference = "the baseline" if row["method"] == "integrated_gradients" else "zero"
     shared = min(trained, randomised) >= value - PAIR_MARGIN
     text = (
-        f"the input's difference from {reference} alone, which the method weights by a gradient, agrees with the "
-        f"randomised model's map at {randomised:.2f} and with the trained model's at {trained:.2f} (Spearman of "
-        "the magnitudes)"
+        f"{INPUT_PART_TEXT[row['method']]} agrees with the randomised model's map at {randomised:.2f} and with the "
+        f"trained model's at {trained:.2f} (Spearman of the magnitudes)"
     )
-    text += ": what the two maps share is the input" if shared else ""
+    if shared:
+        text += ": what the two maps share is the input"
+    else:
+        text += f", less than the two maps agree with each other ({value:.2f}), so it does not account for that"
     signed = row.get("spearman_all_signed")
-    if signed is not None and np.isfinite(signed):
+    if row["method"] not in FLOW_METHODS and signed is not None and np.isfinite(signed):  # flow maps: norms
         way = "change" if signed <= SANITY_GOAL else "stay alike too"
         text += f"; the signed maps, where the gradient's sign shows, {way} (Spearman {signed:.2f})"
     return text, shared
@@ -217,8 +229,8 @@ def reason(row: dict, scope: str, priors: list[str], task: str = "sides") -> str
     if measured is not None:
         label = "**misses the goal** for gradient and CAM methods; " if method in GOAL_METHODS else ""
         return f"{label}measured reason: {measured}"
-    if inputs is not None:  # the figures, though they do not account for the agreement
-        known = f"{known}; measured: {inputs[0]}" if known else f"measured: {inputs[0]}"
+    if inputs is not None:  # measured, and the input does not account for the agreement: no guess beside it
+        known = f"measured: {inputs[0]}"
     if scope == "logits" and task != "angle":
         values = {k: row.get(f"spearman_logits{k}") for k in ("", "_signed", "_read")}
         finite = {k: v for k, v in values.items() if v is not None and np.isfinite(v)}
@@ -237,6 +249,8 @@ def reason(row: dict, scope: str, priors: list[str], task: str = "sides") -> str
                 "the magnitude of any read-out of them is large there"
             )
     if method in GOAL_METHODS:
+        if inputs is not None:
+            return f"**misses the goal** for gradient and CAM methods; {known}"
         return f"**misses the goal** for gradient and CAM methods{'; a likely reason: ' + known if known else ''}"
     return known or "no known reason: treat its maps with suspicion on this model"
 

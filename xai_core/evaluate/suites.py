@@ -24,10 +24,13 @@ import time
 from collections.abc import Callable
 
 import numpy as np
+import torch
 
 from ..api import explain, predict
 from ..data.moving_shapes import TASK_LABELS, ShapesSample, clip_shape, generate
 from ..explanation import Target
+from ..methods.flow import warp
+from ..methods.machinery.optical_flow import FARNEBACK_PARAMS, clip_flows
 from ..methods.machinery.perturbation import baseline_clip
 from ..methods.machinery.registry import MethodError, method_specs
 from ..models.base import VideoModel
@@ -71,9 +74,12 @@ GOAL_METHODS = (
     "trajectories",
 )
 PAIR = "logits_pair"  # the second output-layer copy (seed + 1)
-# Methods whose map multiplies a gradient by the input's difference from a reference (x - x'):
-# the sanity suite also measures how far each model's map agrees with that difference alone.
-INPUT_METHODS = ("input_x_gradient", "integrated_gradients")
+# Methods whose map multiplies a gradient by a part of the input (``input_contrast``): the input's
+# difference from a reference (x - x'), or for the flow gradients the edges of the previous frame
+# that the flow moves.  The sanity suite also measures how far each model's map agrees with that
+# part alone.
+FLOW_METHODS = ("flow_gradient", "smoothflow")
+INPUT_METHODS = ("input_x_gradient", "integrated_gradients", *FLOW_METHODS)
 
 Progress = Callable[[int, int, str], None]
 
@@ -358,15 +364,26 @@ def readout_pair_scores(spec, first: list, second: list) -> dict:
 
 
 def input_contrast(model: VideoModel, video: np.ndarray, method: str, params: dict | None = None) -> np.ndarray:
-    """The part of an ``INPUT_METHODS`` map that is the input alone: |x - x'| summed over the
-    colour channels [T,H,W], x the clip as the model takes it (normalised) and x' the method's
-    reference (integrated gradients: its baseline, ``baseline`` and ``blur_sigma`` from
-    ``params``; input x gradient: zero).  The method's map is this weighted by a gradient."""
+    """The part of an ``INPUT_METHODS`` map that is the input alone [T,H,W], x the clip as the
+    model takes it (normalised): for input x gradient and integrated gradients |x - x'| summed over
+    the colour channels, x' the method's reference (integrated gradients: its baseline, from
+    ``params`` and the method's defaults; input x gradient: zero), which the method weights by a
+    gradient; for the flow gradients the magnitude of the image gradient of the previous frame
+    warped by the flow (``flows.warp``, the method's Farneback settings), summed over the colour
+    channels, frame 0 zero as in their maps: the chain rule puts it in every flow gradient, since
+    d warp(I, f) / d f is I's image gradient where f samples it."""
     if method not in INPUT_METHODS:
         raise ValueError(f"{method} does not multiply its gradient by the input")
     spec = next(s for s in method_specs() if s.name == method)
     params = spec.resolve_params(params or {})  # the method's own defaults
     x = model.preprocess(video)
+    if method in FLOW_METHODS:
+        farneback = {p.name: params[p.name] for p in FARNEBACK_PARAMS}
+        flows = clip_flows(model, x, **farneback)[0]  # [T-1,2,H,W]
+        moved = warp(x[0, :-1], flows.to(x.dtype))  # [T-1,C,H,W]
+        across, down = torch.gradient(moved, dim=-1)[0], torch.gradient(moved, dim=-2)[0]
+        edges = (across**2 + down**2).sqrt().sum(1)
+        return torch.cat([torch.zeros_like(edges[:1]), edges]).detach().float().cpu().numpy()
     if method == "integrated_gradients":
         reference = baseline_clip(model, x, params["baseline"], params["blur_sigma"])
     else:
