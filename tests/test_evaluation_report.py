@@ -354,9 +354,9 @@ def test_add_missing_completes_results_of_other_code_with_the_figures_of_a_fresh
     ]
     assert json.loads(json.dumps(kept["sanity"]["rows"])) == json.loads(json.dumps(fresh["sanity"]["rows"]))
     text = report.to_markdown(done, "x")
-    assert "the figures come from code `older code 1` (stored results kept with `--add-missing`), and the maps" in text
     assert (
-        f"against the input and two random output layers were added by code `{report.code_fingerprint()[:12]}`" in text
+        "the figures come from code `older code 1` (stored results kept with `--add-missing`); added to them: the "
+        f"maps against the input and two random output layers by code `{report.code_fingerprint()[:12]}` (" in text
     )
     said.clear()
     again = report.evaluate_zoo(["a-sides"], 2, methods=methods, device="cpu", add_missing=True,

@@ -313,17 +313,17 @@ def provenance(models: dict) -> list[str]:
     the figures when they were not all measured by one code (stored results kept with
     ``--add-missing``); else nothing."""
     measured = sorted({(e.get("settings") or {}).get("code", "?") for e in models.values()})
-    added = sorted({a["code"] for e in models.values() for a in e.get("added") or []})
-    figures = sorted({f for e in models.values() for a in e.get("added") or [] for f in a["figures"]})
+    by_code: dict[str, set] = {}
+    for entry in models.values():
+        for record in entry.get("added") or []:
+            by_code.setdefault(record["code"], set()).update(record["figures"])
+    added = [f"{' and '.join(sorted(figures))} by code `{code[:12]}`" for code, figures in by_code.items()]
     if len(measured) <= 1 and not added:
         return []
     named = ", ".join(f"`{c[:12]}`" for c in measured)
     text = f"Not every figure was measured by the same code: the figures come from code {named}"
     if added:
-        text += (
-            f" (stored results kept with `--add-missing`), and {' and '.join(figures)} were added by code "
-            + ", ".join(f"`{c[:12]}`" for c in added)
-        )
+        text += " (stored results kept with `--add-missing`); added to them: " + "; ".join(added)
     text += (
         " (fingerprints of xai_core's source, `report.code_fingerprint`); a run without `--add-missing` measures "
         "every figure again."
