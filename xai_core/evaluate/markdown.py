@@ -170,10 +170,11 @@ def readout_reference(row: dict) -> str | None:
 INPUT_PART_TEXT = {  # the part of the input each INPUT_METHODS map multiplies by a gradient
     "integrated_gradients": "the input's difference from the baseline alone, which the method weights by a gradient,",
     "input_x_gradient": "the input alone, which the method weights by a gradient,",
-    "flow_gradient": "the edges of the previous frame moved by the flow alone (the image gradient the chain rule "
-    "puts in every flow gradient)",
-    "smoothflow": "the edges of the previous frame moved by the flow alone (the image gradient the chain rule "
-    "puts in every flow gradient)",
+    "flow_gradient": "the warp's derivative with respect to the flow alone (the previous frame's image gradient "
+    "where the flow samples it, which the chain rule multiplies into every flow gradient)",
+    "smoothflow": "the warp's derivative with respect to the flow alone, on the clean clip (the previous frame's "
+    "image gradient where the flow samples it, which the chain rule multiplies into each noisy sample's flow "
+    "gradient)",
 }
 
 
@@ -197,7 +198,10 @@ def input_figures(row: dict, scope: str) -> tuple[str, bool] | None:
     if shared:
         text += ": what the two maps share is the input"
     else:
-        text += f", less than the two maps agree with each other ({value:.2f}), so it does not account for that"
+        text += (
+            f": not both within {PAIR_MARGIN} of the two maps' agreement with each other ({value:.2f}), so it does "
+            "not account for that"
+        )
     signed = row.get("spearman_all_signed")
     if row["method"] not in FLOW_METHODS and signed is not None and np.isfinite(signed):  # flow maps: norms
         way = "change" if signed <= SANITY_GOAL else "stay alike too"
@@ -224,6 +228,9 @@ def reason(row: dict, scope: str, priors: list[str], task: str = "sides") -> str
             known = time_course(trend)
     measured = readout_reference(row) if scope == "logits" else None
     inputs = input_figures(row, scope)
+    refuted = input_figures(row, "all")
+    if scope == "logits" and refuted is not None and not refuted[1]:
+        known = None  # the guess is that the input part is shared, and the figures say it is not
     if inputs is not None and inputs[1]:
         measured = inputs[0]
     if measured is not None:

@@ -30,6 +30,7 @@ from ..zoo_report import headline_metric
 from .markdown import model_section, to_markdown  # noqa: F401  (the report's text, re-exported)
 from .suites import (
     FIRST_SEED,
+    FLOW_METHODS,
     ON_REQUEST,
     SUITE_FAMILIES,
     add_missing_figures,
@@ -261,8 +262,14 @@ def _completed(model: VideoModel, earlier: dict, progress: Progress | None, name
     )
     kept = {k: earlier[k] for k in ("temporal", "skipped") if k in earlier}
     kept["added"] = list(earlier.get("added") or [])
-    new_keys = {k for old, new in zip(sanity["rows"], rows, strict=True) for k in set(new) - set(old)}
-    figures = sorted(FIGURE_NAMES[k] for k in new_keys if k in FIGURE_NAMES)
+    figures = sorted(
+        {
+            figure_name(key, new["method"])
+            for old, new in zip(sanity["rows"], rows, strict=True)
+            for key in set(new) - set(old)
+            if figure_name(key, new["method"])
+        }
+    )
     if figures:
         kept["added"].append({"code": code_fingerprint(), "figures": figures})
     elif progress is not None:
@@ -272,11 +279,18 @@ def _completed(model: VideoModel, earlier: dict, progress: Progress | None, name
     return {"settings": settings, "sanity": {**sanity, "rows": rows}, **kept}
 
 
-# the figures ``add_missing_figures`` can add, by the key that carries each (``added`` names them)
-FIGURE_NAMES = {
-    "spearman_logits_pair": "two random output layers",
-    "spearman_all_input": "the maps against the input",
-}
+def figure_name(key: str, method: str) -> str | None:
+    """The name ``added`` gives a figure ``add_missing_figures`` can add, by the key that carries
+    it and its method; None for the other keys."""
+    if key == "spearman_logits_pair":
+        return "two random output layers"
+    if key == "spearman_all_input":
+        return (
+            "the flow gradients against the warp's derivative"
+            if method in FLOW_METHODS
+            else "the maps against the input"
+        )
+    return None
 
 
 def write_results(evaluation: dict, folder: Path, keep: list[str] | None = None) -> Path:

@@ -17,9 +17,9 @@ from ..runs import RunRecord, RunRequest, RunStore, request
 
 # What a suite's rows hold; raised when a suite measures new figures, so that a result saved
 # before them is measured again rather than served without them (2: the sanity suite's two random
-# output layers and the input methods' maps against the input; 3: the flow gradients' maps against
-# the edges the flow moves).
-FIGURES = 3
+# output layers and the input methods' maps against the input; 4: the flow gradients' maps against
+# the warp's derivative).
+FIGURES = 4
 
 
 def evaluation_request(model: VideoModel, what: str, settings: dict) -> RunRequest:

@@ -368,10 +368,12 @@ def input_contrast(model: VideoModel, video: np.ndarray, method: str, params: di
     model takes it (normalised): for input x gradient and integrated gradients |x - x'| summed over
     the colour channels, x' the method's reference (integrated gradients: its baseline, from
     ``params`` and the method's defaults; input x gradient: zero), which the method weights by a
-    gradient; for the flow gradients the magnitude of the image gradient of the previous frame
-    warped by the flow (``flows.warp``, the method's Farneback settings), summed over the colour
-    channels, frame 0 zero as in their maps: the chain rule puts it in every flow gradient, since
-    d warp(I, f) / d f is I's image gradient where f samples it."""
+    gradient; for the flow gradients the derivative of the warp of the previous frame by the flow
+    with respect to the flow (``flows.warp``, the method's Farneback settings), by autograd: its
+    norm per pixel, summed over the colour channels, frame 0 zero as in their maps.  That
+    derivative is the previous frame's image gradient where the flow samples it (bilinear, as the
+    method's backward pass differentiates it); the chain rule multiplies it into every flow
+    gradient (smoothflow: into each noisy sample's, so there it stands in for it)."""
     if method not in INPUT_METHODS:
         raise ValueError(f"{method} does not multiply its gradient by the input")
     spec = next(s for s in method_specs() if s.name == method)
@@ -379,10 +381,13 @@ def input_contrast(model: VideoModel, video: np.ndarray, method: str, params: di
     x = model.preprocess(video)
     if method in FLOW_METHODS:
         farneback = {p.name: params[p.name] for p in FARNEBACK_PARAMS}
-        flows = clip_flows(model, x, **farneback)[0]  # [T-1,2,H,W]
-        moved = warp(x[0, :-1], flows.to(x.dtype))  # [T-1,C,H,W]
-        across, down = torch.gradient(moved, dim=-1)[0], torch.gradient(moved, dim=-2)[0]
-        edges = (across**2 + down**2).sqrt().sum(1)
+        flows = clip_flows(model, x, **farneback)[0].to(x.dtype).requires_grad_(True)  # [T-1,2,H,W]
+        with torch.enable_grad():
+            moved = warp(x[0, :-1].detach(), flows)  # [T-1,C,H,W]; pixel p depends on f(p) alone
+            edges = sum(  # per colour channel: |d warp_c / d f| at each pixel, as the method's backward has it
+                torch.autograd.grad(moved[:, c].sum(), flows, retain_graph=True)[0].norm(dim=1)
+                for c in range(moved.shape[1])
+            )
         return torch.cat([torch.zeros_like(edges[:1]), edges]).detach().float().cpu().numpy()
     if method == "integrated_gradients":
         reference = baseline_clip(model, x, params["baseline"], params["blur_sigma"])
