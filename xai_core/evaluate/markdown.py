@@ -227,9 +227,9 @@ def reason(row: dict, scope: str, priors: list[str], task: str = "sides") -> str
         if not np.isfinite(within):  # a frame curve: its time course is all there is
             known = time_course(trend)
     measured = readout_reference(row) if scope == "logits" else None
-    inputs = input_figures(row, scope)
-    refuted = input_figures(row, "all")
-    if scope == "logits" and refuted is not None and not refuted[1]:
+    on_input = input_figures(row, "all")
+    inputs = on_input if scope == "all" else None
+    if scope == "logits" and on_input is not None and not on_input[1]:
         known = None  # the guess is that the input part is shared, and the figures say it is not
     if inputs is not None and inputs[1]:
         measured = inputs[0]
@@ -359,9 +359,9 @@ def to_markdown(evaluation: dict, command: str) -> str:
         "001's rank ratios (1 = no preference). Two random output layers: the correlation between the maps of two "
         "copies whose output layers were drawn at random from different seeds, a reference for the output-layer "
         "test: where it is as high as the trained model's figure, the trained output layer moves the maps no more "
-        "than a random one does. For the methods "
-        "that multiply a gradient by the input (input × gradient, integrated gradients) each model's map is also "
-        "compared with the input's difference from the method's reference alone."
+        "than a random one does. For the methods that multiply a gradient by a part of the input, each model's map "
+        "is also compared with that part alone: the input's difference from the method's reference (input × "
+        "gradient, integrated gradients), the warp's derivative with respect to the flow (the flow gradients)."
         + (
             f" TSR, which takes minutes a clip on a CPU, was run on the first {evaluation['slow_clips']} clips "
             "(its figures say n)."

@@ -60,7 +60,7 @@ RANDOM_ORDERS = 5  # random frame orders per clip, the reference of the deletion
 FIRST_SEED = 50_000  # far from the training (0...), validation (2e9) and test (3e9) seeds
 # The methods issue 16's goal binds (at most SANITY_GOAL for every gradient and CAM method); for
 # them the sanity suite also measures how far two output layers drawn at random agree
-# (``readout_pair_scores``), the floor of the output-layer test on the model.
+# (``readout_pair_scores``), a reference for the output-layer test on the model.
 GOAL_METHODS = (
     "gradcam",
     "gradcam_pp",
@@ -75,8 +75,8 @@ GOAL_METHODS = (
 )
 PAIR = "logits_pair"  # the second output-layer copy (seed + 1)
 # Methods whose map multiplies a gradient by a part of the input (``input_contrast``): the input's
-# difference from a reference (x - x'), or for the flow gradients the edges of the previous frame
-# that the flow moves.  The sanity suite also measures how far each model's map agrees with that
+# difference from a reference (x - x'), or for the flow gradients the warp's derivative with
+# respect to the flow.  The sanity suite also measures how far each model's map agrees with that
 # part alone.
 FLOW_METHODS = ("flow_gradient", "smoothflow")
 INPUT_METHODS = ("input_x_gradient", "integrated_gradients", *FLOW_METHODS)
@@ -323,6 +323,19 @@ def _maps(explanations: list) -> list[np.ndarray]:
     return [e.spatial if e.spatial is not None else e.temporal for e in explanations]
 
 
+def _views(spec) -> dict[str, Callable]:
+    """How a map is compared, by key suffix: magnitudes, signed, as the method is read."""
+    return {"": np.abs, "_signed": np.asarray, "_read": lambda m: read_map(m, spec.reading)}
+
+
+def _view_correlations(views: dict[str, Callable], pairs: list, prefix: str) -> dict:
+    """``PREFIX{suffix}`` (with its spread): the Spearman correlation of each pair of maps in each view."""
+    row: dict = {}
+    for suffix, view in views.items():
+        _put(row, f"{prefix}{suffix}", [spearman(view(a), view(b)) for a, b in pairs])
+    return row
+
+
 def sanity_scores(spec, trained: list, randomised: list, scope: str) -> dict:
     """Spearman correlations between the maps of the trained model and of a randomised copy
     (``scope``: "logits" or "all"), per clip: of the magnitudes (``spearman_SCOPE``), of the
@@ -332,10 +345,8 @@ def sanity_scores(spec, trained: list, randomised: list, scope: str) -> dict:
     ``_frames_signed``, ``_frames_read``); and the copy's ``size_trend_SCOPE``, how the size of its
     maps follows the frame index."""
     pairs = list(zip(_maps(trained), _maps(randomised), strict=True))
-    views = {"": np.abs, "_signed": np.asarray, "_read": lambda m: read_map(m, spec.reading)}
-    row: dict = {}
-    for suffix, view in views.items():
-        _put(row, f"spearman_{scope}{suffix}", [spearman(view(a), view(b)) for a, b in pairs])
+    views = _views(spec)
+    row = _view_correlations(views, pairs, f"spearman_{scope}")
     _put(row, f"spearman_{scope}_support", [spearman(np.abs(a), np.abs(b), support=True) for a, b in pairs])
     if all(a.ndim == 3 for a, _ in pairs):  # spatial maps: the same frame by frame
         for suffix, view in views.items():
@@ -353,14 +364,10 @@ def pair_measured(spec) -> bool:
 def readout_pair_scores(spec, first: list, second: list) -> dict:
     """Spearman correlations between the maps of two copies of the model whose output layers were
     drawn at random from different seeds (magnitudes ``spearman_logits_pair``, ``_signed``,
-    ``_read``), per clip.  As high as the trained model's correlation with one such copy, they say
-    that no output layer changes the figure: the maps are set by the layers below it."""
+    ``_read``), per clip: a reference for the trained model's correlation with one such copy (as
+    high, the trained output layer moves the maps no more than a random one does)."""
     pairs = list(zip(_maps(first), _maps(second), strict=True))
-    views = {"": np.abs, "_signed": np.asarray, "_read": lambda m: read_map(m, spec.reading)}
-    row: dict = {}
-    for suffix, view in views.items():
-        _put(row, f"spearman_{PAIR}{suffix}", [spearman(view(a), view(b)) for a, b in pairs])
-    return row
+    return _view_correlations(_views(spec), pairs, f"spearman_{PAIR}")
 
 
 def input_contrast(model: VideoModel, video: np.ndarray, method: str, params: dict | None = None) -> np.ndarray:
