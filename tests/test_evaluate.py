@@ -180,8 +180,8 @@ def test_suites_on_a_small_model(suite):
     methods = ["gradcam", "attention_pool"] if suite != "localization" else ["gradcam", "saliency"]
     seen = []
     result = run_suite(suite, model, methods, n=2, progress=lambda done, total, what: seen.append((done, total)))
-    # sanity: trained, output layer, all weights, and for Grad-CAM (not attention) a second output layer
-    explained = 2 * (4 + 3) if suite == "sanity" else len(methods) * 2
+    # sanity: trained, output layer, all weights, and for Grad-CAM (not attention) two more output layers
+    explained = 2 * (5 + 3) if suite == "sanity" else len(methods) * 2
     assert seen[-1] == (explained,) * 2
     assert result["randomised"] == (suite == "sanity")
     assert [r["method"] for r in result["rows"]] == methods

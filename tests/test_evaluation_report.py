@@ -312,6 +312,15 @@ def test_the_input_contrast_is_the_input_less_the_method_s_reference():
         input_contrast(model, video, "saliency")
 
 
+SHARED_KEYS = tuple(f"{k}{e}" for k in ("_objects", "_given_objects", "_other_clip") for e in ("", "_se", "_n"))
+ADDED_FIGURES = [
+    "the maps against nearness to the shapes and across clips",
+    "the maps against the input",
+    "three random output layers",
+    "two random output layers",
+]
+
+
 def test_add_missing_completes_results_of_other_code_with_the_figures_of_a_fresh_run(tmp_path, monkeypatch):
     from conftest import small_model
 
@@ -354,7 +363,7 @@ def test_add_missing_completes_results_of_other_code_with_the_figures_of_a_fresh
     entry = stored["models"]["a-sides"]
     entry["settings"]["code"] = "older code 1234"
     for row in entry["sanity"]["rows"]:
-        for key in [k for k in row if k.startswith("spearman_logits_pair") or "_input" in k]:
+        for key in [k for k in row if k.startswith("spearman_logits_pair") or k.endswith(SHARED_KEYS) or "_input" in k]:
             del row[key]
     (tmp_path / report.RESULTS_FILE).write_text(json.dumps(stored))
     measured = []
@@ -367,14 +376,13 @@ def test_add_missing_completes_results_of_other_code_with_the_figures_of_a_fresh
     assert measured == [] and any("output layer copy 2" in s for s in said)
     assert any("input_x_gradient on clip 50001 (all weights randomised)" in s for s in said)
     assert kept["settings"]["code"] == "older code 1234"
-    assert kept["added"] == [
-        {"code": report.code_fingerprint(), "figures": ["the maps against the input", "two random output layers"]}
-    ]
+    assert kept["added"] == [{"code": report.code_fingerprint(), "figures": ADDED_FIGURES}]
     assert json.loads(json.dumps(kept["sanity"]["rows"])) == json.loads(json.dumps(fresh["sanity"]["rows"]))
     text = report.to_markdown(done, "x")
     assert (
         "the figures come from code `older code 1` (stored results kept with `--add-missing`); added to them: the "
-        f"maps against the input and two random output layers by code `{report.code_fingerprint()[:12]}` (" in text
+        "maps against nearness to the shapes and across clips, the maps against the input, three random output "
+        f"layers and two random output layers by code `{report.code_fingerprint()[:12]}` (" in text
     )
     said.clear()
     again = report.evaluate_zoo(["a-sides"], 2, methods=methods, device="cpu", add_missing=True,

@@ -315,6 +315,11 @@ def model_section(name: str, entry: dict) -> list[str]:
     return lines + [""]
 
 
+def _listed(items: list[str]) -> str:
+    """Items as a sentence lists them: a; a and b; a, b and c."""
+    return items[0] if len(items) == 1 else f"{', '.join(items[:-1])} and {items[-1]}"
+
+
 def provenance(models: dict) -> list[str]:
     """A paragraph naming the code (its fingerprint, ``report.code_fingerprint``) that measured
     the figures when they were not all measured by one code (stored results kept with
@@ -324,7 +329,7 @@ def provenance(models: dict) -> list[str]:
     for entry in models.values():
         for record in entry.get("added") or []:
             by_code.setdefault(record["code"], set()).update(record["figures"])
-    added = [f"{' and '.join(sorted(figures))} by code `{code[:12]}`" for code, figures in by_code.items()]
+    added = [f"{_listed(sorted(figures))} by code `{code[:12]}`" for code, figures in by_code.items()]
     if len(measured) <= 1 and not added:
         return []
     named = ", ".join(f"`{c[:12]}`" for c in measured)

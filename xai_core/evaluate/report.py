@@ -284,6 +284,10 @@ def figure_name(key: str, method: str) -> str | None:
     it and its method; None for the other keys."""
     if key == "spearman_logits_pair":
         return "two random output layers"
+    if key == "spearman_logits_pairs":
+        return "three random output layers"
+    if key == "spearman_all_given_objects":
+        return "the maps against nearness to the shapes and across clips"
     if key == "spearman_all_input":
         return (
             "the flow gradients against the warp's derivative"

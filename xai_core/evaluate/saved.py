@@ -18,8 +18,9 @@ from ..runs import RunRecord, RunRequest, RunStore, request
 # What a suite's rows hold; raised when a suite measures new figures, so that a result saved
 # before them is measured again rather than served without them (2: the sanity suite's two random
 # output layers and the input methods' maps against the input; 4: the flow gradients' maps against
-# the warp's derivative).
-FIGURES = 4
+# the warp's derivative; 5: three random output layers, and the maps against nearness to the
+# shapes and across clips).
+FIGURES = 5
 
 
 def evaluation_request(model: VideoModel, what: str, settings: dict) -> RunRequest:

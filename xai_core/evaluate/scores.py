@@ -17,7 +17,8 @@ can leave frames out (frame 0 holds no motion evidence for a frame-difference mo
   all pixels ("target over all", 1 for a map that ignores the target).
 * Sanity (``spearman``): Spearman rank correlation between two maps of the same clip (Adebayo
   et al. 2018): near 1 means the map does not depend on what was randomised; over all pixels, and
-  over the pixels where either map is non-zero.
+  over the pixels where either map is non-zero; with a third map held fixed (``partial_spearman``),
+  e.g. nearness to the shapes (``shape_nearness``).
 * Temporal (``temporal_scores``): the evidence frames' mean percentile rank on a frame curve and
   the share of them among the curve's top-k frames (k = their number).
 """
@@ -124,6 +125,31 @@ def spearman(a: np.ndarray, b: np.ndarray, support: bool = False) -> float:
     from scipy.stats import spearmanr
 
     return float(spearmanr(a, b).statistic)
+
+
+def partial_spearman(a: np.ndarray, b: np.ndarray, c: np.ndarray) -> float:
+    """Spearman correlation of maps ``a`` and ``b`` with ``c`` held fixed (the partial correlation
+    of their ranks): what the two maps share beyond what each shares with ``c``,
+    (r_ab - r_ac r_bc) / sqrt((1 - r_ac^2)(1 - r_bc^2)); NaN when a map is constant or ``c``
+    ranks one of them exactly."""
+    r_ab, r_ac, r_bc = spearman(a, b), spearman(a, c), spearman(b, c)
+    scale = np.sqrt((1.0 - r_ac**2) * (1.0 - r_bc**2))
+    if not (np.isfinite(r_ab) and np.isfinite(scale)) or scale < 1e-12:
+        return float("nan")
+    return float((r_ab - r_ac * r_bc) / scale)
+
+
+def shape_nearness(shapes: np.ndarray) -> np.ndarray:
+    """How near each pixel is to a shape, bool [T,H,W] -> float [T,H,W]: minus its Euclidean
+    distance in pixels to the nearest shape pixel of its frame (0 on a shape; 0 everywhere in a
+    frame without one)."""
+    from scipy.ndimage import distance_transform_edt
+
+    out = np.zeros(shapes.shape, dtype=np.float64)
+    for t, frame in enumerate(np.asarray(shapes, dtype=bool)):
+        if frame.any():
+            out[t] = -distance_transform_edt(~frame)
+    return out
 
 
 def spearman_per_frame(a: np.ndarray, b: np.ndarray) -> np.ndarray:

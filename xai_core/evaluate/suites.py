@@ -20,6 +20,7 @@ predicted class.  Results are means over clips (and frames); ``to_markdown`` mak
 
 from __future__ import annotations
 
+import itertools
 import time
 from collections.abc import Callable
 
@@ -36,10 +37,12 @@ from ..methods.machinery.registry import MethodError, method_specs
 from ..models.base import VideoModel
 from .randomize import randomized_copy
 from .scores import (
+    partial_spearman,
     pointing_game,
     pointing_tolerance,
     rank_scores,
     read_map,
+    shape_nearness,
     size_trend,
     spearman,
     spearman_per_frame,
@@ -74,6 +77,10 @@ GOAL_METHODS = (
     "trajectories",
 )
 PAIR = "logits_pair"  # the second output-layer copy (seed + 1)
+# The output-layer copies the sanity suite draws for a gradient or CAM method (seeds seed, seed + 1,
+# seed + 2): ``readout_heads_scores`` compares the trained model's maps with each and the copies'
+# maps with each other, the spread of the output-layer test over random output layers.
+HEADS = ("logits", PAIR, "logits_2")
 # Methods whose map multiplies a gradient by a part of the input (``input_contrast``): the input's
 # difference from a reference (x - x'), or for the flow gradients the warp's derivative with
 # respect to the flow.  The sanity suite also measures how far each model's map agrees with that
@@ -252,7 +259,7 @@ def run_suite(
     variants = [("trained", model)]
     if suite == "sanity":
         variants += [("logits", randomized_copy(model, "logits", seed)), ("all", randomized_copy(model, "all", seed))]
-        variants += [(PAIR, randomized_copy(model, "logits", seed + 1))]
+        variants += [(name, randomized_copy(model, "logits", seed + k)) for k, name in enumerate(HEADS) if k]
     elif suite == "localization" and randomised:
         variants += [("all", randomized_copy(model, "all", seed))]
     if slow_clips is not None and slow_clips < 1:
@@ -262,7 +269,7 @@ def run_suite(
         return clips[:slow_clips] if spec.name in ON_REQUEST and slow_clips is not None else clips
 
     def variants_for(spec) -> list[tuple[str, VideoModel]]:
-        return [(name, net) for name, net in variants if name != PAIR or pair_measured(spec)]
+        return [(name, net) for name, net in variants if name not in HEADS[1:] or pair_measured(spec)]
 
     earlier_rows = earlier_rows or {}
     to_measure = [spec for spec in specs if spec.name not in earlier_rows]
@@ -283,6 +290,8 @@ def run_suite(
         row = _row(model, suite, spec, results, clips_for(spec))
         if suite == "sanity" and spec.name in INPUT_METHODS:
             row |= input_scores(model, spec, clips_for(spec), results["trained"], results["all"], params.get(spec.name))
+        if suite == "sanity" and shared_measured(spec):
+            row |= shared_part_scores(clips_for(spec), results["trained"], results["all"])
         rows.append(
             {
                 "method": spec.name,
@@ -370,6 +379,60 @@ def readout_pair_scores(spec, first: list, second: list) -> dict:
     return _view_correlations(_views(spec), pairs, f"spearman_{PAIR}")
 
 
+def readout_heads_scores(spec, trained: list, heads: list[list]) -> dict:
+    """The output-layer test over several random output layers (``heads``: each copy's
+    explanations, one per clip), per clip, in each view (magnitudes, ``_signed``, ``_read``): the
+    trained model's maps against each copy's, averaged over the copies
+    (``spearman_logits_heads``), and the copies' maps against each other, averaged over the pairs
+    (``spearman_logits_pairs``), and the pairs that agree least and most over the clips
+    (``spearman_logits_pairs_lowest``, ``_highest``).  Copies whose maps agree with each other
+    above the goal say that no output layer drawn at random moves the maps under it."""
+    views = _views(spec)
+    trained_maps, head_maps = _maps(trained), [_maps(h) for h in heads]
+    pairs = list(itertools.combinations(range(len(heads)), 2))
+    row: dict = {}
+    for suffix, view in views.items():
+        with_trained = [[spearman(view(t), view(h[c])) for h in head_maps] for c, t in enumerate(trained_maps)]
+        between = np.array(  # [clips, pairs]
+            [[spearman(view(maps[i]), view(maps[j])) for i, j in pairs] for maps in zip(*head_maps, strict=True)]
+        )
+        _put(row, f"spearman_logits_heads{suffix}", [np.array(v) for v in with_trained])
+        _put(row, f"spearman_logits_pairs{suffix}", list(between))
+        per_pair = np.array([summarise(list(col))[0] for col in between.T])
+        if np.isfinite(per_pair).any():  # the pairs that agree least and most, with their spread over the clips
+            _put(row, f"spearman_logits_pairs_lowest{suffix}", list(between[:, np.nanargmin(per_pair)]))
+            _put(row, f"spearman_logits_pairs_highest{suffix}", list(between[:, np.nanargmax(per_pair)]))
+    return row
+
+
+def shared_measured(spec) -> bool:
+    """Whether the sanity suite measures ``shared_part_scores`` for a method: a gradient or CAM
+    method (``GOAL_METHODS``) with spatial maps."""
+    return spec.name in GOAL_METHODS and spec.family in ("spatial", "motion")
+
+
+def shared_part_scores(clips: list[ShapesSample], trained: list, randomised: list) -> dict:
+    """What the trained model's maps and the fully randomised copy's may share besides the model,
+    per clip, magnitudes [T,H,W]: each map against nearness to the shapes (target and distractors,
+    ``shape_nearness``: ``spearman_trained_objects``, ``spearman_all_objects``); the two maps
+    against each other with that nearness held fixed (``spearman_all_given_objects``, a partial
+    Spearman correlation: at most the goal, following the shapes accounts for their agreement);
+    and the trained model's map of each clip against the copy's map of the next clip
+    (``spearman_all_other_clip``; as high as on the same clip, what they share does not depend on
+    the clip: a pattern the architecture sets)."""
+    first, second = [np.abs(m) for m in _maps(trained)], [np.abs(m) for m in _maps(randomised)]
+    near = [shape_nearness(c.target_masks | c.distractor_masks) for c in clips]
+    if any(m.shape != n.shape for m, n in zip(first, near, strict=True)):
+        raise ValueError("the maps are not at the size of the clips' shape masks")
+    row: dict = {}
+    _put(row, "spearman_trained_objects", [spearman(a, n) for a, n in zip(first, near, strict=True)])
+    _put(row, "spearman_all_objects", [spearman(b, n) for b, n in zip(second, near, strict=True)])
+    _put(row, "spearman_all_given_objects", [partial_spearman(a, b, n) for a, b, n in zip(first, second, near)])
+    others = [spearman(first[c], second[(c + 1) % len(first)]) for c in range(len(first))] if len(first) > 1 else []
+    _put(row, "spearman_all_other_clip", others or [float("nan")])
+    return row
+
+
 def input_contrast(model: VideoModel, video: np.ndarray, method: str, params: dict | None = None) -> np.ndarray:
     """The part of an ``INPUT_METHODS`` map that is the input alone [T,H,W], x the clip as the
     model takes it (normalised): for input x gradient and integrated gradients |x - x'| summed over
@@ -421,17 +484,34 @@ def input_scores(model: VideoModel, spec, clips: list[ShapesSample], trained: li
 REPRODUCED = 1e-6  # a stored figure measured again must agree this closely to keep the stored results
 
 
-def check_reproduced(model: VideoModel, row: dict, again: dict) -> None:
-    """Raise when figures measured again (``again``, from ``sanity_scores``) differ from the stored
-    ``row``'s: its clips, randomised copies or method are not those of this code and device, so
-    nothing may be added to it."""
-    for key in ("spearman_all", "spearman_all_signed"):
+def check_reproduced(model: VideoModel, row: dict, again: dict, scope: str = "all") -> None:
+    """Raise when figures measured again (``again``, from ``sanity_scores`` for ``scope``) differ
+    from the stored ``row``'s: its clips, randomised copies or method are not those of this code and
+    device, so nothing may be added to it."""
+    for key in (f"spearman_{scope}", f"spearman_{scope}_signed"):
         stored, now = row.get(key), again.get(key)
         if stored is None or now is None or not np.isclose(stored, now, atol=REPRODUCED, equal_nan=True):
             raise ValueError(
                 f"the stored {key} of {row['method']} on {model.name} ({stored}) is not what this code measures "
                 f"({now}): its results cannot be completed; measure them again (without --add-missing)"
             )
+
+
+# What ``add_missing_figures`` can add: the key whose absence marks a row without the figures, and
+# the copies whose maps they need ("trained", "all", and the output-layer copies ``HEADS``).
+ADDABLE = {
+    "pair": (f"spearman_{PAIR}", ("logits", PAIR)),
+    "heads": ("spearman_logits_pairs", ("trained", *HEADS)),
+    "input": ("spearman_all_input", ("trained", "all")),
+    "shared": ("spearman_all_given_objects", ("trained", "all")),
+}
+
+
+def _addable(spec) -> list[str]:
+    """The figures of ``ADDABLE`` the sanity suite measures for a method."""
+    measured = {"pair": pair_measured(spec), "heads": pair_measured(spec), "input": spec.name in INPUT_METHODS,
+                "shared": shared_measured(spec)}  # fmt: skip
+    return [name for name, yes in measured.items() if yes]
 
 
 def add_missing_figures(
@@ -446,46 +526,62 @@ def add_missing_figures(
     progress: Progress | None = None,
 ) -> list[dict]:
     """Stored sanity ``rows`` (of ``run_suite`` with these arguments, on this device) with the
-    figures added that a row lacks (rows measured before the suite measured them):
-    ``readout_pair_scores`` and ``input_scores``, on the same clips and the same randomised copies
-    (from ``seed``, and ``seed + 1`` for the second output layer) as a fresh run.  The input
-    methods' maps are those of the stored all-weights figures, which are measured again and must
-    agree (``check_reproduced``: other clips, copies or a method changed since raise)."""
+    figures added that a row lacks (rows measured before the suite measured them, ``ADDABLE``):
+    ``readout_pair_scores``, ``readout_heads_scores``, ``input_scores`` and ``shared_part_scores``,
+    on the same clips and the same randomised copies (from ``seed``, and ``seed + k`` for the k-th
+    output layer) as a fresh run.  Where the trained model's maps are explained again with a
+    copy's, the stored figures of that copy are measured again and must agree
+    (``check_reproduced``: other clips, copies or a method changed since raise)."""
     specs = {s.name: s for s in suite_methods(model, "sanity", None)}
     params = params or {}
-    known = [r for r in rows if r["method"] in specs]
-    pairs = [r for r in known if pair_measured(specs[r["method"]]) and f"spearman_{PAIR}" not in r]
-    inputs = [r for r in known if r["method"] in INPUT_METHODS and "spearman_all_input" not in r]
-    if not pairs and not inputs:
+    jobs = []
+    for row in rows:
+        if row["method"] in specs:
+            missing = [name for name in _addable(specs[row["method"]]) if ADDABLE[name][0] not in row]
+            if missing:
+                jobs.append((row, missing))
+    if not jobs:
         return rows
     clips = evaluation_clips(model, n, seed, noise, distractors, pause=clip_pauses(model, "sanity"))
-    logits = [("output layer copy 1", randomized_copy(model, "logits", seed)),
-              ("output layer copy 2", randomized_copy(model, "logits", seed + 1))]  # fmt: skip
-    everything = [("trained model", model), ("all weights randomised", randomized_copy(model, "all", seed))]
-    jobs = [(r, logits) for r in pairs] + [(r, everything) for r in inputs]
+    copies: dict[str, VideoModel] = {"trained": model, "all": randomized_copy(model, "all", seed)}
+    copies |= {name: randomized_copy(model, "logits", seed + k) for k, name in enumerate(HEADS)}
+    what = {"trained": "trained model", "all": "all weights randomised"}
+    what |= {name: f"output layer copy {k + 1}" for k, name in enumerate(HEADS)}
 
     def clips_for(spec) -> list[ShapesSample]:
         return clips[:slow_clips] if spec.name in ON_REQUEST and slow_clips is not None else clips
 
-    done, total = 0, sum(2 * len(clips_for(specs[r["method"]])) for r, _ in jobs)
+    def needed(missing: list[str]) -> list[str]:
+        return [name for name in copies if any(name in ADDABLE[m][1] for m in missing)]
+
+    done = 0
+    total = sum(len(needed(missing)) * len(clips_for(specs[row["method"]])) for row, missing in jobs)
     added: dict[str, dict] = {}
-    for row, nets in jobs:
+    for row, missing in jobs:
         spec = specs[row["method"]]
         chosen = clips_for(spec)
-        maps: list[list] = [[], []]
+        maps: dict[str, list] = {name: [] for name in needed(missing)}
         for sample in chosen:
-            for k, (what, net) in enumerate(nets):
+            for name in maps:
                 target = _target(model, sample)
-                maps[k].append(explain(net, sample.video, spec.name, target=target, **params.get(spec.name, {})))
+                maps[name].append(explain(copies[name], sample.video, spec.name, target=target,
+                                          **params.get(spec.name, {})))  # fmt: skip
                 done += 1
                 if progress is not None:
-                    progress(done, total, f"{spec.name} on clip {sample.seed} ({what})")
-        if nets is logits:
-            scores = readout_pair_scores(spec, *maps)
-        else:
-            check_reproduced(model, row, sanity_scores(spec, *maps, "all"))
-            scores = input_scores(model, spec, chosen, *maps, params.get(spec.name))
-        added.setdefault(spec.name, {}).update(scores)
+                    progress(done, total, f"{spec.name} on clip {sample.seed} ({what[name]})")
+        for scope in ("all", "logits"):
+            if "trained" in maps and scope in maps:
+                check_reproduced(model, row, sanity_scores(spec, maps["trained"], maps[scope], scope), scope)
+        scores: dict = {}
+        if "pair" in missing:
+            scores |= readout_pair_scores(spec, maps["logits"], maps[PAIR])
+        if "heads" in missing:
+            scores |= readout_heads_scores(spec, maps["trained"], [maps[name] for name in HEADS])
+        if "input" in missing:
+            scores |= input_scores(model, spec, chosen, maps["trained"], maps["all"], params.get(spec.name))
+        if "shared" in missing:
+            scores |= shared_part_scores(chosen, maps["trained"], maps["all"])
+        added[spec.name] = scores
     return [{**r, **added.get(r["method"], {})} for r in rows]
 
 
@@ -518,6 +614,8 @@ def _row(model: VideoModel, suite: str, spec, results: dict[str, list], clips: l
         row |= sanity_scores(spec, trained, results[scope], scope)
     if results.get(PAIR):
         row |= readout_pair_scores(spec, results["logits"], results[PAIR])
+    if all(results.get(name) for name in HEADS):
+        row |= readout_heads_scores(spec, trained, [results[name] for name in HEADS])
     _put(row, "size_trend_trained", [size_trend(m) for m in _maps(trained)])
     if spec.family in ("spatial", "motion"):
         row |= _localization_row(spec, [e.spatial for e in trained], clips)
