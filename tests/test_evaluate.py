@@ -25,10 +25,13 @@ from xai_core.evaluate import (
     to_markdown,
 )
 from xai_core.evaluate.randomize import output_layer
+from xai_core.evaluate.scores import partial_spearman, shape_nearness
 from xai_core.evaluate.suites import (
     cell,
+    readout_heads_scores,
     sanity_scores,
     scope_correlation,
+    shared_part_scores,
     summarise,
     survival,
     survival_warning,
@@ -120,6 +123,70 @@ def test_rank_scores_against_a_sorting_reference():
     # a map that is its own target indicator ranks the target on top
     top = rank_scores(target[:1].astype(float), target[:1], shapes[:1])
     assert top["target_over_all"][0] > 1.5
+
+
+def test_partial_spearman_against_the_correlation_of_rank_residuals():
+    rng = np.random.default_rng(3)
+    c = rng.random(400)
+    a = np.round(c + rng.normal(0, 0.3, 400), 1)  # rounded: ties share their mean rank
+    b = np.round(c + 0.5 * a + rng.normal(0, 0.3, 400), 1)
+    ranks = [scipy.stats.rankdata(v) for v in (a, b, c)]
+    design = np.column_stack([np.ones(400), ranks[2]])
+    residuals = [r - design @ np.linalg.lstsq(design, r, rcond=None)[0] for r in ranks[:2]]
+    assert partial_spearman(a, b, c) == pytest.approx(np.corrcoef(*residuals)[0, 1], abs=1e-9)
+    # two maps alike only through what both follow: high together, near 0 with it held fixed
+    a, b = c + rng.normal(0, 0.2, 400), c + rng.normal(0, 0.2, 400)
+    assert spearman(a, b) > 0.6 and abs(partial_spearman(a, b, c)) < 0.15
+    assert np.isnan(partial_spearman(a, b, a))  # c ranks a exactly: nothing of a is left
+
+
+def test_shape_nearness_against_the_distance_to_every_shape_pixel():
+    shapes = np.zeros((3, 6, 8), dtype=bool)
+    shapes[0, 1, 2] = shapes[0, 4, 6] = True
+    shapes[1, 2:4, 3:5] = True
+    near = shape_nearness(shapes)
+    for t in (0, 1):
+        ys, xs = np.nonzero(shapes[t])
+        for y in range(6):
+            for x in range(8):
+                assert near[t, y, x] == pytest.approx(-np.min(np.hypot(ys - y, xs - x)))
+    assert (near[2] == 0).all()  # a frame without a shape
+
+
+def test_three_output_layers_and_the_shared_part_by_hand():
+    rng = np.random.default_rng(4)
+    shape = (3, 6, 8)
+
+    def explained(n):
+        return [SimpleNamespace(spatial=rng.normal(size=shape), temporal=None) for _ in range(n)]
+
+    trained, randomised, heads = explained(3), explained(3), [explained(3) for _ in range(3)]
+    spec = SimpleNamespace(reading="positive")
+    row = readout_heads_scores(spec, trained, heads)
+    mag = [[spearman(np.abs(t.spatial), np.abs(h[c].spatial)) for h in heads] for c, t in enumerate(trained)]
+    assert row["spearman_logits_heads"] == pytest.approx(np.mean(mag))
+    pairs = {(i, j): [spearman(heads[i][c].spatial, heads[j][c].spatial) for c in range(3)]
+             for i, j in ((0, 1), (0, 2), (1, 2))}  # fmt: skip
+    assert row["spearman_logits_pairs_signed"] == pytest.approx(np.mean(list(pairs.values())))
+    assert row["spearman_logits_pairs_lowest_signed"] == pytest.approx(min(np.mean(v) for v in pairs.values()))
+    assert row["spearman_logits_pairs_highest_signed"] == pytest.approx(max(np.mean(v) for v in pairs.values()))
+    assert row["spearman_logits_pairs_n"] == 3 and row["spearman_logits_pairs_se"] > 0
+
+    masks = rng.random((3, *shape)) > 0.9
+    clips = [SimpleNamespace(target_masks=m, distractor_masks=np.zeros(shape, dtype=bool)) for m in masks]
+    shared = shared_part_scores(clips, trained, randomised)
+    first, second = [np.abs(e.spatial) for e in trained], [np.abs(e.spatial) for e in randomised]
+    near = [shape_nearness(m) for m in masks]
+    assert shared["spearman_all_objects"] == pytest.approx(np.mean([spearman(b, n) for b, n in zip(second, near)]))
+    assert shared["spearman_trained_objects"] == pytest.approx(np.mean([spearman(a, n) for a, n in zip(first, near)]))
+    assert shared["spearman_all_given_objects"] == pytest.approx(
+        np.mean([partial_spearman(a, b, n) for a, b, n in zip(first, second, near)])
+    )
+    other = [spearman(first[0], second[1]), spearman(first[1], second[2]), spearman(first[2], second[0])]
+    assert shared["spearman_all_other_clip"] == pytest.approx(np.mean(other))
+    with pytest.raises(ValueError, match="not at the size"):
+        shared_part_scores([SimpleNamespace(target_masks=masks[0][:, :3], distractor_masks=masks[0][:, :3])],
+                           trained[:1], randomised[:1])  # fmt: skip
 
 
 def test_spearman_against_ranked_pearson_and_on_the_support():

@@ -44,10 +44,12 @@ SANITY_COLUMNS = [
     ("spearman_logits", "output layer", "ratio"),
     ("spearman_logits_signed", "(signed)", "ratio"),
     ("spearman_logits_read", "(as read)", "ratio"),
-    (f"spearman_{PAIR}", "two random output layers", "ratio"),
+    ("spearman_logits_pairs", "three random output layers", "ratio"),
     ("spearman_all", "all weights", "ratio"),
     ("spearman_all_signed", "(signed)", "ratio"),
     ("spearman_all_read", "(as read)", "ratio"),
+    ("spearman_all_given_objects", "(nearness to the shapes held fixed)", "ratio"),
+    ("spearman_all_other_clip", "(another clip)", "ratio"),
     ("spearman_all_frames", "all weights, frame by frame", "ratio"),
     ("spearman_all_frames_signed", "(signed)", "ratio"),
 ]
@@ -140,31 +142,155 @@ PAIR_MARGIN = 0.1  # two random output layers this close to the trained one's fi
 VIEW_TEXT = {"": "magnitudes", "_signed": "signed maps", "_read": "maps as read"}
 
 
-def readout_reference(row: dict) -> str | None:
-    """What the two random output layers (``spearman_logits_pair*``) show about a method whose maps
-    stay alike when only the output layer is randomised: when in every view above the goal
-    (magnitudes, signed, as read) two output layers drawn at random agree at least as closely,
-    within ``PAIR_MARGIN``, as the trained one with a random one, the trained output layer moves
-    the maps no more than a random one does; else None."""
-    views = {k: row.get(f"spearman_logits{k}") for k in VIEW_TEXT}
-    finite = {k: v for k, v in views.items() if v is not None and np.isfinite(v)}
-    above = {k: v for k, v in finite.items() if v > SANITY_GOAL}
-    pairs = {k: row.get(f"spearman_{PAIR}{k}") for k in above}
-    if not above or any(p is None or not np.isfinite(p) or p < above[k] - PAIR_MARGIN for k, p in pairs.items()):
-        return None
-    named = ", ".join(f"{VIEW_TEXT[k]} {pairs[k]:.2f} (trained with random {above[k]:.2f})" for k in above)
-    text = (
-        "the trained output layer moves these maps no more than a random one does: the maps of two copies whose "
-        f"output layers were drawn at random from different seeds agree as closely, {named}"
-    )
+def _finite(value) -> bool:
+    return value is not None and bool(np.isfinite(value))
+
+
+def _decided(finite: dict) -> str:
+    """Where the trained output layer's effect shows: the views at or under the goal."""
     low = {k: v for k, v in finite.items() if v <= SANITY_GOAL}
+    if low:
+        return "; what the trained output layer decides shows in the " + ", ".join(
+            f"{VIEW_TEXT[k]} (Spearman {v:.2f})" for k, v in low.items()
+        )
+    return "; no view of these maps (magnitudes, signed, as read) shows what the output layer decides"
+
+
+def _three_layers(row: dict, finite: dict, above: dict) -> str | None:
+    """``readout_reference`` with three random output layers: each view above the goal for the
+    first copy is either alike for any output layer (every pair of copies above the goal, and the
+    trained model's mean over the three above it too) or that copy's draw (the trained model's
+    mean over the three within the goal); a view that is neither leaves the figure unexplained."""
+    alike, draws = [], []
+    for k in above:
+        lowest, heads = row.get(f"spearman_logits_pairs_lowest{k}"), row.get(f"spearman_logits_heads{k}")
+        if not (_finite(lowest) and _finite(heads)):
+            return None
+        if heads <= SANITY_GOAL:
+            draws.append(k)
+        elif lowest > SANITY_GOAL:
+            alike.append(k)
+        else:
+            return None
+    parts = []
+    if alike:
+        named = "; ".join(
+            f"{VIEW_TEXT[k]} {row[f'spearman_logits_pairs{k}']:.2f} (pairs "
+            f"{row[f'spearman_logits_pairs_lowest{k}']:.2f} to {row[f'spearman_logits_pairs_highest{k}']:.2f}), "
+            "the trained model's with theirs "
+            f"{row[f'spearman_logits_heads{k}']:.2f}"
+            for k in alike
+        )
+        first = alike[0]
+        trained, random = row[f"spearman_logits_heads{first}"], row[f"spearman_logits_pairs{first}"]
+        if trained < random - PAIR_MARGIN:
+            compared = "the trained output layer moves the maps further than a random one does, not under the goal"
+        elif trained > random + PAIR_MARGIN:
+            compared = "the trained model's maps are nearer each random copy's than the copies' are to each other"
+        else:
+            compared = "the trained output layer moves the maps as far as a random one does"
+        parts.append(
+            "any output layer leaves these maps alike: three copies whose output layers were drawn at random from "
+            f"different seeds give maps that agree with each other above the goal in every pair, {named}; "
+            f"{compared} ({VIEW_TEXT[first]})"
+        )
+    if draws:
+        named = ", ".join(f"{VIEW_TEXT[k]} {row[f'spearman_logits_heads{k}']:.2f} (first copy {above[k]:.2f})"
+                          for k in draws)  # fmt: skip
+        parts.append(
+            f"against three random output layers the trained model's maps agree on average within the goal, {named}: "
+            "the first copy's figure is that draw's, and what the trained output layer decides shows there"
+        )
+    low = {k: v for k, v in finite.items() if v <= SANITY_GOAL}
+    text = "; ".join(parts)
     if low:
         text += "; what the trained output layer decides shows in the " + ", ".join(
             f"{VIEW_TEXT[k]} (Spearman {v:.2f})" for k, v in low.items()
         )
-    else:
+    elif not draws:
         text += "; no view of these maps (magnitudes, signed, as read) shows what the output layer decides"
     return text
+
+
+def readout_reference(row: dict) -> str | None:
+    """What random output layers show about a method whose maps stay alike when only the output
+    layer is randomised.  With three of them (``spearman_logits_pairs*``, ``_heads*``): when every
+    view above the goal (magnitudes, signed, as read) is explained (``_three_layers``).  Without
+    them (results of older code), with the two of ``spearman_logits_pair*``: when they agree above
+    the goal and at least as closely, within ``PAIR_MARGIN``, as the trained one with a random one.
+    Else None."""
+    views = {k: row.get(f"spearman_logits{k}") for k in VIEW_TEXT}
+    finite = {k: v for k, v in views.items() if _finite(v)}
+    above = {k: v for k, v in finite.items() if v > SANITY_GOAL}
+    if not above:
+        return None
+    if _finite(row.get("spearman_logits_pairs")):
+        return _three_layers(row, finite, above)
+    pairs = {k: row.get(f"spearman_{PAIR}{k}") for k in above}
+    if any(not _finite(p) or p <= SANITY_GOAL or p < above[k] - PAIR_MARGIN for k, p in pairs.items()):
+        return None
+    named = ", ".join(f"{VIEW_TEXT[k]} {pairs[k]:.2f} (trained with random {above[k]:.2f})" for k in above)
+    text = (
+        "any output layer leaves these maps alike: the maps of two copies whose output layers were drawn at "
+        f"random from different seeds agree as closely or more, {named}"
+    )
+    return text + _decided(finite)
+
+
+def _same_maps(row: dict, scope: str) -> list[str]:
+    """The views above the goal whose figure is not the magnitudes' (a signed map that is not its
+    own magnitude): what a figure measured on the magnitudes cannot speak for."""
+    value = row.get(f"spearman_{scope}")
+    return [
+        k
+        for k in ("_signed", "_read")
+        if _finite(row.get(f"spearman_{scope}{k}"))
+        and row[f"spearman_{scope}{k}"] > SANITY_GOAL
+        and not (_finite(value) and abs(row[f"spearman_{scope}{k}"] - value) < 1e-9)
+    ]
+
+
+def shared_part(row: dict) -> str | None:
+    """For a gradient or CAM method above the goal with every weight randomised: what its two maps
+    share besides the model, measured on their magnitudes (``shared_part_scores``), when it accounts
+    for their agreement.  Nearness to the shapes: when both maps follow it (each correlates with it
+    above the goal), and with it held fixed (a partial Spearman correlation) the maps agree within
+    the goal, at least ``PAIR_MARGIN`` under their own figure.  Or a pattern every clip gives: when
+    the trained model's map of one clip agrees with the randomised one's of another as closely,
+    within ``PAIR_MARGIN``, as on the same clip.  None when neither does, or when a signed view
+    that is not the magnitudes stays above the goal too."""
+    value = row.get("spearman_all")
+    if not _finite(value) or value <= SANITY_GOAL or _same_maps(row, "all"):
+        return None
+    given, trained, randomised = (row.get(f"spearman_{k}") for k in ("all_given_objects", "trained_objects",
+                                                                      "all_objects"))  # fmt: skip
+    if (
+        all(_finite(v) for v in (given, trained, randomised))
+        and min(trained, randomised) > SANITY_GOAL
+        and given <= min(SANITY_GOAL, value - PAIR_MARGIN)
+    ):
+        text = (
+            "both maps follow the shapes: nearness to a shape (target or distractor) agrees with the trained "
+            f"model's map at {trained:.2f} and with the randomised one's at {randomised:.2f}, and with it held "
+            f"fixed (a partial Spearman correlation) the two maps agree at {given:.2f}, within the goal"
+        )
+        ours, theirs, spread = (row.get(k) for k in ("target_over_union", "random_target_over_union",
+                                                     "target_over_union_se"))  # fmt: skip
+        if all(_finite(v) for v in (ours, theirs, spread)) and ours > theirs + spread:
+            text += (
+                f"; what the trained model adds shows in how it ranks the target over the other shapes (target / "
+                f"shapes {ours:.2f}, randomised {theirs:.2f})"
+            )
+        return text
+    other = row.get("spearman_all_other_clip")
+    if _finite(other) and other > SANITY_GOAL and other >= value - PAIR_MARGIN:
+        return (
+            f"what the two maps share does not depend on the clip: the trained model's map of one clip agrees with "
+            f"the randomised one's of another at {other:.2f}, against {value:.2f} on the same clip (magnitudes), a "
+            "pattern every clip gives (set by the architecture, or by where shapes lie in any clip), not what this "
+            "clip shows"
+        )
+    return None
 
 
 INPUT_PART_TEXT = {  # the part of the input each INPUT_METHODS map multiplies by a gradient
@@ -233,6 +359,10 @@ def reason(row: dict, scope: str, priors: list[str], task: str = "sides") -> str
         known = None  # the guess is that the input part is shared, and the figures say it is not
     if inputs is not None and inputs[1]:
         measured = inputs[0]
+    elif scope == "all" and method in GOAL_METHODS:
+        measured = shared_part(row)
+        if measured is not None and inputs is not None:
+            measured += f"; {inputs[0]}"
     if measured is not None:
         label = "**misses the goal** for gradient and CAM methods; " if method in GOAL_METHODS else ""
         return f"{label}measured reason: {measured}"
@@ -361,12 +491,18 @@ def to_markdown(evaluation: dict, command: str) -> str:
         "share of frames whose map peaks within its tolerance of the moving shape (Zhang et al. 2016's 15 pixels, "
         "scaled to 15 per 224 of the frame's side: 7.5 on a 112-pixel frame; by chance: the share of the frame "
         "that close to the shape); peak on shape: on the shape itself; target / shapes and target / all: report "
-        "001's rank ratios (1 = no preference). Two random output layers: the correlation between the maps of two "
-        "copies whose output layers were drawn at random from different seeds, a reference for the output-layer "
-        "test: where it is as high as the trained model's figure, the trained output layer moves the maps no more "
-        "than a random one does. For the methods that multiply a gradient by a part of the input, each model's map "
-        "is also compared with that part alone: the input's difference from the method's reference (input × "
-        "gradient, integrated gradients), the warp's derivative with respect to the flow (the flow gradients)."
+        "001's rank ratios (1 = no preference). Three random output layers: the correlation between the maps of "
+        "copies whose output layers were drawn at random from three seeds, with each other (the mean over the three"
+        " pairs), a reference for the output-layer test: where every pair agrees above the goal, no output layer "
+        "drawn at random moves the maps under it; the trained model's maps against each of the three, averaged, "
+        "tell whether the first copy's figure (the table's) is that draw's. With every weight randomised, two more "
+        "references, on the magnitudes: the two maps' correlation with nearness to the shapes held fixed (a partial"
+        " Spearman correlation; nearness: minus the distance to the nearest shape, target or distractor), and the "
+        "trained model's map of each clip against the randomised one's of the next clip (as high as on the same "
+        "clip, what they share does not depend on the clip). For the methods that multiply a gradient by a part of "
+        "the input, each model's map is also compared with that part alone: the input's difference from the "
+        "method's reference (input × gradient, integrated gradients), the warp's derivative with respect to the "
+        "flow (the flow gradients)."
         + (
             f" TSR, which takes minutes a clip on a CPU, was run on the first {evaluation['slow_clips']} clips "
             "(its figures say n)."

@@ -133,9 +133,9 @@ def partial_spearman(a: np.ndarray, b: np.ndarray, c: np.ndarray) -> float:
     (r_ab - r_ac r_bc) / sqrt((1 - r_ac^2)(1 - r_bc^2)); NaN when a map is constant or ``c``
     ranks one of them exactly."""
     r_ab, r_ac, r_bc = spearman(a, b), spearman(a, c), spearman(b, c)
-    scale = np.sqrt((1.0 - r_ac**2) * (1.0 - r_bc**2))
-    if not (np.isfinite(r_ab) and np.isfinite(scale)) or scale < 1e-12:
+    if not np.isfinite([r_ab, r_ac, r_bc]).all() or max(abs(r_ac), abs(r_bc)) > 1.0 - 1e-9:
         return float("nan")
+    scale = np.sqrt((1.0 - r_ac**2) * (1.0 - r_bc**2))
     return float((r_ab - r_ac * r_bc) / scale)
 
 

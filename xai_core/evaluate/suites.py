@@ -489,8 +489,9 @@ def check_reproduced(model: VideoModel, row: dict, again: dict, scope: str = "al
     from the stored ``row``'s: its clips, randomised copies or method are not those of this code and
     device, so nothing may be added to it."""
     for key in (f"spearman_{scope}", f"spearman_{scope}_signed"):
-        stored, now = row.get(key), again.get(key)
-        if stored is None or now is None or not np.isclose(stored, now, atol=REPRODUCED, equal_nan=True):
+        stored, now = row.get(key, "missing"), again.get(key)
+        stored = float("nan") if stored is None else stored  # NaN is stored as null
+        if stored == "missing" or now is None or not np.isclose(stored, now, atol=REPRODUCED, equal_nan=True):
             raise ValueError(
                 f"the stored {key} of {row['method']} on {model.name} ({stored}) is not what this code measures "
                 f"({now}): its results cannot be completed; measure them again (without --add-missing)"
@@ -695,9 +696,12 @@ COLUMNS = {
     "sanity": [
         ("spearman_logits", "Spearman, output layer randomised", "ratio"),
         ("spearman_logits_signed", "output layer randomised, signed", "ratio"),
-        (f"spearman_{PAIR}", "two random output layers (reference)", "ratio"),
+        ("spearman_logits_heads", "output layer randomised, mean of three copies", "ratio"),
+        ("spearman_logits_pairs", "three random output layers with each other (reference)", "ratio"),
         ("spearman_all", "Spearman, all weights randomised", "ratio"),
         ("spearman_all_signed", "all weights randomised, signed", "ratio"),
+        ("spearman_all_given_objects", "all randomised, nearness to the shapes held fixed", "ratio"),
+        ("spearman_all_other_clip", "trained map vs randomised map of another clip", "ratio"),
         ("spearman_trained_input", "trained map vs the input alone", "ratio"),
         ("spearman_all_input", "randomised map vs the input alone", "ratio"),
         ("spearman_logits_frames", "output layer randomised, frame by frame", "ratio"),
