@@ -212,6 +212,26 @@ def _three_layers(row: dict, finite: dict, above: dict) -> str | None:
     return text
 
 
+def readout_unsettled(row: dict) -> str | None:
+    """The views above the goal for the first output-layer copy that three random output layers
+    leave unexplained (``_three_layers``): the trained model's maps agree with theirs above the goal
+    on average, while some pair of random output layers agrees within it, so the figure depends on
+    which output layer is drawn.  The figures, or None."""
+    if not _finite(row.get("spearman_logits_pairs")):
+        return None
+    parts = []
+    for k in VIEW_TEXT:
+        keys = ("", "_pairs_lowest", "_pairs_highest", "_heads")
+        first, lowest, highest, heads = (row.get(f"spearman_logits{what}{k}") for what in keys)
+        if all(_finite(v) for v in (first, lowest, highest, heads)) and min(first, heads) > SANITY_GOAL >= lowest:
+            parts.append(
+                f"in the {VIEW_TEXT[k]} the agreement depends on which output layer is drawn: three random ones "
+                f"agree with each other from {lowest:.2f} to {highest:.2f}, and the trained model's maps with theirs "
+                f"at {heads:.2f} on average, above the goal"
+            )
+    return "; ".join(parts) or None
+
+
 def readout_reference(row: dict) -> str | None:
     """What random output layers show about a method whose maps stay alike when only the output
     layer is randomised.  With three of them (``spearman_logits_pairs*``, ``_heads*``): when every
@@ -291,6 +311,20 @@ def shared_part(row: dict) -> str | None:
             "clip shows"
         )
     return None
+
+
+def shared_figures(row: dict) -> str | None:
+    """``shared_part``'s figures for an all-weights line they do not account for, or None without them."""
+    keys = ("all", "trained_objects", "all_objects", "all_given_objects", "all_other_clip")
+    value, trained, randomised, given, other = (row.get(f"spearman_{k}") for k in keys)
+    if not all(_finite(v) for v in (value, trained, randomised, given, other)):
+        return None
+    return (
+        f"nearness to the shapes agrees with the trained model's map at {trained:.2f} and with the randomised one's "
+        f"at {randomised:.2f}, with it held fixed the two maps agree at {given:.2f}, and the trained model's map of "
+        f"one clip agrees with the randomised one's of another at {other:.2f}, against {value:.2f} on the same clip "
+        "(magnitudes): neither the shapes nor a pattern of every clip accounts for the agreement"
+    )
 
 
 INPUT_PART_TEXT = {  # the part of the input each INPUT_METHODS map multiplies by a gradient
@@ -385,10 +419,14 @@ def reason(row: dict, scope: str, priors: list[str], task: str = "sides") -> str
                 f"randomised the map moves (at most {everything:.2f}); the features fire on the moving shape, so "
                 "the magnitude of any read-out of them is large there"
             )
+    unsettled = readout_unsettled(row) if scope == "logits" else None
+    if scope == "all" and inputs is None and trend is None:
+        unsettled = shared_figures(row)
     if method in GOAL_METHODS:
         if inputs is not None:
             return f"**misses the goal** for gradient and CAM methods; {known}"
-        return f"**misses the goal** for gradient and CAM methods{'; a likely reason: ' + known if known else ''}"
+        text = f"**misses the goal** for gradient and CAM methods{'; a likely reason: ' + known if known else ''}"
+        return text + (f"; measured: {unsettled}" if unsettled else "")
     return known or "no known reason: treat its maps with suspicion on this model"
 
 
