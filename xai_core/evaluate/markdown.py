@@ -132,9 +132,7 @@ def time_course(trend: tuple[float, float]) -> str:
     way = "grows toward the last frame" if trained > 0 else "shrinks toward the last frame"
     return (
         f"in both models the maps' size {way} (Spearman of the size per frame with the frame index: trained "
-        f"{trained:.2f}, randomised {randomised:.2f}), a time course the architecture sets whatever the weights "
-        "(through a recurrent model read at its last step, the gradient that reaches a frame shrinks with its "
-        "distance from the end)"
+        f"{trained:.2f}, randomised {randomised:.2f}), a time course the two maps share"
     )
 
 
@@ -321,7 +319,7 @@ def shared_figures(row: dict) -> str | None:
         return None
     return (
         f"nearness to the shapes agrees with the trained model's map at {trained:.2f} and with the randomised one's "
-        f"at {randomised:.2f}, with it held fixed the two maps agree at {given:.2f}, and the trained model's map of "
+        f"at {randomised:.2f}, with it held fixed the two maps agree at {given:.3f}, and the trained model's map of "
         f"one clip agrees with the randomised one's of another at {other:.2f}, against {value:.2f} on the same clip "
         "(magnitudes): neither the shapes nor a pattern of every clip accounts for the agreement"
     )
@@ -378,11 +376,15 @@ def reason(row: dict, scope: str, priors: list[str], task: str = "sides") -> str
         return f"the model's architecture prior ({priors[0]}) puts the maps where the mask is, whatever the weights"
     known = KNOWN_REASONS.get(method)
     trend, within = shared_trend(row, scope), frame_correlation(row, scope)
+    frames = [row.get(f"spearman_{scope}_frames{k}") for k in VIEW_TEXT]
+    lowest = min((v for v in frames if _finite(v)), default=float("nan"))
     if trend is not None:
-        if np.isfinite(within) and within <= SANITY_GOAL:
+        if np.isfinite(within) and within <= SANITY_GOAL and lowest >= -SANITY_GOAL:  # anti-correlated: structure
+            label = "**misses the goal** over the clip for gradient and CAM methods; " if method in GOAL_METHODS else ""
             return (
-                f"frame by frame the maps change (Spearman at most {within:.2f}: the goal is met within frames); "
-                f"over the clip they stay alike because {time_course(trend)}"
+                f"{label}frame by frame the maps change (the mean of each frame's Spearman correlation, magnitudes, "
+                f"signed and as read, from {lowest:.2f} to {within:.2f}: within the goal in each frame); over the "
+                f"clip they stay alike because {time_course(trend)}"
             )
         if not np.isfinite(within):  # a frame curve: its time course is all there is
             known = time_course(trend)
@@ -402,7 +404,7 @@ def reason(row: dict, scope: str, priors: list[str], task: str = "sides") -> str
         return f"{label}measured reason: {measured}"
     if inputs is not None:  # measured, and the input does not account for the agreement: no guess beside it
         known = f"measured: {inputs[0]}"
-    if scope == "logits" and task != "angle":
+    if scope == "logits" and task != "angle" and row.get("family") in ("spatial", "motion"):
         values = {k: row.get(f"spearman_logits{k}") for k in ("", "_signed", "_read")}
         finite = {k: v for k, v in values.items() if v is not None and np.isfinite(v)}
         everything = survival(row)
@@ -415,7 +417,8 @@ def reason(row: dict, scope: str, priors: list[str], task: str = "sides") -> str
             and everything <= SANITY_GOAL
         ):
             known = (
-                "only the magnitudes stay alike (the signed map and the map as read change), and with every weight "
+                ("" if method in GOAL_METHODS else "a likely reason: ")
+                + "only the magnitudes stay alike (the signed map and the map as read change), and with every weight "
                 f"randomised the map moves (at most {everything:.2f}); the features fire on the moving shape, so "
                 "the magnitude of any read-out of them is large there"
             )
