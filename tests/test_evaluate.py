@@ -274,7 +274,15 @@ def test_suites_on_a_small_model(suite):
         gradcam = result["rows"][0]
         assert "| all weights randomised, frame by frame |" in table
         line = next(x for x in table.splitlines() if x.startswith("| `gradcam`"))
-        assert cell(gradcam, "spearman_all_frames", "ratio") == line.split(" | ")[9]
+        header = next(x for x in table.splitlines() if x.startswith("| method"))
+        column = header.split(" | ").index("all weights randomised, frame by frame")
+        assert cell(gradcam, "spearman_all_frames", "ratio") == line.split(" | ")[column]
+        # the three random output layers and the shared part sit in the same table
+        for title, key in (("three random output layers with each other (reference)", "spearman_logits_pairs"),
+                           ("all randomised, nearness to the shapes held fixed", "spearman_all_given_objects"),
+                           ("trained map vs randomised map of another clip", "spearman_all_other_clip")):  # fmt: skip
+            assert cell(gradcam, key, "ratio") == line.split(" | ")[header.split(" | ").index(title)]
+        assert np.isfinite(gradcam["spearman_logits_pairs"]) and np.isfinite(gradcam["spearman_all_given_objects"])
         assert np.isfinite(gradcam["spearman_all_frames"])
         assert table_rows(result)[0]["all randomised: map size vs frame index"] == cell(
             gradcam, "size_trend_all", "ratio"
