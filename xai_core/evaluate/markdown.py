@@ -199,15 +199,10 @@ def _three_layers(row: dict, finite: dict, above: dict) -> str | None:
             f"against three random output layers the trained model's maps agree on average within the goal, {named}: "
             "the first copy's figure is that draw's, and what the trained output layer decides shows there"
         )
-    low = {k: v for k, v in finite.items() if v <= SANITY_GOAL}
     text = "; ".join(parts)
-    if low:
-        text += "; what the trained output layer decides shows in the " + ", ".join(
-            f"{VIEW_TEXT[k]} (Spearman {v:.2f})" for k, v in low.items()
-        )
-    elif not draws:
-        text += "; no view of these maps (magnitudes, signed, as read) shows what the output layer decides"
-    return text
+    if draws and all(v > SANITY_GOAL for v in finite.values()):
+        return text  # the draws' sentence says where the trained output layer's effect shows
+    return text + _decided(finite)
 
 
 def readout_unsettled(row: dict) -> str | None:

@@ -62,8 +62,8 @@ ON_REQUEST = ("tsr", "tsr_onestep")  # minutes per clip on a CPU: evaluated when
 RANDOM_ORDERS = 5  # random frame orders per clip, the reference of the deletion / insertion AUCs
 FIRST_SEED = 50_000  # far from the training (0...), validation (2e9) and test (3e9) seeds
 # The methods issue 16's goal binds (at most SANITY_GOAL for every gradient and CAM method); for
-# them the sanity suite also measures how far two output layers drawn at random agree
-# (``readout_pair_scores``), a reference for the output-layer test on the model.
+# them the sanity suite also measures how far output layers drawn at random agree
+# (``readout_heads_scores``), a reference for the output-layer test on the model.
 GOAL_METHODS = (
     "gradcam",
     "gradcam_pp",
@@ -365,18 +365,9 @@ def sanity_scores(spec, trained: list, randomised: list, scope: str) -> dict:
 
 
 def pair_measured(spec) -> bool:
-    """Whether the sanity suite measures ``readout_pair_scores`` for a method: a gradient or CAM
+    """Whether the sanity suite measures ``readout_heads_scores`` for a method: a gradient or CAM
     method (``GOAL_METHODS``) whose maps depend on the target."""
     return spec.name in GOAL_METHODS and not target_free(spec)
-
-
-def readout_pair_scores(spec, first: list, second: list) -> dict:
-    """Spearman correlations between the maps of two copies of the model whose output layers were
-    drawn at random from different seeds (magnitudes ``spearman_logits_pair``, ``_signed``,
-    ``_read``), per clip: a reference for the trained model's correlation with one such copy (as
-    high, the trained output layer moves the maps no more than a random one does)."""
-    pairs = list(zip(_maps(first), _maps(second), strict=True))
-    return _view_correlations(_views(spec), pairs, f"spearman_{PAIR}")
 
 
 def readout_heads_scores(spec, trained: list, heads: list[list]) -> dict:
@@ -385,8 +376,10 @@ def readout_heads_scores(spec, trained: list, heads: list[list]) -> dict:
     trained model's maps against each copy's, averaged over the copies
     (``spearman_logits_heads``), and the copies' maps against each other, averaged over the pairs
     (``spearman_logits_pairs``), and the pairs that agree least and most over the clips
-    (``spearman_logits_pairs_lowest``, ``_highest``).  Copies whose maps agree with each other
-    above the goal say that no output layer drawn at random moves the maps under it."""
+    (``spearman_logits_pairs_lowest``, ``_highest``); the first two copies' pair alone is
+    ``spearman_logits_pair`` (the reference of results measured before the third copy).  Copies
+    whose maps agree with each other above the goal say that no output layer drawn at random moves
+    the maps under it."""
     views = _views(spec)
     trained_maps, head_maps = _maps(trained), [_maps(h) for h in heads]
     pairs = list(itertools.combinations(range(len(heads)), 2))
@@ -398,6 +391,7 @@ def readout_heads_scores(spec, trained: list, heads: list[list]) -> dict:
         )
         _put(row, f"spearman_logits_heads{suffix}", [np.array(v) for v in with_trained])
         _put(row, f"spearman_logits_pairs{suffix}", list(between))
+        _put(row, f"spearman_{PAIR}{suffix}", list(between[:, 0]))  # pairs[0]: the copies HEADS[0] and HEADS[1]
         per_pair = np.array([summarise(list(col))[0] for col in between.T])
         if np.isfinite(per_pair).any():  # the pairs that agree least and most, with their spread over the clips
             _put(row, f"spearman_logits_pairs_lowest{suffix}", list(between[:, np.nanargmin(per_pair)]))
@@ -419,7 +413,7 @@ def shared_part_scores(clips: list[ShapesSample], trained: list, randomised: lis
     Spearman correlation: at most the goal, following the shapes accounts for their agreement);
     and the trained model's map of each clip against the copy's map of the next clip
     (``spearman_all_other_clip``; as high as on the same clip, what they share does not depend on
-    the clip: a pattern the architecture sets)."""
+    the clip: a pattern every clip gives, from the architecture or from where shapes lie)."""
     first, second = [np.abs(m) for m in _maps(trained)], [np.abs(m) for m in _maps(randomised)]
     near = [shape_nearness(c.target_masks | c.distractor_masks) for c in clips]
     if any(m.shape != n.shape for m, n in zip(first, near, strict=True)):
@@ -501,7 +495,6 @@ def check_reproduced(model: VideoModel, row: dict, again: dict, scope: str = "al
 # What ``add_missing_figures`` can add: the key whose absence marks a row without the figures, and
 # the copies whose maps they need ("trained", "all", and the output-layer copies ``HEADS``).
 ADDABLE = {
-    "pair": (f"spearman_{PAIR}", ("logits", PAIR)),
     "heads": ("spearman_logits_pairs", ("trained", *HEADS)),
     "input": ("spearman_all_input", ("trained", "all")),
     "shared": ("spearman_all_given_objects", ("trained", "all")),
@@ -510,8 +503,7 @@ ADDABLE = {
 
 def _addable(spec) -> list[str]:
     """The figures of ``ADDABLE`` the sanity suite measures for a method."""
-    measured = {"pair": pair_measured(spec), "heads": pair_measured(spec), "input": spec.name in INPUT_METHODS,
-                "shared": shared_measured(spec)}  # fmt: skip
+    measured = {"heads": pair_measured(spec), "input": spec.name in INPUT_METHODS, "shared": shared_measured(spec)}
     return [name for name, yes in measured.items() if yes]
 
 
@@ -528,7 +520,7 @@ def add_missing_figures(
 ) -> list[dict]:
     """Stored sanity ``rows`` (of ``run_suite`` with these arguments, on this device) with the
     figures added that a row lacks (rows measured before the suite measured them, ``ADDABLE``):
-    ``readout_pair_scores``, ``readout_heads_scores``, ``input_scores`` and ``shared_part_scores``,
+    ``readout_heads_scores``, ``input_scores`` and ``shared_part_scores``,
     on the same clips and the same randomised copies (from ``seed``, and ``seed + k`` for the k-th
     output layer) as a fresh run.  Where the trained model's maps are explained again with a
     copy's, the stored figures of that copy are measured again and must agree
@@ -563,8 +555,8 @@ def add_missing_figures(
         chosen = clips_for(spec)
         maps: dict[str, list] = {name: [] for name in needed(missing)}
         for sample in chosen:
+            target = _target(model, sample)
             for name in maps:
-                target = _target(model, sample)
                 maps[name].append(explain(copies[name], sample.video, spec.name, target=target,
                                           **params.get(spec.name, {})))  # fmt: skip
                 done += 1
@@ -574,8 +566,6 @@ def add_missing_figures(
             if "trained" in maps and scope in maps:
                 check_reproduced(model, row, sanity_scores(spec, maps["trained"], maps[scope], scope), scope)
         scores: dict = {}
-        if "pair" in missing:
-            scores |= readout_pair_scores(spec, maps["logits"], maps[PAIR])
         if "heads" in missing:
             scores |= readout_heads_scores(spec, maps["trained"], [maps[name] for name in HEADS])
         if "input" in missing:
@@ -613,8 +603,6 @@ def _row(model: VideoModel, suite: str, spec, results: dict[str, list], clips: l
     row = {}
     for scope in ("logits", "all"):
         row |= sanity_scores(spec, trained, results[scope], scope)
-    if results.get(PAIR):
-        row |= readout_pair_scores(spec, results["logits"], results[PAIR])
     if all(results.get(name) for name in HEADS):
         row |= readout_heads_scores(spec, trained, [results[name] for name in HEADS])
     _put(row, "size_trend_trained", [size_trend(m) for m in _maps(trained)])
