@@ -123,7 +123,9 @@ def test_your_own_model_joins_the_sidebar_and_the_explain_page_explains_it(zoo):
 
 
 def wait_for(at: AppTest, condition, what: str, timeout: float = 90.0) -> None:
-    """Rerun the page until ``condition()`` holds (the fragment polls the same way in a browser)."""
+    """Rerun the page until ``condition()`` holds (the fragment polls the same way in a browser),
+    then once more, so that the page shows a state no earlier than the one the condition saw (a
+    step may land between the page's last run and the check)."""
     deadline = time.monotonic() + timeout
     while not condition():
         if time.monotonic() > deadline:
@@ -132,6 +134,8 @@ def wait_for(at: AppTest, condition, what: str, timeout: float = 90.0) -> None:
         time.sleep(0.3)
         at.run()
         assert_clean(at)
+    at.run()
+    assert_clean(at)
 
 
 def test_training_from_the_page_shows_the_live_curve_and_stop_saves_the_model(zoo):
