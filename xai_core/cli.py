@@ -606,6 +606,10 @@ def _evaluate_all(args: argparse.Namespace, methods: list[str] | None, params: d
 
 
 def _cmd_batch(args: argparse.Namespace) -> int:
+    if args.engine == "local":  # the workers' imports (torch: a second or more) from now on, beside the driver's
+        from .batch.local import start_worker_server
+
+        start_worker_server()
     from .batch import BatchSpec, run_batch
 
     names = lambda text: [n.strip() for n in text.split(",") if n.strip()]  # noqa: E731

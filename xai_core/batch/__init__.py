@@ -9,11 +9,43 @@
 * ``local`` and ``ray_engine``: the engines (worker processes here, or Ray tasks on a cluster);
 * ``faults``: the rows of items whose worker died, and the models given up for killing their workers;
 * ``driver``: ``run_batch``, which ties them together and reports progress.
+
+The names below are imported when first used (PEP 562), so that ``xai batch`` starts its workers'
+fork server (``local.start_worker_server``) before the driver imports numpy and the rest.
 """
 
-from .clips import ClipRef, clip_refs
-from .driver import BatchSpec, run_batch
-from .items import WorkItem, work_items
-from .results import read_results
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING
+
+_EXPORTS = {  # public name -> the module that defines it
+    "BatchSpec": ".driver",
+    "run_batch": ".driver",
+    "ClipRef": ".clips",
+    "clip_refs": ".clips",
+    "WorkItem": ".items",
+    "work_items": ".items",
+    "read_results": ".results",
+}
+
+if TYPE_CHECKING:
+    from .clips import ClipRef, clip_refs
+    from .driver import BatchSpec, run_batch
+    from .items import WorkItem, work_items
+    from .results import read_results
+
+
+def __getattr__(name: str):
+    if name in _EXPORTS:
+        value = getattr(importlib.import_module(_EXPORTS[name], __name__), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *_EXPORTS})
+
 
 __all__ = ["BatchSpec", "ClipRef", "WorkItem", "clip_refs", "read_results", "run_batch", "work_items"]

@@ -26,7 +26,9 @@ from .items import WorkItem, clip_groups
 READY = "ready"
 LOADED = "loaded"  # (LOADED, model): the worker survived loading the model (its items come next)
 START_SECONDS = 300.0
-PRELOAD = ["xai_core.batch.runner"]  # what the fork server imports once for every worker: torch, the library
+# what the fork server imports once for every worker (torch, the library), and, last, what makes it
+# end without a slow clean-up (server_exit)
+PRELOAD = ["xai_core.batch.runner", "xai_core.batch.server_exit"]
 
 
 def start_worker_server() -> None:
