@@ -365,6 +365,7 @@ def test_add_missing_completes_results_of_other_code_with_the_figures_of_a_fresh
     for row in entry["sanity"]["rows"]:
         for key in [k for k in row if k.startswith("spearman_logits_pair") or k.endswith(SHARED_KEYS) or "_input" in k]:
             del row[key]
+        row.pop("logits_heads_drawn", None)
     (tmp_path / report.RESULTS_FILE).write_text(json.dumps(stored))
     measured = []
     real = report.evaluate_model
@@ -436,6 +437,66 @@ def test_add_missing_completes_results_of_other_code_with_the_figures_of_a_fresh
     stored = json.loads((tmp_path / report.RESULTS_FILE).read_text())["models"]["a-sides"]
     assert "added" not in stored and stored["settings"]["code"] == report.code_fingerprint()
     assert "Not every figure" not in report.to_markdown({**done, "models": {"a-sides": stored}}, "x")
+
+
+def test_heads_unsettled_reads_each_view_of_the_output_layer_test():
+    from xai_core.evaluate.suites import heads_drawn, heads_unsettled
+
+    open_ = {
+        "spearman_logits_signed": 0.4,
+        "spearman_logits_pairs_lowest_signed": 0.1,
+        "spearman_logits_heads_signed": 0.35,
+    }
+    assert heads_unsettled(open_) and heads_drawn(open_) == 3  # rows stored before the count: three
+    assert not heads_unsettled({**open_, "spearman_logits_heads_signed": 0.3})  # the trained mean within: that draw's
+    assert not heads_unsettled({**open_, "spearman_logits_pairs_lowest_signed": 0.31})  # every pair above: alike
+    assert not heads_unsettled({**open_, "spearman_logits_signed": 0.3})  # the first copy within the goal
+    assert not heads_unsettled({**open_, "spearman_logits_heads_signed": float("nan")})
+    assert heads_unsettled({"spearman_logits_read": 0.5, "spearman_logits_pairs_lowest_read": -0.2,
+                            "spearman_logits_heads_read": 0.4})  # fmt: skip
+    assert heads_drawn({"logits_heads_drawn": 8}) == 8
+
+
+def test_five_more_output_layers_where_three_leave_the_test_open(monkeypatch):
+    """Forced open, the sanity suite reads the output-layer test over eight copies (seeds 50000 to
+    50007), as a reference computed with them by hand; a row read over three gets the five more from
+    ``add_missing_figures``, equal to the fresh run's; settled, the suite stops at three."""
+    from conftest import small_model
+
+    from xai_core.api import explain
+    from xai_core.evaluate import suites
+    from xai_core.evaluate.randomize import randomized_copy
+    from xai_core.evaluate.scores import spearman
+
+    model = small_model("cnn_transformer")
+    monkeypatch.setattr(suites, "heads_unsettled", lambda row: False)
+    three = suites.run_suite("sanity", model, ["saliency"], n=2)["rows"][0]
+    assert three["logits_heads_drawn"] == 3
+    monkeypatch.setattr(suites, "heads_unsettled", lambda row: True)
+    said = []
+    eight = suites.run_suite("sanity", model, ["saliency"], n=2, progress=lambda d, t, w: said.append((d, t, w)))
+    eight = eight["rows"][0]
+    assert eight["logits_heads_drawn"] == 8 and all(d <= t for d, t, _ in said) and said[-1][0] == said[-1][1]
+    clips = suites.evaluation_clips(model, 2, 50_000, 8.0, 2, pause=suites.clip_pauses(model, "sanity"))
+    copies = [randomized_copy(model, "logits", 50_000 + k) for k in range(8)]
+    per_clip, lowest_pairs = [], {}
+    for clip in clips:
+        target = suites._target(model, clip)
+        trained = explain(model, clip.video, "saliency", target=target).spatial
+        maps = [explain(copy, clip.video, "saliency", target=target).spatial for copy in copies]
+        per_clip.append(np.mean([spearman(trained, m) for m in maps]))  # signed
+        for i in range(8):
+            for j in range(i + 1, 8):
+                lowest_pairs.setdefault((i, j), []).append(spearman(maps[i], maps[j]))
+    assert eight["spearman_logits_heads_signed"] == pytest.approx(np.mean(per_clip), abs=1e-9)
+    assert eight["spearman_logits_pairs_lowest_signed"] == pytest.approx(
+        min(np.mean(v) for v in lowest_pairs.values()), abs=1e-9
+    )
+    assert eight["spearman_logits_pair_signed"] == pytest.approx(three["spearman_logits_pair_signed"], abs=1e-12)
+    added = suites.add_missing_figures(model, [three], 2, progress=lambda d, t, w: said.append((d, t, w)))[0]
+    assert json.loads(json.dumps(suites.jsonable(added))) == json.loads(json.dumps(suites.jsonable(eight)))
+    assert any("(output layer copy 8)" in w for _, _, w in said)
+    assert suites.add_missing_figures(model, [added], 2) == [added]  # read over eight: nothing left to add
 
 
 def test_fewer_clips_than_asked_are_shown():
@@ -707,7 +768,7 @@ def test_three_random_output_layers_give_the_reason_when_every_pair_of_them_stay
     )
     table = report.to_markdown(_evaluation(rows=[three]), "x")
     assert "| `saliency` | 0.90 ± 0.01 | -0.20 ± 0.01 | 0.90 ± 0.01 | 0.72 ± 0.01 | 0.10 ± 0.01 |" in table
-    assert "Spearman: three random output layers" in table
+    assert "Spearman: random output layers" in table
     # one pair of random output layers at the goal in a view above it: they can move the maps there, no reason
     assert "measured reason" not in line_for(_heads(three, "_read", 0.7, 0.3, 0.79, 0.87))
     assert "measured reason" not in line_for(_heads(three, "", 0.72, float("nan"), 0.8, 0.88))
@@ -723,6 +784,9 @@ def test_three_random_output_layers_give_the_reason_when_every_pair_of_them_stay
         "which output layer is drawn: three random ones agree with each other from -0.34 to 0.31, and the trained "
         "model's maps with theirs at 0.32 on average, above the goal."
     )
+    assert "eight random ones agree with each other from -0.34" in line_for(
+        {**_heads(signed, "_signed", -0.09, -0.34, 0.31, 0.32), "logits_heads_drawn": 8}
+    )  # read over eight output layers, it says so
     drawn = line_for(_heads(signed, "_signed", -0.09, -0.34, 0.31, 0.21))
     assert drawn.endswith(
         "the trained model's maps are nearer each random copy's than the copies' are to each other (magnitudes); "

@@ -18,6 +18,7 @@ from .suites import (
     SURVIVES,
     cell,
     frame_correlation,
+    heads_drawn,
     scope_correlation,
     survival,
 )
@@ -44,7 +45,7 @@ SANITY_COLUMNS = [
     ("spearman_logits", "output layer", "ratio"),
     ("spearman_logits_signed", "(signed)", "ratio"),
     ("spearman_logits_read", "(as read)", "ratio"),
-    ("spearman_logits_pairs", "three random output layers", "ratio"),
+    ("spearman_logits_pairs", "random output layers", "ratio"),
     ("spearman_all", "all weights", "ratio"),
     ("spearman_all_signed", "(signed)", "ratio"),
     ("spearman_all_read", "(as read)", "ratio"),
@@ -154,11 +155,19 @@ def _decided(finite: dict) -> str:
     return "; no view of these maps (magnitudes, signed, as read) shows what the output layer decides"
 
 
+def _drawn(row: dict) -> str:
+    """How many random output layers the row's figures were read over, in words."""
+    count = heads_drawn(row)
+    return {3: "three", 8: "eight"}.get(count, str(count))
+
+
 def _three_layers(row: dict, finite: dict, above: dict) -> str | None:
-    """``readout_reference`` with three random output layers: each view above the goal for the
-    first copy is either alike for any output layer (every pair of copies above the goal, and the
-    trained model's mean over the three above it too) or that copy's draw (the trained model's
-    mean over the three within the goal); a view that is neither leaves the figure unexplained."""
+    """``readout_reference`` with random output layers (three, or eight where three leave the test
+    open): each view above the goal for the first copy is either alike for any output layer (every
+    pair of copies above the goal, and the trained model's mean over the copies above it too) or
+    that copy's draw (the trained model's mean over the copies within the goal); a view that is
+    neither leaves the figure unexplained."""
+    drawn = _drawn(row)
     alike, draws = [], []
     for k in above:
         lowest, heads = row.get(f"spearman_logits_pairs_lowest{k}"), row.get(f"spearman_logits_heads{k}")
@@ -188,7 +197,7 @@ def _three_layers(row: dict, finite: dict, above: dict) -> str | None:
         else:
             compared = "the trained output layer moves the maps as far as a random one does"
         parts.append(
-            "any output layer leaves these maps alike: three copies whose output layers were drawn at random from "
+            f"any output layer leaves these maps alike: {drawn} copies whose output layers were drawn at random from "
             f"different seeds give maps that agree with each other above the goal in every pair, {named}; "
             f"{compared} ({VIEW_TEXT[first]})"
         )
@@ -196,7 +205,7 @@ def _three_layers(row: dict, finite: dict, above: dict) -> str | None:
         named = ", ".join(f"{VIEW_TEXT[k]} {row[f'spearman_logits_heads{k}']:.2f} (first copy {above[k]:.2f})"
                           for k in draws)  # fmt: skip
         parts.append(
-            f"against three random output layers the trained model's maps agree on average within the goal, {named}: "
+            f"against {drawn} random output layers the trained model's maps agree on average within the goal, {named}: "
             "the first copy's figure is that draw's, and what the trained output layer decides shows there"
         )
     text = "; ".join(parts)
@@ -206,7 +215,7 @@ def _three_layers(row: dict, finite: dict, above: dict) -> str | None:
 
 
 def readout_unsettled(row: dict) -> str | None:
-    """The views above the goal for the first output-layer copy that three random output layers
+    """The views above the goal for the first output-layer copy that the random output layers
     leave unexplained (``_three_layers``): the trained model's maps agree with theirs above the goal
     on average, while some pair of random output layers agrees within it, so the figure depends on
     which output layer is drawn.  The figures, or None."""
@@ -218,9 +227,9 @@ def readout_unsettled(row: dict) -> str | None:
         first, lowest, highest, heads = (row.get(f"spearman_logits{what}{k}") for what in keys)
         if all(_finite(v) for v in (first, lowest, highest, heads)) and min(first, heads) > SANITY_GOAL >= lowest:
             parts.append(
-                f"in the {VIEW_TEXT[k]} the agreement depends on which output layer is drawn: three random ones "
-                f"agree with each other from {lowest:.2f} to {highest:.2f}, and the trained model's maps with theirs "
-                f"at {heads:.2f} on average, above the goal"
+                f"in the {VIEW_TEXT[k]} the agreement depends on which output layer is drawn: {_drawn(row)} random "
+                f"ones agree with each other from {lowest:.2f} to {highest:.2f}, and the trained model's maps with "
+                f"theirs at {heads:.2f} on average, above the goal"
             )
     return "; ".join(parts) or None
 
@@ -527,11 +536,13 @@ def to_markdown(evaluation: dict, command: str) -> str:
         "share of frames whose map peaks within its tolerance of the moving shape (Zhang et al. 2016's 15 pixels, "
         "scaled to 15 per 224 of the frame's side: 7.5 on a 112-pixel frame; by chance: the share of the frame "
         "that close to the shape); peak on shape: on the shape itself; target / shapes and target / all: report "
-        "001's rank ratios (1 = no preference). Three random output layers: the correlation between the maps of "
-        "copies whose output layers were drawn at random from three seeds, with each other (the mean over the three"
-        " pairs), a reference for the output-layer test: where every pair agrees above the goal, no output layer "
-        "drawn at random moves the maps under it; the trained model's maps against each of the three, averaged, "
-        "tell whether the first copy's figure (the table's) is that draw's. With every weight randomised, two more "
+        "001's rank ratios (1 = no preference). Random output layers: the correlation between the maps of "
+        "copies whose output layers were drawn at random from different seeds, with each other (the mean over the "
+        "pairs), a reference for the output-layer test: where every pair agrees above the goal, no output layer "
+        "drawn at random moves the maps under it; the trained model's maps against each copy's, averaged, "
+        "tell whether the first copy's figure (the table's) is that draw's. Where three leave a view open (the "
+        "trained model's maps agree with theirs above the goal on average while some pair agrees within it), five"
+        " more are drawn and the figures are read over the eight. With every weight randomised, two more "
         "references, on the magnitudes: the two maps' correlation with nearness to the shapes held fixed (a partial"
         " Spearman correlation; nearness: minus the distance to the nearest shape, target or distractor), and the "
         "trained model's map of each clip against the randomised one's of the next clip (as high as on the same "

@@ -81,6 +81,13 @@ PAIR = "logits_pair"  # the second output-layer copy (seed + 1)
 # seed + 2): ``readout_heads_scores`` compares the trained model's maps with each and the copies'
 # maps with each other, the spread of the output-layer test over random output layers.
 HEADS = ("logits", PAIR, "logits_2")
+# Where the three leave a view of the test open (``heads_unsettled``: the trained model's maps agree
+# with theirs above the goal on average while some pair of them agrees within it), five more are
+# drawn (seeds seed + 3 to seed + 7) and the figures are read over the eight: a figure whose sign
+# or size three draws cannot settle.
+MORE_HEADS = tuple(f"logits_{k}" for k in range(len(HEADS), 8))
+ALL_HEADS = HEADS + MORE_HEADS
+HEADS_DRAWN = "logits_heads_drawn"  # the number of output layers a row's figures were read over
 # Methods whose map multiplies a gradient by a part of the input (``input_contrast``): the input's
 # difference from a reference (x - x'), or for the flow gradients the warp's derivative with
 # respect to the flow.  The sanity suite also measures how far each model's map agrees with that
@@ -288,6 +295,20 @@ def run_suite(
                 if progress is not None:
                     progress(done, total, f"{spec.name} on clip {sample.seed} ({name} model)")
         row = _row(model, suite, spec, results, clips_for(spec))
+        if suite == "sanity" and pair_measured(spec) and heads_unsettled(row):  # five more output layers
+            more = [
+                (name, randomized_copy(model, "logits", seed + len(HEADS) + k)) for k, name in enumerate(MORE_HEADS)
+            ]
+            total += len(clips_for(spec)) * len(more)
+            for sample in clips_for(spec):
+                target = _target(model, sample)
+                for name, net in more:
+                    expl = explain(net, sample.video, spec.name, target=target, **params.get(spec.name, {}))
+                    results.setdefault(name, []).append(expl)
+                    done += 1
+                    if progress is not None:
+                        progress(done, total, f"{spec.name} on clip {sample.seed} ({name} model)")
+            row |= readout_heads_scores(spec, results["trained"], [results[name] for name in ALL_HEADS])
         if suite == "sanity" and spec.name in INPUT_METHODS:
             row |= input_scores(model, spec, clips_for(spec), results["trained"], results["all"], params.get(spec.name))
         if suite == "sanity" and shared_measured(spec):
@@ -377,7 +398,8 @@ def readout_heads_scores(spec, trained: list, heads: list[list]) -> dict:
     (``spearman_logits_heads``), and the copies' maps against each other, averaged over the pairs
     (``spearman_logits_pairs``), and the pairs that agree least and most over the clips
     (``spearman_logits_pairs_lowest``, ``_highest``); the first two copies' pair alone is
-    ``spearman_logits_pair`` (the reference of results measured before the third copy).  Copies
+    ``spearman_logits_pair`` (the reference of results measured before the third copy); the number
+    of copies is ``HEADS_DRAWN``.  Copies
     whose maps agree with each other above the goal say that no output layer drawn at random moves
     the maps under it."""
     views = _views(spec)
@@ -396,7 +418,27 @@ def readout_heads_scores(spec, trained: list, heads: list[list]) -> dict:
         if np.isfinite(per_pair).any():  # the pairs that agree least and most, with their spread over the clips
             _put(row, f"spearman_logits_pairs_lowest{suffix}", list(between[:, np.nanargmin(per_pair)]))
             _put(row, f"spearman_logits_pairs_highest{suffix}", list(between[:, np.nanargmax(per_pair)]))
+    row[HEADS_DRAWN] = len(heads)
     return row
+
+
+def heads_drawn(row: dict) -> int:
+    """How many random output layers a row's figures were read over (rows stored before the count
+    was kept: three)."""
+    return int(row.get(HEADS_DRAWN, len(HEADS)))
+
+
+def heads_unsettled(row: dict) -> bool:
+    """Whether the random output layers leave the output-layer test open in some view (magnitudes,
+    signed, as read): the first copy's figure and the trained model's mean against the copies above
+    the goal, while the pair of copies that agrees least agrees within it, so that the figure
+    depends on which output layer is drawn."""
+    for suffix in ("", "_signed", "_read"):
+        first, lowest, trained = (row.get(f"spearman_logits{what}{suffix}") for what in ("", "_pairs_lowest", "_heads"))
+        if all(v is not None and np.isfinite(v) for v in (first, lowest, trained)):
+            if min(first, trained) > SANITY_GOAL >= lowest:
+                return True
+    return False
 
 
 def shared_measured(spec) -> bool:
@@ -493,18 +535,31 @@ def check_reproduced(model: VideoModel, row: dict, again: dict, scope: str = "al
 
 
 # What ``add_missing_figures`` can add: the key whose absence marks a row without the figures, and
-# the copies whose maps they need ("trained", "all", and the output-layer copies ``HEADS``).
+# the copies whose maps they need ("trained", "all", and the output-layer copies ``HEADS``);
+# "more_heads", the five more output layers where three leave the test open, is marked by
+# ``heads_unsettled`` on a row read over three.
 ADDABLE = {
     "heads": ("spearman_logits_pairs", ("trained", *HEADS)),
+    "more_heads": (HEADS_DRAWN, ("trained", *ALL_HEADS)),
     "input": ("spearman_all_input", ("trained", "all")),
     "shared": ("spearman_all_given_objects", ("trained", "all")),
 }
 
 
 def _addable(spec) -> list[str]:
-    """The figures of ``ADDABLE`` the sanity suite measures for a method."""
+    """The figures of ``ADDABLE`` the sanity suite measures for a method ("more_heads" only where
+    the three output layers leave the test open)."""
     measured = {"heads": pair_measured(spec), "input": spec.name in INPUT_METHODS, "shared": shared_measured(spec)}
     return [name for name, yes in measured.items() if yes]
+
+
+def _missing(spec, row: dict) -> list[str]:
+    """What ``add_missing_figures`` adds to a stored row."""
+    missing = [name for name in _addable(spec) if ADDABLE[name][0] not in row]
+    if "heads" in _addable(spec) and "heads" not in missing and heads_drawn(row) < len(ALL_HEADS):
+        if heads_unsettled(row):
+            missing.append("more_heads")
+    return missing
 
 
 def add_missing_figures(
@@ -520,9 +575,10 @@ def add_missing_figures(
 ) -> list[dict]:
     """Stored sanity ``rows`` (of ``run_suite`` with these arguments, on this device) with the
     figures added that a row lacks (rows measured before the suite measured them, ``ADDABLE``):
-    ``readout_heads_scores``, ``input_scores`` and ``shared_part_scores``,
-    on the same clips and the same randomised copies (from ``seed``, and ``seed + k`` for the k-th
-    output layer) as a fresh run.  Where the trained model's maps are explained again with a
+    ``readout_heads_scores`` (over five more output layers where three leave the test open:
+    ``heads_unsettled``), ``input_scores`` and ``shared_part_scores``, on the same clips and the
+    same randomised copies (from ``seed``, and ``seed + k`` for the k-th output layer) as a fresh
+    run.  Where the trained model's maps are explained again with a
     copy's, the stored figures of that copy are measured again and must agree
     (``check_reproduced``: other clips, copies or a method changed since raise)."""
     specs = {s.name: s for s in suite_methods(model, "sanity", None)}
@@ -530,16 +586,16 @@ def add_missing_figures(
     jobs = []
     for row in rows:
         if row["method"] in specs:
-            missing = [name for name in _addable(specs[row["method"]]) if ADDABLE[name][0] not in row]
+            missing = _missing(specs[row["method"]], row)
             if missing:
                 jobs.append((row, missing))
     if not jobs:
         return rows
     clips = evaluation_clips(model, n, seed, noise, distractors, pause=clip_pauses(model, "sanity"))
     copies: dict[str, VideoModel] = {"trained": model, "all": randomized_copy(model, "all", seed)}
-    copies |= {name: randomized_copy(model, "logits", seed + k) for k, name in enumerate(HEADS)}
+    copies |= {name: randomized_copy(model, "logits", seed + k) for k, name in enumerate(ALL_HEADS)}
     what = {"trained": "trained model", "all": "all weights randomised"}
-    what |= {name: f"output layer copy {k + 1}" for k, name in enumerate(HEADS)}
+    what |= {name: f"output layer copy {k + 1}" for k, name in enumerate(ALL_HEADS)}
 
     def clips_for(spec) -> list[ShapesSample]:
         return clips[:slow_clips] if spec.name in ON_REQUEST and slow_clips is not None else clips
@@ -547,27 +603,37 @@ def add_missing_figures(
     def needed(missing: list[str]) -> list[str]:
         return [name for name in copies if any(name in ADDABLE[m][1] for m in missing)]
 
-    done = 0
-    total = sum(len(needed(missing)) * len(clips_for(specs[row["method"]])) for row, missing in jobs)
+    count = {"done": 0, "total": sum(len(needed(m)) * len(clips_for(specs[r["method"]])) for r, m in jobs)}
+
+    def explain_with(spec, chosen: list[ShapesSample], names: list[str], maps: dict[str, list]) -> None:
+        """Each copy in ``names`` explains the ``chosen`` clips, into ``maps``."""
+        for sample in chosen:
+            target = _target(model, sample)
+            for name in names:
+                maps.setdefault(name, []).append(explain(copies[name], sample.video, spec.name, target=target,
+                                                         **params.get(spec.name, {})))  # fmt: skip
+                count["done"] += 1
+                if progress is not None:
+                    progress(count["done"], count["total"], f"{spec.name} on clip {sample.seed} ({what[name]})")
+
     added: dict[str, dict] = {}
     for row, missing in jobs:
         spec = specs[row["method"]]
         chosen = clips_for(spec)
-        maps: dict[str, list] = {name: [] for name in needed(missing)}
-        for sample in chosen:
-            target = _target(model, sample)
-            for name in maps:
-                maps[name].append(explain(copies[name], sample.video, spec.name, target=target,
-                                          **params.get(spec.name, {})))  # fmt: skip
-                done += 1
-                if progress is not None:
-                    progress(done, total, f"{spec.name} on clip {sample.seed} ({what[name]})")
+        maps: dict[str, list] = {}
+        explain_with(spec, chosen, needed(missing), maps)
         for scope in ("all", "logits"):
             if "trained" in maps and scope in maps:
                 check_reproduced(model, row, sanity_scores(spec, maps["trained"], maps[scope], scope), scope)
         scores: dict = {}
         if "heads" in missing:
             scores |= readout_heads_scores(spec, maps["trained"], [maps[name] for name in HEADS])
+            if heads_unsettled({**row, **scores}):  # the three added leave it open: five more, as a fresh run
+                count["total"] += len(chosen) * len(MORE_HEADS)
+                missing.append("more_heads")
+                explain_with(spec, chosen, list(MORE_HEADS), maps)
+        if "more_heads" in missing:
+            scores |= readout_heads_scores(spec, maps["trained"], [maps[name] for name in ALL_HEADS])
         if "input" in missing:
             scores |= input_scores(model, spec, chosen, maps["trained"], maps["all"], params.get(spec.name))
         if "shared" in missing:
@@ -685,7 +751,7 @@ COLUMNS = {
         ("spearman_logits", "Spearman, output layer randomised", "ratio"),
         ("spearman_logits_signed", "output layer randomised, signed", "ratio"),
         ("spearman_logits_heads", "output layer randomised, mean of three copies", "ratio"),
-        ("spearman_logits_pairs", "three random output layers with each other (reference)", "ratio"),
+        ("spearman_logits_pairs", "random output layers with each other (reference)", "ratio"),
         ("spearman_all", "Spearman, all weights randomised", "ratio"),
         ("spearman_all_signed", "all weights randomised, signed", "ratio"),
         ("spearman_all_given_objects", "all randomised, nearness to the shapes held fixed", "ratio"),
