@@ -606,12 +606,6 @@ def _evaluate_all(args: argparse.Namespace, methods: list[str] | None, params: d
 
 
 def _cmd_batch(args: argparse.Namespace) -> int:
-    if args.engine == "local":  # the workers' imports (torch: a second or more) from now on, beside the driver's
-        from .batch.local import start_worker_server
-
-        start_worker_server()
-    from .batch import BatchSpec, run_batch
-
     names = lambda text: [n.strip() for n in text.split(",") if n.strip()]  # noqa: E731
     try:
         params = json.loads(args.params) if args.params else {}
@@ -619,6 +613,12 @@ def _cmd_batch(args: argparse.Namespace) -> int:
         raise ValueError(f"--params is not valid JSON: {exc}") from None
     if not isinstance(params, dict) or not all(isinstance(v, dict) for v in params.values()):
         raise ValueError('--params takes {"METHOD": {"KEY": VALUE}}, e.g. {"integrated_gradients": {"steps": 16}}')
+    if args.engine == "local":  # the workers' imports (torch: a second or more) from now on, beside the driver's
+        from .batch.local import start_worker_server
+
+        start_worker_server()
+    from .batch import BatchSpec, run_batch
+
     spec = BatchSpec(names(args.models), names(args.methods), args.clips, params, args.target, args.suite)
     counts = run_batch(spec, args.out, engine=args.engine, workers=args.workers, address=args.address,
                        device=args.device, runs=args.runs, retry_failed=args.retry_failed,

@@ -84,7 +84,9 @@ HEADS = ("logits", PAIR, "logits_2")
 # Where the three leave a view of the test open (``heads_unsettled``: the trained model's maps agree
 # with theirs above the goal on average while some pair of them agrees within it), five more are
 # drawn (seeds seed + 3 to seed + 7) and the figures are read over the eight: a figure whose sign
-# or size three draws cannot settle.
+# or size three draws cannot settle.  The eight can only show the first copy's figure to be its
+# draw's (the trained model's mean within the goal) or leave the view open: their least agreeing
+# pair agrees no more than the three's.
 MORE_HEADS = tuple(f"logits_{k}" for k in range(len(HEADS), 8))
 ALL_HEADS = HEADS + MORE_HEADS
 HEADS_DRAWN = "logits_heads_drawn"  # the number of output layers a row's figures were read over
@@ -750,7 +752,7 @@ COLUMNS = {
     "sanity": [
         ("spearman_logits", "Spearman, output layer randomised", "ratio"),
         ("spearman_logits_signed", "output layer randomised, signed", "ratio"),
-        ("spearman_logits_heads", "output layer randomised, mean of three copies", "ratio"),
+        ("spearman_logits_heads", "output layer randomised, mean over the random copies", "ratio"),
         ("spearman_logits_pairs", "random output layers with each other (reference)", "ratio"),
         ("spearman_all", "Spearman, all weights randomised", "ratio"),
         ("spearman_all_signed", "all weights randomised, signed", "ratio"),
