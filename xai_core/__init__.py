@@ -11,10 +11,9 @@ command line's help) does not pay for torch; submodules (``xai_core.video``, ...
 
 from __future__ import annotations
 
-import importlib
-import importlib.util
 from typing import TYPE_CHECKING
 
+from ._lazy import lazy_exports
 from ._version import __version__
 
 # public name -> the module that defines it
@@ -48,20 +47,7 @@ if TYPE_CHECKING:
     from .video import Clip, VideoError, load_video
 
 
-def __getattr__(name: str):
-    """A public name (imported from its module on first use) or a submodule."""
-    if name in _EXPORTS:
-        value = getattr(importlib.import_module(_EXPORTS[name], __name__), name)
-        globals()[name] = value
-        return value
-    if not name.startswith("_") and importlib.util.find_spec(f"{__name__}.{name}") is not None:
-        return importlib.import_module(f"{__name__}.{name}")
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
-
-def __dir__() -> list[str]:
-    return sorted({*globals(), *_EXPORTS})
-
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS, globals(), submodules=True)
 
 __all__ = [
     "Clip",

@@ -16,8 +16,9 @@ fork server (``local.start_worker_server``) before the driver imports numpy and 
 
 from __future__ import annotations
 
-import importlib
 from typing import TYPE_CHECKING
+
+from .._lazy import lazy_exports
 
 _EXPORTS = {  # public name -> the module that defines it
     "BatchSpec": ".driver",
@@ -36,16 +37,6 @@ if TYPE_CHECKING:
     from .results import read_results
 
 
-def __getattr__(name: str):
-    if name in _EXPORTS:
-        value = getattr(importlib.import_module(_EXPORTS[name], __name__), name)
-        globals()[name] = value
-        return value
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
-
-def __dir__() -> list[str]:
-    return sorted({*globals(), *_EXPORTS})
-
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS, globals())
 
 __all__ = ["BatchSpec", "ClipRef", "WorkItem", "clip_refs", "read_results", "run_batch", "work_items"]

@@ -282,34 +282,27 @@ def run_suite(
 
     earlier_rows = earlier_rows or {}
     to_measure = [spec for spec in specs if spec.name not in earlier_rows]
-    total, done = sum(len(clips_for(spec)) * len(variants_for(spec)) for spec in to_measure), 0
+    count = {"done": 0, "total": sum(len(clips_for(spec)) * len(variants_for(spec)) for spec in to_measure)}
+
+    def tick(spec, sample: ShapesSample, name: str) -> None:
+        count["done"] += 1
+        if progress is not None:
+            progress(count["done"], count["total"], f"{spec.name} on clip {sample.seed} ({name} model)")
+
+    more: list[tuple[str, VideoModel]] = []  # the five more output layers, drawn when first needed
     rows = []
     for spec in specs:
         if spec.name in earlier_rows:
             rows.append(earlier_rows[spec.name])
             continue
-        results: dict[str, list] = {name: [] for name, _ in variants_for(spec)}
-        for sample in clips_for(spec):
-            for name, net in variants_for(spec):
-                expl = explain(net, sample.video, spec.name, target=_target(model, sample), **params.get(spec.name, {}))
-                results[name].append(expl)
-                done += 1
-                if progress is not None:
-                    progress(done, total, f"{spec.name} on clip {sample.seed} ({name} model)")
+        results: dict[str, list] = {}
+        _explain_each(model, spec, clips_for(spec), variants_for(spec), params, results, tick)
         row = _row(model, suite, spec, results, clips_for(spec))
         if suite == "sanity" and pair_measured(spec) and heads_unsettled(row):  # five more output layers
-            more = [
-                (name, randomized_copy(model, "logits", seed + len(HEADS) + k)) for k, name in enumerate(MORE_HEADS)
-            ]
-            total += len(clips_for(spec)) * len(more)
-            for sample in clips_for(spec):
-                target = _target(model, sample)
-                for name, net in more:
-                    expl = explain(net, sample.video, spec.name, target=target, **params.get(spec.name, {}))
-                    results.setdefault(name, []).append(expl)
-                    done += 1
-                    if progress is not None:
-                        progress(done, total, f"{spec.name} on clip {sample.seed} ({name} model)")
+            more = more or [(name, randomized_copy(model, "logits", seed + k)) for k, name in enumerate(ALL_HEADS)
+                            if name in MORE_HEADS]  # fmt: skip
+            count["total"] += len(clips_for(spec)) * len(more)
+            _explain_each(model, spec, clips_for(spec), more, params, results, tick)
             row |= readout_heads_scores(spec, results["trained"], [results[name] for name in ALL_HEADS])
         if suite == "sanity" and spec.name in INPUT_METHODS:
             row |= input_scores(model, spec, clips_for(spec), results["trained"], results["all"], params.get(spec.name))
@@ -349,6 +342,27 @@ def run_suite(
         "seconds": round(time.perf_counter() - start, 2),
         "device": str(model.device),
     }
+
+
+def _explain_each(
+    model: VideoModel,
+    spec,
+    clips: list[ShapesSample],
+    copies: list[tuple[str, VideoModel]],
+    params: dict[str, dict],
+    into: dict[str, list],
+    tick: Callable[[object, ShapesSample, str], None] | None = None,
+) -> None:
+    """Each (name, copy) of ``copies`` explains each clip with ``spec``'s method for the trained
+    ``model``'s target, appended to ``into[name]`` (one explanation per clip, in order);
+    ``tick(spec, clip, name)`` after each."""
+    for sample in clips:
+        target = _target(model, sample)
+        for name, net in copies:
+            into.setdefault(name, []).append(explain(net, sample.video, spec.name, target=target,
+                                                     **params.get(spec.name, {})))  # fmt: skip
+            if tick is not None:
+                tick(spec, sample, name)
 
 
 def _maps(explanations: list) -> list[np.ndarray]:
@@ -607,16 +621,13 @@ def add_missing_figures(
 
     count = {"done": 0, "total": sum(len(needed(m)) * len(clips_for(specs[r["method"]])) for r, m in jobs)}
 
+    def tick(spec, sample: ShapesSample, name: str) -> None:
+        count["done"] += 1
+        if progress is not None:
+            progress(count["done"], count["total"], f"{spec.name} on clip {sample.seed} ({what[name]})")
+
     def explain_with(spec, chosen: list[ShapesSample], names: list[str], maps: dict[str, list]) -> None:
-        """Each copy in ``names`` explains the ``chosen`` clips, into ``maps``."""
-        for sample in chosen:
-            target = _target(model, sample)
-            for name in names:
-                maps.setdefault(name, []).append(explain(copies[name], sample.video, spec.name, target=target,
-                                                         **params.get(spec.name, {})))  # fmt: skip
-                count["done"] += 1
-                if progress is not None:
-                    progress(count["done"], count["total"], f"{spec.name} on clip {sample.seed} ({what[name]})")
+        _explain_each(model, spec, chosen, [(name, copies[name]) for name in names], params, maps, tick)
 
     added: dict[str, dict] = {}
     for row, missing in jobs:
