@@ -763,8 +763,9 @@ def test_three_random_output_layers_give_the_reason_when_every_pair_of_them_stay
         "were drawn at random from different seeds give maps that agree with each other above the goal in every pair, "
         "magnitudes 0.72 (pairs 0.61 to 0.80), the trained model's with theirs 0.88; maps as read 0.70 (pairs 0.60 "
         "to 0.79), the trained model's with theirs 0.87; the trained model's maps are nearer each random copy's than "
-        "the copies' are to each other (magnitudes); what the trained output layer decides shows in the signed maps "
-        "(Spearman -0.20)."
+        "the copies' are to each other (magnitudes), as expected where randomising a network from the top keeps the "
+        "scale of the activations below it, so maps can only differ so far (Binder et al. 2023); what the trained "
+        "output layer decides shows in the signed maps (Spearman -0.20)."
     )
     table = report.to_markdown(_evaluation(rows=[three]), "x")
     assert "| `saliency` | 0.90 ± 0.01 | -0.20 ± 0.01 | 0.90 ± 0.01 | 0.72 ± 0.01 | 0.10 ± 0.01 |" in table
@@ -789,10 +790,11 @@ def test_three_random_output_layers_give_the_reason_when_every_pair_of_them_stay
     )  # read over eight output layers, it says so
     drawn = line_for(_heads(signed, "_signed", -0.09, -0.34, 0.31, 0.21))
     assert drawn.endswith(
-        "the trained model's maps are nearer each random copy's than the copies' are to each other (magnitudes); "
-        "against three random output layers the trained model's maps agree on average within the goal, signed maps "
-        "0.21 (first copy 0.38): the first copy's figure is that draw's, and what the trained output layer decides "
-        "shows there."
+        "the trained model's maps are nearer each random copy's than the copies' are to each other (magnitudes), as "
+        "expected where randomising a network from the top keeps the scale of the activations below it, so maps can "
+        "only differ so far (Binder et al. 2023); against three random output layers the trained model's maps agree "
+        "on average within the goal, signed maps 0.21 (first copy 0.38): the first copy's figure is that draw's, and "
+        "what the trained output layer decides shows there."
     )
     only_drawn = line_for(_heads(three, "", 0.72, 0.61, 0.8, 0.3) | {"spearman_logits_read": 0.2})
     assert (
@@ -841,3 +843,41 @@ def test_the_measured_reason_for_maps_that_share_the_shapes_or_a_pattern_of_ever
     )
     assert "measured reason" not in line_for({**clip, "spearman_all_other_clip": 0.34})  # more than 0.1 under
     assert "measured reason" not in line_for({**clip, "spearman_all_other_clip": float("nan")})
+
+
+def test_methods_outside_the_goal_get_a_likely_reason_from_their_base_the_shapes_or_the_layers_below():
+    from xai_core.evaluate.markdown import reason
+
+    def line(row, scope, base=None):
+        return reason(row, scope, [], "sides", base)
+
+    saliency = _row("saliency", 0.27, spearman_logits=0.80, spearman_logits_n=12)
+    onestep = _row("tsr_onestep", 0.31, spearman_logits=0.79, spearman_logits_n=3)
+    assert line(onestep, "logits", saliency) == (
+        "a likely reason: its map is saliency's (its base method's) times each frame's time relevance, and with "
+        "this copy its figure, 0.79 on 3 clips (magnitudes), is no more than 0.1 above saliency's, 0.80 on 12 "
+        "clips: it stands or falls with saliency, whose line gives the reason"
+    )
+    # further above its base than the margin, or a base within the goal: it does not inherit the base's reason
+    assert "stands or falls" not in line({**onestep, "spearman_logits": 0.91}, "logits", saliency)
+    assert "stands or falls" not in line(onestep, "all", saliency)  # saliency 0.27 with every weight randomised
+    assert "stands or falls" not in line(onestep, "logits", _row("gradcam", 0.9, spearman_logits=0.9))
+    generic = line({**onestep, "spearman_logits": 0.91}, "logits", saliency)
+    assert generic == (
+        "a likely reason: the layers below the output layer are the trained model's, and randomising a network from "
+        "the top keeps the scale of the activations below it, so maps can only differ so far (Binder et al. 2023)"
+    )
+    assert line(onestep, "all", saliency) == "no known reason: treat its maps with suspicion on this model"
+    # TSR's blocks with every weight randomised: alike within frames, as occlusion's patches
+    tsr = _row("tsr", 0.48, spearman_all_frames=0.59)
+    assert line(tsr, "all", saliency) == (
+        "a likely reason: as for occlusion, masking a block over a shape changes any network's saliency map more "
+        "than masking the flat background, so both models' blocks follow the shapes (frame by frame the maps agree "
+        "at 0.59)"
+    )
+    assert line({**tsr, "spearman_all_frames": 0.2}, "all", saliency).startswith("no known reason")
+    curve = {**_row("frame_mask", 0.1, spearman_logits=0.4), "family": "temporal"}
+    assert line(curve, "logits").startswith("a likely reason: with only the output layer randomised the features")
+    # the methods the goal binds keep their own wording
+    goal = line(_row("trajectories", 0.1, spearman_logits=0.7), "logits", saliency)
+    assert goal.startswith("**misses the goal**") and "Binder" not in goal and "whose line" not in goal

@@ -40,6 +40,33 @@ KNOWN_REASONS = {
     "trajectories": "its map is its base method's (Grad-CAM by default) read as a magnitude, so it stands or "
     "falls with that method",
 }
+# Randomising a network from the top leaves the layers below it trained, and the size of their
+# activations decides much of what any read-out's maps show (Binder et al. 2023): why the
+# output-layer test can leave maps alike however the output layer is drawn.
+TOP_DOWN = (
+    "randomising a network from the top keeps the scale of the activations below it, so maps can only differ so "
+    "far (Binder et al. 2023)"
+)
+# Methods built on another method's map (their base, by default): with the same copy, the base's
+# figure in the same table tells whether they stand or fall with it.
+BASED_ON = {
+    "tsr_onestep": ("saliency", "its map is saliency's (its base method's) times each frame's time relevance"),
+    "tsr": (
+        "saliency",
+        "its map is built from saliency's (its base method's): how far masking each block changes the saliency "
+        "map, times the frame's time relevance",
+    ),
+}
+# Why a perturbation method's maps may follow the shapes with every weight randomised.
+MASKED_BLOCKS = {
+    "tsr": "as for occlusion, masking a block over a shape changes any network's saliency map more than masking "
+    "the flat background, so both models' blocks follow the shapes",
+}
+# A frame curve with only the output layer randomised: the features below it are the trained model's.
+FRAME_READOUT = (
+    "with only the output layer randomised the features are the trained model's: masking a frame moves them "
+    "alike whatever the output layer, and the frames that move them most move any read-out of them most"
+)
 
 SANITY_COLUMNS = [
     ("spearman_logits", "output layer", "ratio"),
@@ -199,7 +226,7 @@ def _three_layers(row: dict, finite: dict, above: dict) -> str | None:
         parts.append(
             f"any output layer leaves these maps alike: {drawn} copies whose output layers were drawn at random from "
             f"different seeds give maps that agree with each other above the goal in every pair, {named}; "
-            f"{compared} ({VIEW_TEXT[first]})"
+            f"{compared} ({VIEW_TEXT[first]}), as expected where {TOP_DOWN}"
         )
     if draws:
         named = ", ".join(f"{VIEW_TEXT[k]} {row[f'spearman_logits_heads{k}']:.2f} (first copy {above[k]:.2f})"
@@ -371,10 +398,51 @@ def input_figures(row: dict, scope: str) -> tuple[str, bool] | None:
     return text, shared
 
 
-def reason(row: dict, scope: str, priors: list[str], task: str = "sides") -> str:
+def built_on(row: dict, base: dict | None, scope: str) -> str | None:
+    """For a method built on a base method's map (``BASED_ON``), when the base is above the goal
+    with the same copy and the method's own figure (magnitudes) is at most ``PAIR_MARGIN`` above
+    the base's: the text saying it stands or falls with the base, with both figures; else None."""
+    if row["method"] not in BASED_ON or base is None or base["method"] != BASED_ON[row["method"]][0]:
+        return None
+    own, theirs = row.get(f"spearman_{scope}"), base.get(f"spearman_{scope}")
+    if not (_finite(own) and _finite(theirs)) or theirs <= SANITY_GOAL or own > theirs + PAIR_MARGIN:
+        return None
+    return (
+        f"{BASED_ON[row['method']][1]}, and with this copy its figure, {own:.2f}{_on_clips(row, scope)} "
+        f"(magnitudes), is no more than {PAIR_MARGIN} above {base['method']}'s, {theirs:.2f}{_on_clips(base, scope)}: "
+        f"it stands or falls with {base['method']}, whose line gives the reason"
+    )
+
+
+def _on_clips(row: dict, scope: str) -> str:
+    """' on n clips' for the row's figure with that copy, or nothing where n is not stored."""
+    n = row.get(f"spearman_{scope}_n")
+    return f" on {n} clips" if n is not None else ""
+
+
+def _unexplained(row: dict, scope: str, base: dict | None) -> str | None:
+    """A likely reason for a method outside the goal that no figure above explains: its base
+    method's (``built_on``); with every weight randomised, masked blocks that follow the shapes
+    within frames (``MASKED_BLOCKS``); with only the output layer randomised, the trained layers
+    below it (``FRAME_READOUT`` for a frame curve, else ``TOP_DOWN``).  None when none applies."""
+    inherited = built_on(row, base, scope)
+    if inherited is not None:
+        return f"a likely reason: {inherited}"
+    within = row.get(f"spearman_{scope}_frames")
+    if scope == "all" and row["method"] in MASKED_BLOCKS and _finite(within) and within > SANITY_GOAL:
+        return f"a likely reason: {MASKED_BLOCKS[row['method']]} (frame by frame the maps agree at {within:.2f})"
+    if scope == "logits":
+        frame_curve = row.get("family") == "temporal"
+        return "a likely reason: " + (FRAME_READOUT if frame_curve else f"the layers below the output layer are the "
+                                      f"trained model's, and {TOP_DOWN}")  # fmt: skip
+    return None
+
+
+def reason(row: dict, scope: str, priors: list[str], task: str = "sides", base: dict | None = None) -> str:
     """Why a method's maps stay alike under a randomisation, as far as the figures show it; a
     gradient or CAM method above the goal over the clip is said to miss it unless it meets it
-    frame by frame and the two models share a time course (``shared_trend``)."""
+    frame by frame and the two models share a time course (``shared_trend``).  ``base``: the row
+    of the method it is built on (``BASED_ON``), if any."""
     method = row["method"]
     if priors:
         return f"the model's architecture prior ({priors[0]}) puts the maps where the mask is, whatever the weights"
@@ -434,7 +502,7 @@ def reason(row: dict, scope: str, priors: list[str], task: str = "sides") -> str
             return f"**misses the goal** for gradient and CAM methods; {known}"
         text = f"**misses the goal** for gradient and CAM methods{'; a likely reason: ' + known if known else ''}"
         return text + (f"; measured: {unsettled}" if unsettled else "")
-    return known or "no known reason: treat its maps with suspicion on this model"
+    return known or _unexplained(row, scope, base) or "no known reason: treat its maps with suspicion on this model"
 
 
 def model_section(name: str, entry: dict) -> list[str]:
@@ -465,12 +533,14 @@ def model_section(name: str, entry: dict) -> list[str]:
         clips,
     )
     over, missing = flagged(sanity["rows"]), unmeasured(sanity["rows"])
+    by_method = {r["method"]: r for r in sanity["rows"]}
     lines.append("")
     if not over and not missing:
         lines.append(f"Every method's maps change with the weights (every correlation at most {SANITY_GOAL}).")
     for row, scope, value in over:
         sign = "⚠ survives randomisation" if scope == "all" and value > SURVIVES else f"above {SANITY_GOAL}"
-        why = reason(row, scope, entry["priors"], entry.get("task", "sides"))
+        base = by_method.get(BASED_ON.get(row["method"], ("",))[0])
+        why = reason(row, scope, entry["priors"], entry.get("task", "sides"), base)
         lines.append(f"- `{row['method']}`, {SCOPE_TEXT[scope]} ({sign}, Spearman up to {value:.2f}): {why}.")
     for method in missing:
         lines.append(f"- `{method}`: not measured (its maps were constant on every clip), so not a pass.")
@@ -539,7 +609,8 @@ def to_markdown(evaluation: dict, command: str) -> str:
         "001's rank ratios (1 = no preference). Random output layers: the correlation between the maps of "
         "copies whose output layers were drawn at random from different seeds, with each other (the mean over the "
         "pairs), a reference for the output-layer test: where every pair agrees above the goal, no output layer "
-        "drawn at random moves the maps under it; the trained model's maps against each copy's, averaged, "
+        "drawn at random moves the maps under it (randomising a network from the top keeps the scale of the "
+        "activations below it: Binder et al. 2023); the trained model's maps against each copy's, averaged, "
         "tell whether the first copy's figure (the table's) is that draw's. Where three leave a view open (the "
         "trained model's maps agree with theirs above the goal on average while some pair agrees within it), five"
         " more are drawn and the figures are read over the eight. With every weight randomised, two more "
