@@ -479,12 +479,13 @@ def test_five_more_output_layers_where_three_leave_the_test_open(monkeypatch):
     assert eight["logits_heads_drawn"] == 8 and all(d <= t for d, t, _ in said) and said[-1][0] == said[-1][1]
     clips = suites.evaluation_clips(model, 2, 50_000, 8.0, 2, pause=suites.clip_pauses(model, "sanity"))
     copies = [randomized_copy(model, "logits", 50_000 + k) for k in range(8)]
-    per_clip, lowest_pairs = [], {}
+    per_clip, lowest_pairs, by_copy = [], {}, []
     for clip in clips:
         target = suites._target(model, clip)
         trained = explain(model, clip.video, "saliency", target=target).spatial
         maps = [explain(copy, clip.video, "saliency", target=target).spatial for copy in copies]
-        per_clip.append(np.mean([spearman(trained, m) for m in maps]))  # signed
+        by_copy.append([spearman(trained, m) for m in maps])  # signed
+        per_clip.append(np.mean(by_copy[-1]))
         for i in range(8):
             for j in range(i + 1, 8):
                 lowest_pairs.setdefault((i, j), []).append(spearman(maps[i], maps[j]))
@@ -493,10 +494,22 @@ def test_five_more_output_layers_where_three_leave_the_test_open(monkeypatch):
         min(np.mean(v) for v in lowest_pairs.values()), abs=1e-9
     )
     assert eight["spearman_logits_pair_signed"] == pytest.approx(three["spearman_logits_pair_signed"], abs=1e-12)
+    per_draw = np.mean(by_copy, axis=0)  # the trained model against each copy, over the clips
+    assert eight["spearman_logits_heads_by_draw_signed_n"] == 8
+    assert eight["spearman_logits_heads_by_draw_signed"] == pytest.approx(per_draw.mean(), abs=1e-9)
+    assert eight["spearman_logits_heads_by_draw_signed_se"] == pytest.approx(per_draw.std(ddof=1) / 8**0.5, abs=1e-9)
     added = suites.add_missing_figures(model, [three], 2, progress=lambda d, t, w: said.append((d, t, w)))[0]
     assert json.loads(json.dumps(suites.jsonable(added))) == json.loads(json.dumps(suites.jsonable(eight)))
     assert any("(output layer copy 8)" in w for _, _, w in said)
     assert suites.add_missing_figures(model, [added], 2) == [added]  # read over eight: nothing left to add
+    # read over eight before the spread over the draws was kept: open, it is added; settled, it is not needed
+    older = {k: v for k, v in eight.items() if not k.startswith(suites.BY_DRAW)}
+    said.clear()
+    again = suites.add_missing_figures(model, [older], 2, progress=lambda d, t, w: said.append((d, t, w)))[0]
+    assert json.loads(json.dumps(suites.jsonable(again))) == json.loads(json.dumps(suites.jsonable(eight)))
+    assert said[-1][0] == said[-1][1] == 2 * 9  # the trained model and the eight copies, on each clip
+    monkeypatch.setattr(suites, "heads_unsettled", lambda row: False)
+    assert suites.add_missing_figures(model, [older], 2) == [older]
 
 
 def test_fewer_clips_than_asked_are_shown():

@@ -29,6 +29,7 @@ from ..models.zoo import checkpoints_dir, resolve_device
 from ..zoo_report import headline_metric
 from .markdown import model_section, to_markdown  # noqa: F401  (the report's text, re-exported)
 from .suites import (
+    BY_DRAW,
     FIRST_SEED,
     FLOW_METHODS,
     ON_REQUEST,
@@ -291,6 +292,8 @@ def figure_name(key: str, method: str) -> str | None:
         return "two random output layers"
     if key == "spearman_logits_pairs":
         return "three random output layers"
+    if key == BY_DRAW:
+        return "the trained model against each random output layer, over the draws"
     if key == "spearman_all_given_objects":
         return "the maps against nearness to the shapes and across clips"
     if key == "spearman_all_input":

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import itertools
 import time
+import warnings
 from collections.abc import Callable
 
 import numpy as np
@@ -90,6 +91,7 @@ HEADS = ("logits", PAIR, "logits_2")
 MORE_HEADS = tuple(f"logits_{k}" for k in range(len(HEADS), 8))
 ALL_HEADS = HEADS + MORE_HEADS
 HEADS_DRAWN = "logits_heads_drawn"  # the number of output layers a row's figures were read over
+BY_DRAW = "spearman_logits_heads_by_draw"  # the trained model against each random output layer, over the draws
 # Methods whose map multiplies a gradient by a part of the input (``input_contrast``): the input's
 # difference from a reference (x - x'), or for the flow gradients the warp's derivative with
 # respect to the flow.  The sanity suite also measures how far each model's map agrees with that
@@ -415,7 +417,10 @@ def readout_heads_scores(spec, trained: list, heads: list[list]) -> dict:
     (``spearman_logits_pairs``), and the pairs that agree least and most over the clips
     (``spearman_logits_pairs_lowest``, ``_highest``); the first two copies' pair alone is
     ``spearman_logits_pair`` (the reference of results measured before the third copy); the number
-    of copies is ``HEADS_DRAWN``.  Copies
+    of copies is ``HEADS_DRAWN``.  ``spearman_logits_heads_by_draw`` is the trained model's mean
+    over the clips against each copy, summarised over the copies: its ``_se`` is the standard error
+    over the draws (how far the trained model's figure depends on which output layer is drawn),
+    its ``_n`` the copies.  Copies
     whose maps agree with each other above the goal say that no output layer drawn at random moves
     the maps under it."""
     views = _views(spec)
@@ -428,6 +433,10 @@ def readout_heads_scores(spec, trained: list, heads: list[list]) -> dict:
             [[spearman(view(maps[i]), view(maps[j])) for i, j in pairs] for maps in zip(*head_maps, strict=True)]
         )
         _put(row, f"spearman_logits_heads{suffix}", [np.array(v) for v in with_trained])
+        with warnings.catch_warnings():  # a copy whose maps are constant on every clip: NaN, left out
+            warnings.simplefilter("ignore", RuntimeWarning)
+            per_draw = np.nanmean(np.array(with_trained, dtype=float), axis=0)  # [copies]
+        _put(row, f"{BY_DRAW}{suffix}", list(per_draw))
         _put(row, f"spearman_logits_pairs{suffix}", list(between))
         _put(row, f"spearman_{PAIR}{suffix}", list(between[:, 0]))  # pairs[0]: the copies HEADS[0] and HEADS[1]
         per_pair = np.array([summarise(list(col))[0] for col in between.T])
@@ -557,6 +566,7 @@ def check_reproduced(model: VideoModel, row: dict, again: dict, scope: str = "al
 ADDABLE = {
     "heads": ("spearman_logits_pairs", ("trained", *HEADS)),
     "more_heads": (HEADS_DRAWN, ("trained", *ALL_HEADS)),
+    "by_draw": (BY_DRAW, ("trained", *ALL_HEADS)),
     "input": ("spearman_all_input", ("trained", "all")),
     "shared": ("spearman_all_given_objects", ("trained", "all")),
 }
@@ -572,9 +582,11 @@ def _addable(spec) -> list[str]:
 def _missing(spec, row: dict) -> list[str]:
     """What ``add_missing_figures`` adds to a stored row."""
     missing = [name for name in _addable(spec) if ADDABLE[name][0] not in row]
-    if "heads" in _addable(spec) and "heads" not in missing and heads_drawn(row) < len(ALL_HEADS):
-        if heads_unsettled(row):
+    if "heads" in _addable(spec) and "heads" not in missing and heads_unsettled(row):
+        if heads_drawn(row) < len(ALL_HEADS):
             missing.append("more_heads")
+        elif BY_DRAW not in row:  # the spread over the draws, where the eight leave the test open
+            missing.append("by_draw")
     return missing
 
 
@@ -592,7 +604,8 @@ def add_missing_figures(
     """Stored sanity ``rows`` (of ``run_suite`` with these arguments, on this device) with the
     figures added that a row lacks (rows measured before the suite measured them, ``ADDABLE``):
     ``readout_heads_scores`` (over five more output layers where three leave the test open:
-    ``heads_unsettled``), ``input_scores`` and ``shared_part_scores``, on the same clips and the
+    ``heads_unsettled``; again over the eight where they leave it open and the row lacks the spread
+    over the draws, ``BY_DRAW``), ``input_scores`` and ``shared_part_scores``, on the same clips and the
     same randomised copies (from ``seed``, and ``seed + k`` for the k-th output layer) as a fresh
     run.  Where the trained model's maps are explained again with a
     copy's, the stored figures of that copy are measured again and must agree
@@ -645,7 +658,7 @@ def add_missing_figures(
                 count["total"] += len(chosen) * len(MORE_HEADS)
                 missing.append("more_heads")
                 explain_with(spec, chosen, list(MORE_HEADS), maps)
-        if "more_heads" in missing:
+        if "more_heads" in missing or "by_draw" in missing:
             scores |= readout_heads_scores(spec, maps["trained"], [maps[name] for name in ALL_HEADS])
         if "input" in missing:
             scores |= input_scores(model, spec, chosen, maps["trained"], maps["all"], params.get(spec.name))
