@@ -6,9 +6,11 @@ fingerprint leaves this file out)."""
 from __future__ import annotations
 
 import numpy as np
+from scipy.stats import t as student_t
 
 from ..models.priors import GATED_SUFFIX
 from .suites import (
+    BY_DRAW,
     FLOW_METHODS,
     GOAL_METHODS,
     INPUT_METHODS,
@@ -47,26 +49,30 @@ TOP_DOWN = (
     "randomising a network from the top keeps the scale of the activations below it, so maps can only differ so "
     "far (Binder et al. 2023)"
 )
-# Methods built on another method's map (their base, by default): with the same copy, the base's
-# figure in the same table tells whether they stand or fall with it.
+# Methods built on another method's map (their base, by default), how their map is made from it,
+# and whether only the base's magnitudes enter it (a map made of changes of the base's map).
 BASED_ON = {
-    "tsr_onestep": ("saliency", "its map is saliency's (its base method's) times each frame's time relevance"),
+    "tsr_onestep": ("saliency", "its map is saliency's (its base method's) times each frame's time relevance", False),
     "tsr": (
         "saliency",
-        "its map is built from saliency's (its base method's): how far masking each block changes the saliency "
+        "its map is built from saliency's (its base method's), as how far masking each block changes the saliency "
         "map, times the frame's time relevance",
+        True,
     ),
 }
 # Why a perturbation method's maps may follow the shapes with every weight randomised.
 MASKED_BLOCKS = {
-    "tsr": "as for occlusion, masking a block over a shape changes any network's saliency map more than masking "
-    "the flat background, so both models' blocks follow the shapes",
+    "tsr": "as for occlusion, masking a block over a shape changes the saliency map of the trained and of the "
+    "randomised network more than masking the flat background, so both models' blocks follow the shapes",
 }
-# A frame curve with only the output layer randomised: the features below it are the trained model's.
-FRAME_READOUT = (
-    "with only the output layer randomised the features are the trained model's: masking a frame moves them "
-    "alike whatever the output layer, and the frames that move them most move any read-out of them most"
+# Said of an output-layer line outside the goal that no figure explains: a caveat on the test, not
+# a reason measured for the method.
+READOUT_CAVEAT = (
+    "no reason measured for this method; a caveat on any output-layer test: with only the output layer randomised, "
+    "the layers below it are the trained model's"
 )
+FRAME_CAVEAT = ", so the frames whose masking moves their features most tend to move a random read-out most too"
+
 
 SANITY_COLUMNS = [
     ("spearman_logits", "output layer", "ratio"),
@@ -217,8 +223,10 @@ def _three_layers(row: dict, finite: dict, above: dict) -> str | None:
         )
         first = alike[0]
         trained, random = row[f"spearman_logits_heads{first}"], row[f"spearman_logits_pairs{first}"]
+        expected = f", as expected where {TOP_DOWN}"
         if trained < random - PAIR_MARGIN:
             compared = "the trained output layer moves the maps further than a random one does, not under the goal"
+            expected = ""
         elif trained > random + PAIR_MARGIN:
             compared = "the trained model's maps are nearer each random copy's than the copies' are to each other"
         else:
@@ -226,7 +234,7 @@ def _three_layers(row: dict, finite: dict, above: dict) -> str | None:
         parts.append(
             f"any output layer leaves these maps alike: {drawn} copies whose output layers were drawn at random from "
             f"different seeds give maps that agree with each other above the goal in every pair, {named}; "
-            f"{compared} ({VIEW_TEXT[first]}), as expected where {TOP_DOWN}"
+            f"{compared} ({VIEW_TEXT[first]}){expected}"
         )
     if draws:
         named = ", ".join(f"{VIEW_TEXT[k]} {row[f'spearman_logits_heads{k}']:.2f} (first copy {above[k]:.2f})"
@@ -239,6 +247,39 @@ def _three_layers(row: dict, finite: dict, above: dict) -> str | None:
     if draws and all(v > SANITY_GOAL for v in finite.values()):
         return text  # the draws' sentence says where the trained output layer's effect shows
     return text + _decided(finite)
+
+
+LEVEL = 0.05  # one-sided: the trained model's mean over the draws above the goal at this level, or inconclusive
+
+
+def draws_test(row: dict, k: str) -> tuple[float, float, int, float] | None:
+    """The trained model's output-layer figure in view ``k`` over the random output layers
+    (``BY_DRAW``): (mean over the draws, its standard error over the draws, the draws, the
+    one-sided p-value of Student's t test that the mean is above the goal, n - 1 degrees of
+    freedom); None where the figure is not stored or fewer than three draws gave one."""
+    mean, se, n = (row.get(f"{BY_DRAW}{k}{what}") for what in ("", "_se", "_n"))
+    if not (_finite(mean) and _finite(se) and n is not None and n >= 3):
+        return None
+    if se == 0:
+        return mean, se, int(n), 0.0 if mean > SANITY_GOAL else 1.0
+    return mean, se, int(n), float(student_t.sf((mean - SANITY_GOAL) / se, int(n) - 1))
+
+
+def _against_draws(row: dict, k: str, heads: float) -> str:
+    """The trained model's mean over the random output layers in view ``k``, above the goal: with
+    the t test over the draws where stored (``draws_test``), saying whether it is shown above the
+    goal or the test is inconclusive."""
+    tested = draws_test(row, k)
+    if tested is None:
+        return f"theirs at {heads:.2f} on average, above the goal"
+    mean, se, n, p = tested
+    said = (
+        f"theirs at {mean:.2f} on average, ± {se:.2f} (standard error over the {n} draws, on these clips), "
+        f"above the goal (one-sided t test, {n - 1} degrees of freedom, p = {p:.3f}"
+    )
+    if p <= LEVEL:
+        return said + ")"
+    return said + f" > {LEVEL}): inconclusive, the first copy's figure may be its draw's"
 
 
 def readout_unsettled(row: dict) -> str | None:
@@ -256,7 +297,7 @@ def readout_unsettled(row: dict) -> str | None:
             parts.append(
                 f"in the {VIEW_TEXT[k]} the agreement depends on which output layer is drawn: {_drawn(row)} random "
                 f"ones agree with each other from {lowest:.2f} to {highest:.2f}, and the trained model's maps with "
-                f"theirs at {heads:.2f} on average, above the goal"
+                f"{_against_draws(row, k, heads)}"
             )
     return "; ".join(parts) or None
 
@@ -398,43 +439,48 @@ def input_figures(row: dict, scope: str) -> tuple[str, bool] | None:
     return text, shared
 
 
-def built_on(row: dict, base: dict | None, scope: str) -> str | None:
-    """For a method built on a base method's map (``BASED_ON``), when the base is above the goal
-    with the same copy and the method's own figure (magnitudes) is at most ``PAIR_MARGIN`` above
-    the base's: the text saying it stands or falls with the base, with both figures; else None."""
-    if row["method"] not in BASED_ON or base is None or base["method"] != BASED_ON[row["method"]][0]:
+def built_on(row: dict, base: dict | None, scope: str, priors: list[str], task: str) -> str | None:
+    """For a method built on a base method's map (``BASED_ON``): when, with the same copy, the
+    base's line gives a reason and each view of the method above the goal is at most
+    ``PAIR_MARGIN`` above the base's same view (its magnitudes, for a map made of changes of the
+    base's map), the text saying it stands or falls with the base, with the figures; else None."""
+    if row["method"] not in BASED_ON or base is None:
         return None
-    own, theirs = row.get(f"spearman_{scope}"), base.get(f"spearman_{scope}")
-    if not (_finite(own) and _finite(theirs)) or theirs <= SANITY_GOAL or own > theirs + PAIR_MARGIN:
+    name, how, magnitudes_only = BASED_ON[row["method"]]
+    if base["method"] != name or "reason:" not in reason(base, scope, priors, task):
         return None
+    pairs = []
+    for k in VIEW_TEXT:
+        own, theirs = row.get(f"spearman_{scope}{k}"), base.get(f"spearman_{scope}{'' if magnitudes_only else k}")
+        if not _finite(own) or own <= SANITY_GOAL:
+            continue
+        if not _finite(theirs) or own > theirs + PAIR_MARGIN:
+            return None
+        pairs.append((k, own, theirs))
+    if not pairs:
+        return None
+    named = ", ".join(f"{VIEW_TEXT[k]} {own:.2f} against {theirs:.2f}" for k, own, theirs in pairs)
+    against = "its magnitudes" if magnitudes_only else "the same view"
     return (
-        f"{BASED_ON[row['method']][1]}, and with this copy its figure, {own:.2f}{_on_clips(row, scope)} "
-        f"(magnitudes), is no more than {PAIR_MARGIN} above {base['method']}'s, {theirs:.2f}{_on_clips(base, scope)}: "
-        f"it stands or falls with {base['method']}, whose line gives the reason"
+        f"{how}; with this copy each of its figures above the goal is no more than {PAIR_MARGIN} above {name}'s "
+        f"({against}; {row.get(f'spearman_{scope}_n', '?')} clips against {base.get(f'spearman_{scope}_n', '?')}): "
+        f"{named}: it stands or falls with {name}, whose line gives the reason"
     )
 
 
-def _on_clips(row: dict, scope: str) -> str:
-    """' on n clips' for the row's figure with that copy, or nothing where n is not stored."""
-    n = row.get(f"spearman_{scope}_n")
-    return f" on {n} clips" if n is not None else ""
-
-
-def _unexplained(row: dict, scope: str, base: dict | None) -> str | None:
-    """A likely reason for a method outside the goal that no figure above explains: its base
-    method's (``built_on``); with every weight randomised, masked blocks that follow the shapes
-    within frames (``MASKED_BLOCKS``); with only the output layer randomised, the trained layers
-    below it (``FRAME_READOUT`` for a frame curve, else ``TOP_DOWN``).  None when none applies."""
-    inherited = built_on(row, base, scope)
+def _unexplained(row: dict, scope: str, base: dict | None, priors: list[str], task: str) -> str | None:
+    """What is said of a method outside the goal that no figure above explains: a likely reason
+    from its base method (``built_on``) or, with every weight randomised, from masked blocks that
+    follow the shapes within frames (``MASKED_BLOCKS``); with only the output layer randomised,
+    the caveat on that test (``READOUT_CAVEAT``), which is not a reason.  None when none applies."""
+    inherited = built_on(row, base, scope, priors, task)
     if inherited is not None:
         return f"a likely reason: {inherited}"
     within = row.get(f"spearman_{scope}_frames")
     if scope == "all" and row["method"] in MASKED_BLOCKS and _finite(within) and within > SANITY_GOAL:
         return f"a likely reason: {MASKED_BLOCKS[row['method']]} (frame by frame the maps agree at {within:.2f})"
     if scope == "logits":
-        frame_curve = row.get("family") == "temporal"
-        return "a likely reason: " + (FRAME_READOUT if frame_curve else f"the layers below the output layer are the "
-                                      f"trained model's, and {TOP_DOWN}")  # fmt: skip
+        return READOUT_CAVEAT + (FRAME_CAVEAT if row.get("family") == "temporal" else f"; {TOP_DOWN}")
     return None
 
 
@@ -502,7 +548,8 @@ def reason(row: dict, scope: str, priors: list[str], task: str = "sides", base: 
             return f"**misses the goal** for gradient and CAM methods; {known}"
         text = f"**misses the goal** for gradient and CAM methods{'; a likely reason: ' + known if known else ''}"
         return text + (f"; measured: {unsettled}" if unsettled else "")
-    return known or _unexplained(row, scope, base) or "no known reason: treat its maps with suspicion on this model"
+    said = known or _unexplained(row, scope, base, priors, task)
+    return said or "no known reason: treat its maps with suspicion on this model"
 
 
 def model_section(name: str, entry: dict) -> list[str]:
@@ -613,14 +660,20 @@ def to_markdown(evaluation: dict, command: str) -> str:
         "activations below it: Binder et al. 2023); the trained model's maps against each copy's, averaged, "
         "tell whether the first copy's figure (the table's) is that draw's. Where three leave a view open (the "
         "trained model's maps agree with theirs above the goal on average while some pair agrees within it), five"
-        " more are drawn and the figures are read over the eight. With every weight randomised, two more "
+        " more are drawn and the figures are read over the eight; where the eight leave it open too, a one-sided t "
+        "test over the draws (the trained model's figure against each) says whether the trained model's mean is above"
+        f" the goal at the {LEVEL:g} level or the test is inconclusive. With every weight randomised, two more "
         "references, on the magnitudes: the two maps' correlation with nearness to the shapes held fixed (a partial"
         " Spearman correlation; nearness: minus the distance to the nearest shape, target or distractor), and the "
         "trained model's map of each clip against the randomised one's of the next clip (as high as on the same "
         "clip, what they share does not depend on the clip). For the methods that multiply a gradient by a part of "
         "the input, each model's map is also compared with that part alone: the input's difference from the "
         "method's reference (input × gradient, integrated gradients), the warp's derivative with respect to the "
-        "flow (the flow gradients)."
+        "flow (the flow gradients). For the methods outside the goal, a figure above it is said to stand or fall with "
+        f"the method's base (TSR's: saliency) where each of its views is within {PAIR_MARGIN} of the base's and the "
+        "base's line "
+        "gives a reason; an output-layer line that nothing explains gets the caveat that holds for any output-layer "
+        "test, which is not a reason."
         + (
             f" TSR, which takes minutes a clip on a CPU, was run on the first {evaluation['slow_clips']} clips "
             "(its figures say n)."

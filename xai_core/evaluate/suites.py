@@ -559,6 +559,21 @@ def check_reproduced(model: VideoModel, row: dict, again: dict, scope: str = "al
             )
 
 
+def check_heads_reproduced(model: VideoModel, row: dict, again: dict) -> None:
+    """Raise when the output-layer figures over the random output layers measured again (``again``,
+    from ``readout_heads_scores``) differ from the stored ``row``'s (as ``check_reproduced``)."""
+    for key in (f"spearman_logits_{what}{k}" for what in ("heads", "pairs") for k in ("", "_signed", "_read")):
+        stored, now = row.get(key, "missing"), again.get(key)
+        if stored == "missing" and now is None:
+            continue  # a view the method does not have
+        stored = float("nan") if stored is None else stored
+        if stored == "missing" or now is None or not np.isclose(stored, now, atol=REPRODUCED, equal_nan=True):
+            raise ValueError(
+                f"the stored {key} of {row['method']} on {model.name} ({stored}) is not what this code measures "
+                f"({now}): its results cannot be completed; measure them again (without --add-missing)"
+            )
+
+
 # What ``add_missing_figures`` can add: the key whose absence marks a row without the figures, and
 # the copies whose maps they need ("trained", "all", and the output-layer copies ``HEADS``);
 # "more_heads", the five more output layers where three leave the test open, is marked by
@@ -658,8 +673,12 @@ def add_missing_figures(
                 count["total"] += len(chosen) * len(MORE_HEADS)
                 missing.append("more_heads")
                 explain_with(spec, chosen, list(MORE_HEADS), maps)
-        if "more_heads" in missing or "by_draw" in missing:
+        if "more_heads" in missing:
             scores |= readout_heads_scores(spec, maps["trained"], [maps[name] for name in ALL_HEADS])
+        elif "by_draw" in missing:  # the stored figures over the eight must come out the same; only the spread is new
+            again = readout_heads_scores(spec, maps["trained"], [maps[name] for name in ALL_HEADS])
+            check_heads_reproduced(model, row, again)
+            scores |= {key: value for key, value in again.items() if key.startswith(BY_DRAW)}
         if "input" in missing:
             scores |= input_scores(model, spec, chosen, maps["trained"], maps["all"], params.get(spec.name))
         if "shared" in missing:
