@@ -247,8 +247,9 @@ def test_suites_on_a_small_model(suite):
     methods = ["gradcam", "attention_pool"] if suite != "localization" else ["gradcam", "saliency"]
     seen = []
     result = run_suite(suite, model, methods, n=2, progress=lambda done, total, what: seen.append((done, total)))
-    # sanity: trained, output layer, all weights, and for Grad-CAM (not attention) two more output layers
-    explained = 2 * (5 + 3) if suite == "sanity" else len(methods) * 2
+    # sanity: trained, output layer, all weights, and for Grad-CAM (not attention) two more output layers and a
+    # second copy with every weight randomised
+    explained = 2 * (6 + 3) if suite == "sanity" else len(methods) * 2
     assert seen[-1] == (explained,) * 2
     assert result["randomised"] == (suite == "sanity")
     assert [r["method"] for r in result["rows"]] == methods

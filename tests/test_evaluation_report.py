@@ -936,3 +936,67 @@ def test_methods_outside_the_goal_get_a_likely_reason_from_their_base_or_the_sha
     # the report finds the base in the model's rows
     text = report.to_markdown(_evaluation(rows=[alike, onestep]), "x")
     assert "- `tsr_onestep`, output layer randomised (above 0.3, Spearman up to 0.79): a likely reason: its map" in text
+
+
+def test_a_second_randomised_copy_is_measured_by_hand_and_added_only_where_the_line_needs_it(monkeypatch):
+    """The sanity suite compares the first copy with every weight randomised (seed 50000) with a
+    second (seed 50001), and the trained model with the second, as a by-hand computation does;
+    ``add_missing_figures`` adds them to a stored row only where ``twin_wanted`` says so, equal to
+    the fresh run's."""
+    from conftest import small_model
+
+    from xai_core.api import explain
+    from xai_core.evaluate import suites
+    from xai_core.evaluate.randomize import randomized_copy
+    from xai_core.evaluate.scores import spearman
+
+    model = small_model("cnn_transformer")
+    fresh = suites.run_suite("sanity", model, ["saliency", "occlusion"], n=2)["rows"]
+    saliency, occlusion = fresh
+    assert "spearman_all_twin" not in occlusion  # outside the goal: no second copy
+    clips = suites.evaluation_clips(model, 2, 50_000, 8.0, 2, pause=suites.clip_pauses(model, "sanity"))
+    first, second = randomized_copy(model, "all", 50_000), randomized_copy(model, "all", 50_001)
+    twins, trained_twin = [], []
+    for clip in clips:
+        target = suites._target(model, clip)
+        maps = [explain(net, clip.video, "saliency", target=target).spatial for net in (model, first, second)]
+        twins.append(spearman(np.abs(maps[1]), np.abs(maps[2])))
+        trained_twin.append(spearman(maps[0], maps[2]))  # signed
+    assert saliency["spearman_all_twin"] == pytest.approx(np.mean(twins), abs=1e-9)
+    assert saliency["spearman_all_trained_twin_signed"] == pytest.approx(np.mean(trained_twin), abs=1e-9)
+    older = {k: v for k, v in saliency.items() if "_twin" not in k}
+    assert suites.add_missing_figures(model, [older], 2, twin_wanted=lambda row: False) == [older]
+    said = []
+    added = suites.add_missing_figures(model, [older], 2, twin_wanted=lambda row: True,
+                                       progress=lambda d, t, w: said.append(w))[0]  # fmt: skip
+    assert json.loads(json.dumps(suites.jsonable(added))) == json.loads(json.dumps(suites.jsonable(saliency)))
+    assert any("(all weights randomised, copy 2)" in w for w in said) and len(said) == 2 * 3
+
+
+def test_two_randomised_copies_give_the_reason_when_they_agree_as_closely_as_the_trained_model_does():
+    from xai_core.evaluate.markdown import all_weights_open, reason
+
+    flow = _row("flow_gradient", 0.53, spearman_all_signed=0.53, spearman_all_read=0.53, spearman_trained_input=0.42,
+                spearman_all_input=0.44)  # fmt: skip
+    assert all_weights_open(flow) and not all_weights_open(
+        {**flow, "spearman_all_input": 0.5, "spearman_trained_input": 0.5}
+    )
+    twins = {f"spearman_all_twin{k}": 0.55 for k in ("", "_signed", "_read")}
+    twins |= {f"spearman_all_trained_twin{k}": 0.5 for k in ("", "_signed", "_read")}
+    text = reason(flow | twins, "all", [])
+    assert text.startswith(
+        "**misses the goal** for gradient and CAM methods; measured reason: any weights leave these maps alike: a "
+        "second copy with every weight drawn at random (another seed) agrees with the first as closely as the trained "
+        "model does with either, magnitudes 0.55, the trained model's with the two 0.53 and 0.50; signed maps 0.55"
+    )
+    assert "the warp's derivative" in text  # the input part's figures stay beside it
+    for apart in ({"spearman_all_twin_read": 0.42}, {"spearman_all_trained_twin": 0.3}, {"spearman_all_twin": 0.29}):
+        other = reason(flow | twins | apart, "all", [])
+        assert "measured reason" not in other and "not an agreement any weights give in every view" in other
+    assert "second copy" not in reason(flow, "all", [])  # stored before the second copy
+    lrp = _row("lrp", 0.45, spearman_all_given_objects=0.31, spearman_trained_objects=0.5, spearman_all_objects=0.55,
+               spearman_all_other_clip=0.1)  # fmt: skip
+    assert all_weights_open(lrp) and not all_weights_open({**lrp, "spearman_all_given_objects": 0.2})
+    assert not all_weights_open(_row("occlusion", 0.6)) and not all_weights_open(_row("gradcam", 0.3))
+    line = reason(lrp | {"spearman_all_twin": 0.5, "spearman_all_trained_twin": 0.47}, "all", [])
+    assert "measured reason: any weights leave these maps alike" in line

@@ -484,6 +484,87 @@ def _unexplained(row: dict, scope: str, base: dict | None, priors: list[str], ta
     return None
 
 
+def _over_the_clip(row: dict, scope: str) -> str | None:
+    """The text for maps alike over the clip only: frame by frame within the goal (and not
+    anti-correlated, which is structure too), with a time course both models share
+    (``shared_trend``); else None."""
+    trend, within = shared_trend(row, scope), frame_correlation(row, scope)
+    frames = [row.get(f"spearman_{scope}_frames{k}") for k in VIEW_TEXT]
+    lowest = min((v for v in frames if _finite(v)), default=float("nan"))
+    if trend is None or not (np.isfinite(within) and within <= SANITY_GOAL and lowest >= -SANITY_GOAL):
+        return None
+    return (
+        f"frame by frame the maps change (the mean of each frame's Spearman correlation, magnitudes, signed and as "
+        f"read, from {lowest:.2f} to {within:.2f}: within the goal in each frame); over the clip they stay alike "
+        f"because {time_course(trend)}"
+    )
+
+
+TWIN_TEXT = "a second copy with every weight drawn at random (another seed)"
+
+
+def _twin_views(row: dict) -> list[tuple[str, float, float, float]] | None:
+    """(view, trained vs the first random copy, the two random copies, trained vs the second) for
+    each view above the goal with every weight randomised; None without the second copy's figures."""
+    out = []
+    for k in VIEW_TEXT:
+        value = row.get(f"spearman_all{k}")
+        if not _finite(value) or value <= SANITY_GOAL:
+            continue
+        twin, other = row.get(f"spearman_all_twin{k}"), row.get(f"spearman_all_trained_twin{k}")
+        if not (_finite(twin) and _finite(other)):
+            return None
+        out.append((k, value, twin, other))
+    return out or None
+
+
+def random_twins(row: dict) -> str | None:
+    """For a gradient or CAM method above the goal with every weight randomised: when, in every
+    view above the goal, the maps of two copies with every weight randomised (``random_twin_scores``)
+    agree with each other above the goal and at least as closely, within ``PAIR_MARGIN``, as the
+    trained model's with the first, and the trained model's agree with the second above the goal
+    too: the text saying any weights give what the maps share; else None."""
+    views = _twin_views(row)
+    if views is None or any(
+        twin <= SANITY_GOAL or other <= SANITY_GOAL or twin < value - PAIR_MARGIN for _, value, twin, other in views
+    ):
+        return None
+    named = "; ".join(
+        f"{VIEW_TEXT[k]} {twin:.2f}, the trained model's with the two {value:.2f} and {other:.2f}"
+        for k, value, twin, other in views
+    )
+    return (
+        f"any weights leave these maps alike: {TWIN_TEXT} agrees with the first as closely as the trained model "
+        f"does with either, {named}: what the maps share is set by the architecture and the input, not by training"
+    )
+
+
+def twin_figures(row: dict) -> str | None:
+    """``random_twins``' figures for an all-weights line they do not account for, or None."""
+    views = _twin_views(row)
+    if views is None or random_twins(row) is not None:
+        return None
+    named = "; ".join(
+        f"{VIEW_TEXT[k]} {twin:.2f} (the trained model's with the two {value:.2f} and {other:.2f})"
+        for k, value, twin, other in views
+    )
+    return f"{TWIN_TEXT} agrees with the first at {named}: not an agreement any weights give in every view"
+
+
+def all_weights_open(row: dict) -> bool:
+    """Whether a gradient or CAM method's line with every weight randomised is left without a
+    measured reason by the figures other than the second random copy's: above the goal, not alike
+    over the clip only (``_over_the_clip``), and neither the input part (``input_figures``) nor
+    the shapes or a pattern of every clip (``shared_part``) accounts for it.  ``add_missing_figures``
+    adds ``random_twin_scores`` to these rows only."""
+    if row["method"] not in GOAL_METHODS or not scope_correlation(row, "all") > SANITY_GOAL:
+        return False
+    if _over_the_clip(row, "all") is not None or shared_part(row) is not None:
+        return False
+    inputs = input_figures(row, "all")
+    return not (inputs is not None and inputs[1])
+
+
 def reason(row: dict, scope: str, priors: list[str], task: str = "sides", base: dict | None = None) -> str:
     """Why a method's maps stay alike under a randomisation, as far as the figures show it; a
     gradient or CAM method above the goal over the clip is said to miss it unless it meets it
@@ -494,18 +575,12 @@ def reason(row: dict, scope: str, priors: list[str], task: str = "sides", base: 
         return f"the model's architecture prior ({priors[0]}) puts the maps where the mask is, whatever the weights"
     known = KNOWN_REASONS.get(method)
     trend, within = shared_trend(row, scope), frame_correlation(row, scope)
-    frames = [row.get(f"spearman_{scope}_frames{k}") for k in VIEW_TEXT]
-    lowest = min((v for v in frames if _finite(v)), default=float("nan"))
-    if trend is not None:
-        if np.isfinite(within) and within <= SANITY_GOAL and lowest >= -SANITY_GOAL:  # anti-correlated: structure
-            label = "**misses the goal** over the clip for gradient and CAM methods; " if method in GOAL_METHODS else ""
-            return (
-                f"{label}frame by frame the maps change (the mean of each frame's Spearman correlation, magnitudes, "
-                f"signed and as read, from {lowest:.2f} to {within:.2f}: within the goal in each frame); over the "
-                f"clip they stay alike because {time_course(trend)}"
-            )
-        if not np.isfinite(within):  # a frame curve: its time course is all there is
-            known = time_course(trend)
+    over_the_clip = _over_the_clip(row, scope)
+    if over_the_clip is not None:
+        label = "**misses the goal** over the clip for gradient and CAM methods; " if method in GOAL_METHODS else ""
+        return label + over_the_clip
+    if trend is not None and not np.isfinite(within):  # a frame curve: its time course is all there is
+        known = time_course(trend)
     measured = readout_reference(row) if scope == "logits" else None
     on_input = input_figures(row, "all")
     inputs = on_input if scope == "all" else None
@@ -514,14 +589,15 @@ def reason(row: dict, scope: str, priors: list[str], task: str = "sides", base: 
     if inputs is not None and inputs[1]:
         measured = inputs[0]
     elif scope == "all" and method in GOAL_METHODS:
-        measured = shared_part(row)
+        measured = shared_part(row) or random_twins(row)
         if measured is not None and inputs is not None:
             measured += f"; {inputs[0]}"
     if measured is not None:
         label = "**misses the goal** for gradient and CAM methods; " if method in GOAL_METHODS else ""
         return f"{label}measured reason: {measured}"
+    twins = twin_figures(row) if scope == "all" else None
     if inputs is not None:  # measured, and the input does not account for the agreement: no guess beside it
-        known = f"measured: {inputs[0]}"
+        known = f"measured: {inputs[0]}" + (f"; {twins}" if twins else "")
     if scope == "logits" and task != "angle" and row.get("family") in ("spatial", "motion"):
         values = {k: row.get(f"spearman_logits{k}") for k in ("", "_signed", "_read")}
         finite = {k: v for k, v in values.items() if v is not None and np.isfinite(v)}
@@ -542,7 +618,7 @@ def reason(row: dict, scope: str, priors: list[str], task: str = "sides", base: 
             )
     unsettled = readout_unsettled(row) if scope == "logits" else None
     if scope == "all" and inputs is None and trend is None:
-        unsettled = shared_figures(row)
+        unsettled = "; ".join(t for t in (shared_figures(row), twins) if t) or None
     if method in GOAL_METHODS:
         if inputs is not None:
             return f"**misses the goal** for gradient and CAM methods; {known}"

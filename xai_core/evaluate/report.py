@@ -27,7 +27,7 @@ from ..models.external import file_facts
 from ..models.priors import architecture_priors
 from ..models.zoo import checkpoints_dir, resolve_device
 from ..zoo_report import headline_metric
-from .markdown import model_section, to_markdown  # noqa: F401  (the report's text, re-exported)
+from .markdown import all_weights_open, model_section, to_markdown  # noqa: F401  (the report's text, re-exported)
 from .suites import (
     BY_DRAW,
     FIRST_SEED,
@@ -261,6 +261,8 @@ def _completed(model: VideoModel, earlier: dict, progress: Progress | None, name
         settings.get("params"),
         settings.get("slow_clips"),
         report,
+        # the second copy with every weight randomised, where the report's line has no measured reason without it
+        twin_wanted=lambda row: not earlier.get("priors") and all_weights_open(row),
     )
     kept = {k: earlier[k] for k in ("temporal", "skipped") if k in earlier}
     kept["added"] = list(earlier.get("added") or [])
@@ -294,6 +296,8 @@ def figure_name(key: str, method: str) -> str | None:
         return "three random output layers"
     if key == BY_DRAW:
         return "the trained model against each random output layer, over the draws"
+    if key == "spearman_all_twin":
+        return "a second copy with every weight randomised"
     if key == "spearman_all_given_objects":
         return "the maps against nearness to the shapes and across clips"
     if key == "spearman_all_input":

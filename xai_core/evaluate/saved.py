@@ -19,8 +19,9 @@ from ..runs import RunRecord, RunRequest, RunStore, request
 # before them is measured again rather than served without them (2: the sanity suite's two random
 # output layers and the input methods' maps against the input; 4: the flow gradients' maps against
 # the warp's derivative; 5: three random output layers, and the maps against nearness to the
-# shapes and across clips; 6: five more random output layers where three leave the test open).
-FIGURES = 6
+# shapes and across clips; 6: five more random output layers where three leave the test open; 7: the
+# trained model against each random output layer, and a second copy with every weight randomised).
+FIGURES = 7
 
 
 def evaluation_request(model: VideoModel, what: str, settings: dict) -> RunRequest:

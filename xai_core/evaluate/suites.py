@@ -91,6 +91,10 @@ HEADS = ("logits", PAIR, "logits_2")
 MORE_HEADS = tuple(f"logits_{k}" for k in range(len(HEADS), 8))
 ALL_HEADS = HEADS + MORE_HEADS
 HEADS_DRAWN = "logits_heads_drawn"  # the number of output layers a row's figures were read over
+# A second copy with every weight randomised (seed + 1) for a gradient or CAM method
+# (``random_twin_scores``): how far two random networks' maps agree, a reference for the
+# all-weights test as the random output layers are for the output-layer test.
+TWIN = "all_2"
 BY_DRAW = "spearman_logits_heads_by_draw"  # the trained model against each random output layer, over the draws
 # Methods whose map multiplies a gradient by a part of the input (``input_contrast``): the input's
 # difference from a reference (x - x'), or for the flow gradients the warp's derivative with
@@ -271,6 +275,7 @@ def run_suite(
     if suite == "sanity":
         variants += [("logits", randomized_copy(model, "logits", seed)), ("all", randomized_copy(model, "all", seed))]
         variants += [(name, randomized_copy(model, "logits", seed + k)) for k, name in enumerate(HEADS) if k]
+        variants += [(TWIN, randomized_copy(model, "all", seed + 1))]
     elif suite == "localization" and randomised:
         variants += [("all", randomized_copy(model, "all", seed))]
     if slow_clips is not None and slow_clips < 1:
@@ -280,7 +285,11 @@ def run_suite(
         return clips[:slow_clips] if spec.name in ON_REQUEST and slow_clips is not None else clips
 
     def variants_for(spec) -> list[tuple[str, VideoModel]]:
-        return [(name, net) for name, net in variants if name not in HEADS[1:] or pair_measured(spec)]
+        return [
+            (name, net)
+            for name, net in variants
+            if (name not in HEADS[1:] or pair_measured(spec)) and (name != TWIN or shared_measured(spec))
+        ]
 
     earlier_rows = earlier_rows or {}
     to_measure = [spec for spec in specs if spec.name not in earlier_rows]
@@ -310,6 +319,7 @@ def run_suite(
             row |= input_scores(model, spec, clips_for(spec), results["trained"], results["all"], params.get(spec.name))
         if suite == "sanity" and shared_measured(spec):
             row |= shared_part_scores(clips_for(spec), results["trained"], results["all"])
+            row |= random_twin_scores(spec, results["trained"], results["all"], results[TWIN])
         rows.append(
             {
                 "method": spec.name,
@@ -401,6 +411,21 @@ def sanity_scores(spec, trained: list, randomised: list, scope: str) -> dict:
             _put(row, f"spearman_{scope}_frames{suffix}", [spearman_per_frame(view(a), view(b)) for a, b in pairs])
     _put(row, f"size_trend_{scope}", [size_trend(b) for _, b in pairs])
     return row
+
+
+def random_twin_scores(spec, trained: list, randomised: list, twin: list) -> dict:
+    """The all-weights test against a second copy with every weight randomised (``twin``: its
+    explanations, one per clip; from seed + 1), per clip, in each view (magnitudes, ``_signed``,
+    ``_read``): the two random copies' maps against each other (``spearman_all_twin``) and the
+    trained model's against the second copy's (``spearman_all_trained_twin``).  Random copies that
+    agree with each other as closely as the trained model does with one say that what the maps
+    share is given by any weights: by the architecture and the input, not by training."""
+    views = _views(spec)
+    twins = list(zip(_maps(randomised), _maps(twin), strict=True))
+    row = _view_correlations(views, twins, "spearman_all_twin")
+    return row | _view_correlations(
+        views, list(zip(_maps(trained), _maps(twin), strict=True)), "spearman_all_trained_twin"
+    )
 
 
 def pair_measured(spec) -> bool:
@@ -584,19 +609,26 @@ ADDABLE = {
     "by_draw": (BY_DRAW, ("trained", *ALL_HEADS)),
     "input": ("spearman_all_input", ("trained", "all")),
     "shared": ("spearman_all_given_objects", ("trained", "all")),
+    "twin": ("spearman_all_twin", ("trained", "all", TWIN)),
 }
 
 
 def _addable(spec) -> list[str]:
     """The figures of ``ADDABLE`` the sanity suite measures for a method ("more_heads" only where
     the three output layers leave the test open)."""
-    measured = {"heads": pair_measured(spec), "input": spec.name in INPUT_METHODS, "shared": shared_measured(spec)}
+    measured = {"heads": pair_measured(spec), "input": spec.name in INPUT_METHODS, "shared": shared_measured(spec),
+                "twin": shared_measured(spec)}  # fmt: skip
     return [name for name, yes in measured.items() if yes]
 
 
-def _missing(spec, row: dict) -> list[str]:
-    """What ``add_missing_figures`` adds to a stored row."""
-    missing = [name for name in _addable(spec) if ADDABLE[name][0] not in row]
+def _missing(spec, row: dict, twin_wanted: Callable[[dict], bool] | None = None) -> list[str]:
+    """What ``add_missing_figures`` adds to a stored row ("twin" only where ``twin_wanted(row)``,
+    by default wherever the method's maps are above the goal with every weight randomised)."""
+    missing = [name for name in _addable(spec) if ADDABLE[name][0] not in row and name != "twin"]
+    if "twin" in _addable(spec) and ADDABLE["twin"][0] not in row:
+        wanted = twin_wanted or (lambda r: scope_correlation(r, "all") > SANITY_GOAL)
+        if wanted(row):
+            missing.append("twin")
     if "heads" in _addable(spec) and "heads" not in missing and heads_unsettled(row):
         if heads_drawn(row) < len(ALL_HEADS):
             missing.append("more_heads")
@@ -615,22 +647,24 @@ def add_missing_figures(
     params: dict[str, dict] | None = None,
     slow_clips: int | None = None,
     progress: Progress | None = None,
+    twin_wanted: Callable[[dict], bool] | None = None,
 ) -> list[dict]:
     """Stored sanity ``rows`` (of ``run_suite`` with these arguments, on this device) with the
     figures added that a row lacks (rows measured before the suite measured them, ``ADDABLE``):
     ``readout_heads_scores`` (over five more output layers where three leave the test open:
     ``heads_unsettled``; again over the eight where they leave it open and the row lacks the spread
-    over the draws, ``BY_DRAW``), ``input_scores`` and ``shared_part_scores``, on the same clips and the
-    same randomised copies (from ``seed``, and ``seed + k`` for the k-th output layer) as a fresh
-    run.  Where the trained model's maps are explained again with a
-    copy's, the stored figures of that copy are measured again and must agree
-    (``check_reproduced``: other clips, copies or a method changed since raise)."""
+    over the draws, ``BY_DRAW``), ``input_scores``, ``shared_part_scores`` and, where
+    ``twin_wanted(row)`` (``_missing``), ``random_twin_scores``, on the same clips and the same
+    randomised copies (from ``seed``, and ``seed + k`` for the k-th output layer, ``seed + 1`` for
+    the second copy with every weight randomised) as a fresh run.  Where the trained model's maps
+    are explained again with a copy's, the stored figures of that copy are measured again and must
+    agree (``check_reproduced``: other clips, copies or a method changed since raise)."""
     specs = {s.name: s for s in suite_methods(model, "sanity", None)}
     params = params or {}
     jobs = []
     for row in rows:
         if row["method"] in specs:
-            missing = _missing(specs[row["method"]], row)
+            missing = _missing(specs[row["method"]], row, twin_wanted)
             if missing:
                 jobs.append((row, missing))
     if not jobs:
@@ -638,7 +672,8 @@ def add_missing_figures(
     clips = evaluation_clips(model, n, seed, noise, distractors, pause=clip_pauses(model, "sanity"))
     copies: dict[str, VideoModel] = {"trained": model, "all": randomized_copy(model, "all", seed)}
     copies |= {name: randomized_copy(model, "logits", seed + k) for k, name in enumerate(ALL_HEADS)}
-    what = {"trained": "trained model", "all": "all weights randomised"}
+    copies[TWIN] = randomized_copy(model, "all", seed + 1)
+    what = {"trained": "trained model", "all": "all weights randomised", TWIN: "all weights randomised, copy 2"}
     what |= {name: f"output layer copy {k + 1}" for k, name in enumerate(ALL_HEADS)}
 
     def clips_for(spec) -> list[ShapesSample]:
@@ -683,6 +718,8 @@ def add_missing_figures(
             scores |= input_scores(model, spec, chosen, maps["trained"], maps["all"], params.get(spec.name))
         if "shared" in missing:
             scores |= shared_part_scores(chosen, maps["trained"], maps["all"])
+        if "twin" in missing:
+            scores |= random_twin_scores(spec, maps["trained"], maps["all"], maps[TWIN])
         added[spec.name] = scores
     return [{**r, **added.get(r["method"], {})} for r in rows]
 
