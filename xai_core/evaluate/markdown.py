@@ -514,6 +514,8 @@ def _twin_views(row: dict) -> list[tuple[str, float, float, float]] | None:
         twin, other = row.get(f"spearman_all_twin{k}"), row.get(f"spearman_all_trained_twin{k}")
         if not (_finite(twin) and _finite(other)):
             return None
+        if out and out[0][0] == "" and np.allclose((value, twin, other), out[0][1:], atol=1e-9, rtol=0):
+            continue  # the same figures as the magnitudes (a map of norms): said once
         out.append((k, value, twin, other))
     return out or None
 
@@ -534,8 +536,9 @@ def random_twins(row: dict) -> str | None:
         for k, value, twin, other in views
     )
     return (
-        f"any weights leave these maps alike: {TWIN_TEXT} agrees with the first as closely as the trained model "
-        f"does with either, {named}: what the maps share is set by the architecture and the input, not by training"
+        f"any weights leave these maps alike: {TWIN_TEXT} agrees with the first as closely as the trained model does "
+        f"(within {PAIR_MARGIN}) or more, {named}: what the maps share is set by the architecture and the input, not "
+        "by training"
     )
 
 
@@ -742,7 +745,11 @@ def to_markdown(evaluation: dict, command: str) -> str:
         "references, on the magnitudes: the two maps' correlation with nearness to the shapes held fixed (a partial"
         " Spearman correlation; nearness: minus the distance to the nearest shape, target or distractor), and the "
         "trained model's map of each clip against the randomised one's of the next clip (as high as on the same "
-        "clip, what they share does not depend on the clip). For the methods that multiply a gradient by a part of "
+        "clip, what they share does not depend on the clip); where neither these nor the input part below accounts "
+        "for a gradient or CAM method's agreement, a second copy with every weight randomised (another seed), its "
+        "maps against the first copy's and the trained model's (as close as the trained model's to the first, in "
+        "every view above the goal, what the maps share is given by any weights). For the methods that multiply a "
+        "gradient by a part of "
         "the input, each model's map is also compared with that part alone: the input's difference from the "
         "method's reference (input × gradient, integrated gradients), the warp's derivative with respect to the "
         "flow (the flow gradients). For the methods outside the goal, a figure above it is said to stand or fall with "
