@@ -554,20 +554,6 @@ def twin_figures(row: dict) -> str | None:
     return f"{TWIN_TEXT} agrees with the first at {named}: not an agreement any weights give in every view"
 
 
-def all_weights_open(row: dict) -> bool:
-    """Whether a gradient or CAM method's line with every weight randomised is left without a
-    measured reason by the figures other than the second random copy's: above the goal, not alike
-    over the clip only (``_over_the_clip``), and neither the input part (``input_figures``) nor
-    the shapes or a pattern of every clip (``shared_part``) accounts for it.  ``add_missing_figures``
-    adds ``random_twin_scores`` to these rows only."""
-    if row["method"] not in GOAL_METHODS or not scope_correlation(row, "all") > SANITY_GOAL:
-        return False
-    if _over_the_clip(row, "all") is not None or shared_part(row) is not None:
-        return False
-    inputs = input_figures(row, "all")
-    return not (inputs is not None and inputs[1])
-
-
 def reason(row: dict, scope: str, priors: list[str], task: str = "sides", base: dict | None = None) -> str:
     """Why a method's maps stay alike under a randomisation, as far as the figures show it; a
     gradient or CAM method above the goal over the clip is said to miss it unless it meets it

@@ -27,7 +27,7 @@ from ..models.external import file_facts
 from ..models.priors import architecture_priors
 from ..models.zoo import checkpoints_dir, resolve_device
 from ..zoo_report import headline_metric
-from .markdown import all_weights_open, model_section, to_markdown  # noqa: F401  (the report's text, re-exported)
+from .markdown import model_section, to_markdown  # noqa: F401  (the report's text, re-exported)
 from .suites import (
     BY_DRAW,
     FIRST_SEED,
@@ -261,8 +261,6 @@ def _completed(model: VideoModel, earlier: dict, progress: Progress | None, name
         settings.get("params"),
         settings.get("slow_clips"),
         report,
-        # the second copy with every weight randomised, where the report's line has no measured reason without it
-        twin_wanted=lambda row: not earlier.get("priors") and all_weights_open(row),
     )
     kept = {k: earlier[k] for k in ("temporal", "skipped") if k in earlier}
     kept["added"] = list(earlier.get("added") or [])

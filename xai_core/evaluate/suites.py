@@ -621,14 +621,12 @@ def _addable(spec) -> list[str]:
     return [name for name, yes in measured.items() if yes]
 
 
-def _missing(spec, row: dict, twin_wanted: Callable[[dict], bool] | None = None) -> list[str]:
-    """What ``add_missing_figures`` adds to a stored row ("twin" only where ``twin_wanted(row)``,
-    by default wherever the method's maps are above the goal with every weight randomised)."""
+def _missing(spec, row: dict) -> list[str]:
+    """What ``add_missing_figures`` adds to a stored row ("twin" only where the method's maps are
+    above the goal with every weight randomised: the only rows whose report line reads it)."""
     missing = [name for name in _addable(spec) if ADDABLE[name][0] not in row and name != "twin"]
-    if "twin" in _addable(spec) and ADDABLE["twin"][0] not in row:
-        wanted = twin_wanted or (lambda r: scope_correlation(r, "all") > SANITY_GOAL)
-        if wanted(row):
-            missing.append("twin")
+    if "twin" in _addable(spec) and ADDABLE["twin"][0] not in row and scope_correlation(row, "all") > SANITY_GOAL:
+        missing.append("twin")
     if "heads" in _addable(spec) and "heads" not in missing and heads_unsettled(row):
         if heads_drawn(row) < len(ALL_HEADS):
             missing.append("more_heads")
@@ -647,14 +645,13 @@ def add_missing_figures(
     params: dict[str, dict] | None = None,
     slow_clips: int | None = None,
     progress: Progress | None = None,
-    twin_wanted: Callable[[dict], bool] | None = None,
 ) -> list[dict]:
     """Stored sanity ``rows`` (of ``run_suite`` with these arguments, on this device) with the
     figures added that a row lacks (rows measured before the suite measured them, ``ADDABLE``):
     ``readout_heads_scores`` (over five more output layers where three leave the test open:
     ``heads_unsettled``; again over the eight where they leave it open and the row lacks the spread
-    over the draws, ``BY_DRAW``), ``input_scores``, ``shared_part_scores`` and, where
-    ``twin_wanted(row)`` (``_missing``), ``random_twin_scores``, on the same clips and the same
+    over the draws, ``BY_DRAW``), ``input_scores``, ``shared_part_scores`` and, where the maps are
+    above the goal with every weight randomised, ``random_twin_scores``, on the same clips and the same
     randomised copies (from ``seed``, and ``seed + k`` for the k-th output layer, ``seed + 1`` for
     the second copy with every weight randomised) as a fresh run.  Where the trained model's maps
     are explained again with a copy's, the stored figures of that copy are measured again and must
@@ -664,7 +661,7 @@ def add_missing_figures(
     jobs = []
     for row in rows:
         if row["method"] in specs:
-            missing = _missing(specs[row["method"]], row, twin_wanted)
+            missing = _missing(specs[row["method"]], row)
             if missing:
                 jobs.append((row, missing))
     if not jobs:
