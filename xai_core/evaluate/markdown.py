@@ -500,12 +500,16 @@ def _over_the_clip(row: dict, scope: str) -> str | None:
     )
 
 
-TWIN_TEXT = "a second copy with every weight drawn at random (another seed)"
+TWIN_TEXT = (
+    "a second copy with every weight drawn at random by the architecture's own initialisation (the next seed; one "
+    "more draw)"
+)
 
 
 def _twin_views(row: dict) -> list[tuple[str, float, float, float]] | None:
     """(view, trained vs the first random copy, the two random copies, trained vs the second) for
-    each view above the goal with every weight randomised; None without the second copy's figures."""
+    each view above the goal with every weight randomised, a view whose figures are the magnitudes'
+    left out (maps of norms: ``_view_name`` says so); None without the second copy's figures."""
     out = []
     for k in VIEW_TEXT:
         value = row.get(f"spearman_all{k}")
@@ -515,9 +519,21 @@ def _twin_views(row: dict) -> list[tuple[str, float, float, float]] | None:
         if not (_finite(twin) and _finite(other)):
             return None
         if out and out[0][0] == "" and np.allclose((value, twin, other), out[0][1:], atol=1e-9, rtol=0):
-            continue  # the same figures as the magnitudes (a map of norms): said once
+            continue
         out.append((k, value, twin, other))
     return out or None
+
+
+def _view_name(row: dict, k: str) -> str:
+    """The view's name; for the magnitudes of a map whose signed view and view as read give the
+    same second-copy figures, it says so."""
+    if k != "" or not all(
+        _finite(row.get(f"spearman_all_twin{v}"))
+        and abs(row[f"spearman_all_twin{v}"] - row["spearman_all_twin"]) < 1e-9
+        for v in ("_signed", "_read")
+    ):
+        return VIEW_TEXT[k]
+    return "magnitudes (signed and as read the same: maps of norms)"
 
 
 def random_twins(row: dict) -> str | None:
@@ -525,20 +541,27 @@ def random_twins(row: dict) -> str | None:
     view above the goal, the maps of two copies with every weight randomised (``random_twin_scores``)
     agree with each other above the goal and at least as closely, within ``PAIR_MARGIN``, as the
     trained model's with the first, and the trained model's agree with the second above the goal
-    too: the text saying any weights give what the maps share; else None."""
+    too: the text saying that random networks of this architecture share that part of the maps on
+    this input (one more draw); else None."""
     views = _twin_views(row)
     if views is None or any(
         twin <= SANITY_GOAL or other <= SANITY_GOAL or twin < value - PAIR_MARGIN for _, value, twin, other in views
     ):
         return None
     named = "; ".join(
-        f"{VIEW_TEXT[k]} {twin:.2f}, the trained model's with the two {value:.2f} and {other:.2f}"
+        f"{_view_name(row, k)} {twin:.2f}, the trained model's with the two {value:.2f} and {other:.2f}"
         for k, value, twin, other in views
     )
+    further = all(twin > max(value, other) + PAIR_MARGIN for _, value, twin, other in views)
+    trained = (
+        "training moves the maps away from it, but not within the goal"
+        if further
+        else "the trained model's maps are as near it as a random copy's"
+    )
     return (
-        f"any weights leave these maps alike: {TWIN_TEXT} agrees with the first as closely as the trained model does "
-        f"(within {PAIR_MARGIN}) or more, {named}: what the maps share is set by the architecture and the input, not "
-        "by training"
+        f"random networks share part of these maps: {TWIN_TEXT} agrees with the first above the goal and as closely "
+        f"as the trained model does (within {PAIR_MARGIN}) or more, {named}: the agreement the test finds is a part of "
+        f"the maps that random networks of this architecture give on this input; {trained}"
     )
 
 
@@ -548,10 +571,10 @@ def twin_figures(row: dict) -> str | None:
     if views is None or random_twins(row) is not None:
         return None
     named = "; ".join(
-        f"{VIEW_TEXT[k]} {twin:.2f} (the trained model's with the two {value:.2f} and {other:.2f})"
+        f"{_view_name(row, k)} {twin:.2f} (the trained model's with the two {value:.2f} and {other:.2f})"
         for k, value, twin, other in views
     )
-    return f"{TWIN_TEXT} agrees with the first at {named}: not an agreement any weights give in every view"
+    return f"{TWIN_TEXT} agrees with the first: {named}: random networks do not share it in every view"
 
 
 def reason(row: dict, scope: str, priors: list[str], task: str = "sides", base: dict | None = None) -> str:
@@ -731,10 +754,12 @@ def to_markdown(evaluation: dict, command: str) -> str:
         "references, on the magnitudes: the two maps' correlation with nearness to the shapes held fixed (a partial"
         " Spearman correlation; nearness: minus the distance to the nearest shape, target or distractor), and the "
         "trained model's map of each clip against the randomised one's of the next clip (as high as on the same "
-        "clip, what they share does not depend on the clip); where neither these nor the input part below accounts "
-        "for a gradient or CAM method's agreement, a second copy with every weight randomised (another seed), its "
-        "maps against the first copy's and the trained model's (as close as the trained model's to the first, in "
-        "every view above the goal, what the maps share is given by any weights). For the methods that multiply a "
+        "clip, what they share does not depend on the clip); and a second copy with every weight randomised (the next "
+        "seed), its maps against the first copy's and the trained model's (where, in every view above the goal, the "
+        "two random copies agree above it and as closely as the trained model does with the first, within "
+        f"{PAIR_MARGIN}, or more, and the trained model with the second above it too, random networks of the "
+        "architecture share that part of the maps; one more draw, read only where neither the figures before it nor "
+        "the input part below accounts for the agreement). For the methods that multiply a "
         "gradient by a part of "
         "the input, each model's map is also compared with that part alone: the input's difference from the "
         "method's reference (input × gradient, integrated gradients), the warp's derivative with respect to the "
