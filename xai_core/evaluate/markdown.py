@@ -84,6 +84,7 @@ SANITY_COLUMNS = [
     ("spearman_all_read", "(as read)", "ratio"),
     ("spearman_all_given_objects", "(nearness to the shapes held fixed)", "ratio"),
     ("spearman_all_other_clip", "(another clip)", "ratio"),
+    ("spearman_all_twin", "(two random copies)", "ratio"),
     ("spearman_all_frames", "all weights, frame by frame", "ratio"),
     ("spearman_all_frames_signed", "(signed)", "ratio"),
 ]

@@ -835,6 +835,7 @@ COLUMNS = {
         ("spearman_all_signed", "all weights randomised, signed", "ratio"),
         ("spearman_all_given_objects", "all randomised, nearness to the shapes held fixed", "ratio"),
         ("spearman_all_other_clip", "trained map vs randomised map of another clip", "ratio"),
+        ("spearman_all_twin", "two randomised copies with each other (reference)", "ratio"),
         ("spearman_trained_input", "trained map vs the input alone", "ratio"),
         ("spearman_all_input", "randomised map vs the input alone", "ratio"),
         ("spearman_logits_frames", "output layer randomised, frame by frame", "ratio"),
