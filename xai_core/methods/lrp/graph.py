@@ -38,6 +38,7 @@ from torch.fx.passes.shape_prop import ShapeProp, TensorMetadata
 from torch.nn.utils.fusion import fuse_conv_bn_eval
 from torchvision.ops import stochastic_depth
 
+from ..machinery.tracing import OwnThreadTracer
 from .rules import TINY, stabilise
 
 CONVS = (nn.Conv1d, nn.Conv2d, nn.Conv3d)
@@ -421,7 +422,7 @@ def _own_copies(root: nn.Module, graph: fx.Graph) -> None:
         seen.add(node.target)
 
 
-class _Tracer(fx.Tracer):
+class _Tracer(OwnThreadTracer):
     """fx's tracer, with every module that has a rule kept whole, subclasses included (torchvision's
     ``Conv3DSimple`` is an ``nn.Conv3d``), unless the subclass computes something else (its own forward)."""
 

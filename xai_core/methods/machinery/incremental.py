@@ -45,6 +45,7 @@ from torch import fx, nn
 from torch.nn import functional as F
 
 from ...models.motion import motion_channels
+from .tracing import OwnThreadTracer
 
 Box = tuple[tuple[int, int], ...]  # (lo, hi) for every dimension of a tensor
 Corner = tuple[int, ...]  # a box's low corner in every dimension but the batch
@@ -106,7 +107,7 @@ class Raw:
 _NO_RULE = object()
 
 
-class _Tracer(fx.Tracer):
+class _Tracer(OwnThreadTracer):
     """fx's tracer with the zoo's motion channels as one call (their frame pairing cannot be traced)."""
 
     def __init__(self) -> None:
