@@ -507,11 +507,15 @@ TWIN_TEXT = (
 )
 
 
+NORMS = "magnitudes (signed and as read the same: maps of norms)"
+
+
 def _twin_views(row: dict) -> list[tuple[str, float, float, float]] | None:
-    """(view, trained vs the first random copy, the two random copies, trained vs the second) for
-    each view above the goal with every weight randomised, a view whose figures are the magnitudes'
-    left out (maps of norms: ``_view_name`` says so); None without the second copy's figures."""
-    out = []
+    """(view name, trained vs the first random copy, the two random copies, trained vs the second)
+    for each view above the goal with every weight randomised; a view whose figures are the
+    magnitudes' is said once, with the magnitudes (``NORMS`` when both are); None without the
+    second copy's figures."""
+    out, same = [], []
     for k in VIEW_TEXT:
         value = row.get(f"spearman_all{k}")
         if not _finite(value) or value <= SANITY_GOAL:
@@ -520,21 +524,12 @@ def _twin_views(row: dict) -> list[tuple[str, float, float, float]] | None:
         if not (_finite(twin) and _finite(other)):
             return None
         if out and out[0][0] == "" and np.allclose((value, twin, other), out[0][1:], atol=1e-9, rtol=0):
+            same.append(k)
             continue
         out.append((k, value, twin, other))
-    return out or None
-
-
-def _view_name(row: dict, k: str) -> str:
-    """The view's name; for the magnitudes of a map whose signed view and view as read give the
-    same second-copy figures, it says so."""
-    if k != "" or not all(
-        _finite(row.get(f"spearman_all_twin{v}"))
-        and abs(row[f"spearman_all_twin{v}"] - row["spearman_all_twin"]) < 1e-9
-        for v in ("_signed", "_read")
-    ):
-        return VIEW_TEXT[k]
-    return "magnitudes (signed and as read the same: maps of norms)"
+    if not out:
+        return None
+    return [(NORMS if k == "" and len(same) == 2 else VIEW_TEXT[k], *figures) for k, *figures in out]
 
 
 def random_twins(row: dict) -> str | None:
@@ -550,8 +545,8 @@ def random_twins(row: dict) -> str | None:
     ):
         return None
     named = "; ".join(
-        f"{_view_name(row, k)} {twin:.2f}, the trained model's with the two {value:.2f} and {other:.2f}"
-        for k, value, twin, other in views
+        f"{name} {twin:.2f}, the trained model's with the two {value:.2f} and {other:.2f}"
+        for name, value, twin, other in views
     )
     further = all(twin > max(value, other) + PAIR_MARGIN for _, value, twin, other in views)
     trained = (
@@ -572,8 +567,8 @@ def twin_figures(row: dict) -> str | None:
     if views is None or random_twins(row) is not None:
         return None
     named = "; ".join(
-        f"{_view_name(row, k)} {twin:.2f} (the trained model's with the two {value:.2f} and {other:.2f})"
-        for k, value, twin, other in views
+        f"{name} {twin:.2f} (the trained model's with the two {value:.2f} and {other:.2f})"
+        for name, value, twin, other in views
     )
     return f"{TWIN_TEXT} agrees with the first: {named}: random networks do not share it in every view"
 
@@ -760,15 +755,13 @@ def to_markdown(evaluation: dict, command: str) -> str:
         "two random copies agree above it and as closely as the trained model does with the first, within "
         f"{PAIR_MARGIN}, or more, and the trained model with the second above it too, random networks of the "
         "architecture share that part of the maps; one more draw, read only where neither the figures before it nor "
-        "the input part below accounts for the agreement). For the methods that multiply a "
-        "gradient by a part of "
+        "the input part below accounts for the agreement). For the methods that multiply a gradient by a part of "
         "the input, each model's map is also compared with that part alone: the input's difference from the "
         "method's reference (input × gradient, integrated gradients), the warp's derivative with respect to the "
         "flow (the flow gradients). For the methods outside the goal, a figure above it is said to stand or fall with "
         f"the method's base (TSR's: saliency) where each of its views is within {PAIR_MARGIN} of the base's and the "
-        "base's line "
-        "gives a reason; an output-layer line that nothing explains gets the caveat that holds for any output-layer "
-        "test, which is not a reason."
+        "base's line gives a reason; an output-layer line that nothing explains gets the caveat that holds for any "
+        "output-layer test, which is not a reason."
         + (
             f" TSR, which takes minutes a clip on a CPU, was run on the first {evaluation['slow_clips']} clips "
             "(its figures say n)."

@@ -418,8 +418,8 @@ def random_twin_scores(spec, trained: list, randomised: list, twin: list) -> dic
     explanations, one per clip; from seed + 1), per clip, in each view (magnitudes, ``_signed``,
     ``_read``): the two random copies' maps against each other (``spearman_all_twin``) and the
     trained model's against the second copy's (``spearman_all_trained_twin``).  Random copies that
-    agree with each other as closely as the trained model does with one say that what the maps
-    share is given by any weights: by the architecture and the input, not by training."""
+    agree with each other as closely as the trained model does with one say that random networks
+    of the architecture share that part of the maps on this input (one more draw)."""
     views = _views(spec)
     twins = list(zip(_maps(randomised), _maps(twin), strict=True))
     row = _view_correlations(views, twins, "spearman_all_twin")
@@ -574,24 +574,23 @@ def check_reproduced(model: VideoModel, row: dict, again: dict, scope: str = "al
     """Raise when figures measured again (``again``, from ``sanity_scores`` for ``scope``) differ
     from the stored ``row``'s: its clips, randomised copies or method are not those of this code and
     device, so nothing may be added to it."""
-    for key in (f"spearman_{scope}", f"spearman_{scope}_signed"):
-        stored, now = row.get(key, "missing"), again.get(key)
-        stored = float("nan") if stored is None else stored  # NaN is stored as null
-        if stored == "missing" or now is None or not np.isclose(stored, now, atol=REPRODUCED, equal_nan=True):
-            raise ValueError(
-                f"the stored {key} of {row['method']} on {model.name} ({stored}) is not what this code measures "
-                f"({now}): its results cannot be completed; measure them again (without --add-missing)"
-            )
+    _check_stored(model, row, again, [f"spearman_{scope}", f"spearman_{scope}_signed"])
 
 
 def check_heads_reproduced(model: VideoModel, row: dict, again: dict) -> None:
     """Raise when the output-layer figures over the random output layers measured again (``again``,
-    from ``readout_heads_scores``) differ from the stored ``row``'s (as ``check_reproduced``)."""
-    for key in (f"spearman_logits_{what}{k}" for what in ("heads", "pairs") for k in ("", "_signed", "_read")):
+    from ``readout_heads_scores``) differ from the stored ``row``'s (as ``check_reproduced``); a
+    view the method does not have (in neither) is skipped."""
+    keys = [f"spearman_logits_{what}{k}" for what in ("heads", "pairs") for k in ("", "_signed", "_read")]
+    _check_stored(model, row, again, [key for key in keys if key in row or again.get(key) is not None])
+
+
+def _check_stored(model: VideoModel, row: dict, again: dict, keys: list[str]) -> None:
+    """Raise unless each of ``keys`` is stored in ``row`` and measured again in ``again`` alike
+    (within ``REPRODUCED``; NaN, stored as null, equals NaN)."""
+    for key in keys:
         stored, now = row.get(key, "missing"), again.get(key)
-        if stored == "missing" and now is None:
-            continue  # a view the method does not have
-        stored = float("nan") if stored is None else stored
+        stored = float("nan") if stored is None else stored  # NaN is stored as null
         if stored == "missing" or now is None or not np.isclose(stored, now, atol=REPRODUCED, equal_nan=True):
             raise ValueError(
                 f"the stored {key} of {row['method']} on {model.name} ({stored}) is not what this code measures "
